@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+'use strict';
+// Thin launcher: the CLI is compiled TypeScript (npm ci runs `prepare`, which builds dist/).
+require('../dist/src/cli/main.js').main(process.argv.slice(2));

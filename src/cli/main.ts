@@ -1,0 +1,49 @@
+/**
+ * `armorfeed` command line: one sub-command per use.
+ *   serve  run the feeder (ingest -> ring -> encode -> fan-out -> gRPC)
+ *   log    a karmor-compatible client that reconnects
+ *   load   drive a feeder end to end and measure it
+ *   tune   sweep queue/encoder/ring settings against a drop-rate target
+ * Bad flags exit with status 2 and a message that names the flag.
+ */
+import { Command, CommanderError } from 'commander';
+import { ArmorfeedError } from '../errors';
+import { registerServe } from './serve';
+import { registerLog } from './log';
+import { registerLoad } from './load';
+import { registerTune } from './tune';
+
+export const EXIT_USAGE = 2;
+
+export function buildProgram(): Command {
+  const program = new Command('armorfeed')
+    .description('A wire-compatible KubeArmor log feeder and its tools')
+    .showHelpAfterError()
+    .exitOverride();
+  registerServe(program);
+  registerLog(program);
+  registerLoad(program);
+  registerTune(program);
+  return program;
+}
+
+export function main(argv: string[]): void {
+  const program = buildProgram();
+  program.parseAsync(argv, { from: 'user' }).catch((err: unknown) => exitOnError(err));
+}
+
+/** Maps a start-up failure to its exit status: 2 for usage and config errors, 1 otherwise. */
+export function exitOnError(err: unknown): never {
+  if (err instanceof CommanderError) {
+    // commander already printed the message; help and version exit 0.
+    process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
+  }
+  if (err instanceof ArmorfeedError) {
+    process.stderr.write(`armorfeed: ${err.code}: ${err.message}\n`);
+    process.exit(err.code.startsWith('ERR_CONFIG') ? EXIT_USAGE : 1);
+  }
+  process.stderr.write(`armorfeed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+}
+
+if (require.main === module) main(process.argv.slice(2));

@@ -1,0 +1,104 @@
+/**
+ * `armorfeed serve`: every config key as a flag (upstream spelling where upstream has
+ * one), an environment variable (ARMORFEED_<KEY>) and a YAML file key (--config).
+ * Prints one machine-readable `listening` line on stderr once every port is bound,
+ * and on SIGINT/SIGTERM drains, ends streams with OK, prints a per-client summary and
+ * exits 0.
+ */
+import { Command, Option } from 'commander';
+import { loadConfig, optionSpecs, envName, defaultConfig, type FeederConfig } from '../config';
+import { createFeeder, type FeederStats } from '../feeder';
+import { exitOnError } from './main';
+
+function summaryTable(stats: FeederStats): string {
+  const rows = [['client', 'stream', 'filter', 'peer', 'delivered', 'queue_full', 'throttled', 'filtered', 'closed', 'p99_us']];
+  for (const c of stats.clients) {
+    rows.push([
+      c.name,
+      c.stream,
+      c.filter === '' ? '""' : c.filter,
+      c.peer,
+      String(c.delivered),
+      String(c.dropped.client_queue_full),
+      String(c.dropped.throttled),
+      String(c.dropped.filtered),
+      String(c.dropped.client_closed),
+      String(c.latencyUs.p99),
+    ]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const lines = rows.map((r) => r.map((cell, i) => (i >= 4 ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  '));
+  const d = stats.dropped;
+  const sources = Object.entries(stats.ingest)
+    .map(([name, s]) => `${name}: in=${s.events} ring_full=${s.dropped.ring_full} malformed_input=${s.dropped.malformed_input}`)
+    .join('; ');
+  lines.push(`encoded alerts=${stats.encoded.alerts} logs=${stats.encoded.logs}; sources ${sources || 'none'}`);
+  lines.push(`dropped (not per client) ring_full=${d.ring_full} malformed_input=${d.malformed_input} throttled=${d.throttled} encode_error=${d.encode_error} output_backpressure=${d.output_backpressure}`);
+  return lines.map((l) => `armorfeed: ${l}`).join('\n') + '\n';
+}
+
+export function registerServe(program: Command): void {
+  const cmd = program
+    .command('serve')
+    .description('run the feeder: sources -> rings -> encoders -> fan-out -> gRPC (feeder.LogService)')
+    .option('--config <file>', 'YAML config file (env ARMORFEED_CONFIG or KUBEARMOR_CFG)');
+  const defaults = defaultConfig() as unknown as Record<string, unknown>;
+  for (const spec of optionSpecs) {
+    const shown = Array.isArray(defaults[spec.key]) ? (defaults[spec.key] as string[]).join(',') : String(defaults[spec.key]);
+    const arg = spec.kind === 'bool' ? '[bool]' : '<value>';
+    cmd.addOption(new Option(`--${spec.flag} ${arg}`, `${spec.describe} [${envName(spec.key)}; default ${shown}]`));
+  }
+  cmd.action(async (opts: Record<string, unknown>, self: Command) => {
+    const flags: Partial<Record<keyof FeederConfig, unknown>> = {};
+    for (const spec of optionSpecs) {
+      const attr = new Option(`--${spec.flag}`).attributeName();
+      if (self.getOptionValueSource(attr) !== 'cli') continue;
+      flags[spec.key] = opts[attr];
+    }
+    try {
+      const config = loadConfig({ flags, env: process.env, file: opts.config as string | undefined });
+      await runServe(config);
+    } catch (err) {
+      exitOnError(err);
+    }
+  });
+}
+
+async function runServe(config: FeederConfig): Promise<void> {
+  const feeder = await createFeeder(config, { echo: true });
+  const a = feeder.addresses;
+  const tokens = [`grpc=${a.grpc}`];
+  if (a.health !== undefined) tokens.push(`health=${a.health}`);
+  if (a.metrics !== undefined) tokens.push(`metrics=${a.metrics}`);
+  for (const [name, address] of Object.entries(a.sources)) {
+    if (name === 'tcp' || name === 'socket' || name === 'jsonl') tokens.push(`${name}=${address}`);
+  }
+  process.stderr.write(`armorfeed: listening ${tokens.join(' ')}\n`);
+  const port = a.grpc.slice(a.grpc.lastIndexOf(':') + 1);
+  process.stderr.write(
+    `armorfeed: sources ${config.source.join(',')}; queueSize=${config.queueSize} encoderThreads=${config.encoderThreads}\n` +
+      `armorfeed: connect with  npx armorfeed log --gRPC 127.0.0.1:${port} --logFilter all   (or karmor logs --gRPC 127.0.0.1:${port} --logFilter all)\n` +
+      (a.metrics !== undefined ? `armorfeed: metrics at http://${a.metrics}/metrics, JSON at http://${a.metrics}/stats\n` : ''),
+  );
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      process.stderr.write(`armorfeed: ${signal} again, exiting without draining\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    process.stderr.write(`armorfeed: ${signal}: stopping ingest, draining (grace ${config.gracePeriodMs} ms)\n`);
+    feeder.close().then(
+      (stats) => {
+        process.stderr.write(summaryTable(stats));
+        process.exit(0);
+      },
+      (err: unknown) => {
+        process.stderr.write(`armorfeed: shutdown failed: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}

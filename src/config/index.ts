@@ -1,0 +1,276 @@
+/**
+ * The feeder's configuration: one typed object, defaults in one table, read from
+ * flags, then environment, then a YAML file, in that order of precedence, and
+ * validated at start-up with errors that name the key. Keys use upstream's names
+ * where upstream has one (gRPC, cluster, host, logPath, alertThrottling, ...).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError } from '../errors';
+
+export type SourceKind = 'synthetic' | 'socket' | 'tcp' | 'jsonl' | 'none';
+
+export interface FeederConfig {
+  /** gRPC listen port (upstream key `gRPC`); 0 picks a free port. */
+  gRPC: number;
+  /** Address the gRPC and health servers bind to (upstream: all interfaces). */
+  bind: string;
+  /** grpc.health.v1 plaintext server port (upstream `gRPCHealthPort`); -1 disables. */
+  gRPCHealthPort: number;
+  cluster: string;
+  host: string;
+  /** NodeID source (upstream `machineIDPath`); falls back to `host`. */
+  machineIDPath: string;
+  /** none | stdout | a file path (upstream `logPath`). */
+  logPath: string;
+  alertThrottling: boolean;
+  maxAlertPerSec: number;
+  throttleSec: number;
+  /** Also publish DEBUG-level daemon messages on WatchMessages. */
+  debug: boolean;
+  dropResourceFromProcessLogs: boolean;
+  /** Event sources, each in its own ingest thread. */
+  source: SourceKind[];
+  /** Unix socket path for `socket`. */
+  socket: string;
+  /** host:port for `tcp`; loopback unless configured otherwise. */
+  tcp: string;
+  /** File for `jsonl` ("-" = stdin). */
+  jsonl: string;
+  /** Keep reading the jsonl file as it grows. */
+  follow: boolean;
+  /** Synthetic source: events/s (0 = as fast as possible). */
+  rate: number;
+  /** Synthetic source: events to generate (0 = without end). */
+  count: number;
+  /** Synthetic source: every K-th event is an alert (1 = only alerts, 0 = only logs). */
+  alertEvery: number;
+  /** Synthetic source: start once this many Watch* streams are open. */
+  waitClients: number;
+  /** Per-client queue, in events (upstream: 1000, hard-coded). */
+  queueSize: number;
+  /** Bytes of each ingest ring. */
+  ringSize: number;
+  /** Encoder worker threads. */
+  encoderThreads: number;
+  /** Most events per encoder task. */
+  batchSize: number;
+  /** Largest accepted event (frame or line), in bytes. */
+  maxEventBytes: number;
+  /** Prometheus /metrics and JSON /stats port; -1 disables, 0 picks a free port. */
+  metricsPort: number;
+  metricsBind: string;
+  /** Shutdown: how long client queues may take to flush, in ms. */
+  gracePeriodMs: number;
+}
+
+type Kind = 'int' | 'string' | 'bool' | 'sources';
+
+interface OptionSpec {
+  key: keyof FeederConfig;
+  flag: string;
+  kind: Kind;
+  describe: string;
+  min?: number;
+  max?: number;
+  choices?: readonly string[];
+}
+
+const defaultEncoderThreads = Math.max(1, Math.min(4, os.availableParallelism() - 1));
+
+export function defaultConfig(): FeederConfig {
+  return {
+    gRPC: 32767,
+    bind: '0.0.0.0',
+    gRPCHealthPort: 32766,
+    cluster: 'default',
+    host: os.hostname(),
+    machineIDPath: '/etc/machine-id',
+    logPath: 'none',
+    alertThrottling: true,
+    maxAlertPerSec: 10,
+    throttleSec: 30,
+    debug: false,
+    dropResourceFromProcessLogs: false,
+    source: ['none'],
+    socket: '/tmp/armorfeed.sock',
+    tcp: '127.0.0.1:32768',
+    jsonl: '-',
+    follow: false,
+    rate: 1000,
+    count: 0,
+    alertEvery: 5,
+    waitClients: 0,
+    queueSize: 1000,
+    ringSize: 16 * 1024 * 1024,
+    encoderThreads: defaultEncoderThreads,
+    batchSize: 512,
+    maxEventBytes: 1024 * 1024,
+    metricsPort: 9464,
+    metricsBind: '127.0.0.1',
+    gracePeriodMs: 5000,
+  };
+}
+
+const sourceKinds: readonly SourceKind[] = ['synthetic', 'socket', 'tcp', 'jsonl', 'none'];
+
+/** Every option: its flag, kind and bounds. Flags keep upstream's spelling where it has one. */
+export const optionSpecs: readonly OptionSpec[] = [
+  { key: 'gRPC', flag: 'gRPC', kind: 'int', min: 0, max: 65535, describe: 'gRPC port (0 = pick a free port)' },
+  { key: 'bind', flag: 'bind', kind: 'string', describe: 'address the gRPC servers bind to' },
+  { key: 'gRPCHealthPort', flag: 'gRPCHealthPort', kind: 'int', min: -1, max: 65535, describe: 'grpc.health.v1 port (-1 = off, 0 = free port)' },
+  { key: 'cluster', flag: 'cluster', kind: 'string', describe: 'ClusterName in every event' },
+  { key: 'host', flag: 'host', kind: 'string', describe: 'HostName in events and messages' },
+  { key: 'machineIDPath', flag: 'machineIDPath', kind: 'string', describe: 'file holding the NodeID' },
+  { key: 'logPath', flag: 'logPath', kind: 'string', describe: 'upstream JSON-lines output: none | stdout | FILE' },
+  { key: 'alertThrottling', flag: 'alertThrottling', kind: 'bool', describe: 'throttle Audit alerts per container (true|false)' },
+  { key: 'maxAlertPerSec', flag: 'maxAlertPerSec', kind: 'int', min: 1, max: 1_000_000, describe: 'alerts per second before throttling' },
+  { key: 'throttleSec', flag: 'throttleSec', kind: 'int', min: 1, max: 86_400, describe: 'seconds a throttled bucket stays throttled' },
+  { key: 'debug', flag: 'debug', kind: 'bool', describe: 'publish DEBUG messages on WatchMessages' },
+  { key: 'dropResourceFromProcessLogs', flag: 'dropResourceFromProcessLogs', kind: 'bool', describe: 'omit Resource from Process logs' },
+  { key: 'source', flag: 'source', kind: 'sources', describe: `event sources, comma-separated: ${sourceKinds.join('|')}` },
+  { key: 'socket', flag: 'socket', kind: 'string', describe: 'Unix socket path of the msgpack source' },
+  { key: 'tcp', flag: 'tcp', kind: 'string', describe: 'host:port of the msgpack TCP source (port 0 = free port)' },
+  { key: 'jsonl', flag: 'jsonl', kind: 'string', describe: 'JSON-lines file of the jsonl source (- = stdin)' },
+  { key: 'follow', flag: 'follow', kind: 'bool', describe: 'keep reading the jsonl file as it grows' },
+  { key: 'rate', flag: 'rate', kind: 'int', min: 0, max: 100_000_000, describe: 'synthetic events per second (0 = unpaced)' },
+  { key: 'count', flag: 'count', kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, describe: 'synthetic events to generate (0 = no end)' },
+  { key: 'alertEvery', flag: 'alert-every', kind: 'int', min: 0, max: 1_000_000, describe: 'every K-th synthetic event is an alert (0 = none)' },
+  { key: 'waitClients', flag: 'wait-clients', kind: 'int', min: 0, max: 100_000, describe: 'synthetic source starts once this many Watch* streams are open' },
+  { key: 'queueSize', flag: 'queueSize', kind: 'int', min: 1, max: 10_000_000, describe: 'per-client queue, in events' },
+  { key: 'ringSize', flag: 'ringSize', kind: 'int', min: 65_536, max: 1 << 30, describe: 'bytes per ingest ring' },
+  { key: 'encoderThreads', flag: 'encoderThreads', kind: 'int', min: 1, max: 64, describe: 'encoder worker threads' },
+  { key: 'batchSize', flag: 'batchSize', kind: 'int', min: 1, max: 65_536, describe: 'most events per encoder task' },
+  { key: 'maxEventBytes', flag: 'maxEventBytes', kind: 'int', min: 256, max: 64 * 1024 * 1024, describe: 'largest accepted event in bytes' },
+  { key: 'metricsPort', flag: 'metricsPort', kind: 'int', min: -1, max: 65535, describe: 'Prometheus /metrics and /stats port (-1 = off, 0 = free port)' },
+  { key: 'metricsBind', flag: 'metricsBind', kind: 'string', describe: 'address the metrics endpoint binds to' },
+  { key: 'gracePeriodMs', flag: 'gracePeriodMs', kind: 'int', min: 0, max: 600_000, describe: 'shutdown: ms to flush client queues' },
+];
+
+const specByKey = new Map(optionSpecs.map((s) => [s.key as string, s]));
+
+/** ARMORFEED_ plus the key in upper snake case: gRPC -> ARMORFEED_GRPC, alertEvery -> ARMORFEED_ALERT_EVERY. */
+export function envName(key: string): string {
+  return `ARMORFEED_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
+}
+
+function coerce(spec: OptionSpec, raw: unknown, origin: string): FeederConfig[keyof FeederConfig] {
+  const where = `${spec.key} (${origin})`;
+  switch (spec.kind) {
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
+      if (!Number.isSafeInteger(n)) throw new ConfigError(where, `must be an integer, got ${JSON.stringify(raw)}`);
+      if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) {
+        throw new ConfigError(where, `must be between ${spec.min} and ${spec.max}, got ${n}`);
+      }
+      return n;
+    }
+    case 'bool': {
+      if (typeof raw === 'boolean') return raw;
+      const s = String(raw).trim().toLowerCase();
+      if (s === 'true' || s === '1' || s === 'yes') return true;
+      if (s === 'false' || s === '0' || s === 'no') return false;
+      throw new ConfigError(where, `must be true or false, got ${JSON.stringify(raw)}`);
+    }
+    case 'string':
+      if (typeof raw !== 'string' && typeof raw !== 'number') throw new ConfigError(where, `must be a string, got ${JSON.stringify(raw)}`);
+      return String(raw);
+    case 'sources': {
+      const list = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
+      const out = list.map((s) => s.trim()).filter((s) => s !== '');
+      for (const s of out) {
+        if (!sourceKinds.includes(s as SourceKind)) {
+          throw new ConfigError(where, `unknown source "${s}"; expected one of ${sourceKinds.join(', ')}`);
+        }
+      }
+      if (out.length === 0) throw new ConfigError(where, 'needs at least one source (or "none")');
+      return [...new Set(out)] as SourceKind[];
+    }
+  }
+}
+
+export interface ConfigInputs {
+  /** Values given as flags, by config key (already parsed as strings or booleans). */
+  flags: Partial<Record<keyof FeederConfig, unknown>>;
+  env: NodeJS.ProcessEnv;
+  /** YAML file path (from --config, ARMORFEED_CONFIG or KUBEARMOR_CFG). */
+  file?: string;
+}
+
+function readFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError('config', `cannot read ${file}: ${(err as Error).message}`, 'ERR_CONFIG_FILE');
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError('config', `${file} is not valid YAML: ${(err as Error).message}`, 'ERR_CONFIG_FILE');
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('config', `${file} must hold a map of keys`, 'ERR_CONFIG_FILE');
+  // Flag spellings are accepted as file keys too (alert-every or alertEvery).
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
+    const spec = optionSpecs.find((s) => s.key === k || s.flag === k);
+    if (spec === undefined) {
+      throw new ConfigError(k, `unknown key in ${file}; known keys: ${optionSpecs.map((s) => s.key).join(', ')}`, 'ERR_CONFIG_UNKNOWN_KEY');
+    }
+    out[spec.key] = v;
+  }
+  return out;
+}
+
+/** Resolves the configuration: flags over environment over file over defaults, then checks it. */
+export function loadConfig(inputs: ConfigInputs): FeederConfig {
+  const config = defaultConfig() as unknown as Record<string, unknown>;
+  const file = inputs.file ?? inputs.env.ARMORFEED_CONFIG ?? inputs.env.KUBEARMOR_CFG;
+  if (file !== undefined && file !== '') {
+    for (const [k, v] of Object.entries(readFile(file))) config[k] = coerce(specByKey.get(k) as OptionSpec, v, `in ${file}`);
+  }
+  for (const spec of optionSpecs) {
+    const v = inputs.env[envName(spec.key)];
+    if (v !== undefined) config[spec.key] = coerce(spec, v, `env ${envName(spec.key)}`);
+  }
+  for (const [k, v] of Object.entries(inputs.flags)) {
+    const spec = specByKey.get(k);
+    if (spec === undefined) throw new ConfigError(k, 'unknown option', 'ERR_CONFIG_UNKNOWN_KEY');
+    if (v !== undefined) config[k] = coerce(spec, v, `flag --${spec.flag}`);
+  }
+  return validate(config as unknown as FeederConfig);
+}
+
+function checkHostPort(key: string, value: string): void {
+  const m = /^(.*):(\d+)$/.exec(value);
+  if (m === null || Number(m[2]) > 65535) throw new ConfigError(key, `must be host:port, got "${value}"`);
+}
+
+/** Cross-field checks that single values cannot express. */
+export function validate(config: FeederConfig): FeederConfig {
+  if (config.source.includes('none') && config.source.length > 1) {
+    throw new ConfigError('source', '"none" cannot be combined with other sources');
+  }
+  if (config.source.includes('tcp')) checkHostPort('tcp', config.tcp);
+  if (config.source.includes('socket') && config.socket === '') throw new ConfigError('socket', 'needs a path');
+  if (config.cluster === '') throw new ConfigError('cluster', 'must not be empty');
+  if (config.logPath === '') throw new ConfigError('logPath', 'must be none, stdout or a file path');
+  if (config.maxEventBytes > config.ringSize / 2) {
+    throw new ConfigError('maxEventBytes', `must be at most half of ringSize (${config.ringSize}), got ${config.maxEventBytes}`);
+  }
+  return config;
+}
+
+/** NodeID as upstream reads it: the machine-id file, else the host name. */
+export function readNodeID(config: FeederConfig): string {
+  try {
+    const id = fs.readFileSync(config.machineIDPath, 'utf8').trim();
+    if (id !== '') return id;
+  } catch {
+    // Absent on many dev machines; upstream falls back to the node name too.
+  }
+  return config.host;
+}

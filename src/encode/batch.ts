@@ -1,0 +1,76 @@
+/**
+ * What crosses between the main thread and the encoder workers. Defined once here and
+ * imported by both sides (`encoder.worker.ts` and `pool.ts`).
+ */
+import type { EventContext } from '../event/toProto';
+
+/** Fixed per-run settings, handed to every encoder worker as workerData. */
+export interface EncoderSettings extends EventContext {
+  /** Mark alerts that the user-space throttle applies to (config alertThrottling). */
+  throttling: boolean;
+  /** Also render upstream's logPath JSON line for every event. */
+  logLines: boolean;
+}
+
+/** One task: the records of a claimed ring span, read in place from the shared memory. */
+export interface EncodeTask {
+  ring: SharedArrayBuffer;
+  start: number;
+  end: number;
+}
+
+/**
+ * One stream's share of a batch: gRPC-framed messages back to back in `bytes`
+ * (5-byte prefix: compressed flag 0, u32 big-endian length; then the protobuf), so a
+ * run of consecutive messages is one contiguous slice that every client can share.
+ *
+ *   bytes:  [0|len|Alert][0|len|Alert][0|len|Alert]...
+ *   ends:   end offset of message i (message i starts at ends[i-1], or 0)
+ *   attrs:  3 indexes per message into EncodedBatch.strings: namespace, operation, type
+ */
+export interface EncodedStream {
+  count: number;
+  bytes: Uint8Array;
+  ends: Uint32Array;
+  ingestedUs: Float64Array;
+  attrs: Uint16Array;
+}
+
+export interface EncodedBatch {
+  alerts: EncodedStream;
+  logs: EncodedStream;
+  /** Per alert: index into `strings` of its throttle bucket key, or -1 when not throttled. */
+  throttleKeys: Int32Array;
+  /** Distinct attribute values of this batch (server-side filters, throttle keys). */
+  strings: string[];
+  /** upstream logPath JSON lines, newline-terminated, in ring order ('' when disabled). */
+  logLines: string;
+  /** Records that failed to decode here (should be 0: sources validate first). */
+  failed: number;
+  failure: string;
+}
+
+export const ATTR_NAMESPACE = 0;
+export const ATTR_OPERATION = 1;
+export const ATTR_TYPE = 2;
+export const ATTRS_PER_EVENT = 3;
+
+/** gRPC's length-prefixed message header. */
+export const GRPC_FRAME_HEADER = 5;
+
+/** Writes a gRPC frame header for a `length`-byte message at `offset`. */
+export function writeFrameHeader(into: Uint8Array, offset: number, length: number): void {
+  into[offset] = 0;
+  into[offset + 1] = length >>> 24;
+  into[offset + 2] = (length >>> 16) & 0xff;
+  into[offset + 3] = (length >>> 8) & 0xff;
+  into[offset + 4] = length & 0xff;
+}
+
+/** Frames one encoded message into a fresh buffer (for messages made on the main thread). */
+export function frameMessage(message: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(message.length + GRPC_FRAME_HEADER);
+  writeFrameHeader(out, 0, message.length);
+  out.set(message, GRPC_FRAME_HEADER);
+  return out;
+}

@@ -1,0 +1,2 @@
+export { EncoderPool, type EncoderPoolOptions, type EncodeFailure } from './pool';
+export * from './batch';

@@ -1,0 +1,174 @@
+/**
+ * Drives the rings through the encoder workers. For each ring it claims spans of
+ * records, runs them on the piscina pool, and hands the EncodedBatches to the fan-out
+ * strictly in ring order, releasing ring space as each head-of-line batch completes.
+ *
+ * Batches are as large as the backlog: a span is dispatched as soon as an encoder slot
+ * is free, so light traffic goes out one event at a time (no batching delay) and heavy
+ * traffic accumulates while the slots are busy (up to maxBatchEvents per task).
+ */
+import * as path from 'node:path';
+import { Piscina } from 'piscina';
+import { RingConsumer, type RingSpan } from '../ring';
+import type { EncodeTask, EncodedBatch, EncoderSettings } from './batch';
+
+export interface EncoderPoolOptions {
+  threads: number;
+  maxBatchEvents: number;
+  maxBatchBytes: number;
+}
+
+export interface EncodeFailure {
+  source: string;
+  events: number;
+  message: string;
+}
+
+interface InFlight {
+  span: RingSpan;
+  batch: EncodedBatch | undefined;
+  error: string | undefined;
+  done: boolean;
+}
+
+class RingPump {
+  private readonly inFlight: InFlight[] = [];
+  private waiting = false;
+  private stopped = false;
+  private idleResolvers: (() => void)[] = [];
+
+  constructor(
+    readonly source: string,
+    readonly consumer: RingConsumer,
+    private readonly pool: EncoderPool,
+  ) {}
+
+  pump(): void {
+    if (this.stopped) return;
+    const { maxBatchEvents, maxBatchBytes, maxInFlight } = this.pool.limits;
+    while (this.inFlight.length < maxInFlight) {
+      const span = this.consumer.claim(maxBatchEvents, maxBatchBytes);
+      if (span === null) break;
+      const entry: InFlight = { span, batch: undefined, error: undefined, done: false };
+      this.inFlight.push(entry);
+      const task: EncodeTask = { ring: this.consumer.sab, start: span.start, end: span.end };
+      this.pool.run(task).then(
+        (batch) => this.complete(entry, batch, undefined),
+        (err: unknown) => this.complete(entry, undefined, err instanceof Error ? err.message : String(err)),
+      );
+    }
+    if (this.inFlight.length === 0) {
+      this.notifyIdle();
+      if (!this.waiting && !this.consumer.isClosed()) {
+        this.waiting = true;
+        // The timeout only bounds how long a missed wake-up could stall; it is not a poll.
+        void this.consumer.waitForData(1000).then(() => {
+          this.waiting = false;
+          this.pump();
+        });
+      }
+    }
+  }
+
+  private complete(entry: InFlight, batch: EncodedBatch | undefined, error: string | undefined): void {
+    entry.batch = batch;
+    entry.error = error;
+    entry.done = true;
+    while (this.inFlight.length > 0 && this.inFlight[0].done) {
+      const head = this.inFlight.shift() as InFlight;
+      if (head.batch !== undefined) this.pool.deliver(head.batch, this.source);
+      else this.pool.fail({ source: this.source, events: head.span.events, message: head.error ?? 'unknown' });
+      this.consumer.release(head.span.end);
+    }
+    this.pump();
+  }
+
+  /** Resolves once everything published so far has been encoded and delivered. */
+  whenIdle(): Promise<void> {
+    if (this.inFlight.length === 0 && !this.consumer.hasUnclaimed()) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.idleResolvers.push(resolve);
+      this.pump();
+    });
+  }
+
+  private notifyIdle(): void {
+    if (this.consumer.hasUnclaimed()) return;
+    const resolvers = this.idleResolvers;
+    this.idleResolvers = [];
+    for (const r of resolvers) r();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.notifyIdle();
+  }
+}
+
+export class EncoderPool {
+  readonly limits: { maxBatchEvents: number; maxBatchBytes: number; maxInFlight: number };
+  private readonly piscina: Piscina;
+  private readonly pumps = new Map<string, RingPump>();
+  private encodedBatches = 0;
+
+  constructor(
+    settings: EncoderSettings,
+    options: EncoderPoolOptions,
+    private readonly onBatch: (batch: EncodedBatch, source: string) => void,
+    private readonly onFailure: (failure: EncodeFailure) => void,
+  ) {
+    this.limits = {
+      maxBatchEvents: options.maxBatchEvents,
+      maxBatchBytes: options.maxBatchBytes,
+      // Two tasks per thread keep every encoder busy while the main thread fans out.
+      maxInFlight: options.threads * 2,
+    };
+    this.piscina = new Piscina({
+      filename: path.resolve(__dirname, 'encoder.worker.js'),
+      minThreads: options.threads,
+      maxThreads: options.threads,
+      idleTimeout: 60_000,
+      workerData: { encoder: settings },
+    });
+  }
+
+  get batches(): number {
+    return this.encodedBatches;
+  }
+
+  get threads(): number {
+    return this.piscina.threads.length;
+  }
+
+  /** Starts encoding a ring's records as they are published. */
+  addRing(source: string, sab: SharedArrayBuffer): RingConsumer {
+    const consumer = new RingConsumer(sab);
+    const pump = new RingPump(source, consumer, this);
+    this.pumps.set(source, pump);
+    pump.pump();
+    return consumer;
+  }
+
+  run(task: EncodeTask): Promise<EncodedBatch> {
+    return this.piscina.run(task) as Promise<EncodedBatch>;
+  }
+
+  deliver(batch: EncodedBatch, source: string): void {
+    this.encodedBatches++;
+    this.onBatch(batch, source);
+  }
+
+  fail(failure: EncodeFailure): void {
+    this.onFailure(failure);
+  }
+
+  /** Resolves when every ring's published records have been encoded and delivered. */
+  async drain(): Promise<void> {
+    await Promise.all([...this.pumps.values()].map((p) => p.whenIdle()));
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.pumps.values()) p.stop();
+    await this.piscina.destroy();
+  }
+}

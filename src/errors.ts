@@ -1,0 +1,60 @@
+/**
+ * One error class per failure a user can act on, each with a stable `code`.
+ * Messages say what was wrong and what to do; the code is what scripts match on.
+ */
+export type ErrorCode =
+  | 'ERR_CONFIG_INVALID'
+  | 'ERR_CONFIG_UNKNOWN_KEY'
+  | 'ERR_CONFIG_FILE'
+  | 'ERR_INPUT_MALFORMED_FRAME'
+  | 'ERR_INPUT_OVERSIZED'
+  | 'ERR_INPUT_INVALID_JSON'
+  | 'ERR_INPUT_WRONG_TYPE'
+  | 'ERR_INPUT_UNKNOWN_FIELD'
+  | 'ERR_INPUT_UNKNOWN_TYPE'
+  | 'ERR_INPUT_NOT_A_MAP'
+  | 'ERR_OUTPUT_OPEN'
+  | 'ERR_HEALTH_MISMATCH'
+  | 'ERR_FEEDER_CLOSED';
+
+export class ArmorfeedError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A flag, environment variable or config-file key is wrong. `key` names it. */
+export class ConfigError extends ArmorfeedError {
+  readonly key: string;
+  constructor(key: string, message: string, code: ErrorCode = 'ERR_CONFIG_INVALID') {
+    super(code, `${key}: ${message}`);
+    this.key = key;
+  }
+}
+
+/** An event from a source could not be accepted; counted as malformed_input with `code` as its reason. */
+export class InputError extends ArmorfeedError {}
+
+/** The output named by logPath could not be opened. */
+export class OutputError extends ArmorfeedError {}
+
+/** The server did not echo the HealthCheck nonce. */
+export class HealthMismatchError extends ArmorfeedError {
+  constructor(sent: number, got: number) {
+    super('ERR_HEALTH_MISMATCH', `HealthCheck returned ${got} for nonce ${sent}: the peer is not a KubeArmor feeder`);
+  }
+}
+
+/** Input-error codes as the `reason` label of malformed_input drops. */
+export const inputReason: Record<string, string> = {
+  ERR_INPUT_MALFORMED_FRAME: 'malformed_frame',
+  ERR_INPUT_OVERSIZED: 'oversized',
+  ERR_INPUT_INVALID_JSON: 'invalid_json',
+  ERR_INPUT_WRONG_TYPE: 'wrong_type',
+  ERR_INPUT_UNKNOWN_FIELD: 'unknown_field',
+  ERR_INPUT_UNKNOWN_TYPE: 'unknown_type',
+  ERR_INPUT_NOT_A_MAP: 'not_a_map',
+};

@@ -1,0 +1,143 @@
+/**
+ * Builds the outgoing pb.Alert / pb.Log from an ingest event with upstream's field
+ * rules (kubearmor-wire.md 2.5). Only non-empty values are set, as Go's proto3
+ * encoder writes no zero values, except ExecEvent, which upstream always sends.
+ */
+import type { AlertMessage, EventCommon, LogMessage } from '../wire/proto';
+import { formatUpdatedTime } from '../wire/time';
+import type { IngestEvent } from './schema';
+
+/** Node-level values the feeder fills in (upstream: config cluster, node name, machine-id). */
+export interface EventContext {
+  cluster: string;
+  host: string;
+  nodeID: string;
+  dropResourceFromProcessLogs: boolean;
+}
+
+// Invalid UTF-8 reaches JS as U+FFFD (msgpack) or as lone surrogates (JSON escapes);
+// upstream deletes invalid bytes from Resource, so both are deleted here.
+const invalidUnicode = /\uFFFD|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+export function toValidUtf8(s: string): string {
+  return s.replace(invalidUnicode, '');
+}
+
+function addPairs(into: Record<string, string>, text: string): number {
+  let added = 0;
+  for (const token of text.split(/\s+/)) {
+    const eq = token.indexOf('=');
+    if (eq <= 0) continue;
+    const key = token[0].toUpperCase() + token.slice(1, eq);
+    into[key] = token.slice(eq + 1);
+    added++;
+  }
+  return added;
+}
+
+/**
+ * EventData as upstream derives it: `k=v` tokens of Data, keys capitalised; for
+ * Network events the pairs of Resource are merged over them. Undefined when none.
+ */
+export function deriveEventData(data: string, resource: string, operation: string): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  let n = data === '' ? 0 : addPairs(out, data);
+  if (operation === 'Network' && resource !== '') n += addPairs(out, resource);
+  return n > 0 ? out : undefined;
+}
+
+function setIf<T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined): void {
+  if (value !== undefined && value !== '' && value !== 0) target[key] = value;
+}
+
+function fillCommon(e: IngestEvent, ctx: EventContext, ingestedUs: number, out: EventCommon, isAlertEvent: boolean): void {
+  const ts = e.timestamp ?? Math.floor(ingestedUs / 1e6);
+  setIf(out, 'Timestamp', ts);
+  setIf(out, 'UpdatedTime', e.updatedTime !== undefined && e.updatedTime !== '' ? e.updatedTime : formatUpdatedTime(ingestedUs));
+  setIf(out, 'ClusterName', e.clusterName !== undefined && e.clusterName !== '' ? e.clusterName : ctx.cluster);
+  setIf(out, 'HostName', e.hostName !== undefined && e.hostName !== '' ? e.hostName : ctx.host);
+  setIf(out, 'NamespaceName', e.namespaceName);
+  setIf(out, 'PodName', e.podName);
+  setIf(out, 'ContainerID', e.containerID);
+  setIf(out, 'ContainerName', e.containerName);
+  setIf(out, 'HostPID', e.hostPid);
+  setIf(out, 'PPID', e.ppid);
+  setIf(out, 'PID', e.pid);
+  setIf(out, 'UID', e.uid);
+  const operation = e.operation ?? '';
+  let type = e.type ?? '';
+  // Upstream rewrites any alert whose Operation is NetworkFirewall to MatchedNetworkPolicy.
+  if (isAlertEvent && operation === 'NetworkFirewall') type = 'MatchedNetworkPolicy';
+  setIf(out, 'Type', type);
+  setIf(out, 'Source', e.source);
+  setIf(out, 'Operation', operation);
+  const resource = toValidUtf8(e.resource ?? '');
+  if (!(!isAlertEvent && ctx.dropResourceFromProcessLogs && operation === 'Process')) setIf(out, 'Resource', resource);
+  setIf(out, 'Data', e.data);
+  setIf(out, 'Result', e.result);
+  setIf(out, 'ContainerImage', e.containerImage);
+  setIf(out, 'ParentProcessName', e.parentProcessName);
+  setIf(out, 'ProcessName', e.processName);
+  setIf(out, 'HostPPID', e.hostPPid);
+  setIf(out, 'Labels', e.labels);
+  const o = e.owner;
+  if (o !== undefined && o !== null && ((o.ref ?? '') !== '' || (o.name ?? '') !== '' || (o.namespace ?? '') !== '')) {
+    const owner: { Ref?: string; Name?: string; Namespace?: string } = {};
+    setIf(owner, 'Ref', o.ref);
+    setIf(owner, 'Name', o.name);
+    setIf(owner, 'Namespace', o.namespace);
+    out.Owner = owner;
+  }
+  setIf(out, 'Cwd', e.cwd);
+  setIf(out, 'TTY', e.tty);
+  const exec: { ExecID?: string; ExecutableName?: string } = {};
+  if (e.execEvent !== undefined) {
+    setIf(exec, 'ExecID', e.execEvent.ExecID);
+    setIf(exec, 'ExecutableName', e.execEvent.ExecutableName);
+  }
+  out.ExecEvent = exec;
+  // An explicit empty nodeID means "none"; only an absent one is filled from machine-id.
+  setIf(out, 'NodeID', e.nodeID === undefined ? ctx.nodeID : e.nodeID);
+  setIf(out, 'ProcessHash', e.processHash);
+  setIf(out, 'ParentHash', e.parentHash);
+  setIf(out, 'ResourceHash', e.resourceHash);
+  setIf(out, 'HashAlgo', e.hashAlgo);
+  // A source may hand EventData over already derived (even empty, to send none).
+  const eventData = e.eventData === undefined ? deriveEventData(e.data ?? '', resource, operation) : (e.eventData ?? undefined);
+  if (eventData !== undefined && Object.keys(eventData).length > 0) out.EventData = eventData;
+  setIf(out, 'UserName', e.username);
+}
+
+export function toAlert(e: IngestEvent, ctx: EventContext, ingestedUs: number): AlertMessage {
+  const out: AlertMessage = {};
+  fillCommon(e, ctx, ingestedUs, out, true);
+  setIf(out, 'PolicyName', e.policyName);
+  if (e.severity !== undefined && e.severity !== '0') setIf(out, 'Severity', e.severity);
+  if (e.tags !== undefined && e.tags !== '') {
+    out.Tags = e.tags;
+    out.ATags = e.tags.split(',');
+  }
+  setIf(out, 'Message', e.message);
+  setIf(out, 'Action', e.action);
+  setIf(out, 'Enforcer', e.operation === 'NetworkFirewall' ? 'NetworkPolicyEnforcer' : e.operation === 'Device' ? 'USBDeviceHandler' : e.enforcer);
+  setIf(out, 'MaxAlertsPerSec', e.MaxAlertsPerSec);
+  setIf(out, 'DroppingAlertsInterval', e.DroppingAlertsInterval);
+  setIf(out, 'KubeArmorVersion', e.kubeArmorVersion);
+  return out;
+}
+
+export function toLog(e: IngestEvent, ctx: EventContext, ingestedUs: number): LogMessage {
+  const out: LogMessage = {};
+  fillCommon(e, ctx, ingestedUs, out, false);
+  return out;
+}
+
+/**
+ * Whether the feeder's user-space throttle applies to this alert (upstream 2.6):
+ * Audit alerts from the eBPF monitor, and host-policy alerts from AppArmor or the monitor.
+ */
+export function isThrottleEligible(e: IngestEvent): boolean {
+  const enforcer = e.enforcer ?? '';
+  if ((e.action ?? '').includes('Audit') && enforcer === 'eBPF Monitor') return true;
+  return e.type === 'MatchedHostPolicy' && (enforcer === 'AppArmor' || enforcer === 'eBPF Monitor');
+}

@@ -1,0 +1,179 @@
+/**
+ * The fan-out: every encoded batch is offered to every subscriber of its stream as
+ * runs of the same shared bytes, never re-encoded per client. A full queue drops for
+ * that client only; nothing here ever waits for a client.
+ */
+import { ATTR_NAMESPACE, ATTR_OPERATION, ATTR_TYPE, ATTRS_PER_EVENT, frameMessage, GRPC_FRAME_HEADER } from '../encode/batch';
+import type { EncodedBatch, EncodedStream } from '../encode/batch';
+import { feederTypes, type AlertMessage } from '../wire/proto';
+import { AlertThrottle, ThrottleDecision } from './throttle';
+import { Subscriber, type StreamKind } from './subscriber';
+
+export interface ThrottleSettings {
+  enabled: boolean;
+  maxAlertPerSec: number;
+  throttleSec: number;
+}
+
+export interface HubCounters {
+  alertsEncoded: number;
+  logsEncoded: number;
+  messagesPublished: number;
+  throttled: number;
+  notices: number;
+}
+
+const RETAIN_CLOSED = 256;
+
+export class FanoutHub {
+  private readonly subscribers: Record<StreamKind, Set<Subscriber>> = {
+    alerts: new Set(),
+    logs: new Set(),
+    messages: new Set(),
+  };
+  private readonly closed: Subscriber[] = [];
+  private readonly throttle: AlertThrottle | undefined;
+  readonly counters: HubCounters = { alertsEncoded: 0, logsEncoded: 0, messagesPublished: 0, throttled: 0, notices: 0 };
+  private nextId = 1;
+  private readonly listeners: ((kind: StreamKind, delta: number) => void)[] = [];
+
+  constructor(private readonly throttleSettings: ThrottleSettings) {
+    this.throttle = throttleSettings.enabled
+      ? new AlertThrottle(throttleSettings.maxAlertPerSec, throttleSettings.throttleSec)
+      : undefined;
+  }
+
+  newId(stream: StreamKind): string {
+    return `${stream}-${this.nextId++}`;
+  }
+
+  add(sub: Subscriber): void {
+    this.subscribers[sub.info.stream].add(sub);
+    for (const l of this.listeners) l(sub.info.stream, 1);
+  }
+
+  remove(sub: Subscriber): void {
+    if (!this.subscribers[sub.info.stream].delete(sub)) return;
+    sub.close();
+    this.closed.push(sub);
+    if (this.closed.length > RETAIN_CLOSED) this.closed.shift();
+    for (const l of this.listeners) l(sub.info.stream, -1);
+  }
+
+  /** Called with +1/-1 as Watch* streams open and close (wait-clients, messages). */
+  onSubscribersChanged(listener: (kind: StreamKind, delta: number) => void): void {
+    this.listeners.push(listener);
+  }
+
+  count(kind?: StreamKind): number {
+    if (kind !== undefined) return this.subscribers[kind].size;
+    return this.subscribers.alerts.size + this.subscribers.logs.size + this.subscribers.messages.size;
+  }
+
+  /** Open subscribers first, then recently closed ones (kept for stats). */
+  all(): Subscriber[] {
+    return [...this.subscribers.messages, ...this.subscribers.alerts, ...this.subscribers.logs, ...this.closed];
+  }
+
+  openSubscribers(): Subscriber[] {
+    return [...this.subscribers.messages, ...this.subscribers.alerts, ...this.subscribers.logs];
+  }
+
+  publishBatch(batch: EncodedBatch): void {
+    this.counters.alertsEncoded += batch.alerts.count;
+    this.counters.logsEncoded += batch.logs.count;
+    if (batch.alerts.count > 0) this.publishAlerts(batch);
+    if (batch.logs.count > 0) this.offerRange(this.subscribers.logs, batch, batch.logs, 0, batch.logs.count);
+  }
+
+  private publishAlerts(batch: EncodedBatch): void {
+    const stream = batch.alerts;
+    const keys = batch.throttleKeys;
+    const subs = this.subscribers.alerts;
+    if (this.throttle === undefined) {
+      this.offerRange(subs, batch, stream, 0, stream.count);
+      return;
+    }
+    let runStart = 0;
+    for (let i = 0; i < stream.count; i++) {
+      const k = keys[i];
+      if (k < 0) continue;
+      const decision = this.throttle.check(batch.strings[k], stream.ingestedUs[i]);
+      if (decision === ThrottleDecision.Pass) continue;
+      this.offerRange(subs, batch, stream, runStart, i);
+      runStart = i + 1;
+      if (decision === ThrottleDecision.Drop) {
+        this.counters.throttled++;
+        for (const s of subs) s.countDrop('throttled', 1);
+      } else {
+        this.counters.notices++;
+        this.offerNotice(subs, batch, stream, i);
+      }
+    }
+    this.offerRange(subs, batch, stream, runStart, stream.count);
+  }
+
+  /**
+   * The alert that crosses the threshold is sent as the AlertThreshold notice with all
+   * its other fields kept (upstream 2.6). Rare (once per bucket and window), so it is
+   * decoded, changed and re-encoded here rather than burdening the encoders.
+   */
+  private offerNotice(subs: Set<Subscriber>, batch: EncodedBatch, stream: EncodedStream, i: number): void {
+    const { Alert } = feederTypes();
+    const start = (i === 0 ? 0 : stream.ends[i - 1]) + GRPC_FRAME_HEADER;
+    const alert = Alert.decode(stream.bytes.subarray(start, stream.ends[i])) as unknown as AlertMessage;
+    alert.Type = 'SystemEvent';
+    alert.Operation = 'AlertThreshold';
+    alert.MaxAlertsPerSec = this.throttleSettings.maxAlertPerSec;
+    alert.DroppingAlertsInterval = this.throttleSettings.throttleSec;
+    const framed = frameMessage(Alert.encode(alert).finish());
+    const ns = batch.strings[stream.attrs[i * ATTRS_PER_EVENT + ATTR_NAMESPACE]];
+    for (const s of subs) {
+      if (!s.accepts(ns, 'AlertThreshold', 'SystemEvent')) s.countDrop('filtered', 1);
+      else if (s.queue.offerOne(framed, stream.ingestedUs[i])) s.pump();
+    }
+  }
+
+  private offerRange(subs: Set<Subscriber>, batch: EncodedBatch, stream: EncodedStream, from: number, to: number): void {
+    if (from >= to) return;
+    for (const s of subs) {
+      if (!s.hasFilter) {
+        s.queue.offerRun(stream, from, to);
+      } else {
+        // Split the range into runs this subscriber accepts; the rest count as filtered.
+        let runStart = -1;
+        for (let i = from; i < to; i++) {
+          const a = i * ATTRS_PER_EVENT;
+          const ok = s.accepts(
+            batch.strings[stream.attrs[a + ATTR_NAMESPACE]],
+            batch.strings[stream.attrs[a + ATTR_OPERATION]],
+            batch.strings[stream.attrs[a + ATTR_TYPE]],
+          );
+          if (ok && runStart < 0) runStart = i;
+          if (!ok) {
+            s.countDrop('filtered', 1);
+            if (runStart >= 0) s.queue.offerRun(stream, runStart, i);
+            runStart = -1;
+          }
+        }
+        if (runStart >= 0) s.queue.offerRun(stream, runStart, to);
+      }
+      s.pump();
+    }
+  }
+
+  /** Publishes one daemon Message (already encoded) to every WatchMessages stream. */
+  publishMessage(encoded: Uint8Array, ingestedUs: number): void {
+    this.counters.messagesPublished++;
+    if (this.subscribers.messages.size === 0) return;
+    const framed = frameMessage(encoded);
+    for (const s of this.subscribers.messages) {
+      if (s.queue.offerOne(framed, ingestedUs)) s.pump();
+    }
+  }
+
+  /** Resolves when every open subscriber's queue has been written out (shutdown). */
+  async drainAll(): Promise<void> {
+    await Promise.all(this.openSubscribers().map((s) => s.drained()));
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * One Watch* stream as the fan-out sees it: its bounded queue, its filter, its
+ * counters and latency histogram, and the sink that writes to the wire. The pump keeps
+ * at most MAX_WRITES_IN_FLIGHT chunks handed to gRPC and unconfirmed, so a client that
+ * stops reading holds its queue plus two chunks, never more.
+ */
+import * as hdr from 'hdr-histogram-js';
+import { ClientQueue, type DropReason, type QueueEntry } from './clientQueue';
+import { nowMicros } from '../wire/time';
+
+export type StreamKind = 'alerts' | 'logs' | 'messages';
+
+/** Where a subscriber's bytes go: a run of gRPC-framed messages per call. */
+export interface FramedSink {
+  write(chunk: Uint8Array, done: (err?: Error | null) => void): void;
+}
+
+/** Server-side filter (armorfeed extension): case-insensitive unanchored regexes, karmor's rules. */
+export interface AttrFilter {
+  namespace?: RegExp;
+  operation?: RegExp;
+  logType?: RegExp;
+}
+
+const MAX_WRITES_IN_FLIGHT = 2;
+/** Upper bound of one write: large enough to amortise grpc-js's per-write cost. */
+const MAX_CHUNK_BYTES = 256 * 1024;
+
+export interface SubscriberInfo {
+  id: string;
+  name: string;
+  stream: StreamKind;
+  filter: string;
+  peer: string;
+  serverFilter: AttrFilter | undefined;
+}
+
+export class Subscriber {
+  readonly queue: ClientQueue;
+  readonly latencyUs = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+    useWebAssembly: false,
+  });
+  delivered = 0;
+  written = 0;
+  open = true;
+  readonly openedAt = Date.now();
+  closedAt: number | undefined;
+  private writesInFlight = 0;
+  private readonly taken: QueueEntry[] = [];
+  private readonly filterCache = new Map<string, boolean>();
+  private drainResolvers: (() => void)[] = [];
+
+  constructor(
+    readonly info: SubscriberInfo,
+    queueSize: number,
+    private readonly sink: FramedSink,
+  ) {
+    this.queue = new ClientQueue(queueSize);
+  }
+
+  get hasFilter(): boolean {
+    return this.info.serverFilter !== undefined;
+  }
+
+  /** Whether this subscriber wants an event with these attributes (cached per value). */
+  accepts(namespace: string, operation: string, type: string): boolean {
+    const f = this.info.serverFilter;
+    if (f === undefined) return true;
+    const key = `${namespace}\u0000${operation}\u0000${type}`;
+    let ok = this.filterCache.get(key);
+    if (ok === undefined) {
+      ok =
+        (f.namespace === undefined || (namespace !== '' && f.namespace.test(namespace))) &&
+        (f.operation === undefined || (operation !== '' && f.operation.test(operation))) &&
+        (f.logType === undefined || (type !== '' && f.logType.test(type)));
+      if (this.filterCache.size > 4096) this.filterCache.clear();
+      this.filterCache.set(key, ok);
+    }
+    return ok;
+  }
+
+  countDrop(reason: DropReason, n: number): void {
+    this.queue.dropped[reason] += n;
+  }
+
+  /** Moves queued messages to the sink while fewer than two writes are unconfirmed. */
+  pump(): void {
+    while (this.open && this.writesInFlight < MAX_WRITES_IN_FLIGHT && this.queue.depth > 0) {
+      const taken = this.taken;
+      taken.length = 0;
+      const events = this.queue.take(MAX_CHUNK_BYTES, taken);
+      const chunk = taken.length === 1 ? taken[0].bytes : Buffer.concat(taken.map((e) => e.bytes));
+      const now = nowMicros();
+      for (const e of taken) {
+        for (let i = 0; i < e.count; i++) this.latencyUs.recordValue(Math.max(1, now - e.times[i]));
+      }
+      taken.length = 0;
+      this.writesInFlight++;
+      this.written += events;
+      this.sink.write(chunk, (err) => {
+        this.writesInFlight--;
+        if (err) {
+          this.countDrop('client_closed', events);
+          return;
+        }
+        this.delivered += events;
+        if (this.queue.depth > 0) this.pump();
+        else if (this.writesInFlight === 0) this.notifyDrained();
+      });
+    }
+    if (this.queue.depth === 0 && this.writesInFlight === 0) this.notifyDrained();
+  }
+
+  /** Resolves once the queue is empty and every write is confirmed (or the client is gone). */
+  drained(): Promise<void> {
+    if (!this.open || (this.queue.depth === 0 && this.writesInFlight === 0)) return Promise.resolve();
+    return new Promise((resolve) => this.drainResolvers.push(resolve));
+  }
+
+  private notifyDrained(): void {
+    const r = this.drainResolvers;
+    this.drainResolvers = [];
+    for (const f of r) f();
+  }
+
+  /** The client went away: whatever it had queued is counted as client_closed. */
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.closedAt = Date.now();
+    this.queue.discard();
+    this.notifyDrained();
+  }
+
+  get dropped(): Readonly<Record<DropReason, number>> {
+    return this.queue.dropped;
+  }
+}

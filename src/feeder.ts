@@ -1,0 +1,339 @@
+/**
+ * The wiring, in one place:
+ *
+ *   sources (ingest threads) --> rings (SharedArrayBuffer) --> encoders (piscina)
+ *        --> fan-out (main thread, per-client bounded queues) --> gRPC (grpc-js)
+ *
+ * `createFeeder` starts every stage and returns the embedding API: push(), stats(),
+ * close(). The CLI's `serve` is a thin layer over it.
+ */
+import * as os from 'node:os';
+import { Packr } from 'msgpackr';
+import { defaultConfig, readNodeID, validate, type FeederConfig } from './config';
+import { EncoderPool, type EncodedBatch, type EncoderSettings } from './encode';
+import { InputError, inputReason, ArmorfeedError } from './errors';
+import { validateEvent, type IngestEvent } from './event';
+import { FanoutHub, type DropCounts, type StreamKind } from './fanout';
+import { IngestThread } from './ingest';
+import { DaemonLog, RateLimitedNotice } from './messages';
+import { LogPathOutput } from './output/logPath';
+import { allocateRing, RingProducer, type RingConsumer } from './ring';
+import { startServer, type RunningServer, type WriteMode } from './server';
+import { startMetrics, type MetricsServer } from './metrics';
+import { nowMicros } from './wire/time';
+
+export interface LatencySummary {
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  count: number;
+}
+
+export interface ClientStats {
+  id: string;
+  name: string;
+  stream: StreamKind;
+  filter: string;
+  peer: string;
+  open: boolean;
+  connectedSec: number;
+  /** Events whose write gRPC confirmed. */
+  delivered: number;
+  /** Events handed to gRPC (delivered plus in flight). */
+  written: number;
+  dropped: DropCounts;
+  queueDepth: number;
+  queueCapacity: number;
+  latencyUs: LatencySummary;
+}
+
+export interface SourceStats {
+  kind: string;
+  address: string;
+  events: number;
+  dropped: { ring_full: number; malformed_input: number };
+  malformedByReason: Record<string, number>;
+  ring: { capacity: number; usedBytes: number };
+  finished: boolean;
+}
+
+export interface FeederStats {
+  uptimeSec: number;
+  ingest: Record<string, SourceStats>;
+  encoded: { alerts: number; logs: number; batches: number; encoderThreads: number };
+  messages: number;
+  notices: number;
+  /** Drops not owned by one client. */
+  dropped: { ring_full: number; malformed_input: number; throttled: number; encode_error: number; output_backpressure: number };
+  clients: ClientStats[];
+}
+
+export interface FeederAddresses {
+  grpc: string;
+  health: string | undefined;
+  metrics: string | undefined;
+  sources: Record<string, string>;
+}
+
+export interface Feeder {
+  readonly config: FeederConfig;
+  readonly addresses: FeederAddresses;
+  readonly log: DaemonLog;
+  /** Validates one event and queues it; false when the ring is full (counted ring_full). Throws InputError on bad input. */
+  push(event: IngestEvent): boolean;
+  stats(): FeederStats;
+  /** Resolves when every source that ends (count, file) has ended and everything it produced was fanned out. */
+  sourcesFinished(): Promise<void>;
+  /** Graceful stop: ingest, drain, flush within the grace period, end streams with OK. */
+  close(): Promise<FeederStats>;
+}
+
+export interface FeederOptions {
+  /** Echo daemon messages to stderr (the CLI does). */
+  echo?: boolean;
+  /** Force grpc-js's per-message write path (benchmarks, tests). */
+  writeMode?: WriteMode;
+}
+
+function latency(h: { getValueAtPercentile(p: number): number; maxValue: number; totalCount: number }): LatencySummary {
+  return {
+    p50: h.getValueAtPercentile(50),
+    p90: h.getValueAtPercentile(90),
+    p99: h.getValueAtPercentile(99),
+    p999: h.getValueAtPercentile(99.9),
+    max: h.maxValue,
+    count: h.totalCount,
+  };
+}
+
+function hostIP(): string {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '';
+}
+
+export async function createFeeder(partial: Partial<FeederConfig> = {}, options: FeederOptions = {}): Promise<Feeder> {
+  const config = validate({ ...defaultConfig(), ...partial });
+  const started = Date.now();
+  const log = new DaemonLog({ cluster: config.cluster, host: config.host, hostIP: hostIP(), debug: config.debug, echo: options.echo ?? false });
+  const hub = new FanoutHub({ enabled: config.alertThrottling, maxAlertPerSec: config.maxAlertPerSec, throttleSec: config.throttleSec });
+  log.attach((encoded, us) => hub.publishMessage(encoded, us));
+  const output = LogPathOutput.open(config.logPath);
+  const dropped = { encode_error: 0 };
+  const malformedNotice = new RateLimitedNotice(1000);
+  const clientDropNotice = new RateLimitedNotice(10_000);
+
+  const settings: EncoderSettings = {
+    cluster: config.cluster,
+    host: config.host,
+    nodeID: readNodeID(config),
+    dropResourceFromProcessLogs: config.dropResourceFromProcessLogs,
+    throttling: config.alertThrottling,
+    logLines: output !== undefined,
+  };
+  const onBatch = (batch: EncodedBatch): void => {
+    if (output !== undefined && batch.logLines !== '') output.write(batch.logLines, batch.alerts.count + batch.logs.count);
+    hub.publishBatch(batch);
+    if (batch.failed > 0) {
+      dropped.encode_error += batch.failed;
+      log.error(`encoder could not decode ${batch.failed} ring records (dropped as encode_error): ${batch.failure}`);
+    }
+  };
+  const pool = new EncoderPool(
+    settings,
+    { threads: config.encoderThreads, maxBatchEvents: config.batchSize, maxBatchBytes: Math.max(config.maxEventBytes, 4 << 20) },
+    onBatch,
+    (failure) => {
+      dropped.encode_error += failure.events;
+      log.error(`encoder task failed for ${failure.events} events from ${failure.source} (dropped as encode_error): ${failure.message}`);
+    },
+  );
+
+  const consumers = new Map<string, RingConsumer>();
+  const threads: IngestThread[] = [];
+  const finishWaiters: (() => void)[] = [];
+  const gated = config.waitClients > 0;
+  const checkFinished = (): void => {
+    if (threads.every((t) => t.finished || !['synthetic', 'jsonl'].includes(t.kind)) && !config.follow) {
+      void pool.drain().then(() => finishWaiters.splice(0).forEach((f) => f()));
+    }
+  };
+  const sourceEvents = {
+    onRejected: (source: string, msg: { code: string; reason: string; message: string; peer: string }) => {
+      const suppressed = malformedNotice.take();
+      if (suppressed >= 0) {
+        log.warn(`malformed_input from ${source} (${msg.peer}): ${msg.code}: ${msg.message}${suppressed > 0 ? ` (${suppressed} more not shown)` : ''}`);
+      }
+    },
+    onDisconnected: (source: string, msg: { peer: string; code: string; message: string }) => {
+      log.warn(`disconnected ${msg.peer} from ${source}: ${msg.code}: ${msg.message}`);
+    },
+    onFinished: (source: string, msg: { events: number; elapsedMs: number }) => {
+      log.info(`source ${source} finished: ${msg.events} events in ${(msg.elapsedMs / 1000).toFixed(3)} s`);
+      checkFinished();
+    },
+    onFatal: (source: string, msg: { code: string; message: string }) => {
+      log.error(`source ${source} failed: ${msg.code}: ${msg.message}`);
+    },
+  };
+  for (const kind of config.source) {
+    if (kind === 'none') continue;
+    const ring = allocateRing(config.ringSize);
+    consumers.set(kind, pool.addRing(kind, ring));
+    threads.push(new IngestThread(kind, kind, ring, config, gated && kind === 'synthetic', sourceEvents));
+  }
+
+  let embedded: { producer: RingProducer; packr: Packr } | undefined;
+  const embeddedRejects: Record<string, number> = {};
+
+  let server: RunningServer;
+  let metrics: MetricsServer | undefined;
+  try {
+    await Promise.all(threads.map((t) => t.whenReady()));
+    server = await startServer({ bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, writeMode: options.writeMode }, hub, log);
+  } catch (err) {
+    await Promise.all(threads.map((t) => t.stop(500)));
+    await pool.close();
+    throw err instanceof ArmorfeedError ? err : new ArmorfeedError('ERR_CONFIG_INVALID', `cannot start: ${(err as Error).message}`);
+  }
+
+  let startedSources = !gated;
+  if (gated) {
+    hub.onSubscribersChanged(() => {
+      if (!startedSources && hub.count() >= config.waitClients) {
+        startedSources = true;
+        log.info(`generating with ${hub.count()} streams connected`);
+        for (const t of threads) if (t.kind === 'synthetic') t.start();
+      }
+    });
+  }
+
+  const stats = (): FeederStats => {
+    const ingest: Record<string, SourceStats> = {};
+    let ringFull = 0;
+    let malformed = 0;
+    for (const [name, consumer] of consumers) {
+      const s = consumer.stats();
+      const t = threads.find((x) => x.name === name);
+      const rejects = name === 'embedded' ? embeddedRejects : (t?.rejectCounts ?? {});
+      ingest[name] = {
+        kind: t?.kind ?? name,
+        address: t?.address ?? 'in-process',
+        events: s.eventsIn,
+        dropped: { ring_full: s.droppedFull, malformed_input: s.droppedMalformed },
+        malformedByReason: { ...rejects },
+        ring: { capacity: s.capacity, usedBytes: s.usedBytes },
+        finished: t?.finished ?? false,
+      };
+      ringFull += s.droppedFull;
+      malformed += s.droppedMalformed;
+    }
+    const now = Date.now();
+    return {
+      uptimeSec: (now - started) / 1000,
+      ingest,
+      encoded: { alerts: hub.counters.alertsEncoded, logs: hub.counters.logsEncoded, batches: pool.batches, encoderThreads: config.encoderThreads },
+      messages: hub.counters.messagesPublished,
+      notices: hub.counters.notices,
+      dropped: {
+        ring_full: ringFull,
+        malformed_input: malformed,
+        throttled: hub.counters.throttled,
+        encode_error: dropped.encode_error,
+        output_backpressure: output?.dropped ?? 0,
+      },
+      clients: hub.all().map((s) => ({
+        id: s.info.id,
+        name: s.info.name,
+        stream: s.info.stream,
+        filter: s.info.filter,
+        peer: s.info.peer,
+        open: s.open,
+        connectedSec: ((s.closedAt ?? now) - s.openedAt) / 1000,
+        delivered: s.delivered,
+        written: s.written,
+        dropped: { ...s.dropped },
+        queueDepth: s.queue.depth,
+        queueCapacity: s.queue.capacity,
+        latencyUs: latency(s.latencyUs),
+      })),
+    };
+  };
+
+  // Upstream logs drops only when every client lost an event; armorfeed counts every
+  // drop per client, and says so on WatchMessages at most once per 10 s.
+  const dropWatch = setInterval(() => {
+    const lossy = hub.openSubscribers().filter((s) => s.dropped.client_queue_full > 0);
+    if (lossy.length === 0) return;
+    if (clientDropNotice.take() < 0) return;
+    log.warn(`client queues full: ${lossy.map((s) => `${s.info.name} dropped ${s.dropped.client_queue_full}`).join(', ')}`);
+  }, 1000);
+  dropWatch.unref();
+
+  if (config.metricsPort >= 0) metrics = await startMetrics(config.metricsBind, config.metricsPort, stats);
+
+  const addresses: FeederAddresses = {
+    grpc: server.grpcAddress,
+    health: server.healthAddress,
+    metrics: metrics?.address,
+    sources: Object.fromEntries(threads.map((t) => [t.name, t.address])),
+  };
+
+  let closing: Promise<FeederStats> | undefined;
+  const close = (): Promise<FeederStats> => {
+    closing ??= (async () => {
+      clearInterval(dropWatch);
+      await Promise.all(threads.map((t) => t.stop(2000)));
+      embedded?.producer.close();
+      const deadline = Date.now() + config.gracePeriodMs;
+      const within = (p: Promise<void>): Promise<void> =>
+        Promise.race([p, new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
+      await within(pool.drain());
+      await within(hub.drainAll());
+      const final = stats();
+      server.endStreams();
+      await server.shutdown(Math.max(500, deadline - Date.now()));
+      await pool.close();
+      await metrics?.close();
+      await output?.close();
+      return final;
+    })();
+    return closing;
+  };
+
+  return {
+    config,
+    addresses,
+    log,
+    push(event: IngestEvent): boolean {
+      if (closing !== undefined) throw new ArmorfeedError('ERR_FEEDER_CLOSED', 'push() after close()');
+      if (embedded === undefined) {
+        const ring = allocateRing(config.ringSize);
+        consumers.set('embedded', pool.addRing('embedded', ring));
+        embedded = { producer: new RingProducer(ring), packr: new Packr({ useRecords: false }) };
+      }
+      try {
+        validateEvent(event);
+      } catch (err) {
+        if (err instanceof InputError) {
+          embedded.producer.countMalformed();
+          const reason = inputReason[err.code] ?? 'malformed';
+          embeddedRejects[reason] = (embeddedRejects[reason] ?? 0) + 1;
+        }
+        throw err;
+      }
+      return embedded.producer.offer(embedded.packr.pack(event), nowMicros());
+    },
+    stats,
+    sourcesFinished(): Promise<void> {
+      return new Promise((resolve) => {
+        finishWaiters.push(resolve);
+        checkFinished();
+      });
+    },
+    close,
+  };
+}

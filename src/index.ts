@@ -1,0 +1,7 @@
+/** armorfeed's public API for embedding: createFeeder(config) -> { push, stats, close }. */
+export { createFeeder, type Feeder, type FeederStats, type ClientStats, type SourceStats, type FeederAddresses, type FeederOptions, type LatencySummary } from './feeder';
+export { defaultConfig, loadConfig, type FeederConfig, type SourceKind } from './config';
+export { ArmorfeedError, ConfigError, InputError, OutputError, HealthMismatchError, type ErrorCode } from './errors';
+export type { IngestEvent } from './event';
+export { encodeFrame } from './ingest/frames';
+export { feederTypes, protoPath, rpcPath, type AlertMessage, type LogMessage, type DaemonMessage } from './wire/proto';

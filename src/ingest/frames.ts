@@ -1,0 +1,63 @@
+/**
+ * The ingest frame: a 4-byte big-endian unsigned length N, then N bytes of a msgpack
+ * map with upstream's log keys. FrameReader reassembles frames from socket chunks
+ * without copying a frame that arrives whole.
+ *
+ *   +---------+------------------------------+
+ *   | u32 BE N| msgpack map (N bytes)        |  repeated
+ *   +---------+------------------------------+
+ */
+import { InputError } from '../errors';
+
+export const FRAME_HEADER_BYTES = 4;
+
+export function encodeFrame(payload: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
+  out.writeUInt32BE(payload.length, 0);
+  out.set(payload, FRAME_HEADER_BYTES);
+  return out;
+}
+
+export class FrameReader {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(private readonly maxFrameBytes: number) {}
+
+  /**
+   * Feeds a chunk; calls `onFrame` for each complete frame (a view valid only during
+   * the call). Throws InputError when the stream cannot be framed any more: the peer
+   * is then disconnected, since nothing after a bad length can be trusted.
+   */
+  push(chunk: Buffer, onFrame: (frame: Buffer) => void): void {
+    let buf: Buffer;
+    if (this.pendingBytes === 0) buf = chunk;
+    else {
+      this.pending.push(chunk);
+      buf = Buffer.concat(this.pending, this.pendingBytes + chunk.length);
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
+    let offset = 0;
+    while (buf.length - offset >= FRAME_HEADER_BYTES) {
+      const n = buf.readUInt32BE(offset);
+      if (n === 0) throw new InputError('ERR_INPUT_MALFORMED_FRAME', 'frame length 0: a frame must hold one msgpack map');
+      if (n > this.maxFrameBytes) {
+        throw new InputError('ERR_INPUT_OVERSIZED', `frame of ${n} bytes is over the limit of ${this.maxFrameBytes} (maxEventBytes)`);
+      }
+      if (buf.length - offset - FRAME_HEADER_BYTES < n) break;
+      onFrame(buf.subarray(offset + FRAME_HEADER_BYTES, offset + FRAME_HEADER_BYTES + n));
+      offset += FRAME_HEADER_BYTES + n;
+    }
+    if (offset < buf.length) {
+      const rest = buf.subarray(offset);
+      this.pending.push(rest);
+      this.pendingBytes = rest.length;
+    }
+  }
+
+  /** Bytes of an incomplete frame still waiting for the rest. */
+  get buffered(): number {
+    return this.pendingBytes;
+  }
+}

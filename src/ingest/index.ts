@@ -1,0 +1,112 @@
+/**
+ * Starts and stops the ingest threads. Each configured source gets its own worker
+ * thread and its own ring; the thread validates and writes, the main thread only
+ * learns about readiness, rejections (as counts and samples) and the end.
+ */
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { FeederConfig, SourceKind } from '../config';
+import type { FromSource, SourceWorkerData } from './protocol';
+
+export { encodeFrame, FrameReader, FRAME_HEADER_BYTES } from './frames';
+export { syntheticEvent } from './synthetic';
+export { Admission } from './admission';
+export type { FromSource, ToSource, SourceWorkerData } from './protocol';
+
+export interface SourceEvents {
+  onRejected(source: string, msg: Extract<FromSource, { type: 'rejected' }>): void;
+  onDisconnected(source: string, msg: Extract<FromSource, { type: 'disconnected' }>): void;
+  onFinished(source: string, msg: Extract<FromSource, { type: 'finished' }>): void;
+  onFatal(source: string, msg: Extract<FromSource, { type: 'fatal' }>): void;
+}
+
+export class IngestThread {
+  readonly rejectCounts: Record<string, number> = {};
+  address = '';
+  finished = false;
+  private readonly worker: Worker;
+  private readonly ready: Promise<void>;
+  private stoppedResolve: (() => void) | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly kind: Exclude<SourceKind, 'none'>,
+    readonly ring: SharedArrayBuffer,
+    config: FeederConfig,
+    gated: boolean,
+    events: SourceEvents,
+  ) {
+    const workerData: SourceWorkerData = {
+      kind,
+      name,
+      ring,
+      maxEventBytes: config.maxEventBytes,
+      socket: config.socket,
+      tcp: config.tcp,
+      jsonl: config.jsonl,
+      follow: config.follow,
+      rate: config.rate,
+      count: config.count,
+      alertEvery: config.alertEvery,
+      cluster: config.cluster,
+      host: config.host,
+      gated,
+    };
+    this.worker = new Worker(path.resolve(__dirname, 'source.worker.js'), { workerData });
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.on('message', (msg: FromSource) => {
+        switch (msg.type) {
+          case 'ready':
+            this.address = msg.address;
+            resolve();
+            break;
+          case 'rejected':
+            events.onRejected(name, msg);
+            break;
+          case 'rejectCounts':
+            Object.assign(this.rejectCounts, msg.counts);
+            break;
+          case 'disconnected':
+            events.onDisconnected(name, msg);
+            break;
+          case 'finished':
+            this.finished = true;
+            events.onFinished(name, msg);
+            break;
+          case 'fatal':
+            events.onFatal(name, msg);
+            reject(new Error(msg.message));
+            break;
+          case 'stopped':
+            this.stoppedResolve?.();
+            break;
+        }
+      });
+      this.worker.on('error', (err) => {
+        events.onFatal(name, { type: 'fatal', code: 'ERR_INGEST_THREAD', message: err.message });
+        reject(err);
+      });
+    });
+  }
+
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  /** Lets a gated synthetic source begin. */
+  start(): void {
+    this.worker.postMessage({ type: 'start' });
+  }
+
+  /** Stops the source (closes listeners, ends the ring) and ends the thread. */
+  async stop(timeoutMs: number): Promise<void> {
+    const stopped = new Promise<void>((resolve) => {
+      this.stoppedResolve = resolve;
+      this.worker.once('exit', () => resolve());
+    });
+    this.worker.postMessage({ type: 'stop' });
+    const timer = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref());
+    await Promise.race([stopped, timer]);
+    await this.worker.terminate();
+  }
+}

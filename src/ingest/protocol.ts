@@ -1,0 +1,34 @@
+/**
+ * Messages between the main thread and an ingest thread (`source.worker.ts`).
+ * Events themselves never travel here: they go through the ring.
+ */
+import type { SourceKind } from '../config';
+
+export interface SourceWorkerData {
+  kind: Exclude<SourceKind, 'none'>;
+  name: string;
+  ring: SharedArrayBuffer;
+  maxEventBytes: number;
+  socket: string;
+  tcp: string;
+  jsonl: string;
+  follow: boolean;
+  rate: number;
+  count: number;
+  alertEvery: number;
+  cluster: string;
+  host: string;
+  /** Synthetic: wait for a `start` message before generating. */
+  gated: boolean;
+}
+
+export type ToSource = { type: 'start' } | { type: 'stop' };
+
+export type FromSource =
+  | { type: 'ready'; address: string }
+  | { type: 'rejected'; code: string; reason: string; message: string; peer: string }
+  | { type: 'rejectCounts'; counts: Record<string, number> }
+  | { type: 'disconnected'; peer: string; code: string; message: string }
+  | { type: 'finished'; events: number; elapsedMs: number }
+  | { type: 'fatal'; code: string; message: string }
+  | { type: 'stopped' };

@@ -1,0 +1,273 @@
+/**
+ * Ingest thread (one per configured source). Runs the source's I/O, validates every
+ * event in this thread and writes the accepted ones into its ring; the main thread
+ * never parses input. Which source runs is chosen by workerData.kind.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { parentPort, workerData } from 'node:worker_threads';
+import { Unpackr } from 'msgpackr';
+import { InputError } from '../errors';
+import { nowMicros } from '../wire/time';
+import { Admission } from './admission';
+import { FrameReader } from './frames';
+import { syntheticEvent } from './synthetic';
+import type { SourceWorkerData, ToSource } from './protocol';
+
+const data = workerData as SourceWorkerData;
+const port = parentPort as NonNullable<typeof parentPort>;
+const admission = new Admission(data.ring, port);
+const stopHandlers: (() => Promise<void> | void)[] = [];
+let startGate: (() => void) | undefined;
+
+port.on('message', (msg: ToSource) => {
+  if (msg.type === 'start') {
+    startGate?.();
+    startGate = undefined;
+  } else if (msg.type === 'stop') {
+    void stop();
+  }
+});
+
+async function stop(): Promise<void> {
+  for (const h of stopHandlers) await h();
+  admission.close();
+  admission.post({ type: 'stopped' });
+  port.close();
+}
+
+function fatal(code: string, message: string): void {
+  admission.post({ type: 'fatal', code, message });
+}
+
+// ---- msgpack frames over a Unix socket or TCP ----
+
+function serveFrames(): void {
+  const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: 'number' });
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    const peer = data.kind === 'tcp' ? `${socket.remoteAddress}:${socket.remotePort}` : `unix:${data.socket}`;
+    const reader = new FrameReader(data.maxEventBytes);
+    socket.on('data', (chunk: Buffer) => {
+      const now = nowMicros();
+      try {
+        reader.push(chunk, (frame) => {
+          let value: unknown;
+          try {
+            value = unpackr.unpack(frame);
+          } catch (err) {
+            throw new InputError('ERR_INPUT_MALFORMED_FRAME', `frame is not msgpack: ${(err as Error).message}`);
+          }
+          admission.admit(value, now, peer, frame);
+        });
+      } catch (err) {
+        if (!(err instanceof InputError)) throw err;
+        // The stream can no longer be trusted: say why, then hang up on this peer only.
+        admission.reject(err, peer);
+        admission.post({ type: 'disconnected', peer, code: err.code, message: err.message });
+        socket.end(`armorfeed: ${err.code}: ${err.message}\n`);
+        socket.destroySoon();
+        socket.removeAllListeners('data');
+      }
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.on('error', (err) => fatal('ERR_CONFIG_INVALID', `${data.kind} source cannot listen: ${err.message}`));
+  if (data.kind === 'socket') {
+    try {
+      if (fs.statSync(data.socket).isSocket()) fs.unlinkSync(data.socket);
+    } catch {
+      // No stale socket to remove.
+    }
+    server.listen(data.socket, () => admission.post({ type: 'ready', address: data.socket }));
+  } else {
+    const m = /^(.*):(\d+)$/.exec(data.tcp) as RegExpExecArray;
+    const host = m[1].replace(/^\[|\]$/g, '');
+    server.listen(Number(m[2]), host, () => {
+      const a = server.address() as net.AddressInfo;
+      admission.post({ type: 'ready', address: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` });
+    });
+  }
+  stopHandlers.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.end();
+        setTimeout(() => {
+          for (const s of sockets) s.destroy();
+        }, 200).unref();
+      }),
+  );
+}
+
+// ---- JSON lines (upstream logPath format) from a file or stdin ----
+
+function readJsonLines(): void {
+  const fromStdin = data.jsonl === '-';
+  const peer = fromStdin ? 'stdin' : data.jsonl;
+  let partial = '';
+  let discarding = false;
+  let position = 0;
+  let stopped = false;
+  let lines = 0;
+  const started = Date.now();
+
+  const onText = (text: string): void => {
+    const now = nowMicros();
+    let start = 0;
+    for (;;) {
+      const nl = text.indexOf('\n', start);
+      if (nl < 0) break;
+      const line = partial + text.slice(start, nl);
+      partial = '';
+      start = nl + 1;
+      if (discarding) {
+        discarding = false;
+        continue;
+      }
+      handleLine(line, now);
+    }
+    partial += text.slice(start);
+    if (Buffer.byteLength(partial) > data.maxEventBytes && !discarding) {
+      admission.reject(new InputError('ERR_INPUT_OVERSIZED', `line over the limit of ${data.maxEventBytes} bytes (maxEventBytes)`), peer);
+      partial = '';
+      discarding = true;
+    } else if (discarding) partial = '';
+  };
+
+  const handleLine = (raw: string, now: number): void => {
+    const line = raw.trim();
+    if (line === '') return;
+    lines++;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (err) {
+      admission.reject(new InputError('ERR_INPUT_INVALID_JSON', `line ${lines} is not JSON: ${(err as Error).message}`), peer);
+      return;
+    }
+    admission.admit(value, now, peer);
+  };
+
+  const finish = (): void => {
+    if (partial.trim() !== '' && !discarding) handleLine(partial, nowMicros());
+    partial = '';
+    admission.post({ type: 'finished', events: lines, elapsedMs: Date.now() - started });
+  };
+
+  if (fromStdin) {
+    const stream = fs.createReadStream('', { fd: 0, autoClose: false, encoding: 'utf8' });
+    stream.on('data', (t) => onText(t as string));
+    stream.on('end', finish);
+    stream.on('error', (err) => fatal('ERR_CONFIG_INVALID', `jsonl: cannot read stdin: ${err.message}`));
+    stopHandlers.push(() => {
+      stream.destroy();
+    });
+    admission.post({ type: 'ready', address: 'stdin' });
+    return;
+  }
+
+  let fd: number;
+  try {
+    fd = fs.openSync(data.jsonl, 'r');
+  } catch (err) {
+    fatal('ERR_CONFIG_INVALID', `jsonl: cannot open ${data.jsonl}: ${(err as Error).message}`);
+    return;
+  }
+  const buf = Buffer.allocUnsafe(1 << 16);
+  const decoder = new TextDecoder('utf-8');
+  // Reads what is there, then (with follow) polls for growth like `tail -f`.
+  const pump = (): void => {
+    if (stopped) return;
+    let n: number;
+    while ((n = fs.readSync(fd, buf, 0, buf.length, position)) > 0) {
+      position += n;
+      onText(decoder.decode(buf.subarray(0, n), { stream: true }));
+    }
+    if (!data.follow) {
+      finish();
+      fs.closeSync(fd);
+      return;
+    }
+    try {
+      if (fs.fstatSync(fd).size < position) position = 0; // truncated: start again
+    } catch {
+      // The file went away; keep the descriptor we have.
+    }
+    setTimeout(pump, 100);
+  };
+  admission.post({ type: 'ready', address: data.jsonl });
+  setImmediate(pump);
+  stopHandlers.push(() => {
+    stopped = true;
+  });
+}
+
+// ---- synthetic events, paced like gofeeder ----
+
+function generateSynthetic(): void {
+  const opts = { cluster: data.cluster, host: data.host, alertEvery: data.alertEvery };
+  const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+  const paceMinUs = 200;
+  let stopped = false;
+  let i = 0;
+  let startMs = 0;
+
+  // Sleeps only once at least paceMinUs ahead of schedule (bursts of ~10 events at
+  // 50k/s), as gofeeder does: a wake-up per event would cost more than the events.
+  const run = (): void => {
+    const sliceEnd = performance.now() + 10;
+    while (!stopped && (data.count === 0 || i < data.count)) {
+      if (data.rate > 0) {
+        const dueMs = startMs + (i * 1000) / data.rate;
+        const aheadMs = dueMs - performance.now();
+        if (aheadMs * 1000 >= paceMinUs) {
+          if (aheadMs > 5) {
+            setTimeout(run, Math.max(1, aheadMs - 1));
+            return;
+          }
+          Atomics.wait(sleepCell, 0, 0, aheadMs);
+        }
+      }
+      const now = nowMicros();
+      const event = syntheticEvent(i, now, opts);
+      if (!admission.offerTrusted(event, now) && data.rate === 0) {
+        // Unpaced: wait for the encoders instead of dropping, so "as fast as possible"
+        // means as fast as the pipeline takes. (Paced, a full ring drops: ring_full.)
+        Atomics.wait(sleepCell, 0, 0, 0.2);
+        continue;
+      }
+      i++;
+      if (performance.now() > sliceEnd) {
+        setImmediate(run);
+        return;
+      }
+    }
+    if (!stopped) admission.post({ type: 'finished', events: i, elapsedMs: performance.now() - startMs });
+  };
+  const begin = (): void => {
+    startMs = performance.now();
+    run();
+  };
+  stopHandlers.push(() => {
+    stopped = true;
+  });
+  admission.post({ type: 'ready', address: 'synthetic' });
+  if (data.gated) startGate = begin;
+  else begin();
+}
+
+switch (data.kind) {
+  case 'socket':
+  case 'tcp':
+    serveFrames();
+    break;
+  case 'jsonl':
+    readJsonLines();
+    break;
+  case 'synthetic':
+    generateSynthetic();
+    break;
+}

@@ -1,0 +1,129 @@
+/**
+ * Synthetic KubeArmor events with the shapes of the ../shared/peers gofeeder: three
+ * workloads x Process/File/Network, alerts (MatchedPolicy, BPFLSM Block, 552-602
+ * bytes encoded) and logs (ContainerLog, 386-452 bytes), a fresh event per call,
+ * UpdatedTime and Timestamp taken together at generation. NodeID and EventData are
+ * explicitly empty, as gofeeder leaves them unset, so the two are measured on equal
+ * events.
+ */
+import { createHash } from 'node:crypto';
+import type { IngestEvent } from '../event/schema';
+import { formatUpdatedTime } from '../wire/time';
+
+interface Workload {
+  ns: string;
+  pod: string;
+  labels: string;
+  cid: string;
+  cname: string;
+  image: string;
+  ownerName: string;
+  cwd: string;
+  uid: number;
+}
+
+interface OpTemplate {
+  operation: string;
+  resource: string;
+  data: string;
+  process: string;
+  parent: string;
+  policy?: string;
+  message?: string;
+}
+
+function fakeContainerID(pod: string): string {
+  return createHash('sha256').update(pod).digest('hex');
+}
+
+const workloads: Workload[] = [
+  ['wordpress-mysql', 'wordpress-7c966b5d85-42jwr', 'app=wordpress', 'wordpress', 'docker.io/library/wordpress:6.4-apache', 'wordpress', '/var/www/html/', 33],
+  ['wordpress-mysql', 'mysql-76ddc6ddc4-h47hv', 'app=mysql', 'mysql', 'docker.io/library/mysql:8.0.35', 'mysql', '/var/lib/mysql/', 999],
+  ['default', 'nginx-8f458dc5b-d9cqs', 'app=nginx', 'nginx', 'docker.io/library/nginx:1.25.3', 'nginx', '/usr/share/nginx/', 101],
+].map(([ns, pod, labels, cname, image, ownerName, cwd, uid]) => ({
+  ns: ns as string,
+  pod: pod as string,
+  labels: labels as string,
+  cid: fakeContainerID(pod as string),
+  cname: cname as string,
+  image: image as string,
+  ownerName: ownerName as string,
+  cwd: cwd as string,
+  uid: uid as number,
+}));
+
+const alertOps: OpTemplate[] = [
+  {
+    operation: 'Process', resource: '/usr/bin/apt-get update', data: 'syscall=SYS_EXECVE', process: '/usr/bin/apt-get', parent: '/bin/bash',
+    policy: 'ksp-block-pkg-mgmt-tools-exec', message: 'Alert! Execution of package management process inside container is denied',
+  },
+  {
+    operation: 'File', resource: '/etc/shadow', data: 'syscall=SYS_OPENAT fd=-100 flags=O_RDONLY', process: '/usr/bin/cat', parent: '/bin/bash',
+    policy: 'ksp-block-sensitive-file-read', message: 'Alert! Read access to sensitive credential file is denied',
+  },
+  {
+    operation: 'Network', resource: 'domain=AF_INET type=SOCK_RAW protocol=1', data: 'syscall=SYS_SOCKET', process: '/usr/bin/ping', parent: '/bin/bash',
+    policy: 'ksp-block-raw-icmp-sockets', message: 'Alert! Raw ICMP socket creation inside container is denied',
+  },
+];
+
+const logOps: OpTemplate[] = [
+  { operation: 'Process', resource: '/usr/bin/ls -la', data: 'syscall=SYS_EXECVE', process: '/usr/bin/ls', parent: '/bin/bash' },
+  { operation: 'File', resource: '/etc/ld.so.cache', data: 'syscall=SYS_OPENAT fd=-100 flags=O_RDONLY', process: '/usr/bin/ls', parent: '/bin/bash' },
+  { operation: 'Network', resource: 'remoteip=10.96.0.10 port=53 protocol=UDP', data: 'syscall=SYS_CONNECT', process: '/usr/bin/curl', parent: '/bin/bash' },
+];
+
+export interface SyntheticOptions {
+  cluster: string;
+  host: string;
+  /** Every K-th event is an alert; 1 = only alerts, 0 = only logs. */
+  alertEvery: number;
+}
+
+/** Event i of the synthetic sequence, stamped `nowUs`. */
+export function syntheticEvent(i: number, nowUs: number, opts: SyntheticOptions): IngestEvent {
+  const w = workloads[Math.floor(i / 3) % workloads.length];
+  const alert = opts.alertEvery > 0 && i % opts.alertEvery === 0;
+  const op = (alert ? alertOps : logOps)[i % 3];
+  const hostPid = 20000 + ((i * 7919) % 40000);
+  const pid = 100 + (i % 900);
+  const event: IngestEvent = {
+    timestamp: Math.floor(nowUs / 1e6),
+    updatedTime: formatUpdatedTime(nowUs),
+    clusterName: opts.cluster,
+    hostName: opts.host,
+    nodeID: '',
+    namespaceName: w.ns,
+    owner: { ref: 'Deployment', name: w.ownerName, namespace: w.ns },
+    podName: w.pod,
+    labels: w.labels,
+    containerID: w.cid,
+    containerName: w.cname,
+    containerImage: w.image,
+    hostPPid: hostPid - 11,
+    hostPid,
+    ppid: pid - 9,
+    pid,
+    uid: w.uid,
+    execEvent: {},
+    parentProcessName: op.parent,
+    processName: op.process,
+    type: alert ? 'MatchedPolicy' : 'ContainerLog',
+    source: '/bin/bash',
+    operation: op.operation,
+    resource: op.resource,
+    cwd: w.cwd,
+    data: op.data,
+    eventData: {},
+    result: alert ? 'Permission denied' : 'Passed',
+  };
+  if (alert) {
+    event.enforcer = 'BPFLSM';
+    event.policyName = op.policy;
+    event.severity = '5';
+    event.tags = 'NIST,CIS';
+    event.message = op.message;
+    event.action = 'Block';
+  }
+  return event;
+}

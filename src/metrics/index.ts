@@ -1,0 +1,124 @@
+/**
+ * Prometheus exposition (prom-client) and a JSON view of the same numbers, read from
+ * the feeder's stats at scrape time, so the hot path keeps plain counters only.
+ *   GET /metrics  Prometheus text
+ *   GET /stats    FeederStats as JSON (armorfeed load reads this)
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FeederStats } from '../feeder';
+
+export interface MetricsServer {
+  address: string;
+  registry: Registry;
+  close(): Promise<void>;
+}
+
+type Labels = Record<string, string>;
+
+/** A counter whose value is read from the stats at scrape time. */
+function counterFrom(registry: Registry, name: string, help: string, labelNames: string[], read: (s: FeederStats) => [Labels, number][], stats: () => FeederStats): void {
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, v] of read(stats())) if (v > 0) this.inc(labels, v);
+    },
+  });
+}
+
+function gaugeFrom(registry: Registry, name: string, help: string, labelNames: string[], read: (s: FeederStats) => [Labels, number][], stats: () => FeederStats): void {
+  new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, v] of read(stats())) this.set(labels, v);
+    },
+  });
+}
+
+export function buildRegistry(stats: () => FeederStats): Registry {
+  const r = new Registry();
+  collectDefaultMetrics({ register: r, prefix: 'armorfeed_process_' });
+  const client = (c: FeederStats['clients'][number]): Labels => ({ client: c.name, id: c.id, stream: c.stream });
+  counterFrom(r, 'armorfeed_ingest_events_total', 'Events accepted into a ring, per source', ['source'], (s) =>
+    Object.entries(s.ingest).map(([source, v]) => [{ source }, v.events]), stats);
+  counterFrom(r, 'armorfeed_ingest_dropped_total', 'Events a source could not put in its ring, per reason (ring_full, malformed_input)', ['source', 'reason'], (s) =>
+    Object.entries(s.ingest).flatMap(([source, v]) => [
+      [{ source, reason: 'ring_full' }, v.dropped.ring_full] as [Labels, number],
+      [{ source, reason: 'malformed_input' }, v.dropped.malformed_input] as [Labels, number],
+    ]), stats);
+  counterFrom(r, 'armorfeed_malformed_input_total', 'Rejected input per source and detail (malformed_frame, oversized, invalid_json, wrong_type, unknown_field, unknown_type, not_a_map)', ['source', 'detail'], (s) =>
+    Object.entries(s.ingest).flatMap(([source, v]) => Object.entries(v.malformedByReason).map(([detail, n]) => [{ source, detail }, n] as [Labels, number])), stats);
+  counterFrom(r, 'armorfeed_encoded_events_total', 'Events encoded, per stream', ['stream'], (s) => [
+    [{ stream: 'alerts' }, s.encoded.alerts],
+    [{ stream: 'logs' }, s.encoded.logs],
+    [{ stream: 'messages' }, s.messages],
+  ], stats);
+  counterFrom(r, 'armorfeed_dropped_total', 'Drops not owned by a single client, per reason (ring_full, malformed_input, throttled, encode_error, output_backpressure)', ['reason'], (s) =>
+    Object.entries(s.dropped).map(([reason, n]) => [{ reason }, n]), stats);
+  counterFrom(r, 'armorfeed_client_delivered_total', 'Events written to a client and confirmed by gRPC', ['client', 'id', 'stream'], (s) =>
+    s.clients.map((c) => [client(c), c.delivered]), stats);
+  counterFrom(r, 'armorfeed_client_dropped_total', 'Events a client did not get, per reason (client_queue_full, throttled, filtered, client_closed)', ['client', 'id', 'stream', 'reason'], (s) =>
+    s.clients.flatMap((c) => Object.entries(c.dropped).map(([reason, n]) => [{ ...client(c), reason }, n] as [Labels, number])), stats);
+  gaugeFrom(r, 'armorfeed_client_queue_depth', 'Events waiting in a client queue', ['client', 'id', 'stream'], (s) =>
+    s.clients.filter((c) => c.open).map((c) => [client(c), c.queueDepth]), stats);
+  gaugeFrom(r, 'armorfeed_client_latency_seconds', 'Ingest-to-write latency per client, by quantile (HDR histogram)', ['client', 'id', 'stream', 'quantile'], (s) =>
+    s.clients.flatMap((c) =>
+      ([['0.5', c.latencyUs.p50], ['0.9', c.latencyUs.p90], ['0.99', c.latencyUs.p99], ['0.999', c.latencyUs.p999], ['1', c.latencyUs.max]] as const).map(
+        ([quantile, us]) => [{ ...client(c), quantile }, us / 1e6] as [Labels, number],
+      ),
+    ), stats);
+  gaugeFrom(r, 'armorfeed_ring_used_bytes', 'Bytes in use in a source ring', ['source'], (s) =>
+    Object.entries(s.ingest).map(([source, v]) => [{ source }, v.ring.usedBytes]), stats);
+  gaugeFrom(r, 'armorfeed_ring_capacity_bytes', 'Capacity of a source ring', ['source'], (s) =>
+    Object.entries(s.ingest).map(([source, v]) => [{ source }, v.ring.capacity]), stats);
+  gaugeFrom(r, 'armorfeed_clients', 'Open Watch* streams', ['stream'], (s) =>
+    (['alerts', 'logs', 'messages'] as const).map((stream) => [{ stream }, s.clients.filter((c) => c.open && c.stream === stream).length]), stats);
+  return r;
+}
+
+export async function startMetrics(bind: string, port: number, stats: () => FeederStats): Promise<MetricsServer> {
+  const registry = buildRegistry(stats);
+  const server = http.createServer((req, res) => {
+    const url = (req.url ?? '/').split('?')[0];
+    if (url === '/metrics') {
+      registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(text);
+        },
+        (err: Error) => {
+          res.writeHead(500);
+          res.end(err.message);
+        },
+      );
+    } else if (url === '/stats') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(stats()));
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('armorfeed: try /metrics or /stats\n');
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, bind, () => resolve());
+  });
+  const a = server.address() as AddressInfo;
+  return {
+    address: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+    registry,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * SharedArrayBuffer ring queue: the only thing that crosses from an ingest thread to
+ * the main thread and the encoder workers. One ring per producer (single producer,
+ * single consumer: the main thread claims ranges and encoder workers read them).
+ *
+ *   SAB: [ header (HEADER_BYTES) ][ data (capacity bytes, a power of two) ]
+ *
+ *   header as Int32Array (i32 slots)          header as BigInt64Array (i64 slots, from byte 64)
+ *   0 WRITE   bytes published (producer)      0 EVENTS_IN        events published
+ *   1 READ    bytes released (consumer)       1 DROPPED_FULL     events refused: ring_full
+ *   2 SIGNAL  wake-up counter                 2 DROPPED_MALFORMED events refused: malformed_input
+ *   3 WAITING consumer is parked (0/1)        3 BYTES_IN         payload bytes published
+ *   4 CLOSED  producer finished (0/1)
+ *
+ *   data: records, each 8-byte aligned, never split across the end:
+ *   +----------+----------------+------------------------+---------+
+ *   | u32 len  | f64 ingestedUs | msgpack payload (len)  | padding |
+ *   +----------+----------------+------------------------+---------+
+ *   len == WRAP_MARK means "skip to offset 0"; the rest of the lap is unused.
+ *   The f64 sits at offset 4, so records are read with a DataView (no alignment need).
+ *
+ * WRITE and READ are free-running u32 byte counters that wrap at 2^32; capacity divides
+ * 2^32, so `(WRITE - READ) >>> 0` is the bytes in use and `pos & (capacity - 1)` the offset.
+ * Memory order: the producer writes a record's bytes, then Atomics.store(WRITE) (release);
+ * the consumer Atomics.load(WRITE) (acquire) before reading them. The consumer releases
+ * space with Atomics.store(READ) only after every reader of those bytes is done.
+ */
+export const HEADER_BYTES = 128;
+export const RECORD_HEADER_BYTES = 12;
+export const RECORD_ALIGN = 8;
+export const WRAP_MARK = 0xffffffff;
+
+export const Slot = {
+  WRITE: 0,
+  READ: 1,
+  SIGNAL: 2,
+  WAITING: 3,
+  CLOSED: 4,
+} as const;
+
+export const Counter = {
+  EVENTS_IN: 0,
+  DROPPED_FULL: 1,
+  DROPPED_MALFORMED: 2,
+  BYTES_IN: 3,
+} as const;
+
+const COUNTER_BYTE_OFFSET = 64;
+
+export interface RingViews {
+  readonly sab: SharedArrayBuffer;
+  readonly capacity: number;
+  readonly mask: number;
+  readonly header: Int32Array;
+  readonly counters: BigInt64Array;
+  readonly data: Uint8Array;
+  readonly view: DataView;
+}
+
+/** Allocates a ring whose data area is `capacity` bytes (rounded up to a power of two, min 64 KiB). */
+export function allocateRing(capacity: number): SharedArrayBuffer {
+  let size = 1 << 16;
+  while (size < capacity) size *= 2;
+  if (size > 1 << 30) throw new RangeError(`ring capacity ${capacity} is above 1 GiB`);
+  return new SharedArrayBuffer(HEADER_BYTES + size);
+}
+
+export function ringViews(sab: SharedArrayBuffer): RingViews {
+  const capacity = sab.byteLength - HEADER_BYTES;
+  return {
+    sab,
+    capacity,
+    mask: capacity - 1,
+    header: new Int32Array(sab, 0, 16),
+    counters: new BigInt64Array(sab, COUNTER_BYTE_OFFSET, 8),
+    data: new Uint8Array(sab, HEADER_BYTES, capacity),
+    view: new DataView(sab, HEADER_BYTES, capacity),
+  };
+}
+
+/** Bytes a record of `payloadLength` occupies, header and padding included. */
+export function recordSize(payloadLength: number): number {
+  return (RECORD_HEADER_BYTES + payloadLength + RECORD_ALIGN - 1) & ~(RECORD_ALIGN - 1);
+}

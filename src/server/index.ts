@@ -1,0 +1,203 @@
+/**
+ * The gRPC face of the feeder: `feeder.LogService` (HealthCheck and the three Watch*
+ * streams) with upstream's filter and keepalive semantics, server reflection on the
+ * same port, and grpc.health.v1 on its own port (upstream v1.7.4+) as well as on the
+ * main port (up to v1.7.3), so clients of either era find it.
+ */
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { FanoutHub, Subscriber, type AttrFilter, type StreamKind } from '../fanout';
+import type { DaemonLog } from '../messages';
+import { acceptedFilters, feederTypes, filterMetadataKeys, protoPath, rpcPath } from '../wire/proto';
+import { framedSink, type WriteMode } from './framedWrite';
+
+export interface ServerOptions {
+  bind: string;
+  port: number;
+  healthPort: number;
+  queueSize: number;
+  writeMode?: WriteMode;
+}
+
+export interface RunningServer {
+  grpcAddress: string;
+  healthAddress: string | undefined;
+  /** Ends every open Watch* stream with OK. */
+  endStreams(): void;
+  shutdown(timeoutMs: number): Promise<void>;
+}
+
+/** Upstream: ping every 1 s, close after 5 s without an ack, pings allowed without streams. */
+export const keepaliveOptions: grpc.ChannelOptions = {
+  'grpc.keepalive_time_ms': 1000,
+  'grpc.keepalive_timeout_ms': 5000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.max_send_message_length': -1,
+};
+
+const streamOf: Record<string, StreamKind> = {
+  WatchAlerts: 'alerts',
+  WatchLogs: 'logs',
+  WatchMessages: 'messages',
+};
+
+function identity(b: Buffer): Buffer {
+  return b;
+}
+
+/** The service definition, with protobufjs codecs; Watch* responses are pre-encoded Buffers. */
+export function logServiceDefinition(): grpc.ServiceDefinition {
+  const t = feederTypes();
+  const decodeRequest = (b: Buffer): { Filter: string } => t.RequestMessage.toObject(t.RequestMessage.decode(b), { defaults: true }) as { Filter: string };
+  const watch = (path: string): grpc.MethodDefinition<{ Filter: string }, Buffer> => ({
+    path,
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: (v: { Filter: string }) => Buffer.from(t.RequestMessage.encode(v).finish()),
+    requestDeserialize: decodeRequest,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  });
+  return {
+    HealthCheck: {
+      path: rpcPath.HealthCheck,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: (v: { nonce: number }) => Buffer.from(t.NonceMessage.encode(v).finish()),
+      requestDeserialize: (b: Buffer) => t.NonceMessage.toObject(t.NonceMessage.decode(b), { defaults: true }),
+      responseSerialize: (v: { Retval: number }) => Buffer.from(t.ReplyMessage.encode(v).finish()),
+      responseDeserialize: (b: Buffer) => t.ReplyMessage.toObject(t.ReplyMessage.decode(b), { defaults: true }),
+    } as grpc.MethodDefinition<{ nonce: number }, { Retval: number }>,
+    WatchMessages: watch(rpcPath.WatchMessages),
+    WatchAlerts: watch(rpcPath.WatchAlerts),
+    WatchLogs: watch(rpcPath.WatchLogs),
+  };
+}
+
+/** Reads the server-side filter extension from request metadata; throws on a bad regex. */
+export function parseServerFilter(metadata: grpc.Metadata): AttrFilter | undefined {
+  const filter: AttrFilter = {};
+  let any = false;
+  for (const key of ['namespace', 'operation', 'logType'] as const) {
+    const values = metadata.get(filterMetadataKeys[key]);
+    if (values.length === 0) continue;
+    const pattern = String(values[0]);
+    if (pattern === '') continue;
+    try {
+      // karmor's rule for these three: case-insensitive, unanchored.
+      filter[key] = new RegExp(pattern, 'i');
+    } catch (err) {
+      throw new Error(`${filterMetadataKeys[key]}: invalid regular expression ${JSON.stringify(pattern)}: ${(err as Error).message}`, { cause: err });
+    }
+    any = true;
+  }
+  return any ? filter : undefined;
+}
+
+function bindAsync(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}
+
+function hostPort(bind: string, port: number): string {
+  return bind.includes(':') ? `[${bind}]:${port}` : `${bind}:${port}`;
+}
+
+export async function startServer(options: ServerOptions, hub: FanoutHub, log: DaemonLog): Promise<RunningServer> {
+  const server = new grpc.Server({ ...keepaliveOptions });
+  const open = new Set<grpc.ServerWritableStream<{ Filter: string }, Buffer>>();
+  const health = new HealthImplementation({ '': 'SERVING', 'feeder.LogService': 'SERVING' });
+
+  const watch = (rpc: 'WatchAlerts' | 'WatchLogs' | 'WatchMessages') => (call: grpc.ServerWritableStream<{ Filter: string }, Buffer>) => {
+    const filter = call.request.Filter ?? '';
+    if (rpc !== 'WatchMessages' && !acceptedFilters[rpc].has(filter)) {
+      // Upstream returns at once with OK and no messages, without registering.
+      call.end();
+      return;
+    }
+    let serverFilter: AttrFilter | undefined;
+    try {
+      serverFilter = parseServerFilter(call.metadata);
+    } catch (err) {
+      call.destroy(Object.assign(new Error((err as Error).message), { code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message }));
+      return;
+    }
+    const stream = streamOf[rpc];
+    const id = hub.newId(stream);
+    const named = call.metadata.get(filterMetadataKeys.clientName);
+    const sub = new Subscriber(
+      { id, name: named.length > 0 ? String(named[0]) : id, stream, filter, peer: call.getPeer(), serverFilter },
+      options.queueSize,
+      framedSink(call as unknown as grpc.ServerWritableStream<unknown, unknown>, options.writeMode),
+    );
+    open.add(call);
+    hub.add(sub);
+    log.info(`Added a new client (${id}, ${filter}) for ${rpc}${sub.info.name !== id ? ` as ${sub.info.name}` : ''} from ${sub.info.peer}`);
+    let removed = false;
+    const remove = (why: string): void => {
+      if (removed) return;
+      removed = true;
+      open.delete(call);
+      hub.remove(sub);
+      const d = sub.dropped;
+      log.info(
+        `Deleted the client (${id}) for ${rpc} (${why}): delivered=${sub.delivered} dropped client_queue_full=${d.client_queue_full} throttled=${d.throttled} filtered=${d.filtered} client_closed=${d.client_closed}`,
+      );
+    };
+    call.on('cancelled', () => remove('cancelled by the client'));
+    call.on('error', (err: Error) => remove(`error: ${err.message}`));
+    call.on('close', () => remove('closed'));
+    call.on('finish', () => remove('ended'));
+  };
+
+  server.addService(logServiceDefinition(), {
+    HealthCheck: (call: grpc.ServerUnaryCall<{ nonce: number }, { Retval: number }>, callback: grpc.sendUnaryData<{ Retval: number }>) => {
+      callback(null, { Retval: call.request.nonce });
+    },
+    WatchMessages: watch('WatchMessages'),
+    WatchAlerts: watch('WatchAlerts'),
+    WatchLogs: watch('WatchLogs'),
+  });
+  health.addToServer(server);
+  new ReflectionService(protoLoader.loadSync(protoPath)).addToServer(server);
+
+  const port = await bindAsync(server, hostPort(options.bind, options.port));
+  let healthServer: grpc.Server | undefined;
+  let healthAddress: string | undefined;
+  if (options.healthPort >= 0) {
+    healthServer = new grpc.Server();
+    health.addToServer(healthServer);
+    const hp = await bindAsync(healthServer, hostPort(options.bind, options.healthPort));
+    healthAddress = hostPort(options.bind, hp);
+  }
+
+  const shutdownOne = (s: grpc.Server, timeoutMs: number): Promise<void> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        s.forceShutdown();
+        resolve();
+      }, timeoutMs);
+      s.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+
+  return {
+    grpcAddress: hostPort(options.bind, port),
+    healthAddress,
+    endStreams() {
+      health.setStatus('feeder.LogService', 'NOT_SERVING');
+      health.setStatus('', 'NOT_SERVING');
+      for (const call of [...open]) call.end();
+    },
+    async shutdown(timeoutMs) {
+      await Promise.all([shutdownOne(server, timeoutMs), healthServer ? shutdownOne(healthServer, timeoutMs) : Promise.resolve()]);
+    },
+  };
+}
+
+export { framedSink, FramedChunk, enableBatchedWrites, splitFrames, type WriteMode } from './framedWrite';

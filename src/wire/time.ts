@@ -1,0 +1,36 @@
+/**
+ * KubeArmor's timestamps: `Timestamp` is Unix seconds (int64) and `UpdatedTime`
+ * is UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`, always six fractional digits, taken together.
+ */
+
+function pad(n: number, width: number): string {
+  return n.toString().padStart(width, '0');
+}
+
+/** Formats epoch microseconds as upstream's UpdatedTime. */
+export function formatUpdatedTime(epochMicros: number): string {
+  const ms = Math.floor(epochMicros / 1000);
+  const d = new Date(ms);
+  const micros = Math.floor(epochMicros - ms * 1000);
+  return (
+    `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1, 2)}-${pad(d.getUTCDate(), 2)}` +
+    `T${pad(d.getUTCHours(), 2)}:${pad(d.getUTCMinutes(), 2)}:${pad(d.getUTCSeconds(), 2)}` +
+    `.${pad(d.getUTCMilliseconds(), 3)}${pad(micros, 3)}Z`
+  );
+}
+
+/** Wall clock in epoch microseconds, with sub-millisecond precision. */
+export function nowMicros(): number {
+  return Math.floor((performance.timeOrigin + performance.now()) * 1000);
+}
+
+const updatedTimeLayout = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$/;
+
+/** Parses an UpdatedTime (any fraction length, UTC `Z`) back to epoch microseconds; NaN if it is not one. */
+export function parseUpdatedTime(s: string): number {
+  const m = updatedTimeLayout.exec(s);
+  if (m === null) return Number.NaN;
+  const ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
+  const frac = (m[7] ?? '').padEnd(6, '0').slice(0, 6);
+  return ms * 1000 + Number(frac);
+}

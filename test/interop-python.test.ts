@@ -1,0 +1,277 @@
+/**
+ * interop - an independent client stack (Python grpcio + protoc-generated messages,
+ * test/interop/feeder_client.py) talks to `armorfeed serve` over 127.0.0.1 and decodes
+ * what it sends: the HealthCheck echo, alerts on WatchAlerts("policy"), logs on
+ * WatchLogs("system"), and grpc.health.v1 on the separate health port.
+ *
+ * The same client and the same assertions also run against the Go reference feeder
+ * (gofeeder from ../shared/peers, found through PEERS_BIN, which .ci/run exports), so
+ * a failure against armorfeed can be told apart from a fault in the client itself.
+ */
+import { after, before, describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { repoRoot } from './helpers/repo';
+import { freePort, startProcess, startServe, type ServeExit } from './helpers/serve';
+
+const PYTHON = '/usr/bin/python3';
+const CLIENT = path.join(repoRoot, 'test', 'interop', 'feeder_client.py');
+const KUBEARMOR_PROTO_DIR = path.join(repoRoot, 'proto');
+const HEALTH_PROTO_DIR = path.join(repoRoot, 'test', 'interop');
+const ALERTS = 30;
+const LOGS = 30;
+/** The Python client's own deadline; the process is killed a little after it. */
+const CLIENT_TIMEOUT_S = 20;
+const UPDATED_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
+const ALERT_TYPES = new Set(['MatchedPolicy', 'MatchedHostPolicy', 'SystemEvent']);
+const SERVE_ARGS = [
+  'serve', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0',
+  '--source', 'synthetic', '--rate', '2000', '--count', '0', '--alert-every', '3',
+];
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+interface ClientRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  lines: JsonObject[];
+  stderr: string;
+  /** Raw stdout, for failure messages. */
+  stdout: string;
+}
+
+function isObject(v: Json | undefined): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function str(o: JsonObject, key: string): string {
+  const v = o[key];
+  assert.equal(typeof v, 'string', `${key} is not a string: ${JSON.stringify(v)}`);
+  return v as string;
+}
+
+function int(o: JsonObject, key: string): number {
+  const v = o[key];
+  assert.ok(typeof v === 'number' && Number.isInteger(v), `${key} is not an integer: ${JSON.stringify(v)}`);
+  return v;
+}
+
+function obj(o: JsonObject, key: string): JsonObject {
+  const v = o[key];
+  assert.ok(isObject(v), `${key} is not an object: ${JSON.stringify(v)}`);
+  return v;
+}
+
+function strings(o: JsonObject, key: string): string[] {
+  const v = o[key];
+  assert.ok(Array.isArray(v) && v.every((x) => typeof x === 'string'), `${key} is not a list of strings: ${JSON.stringify(v)}`);
+  return v as string[];
+}
+
+/** Runs feeder_client.py to completion (bounded) and parses its JSON lines. */
+function runClient(args: string[]): Promise<ClientRun> {
+  return new Promise<ClientRun>((resolve, reject) => {
+    const child = spawn(PYTHON, [CLIENT, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    const killer = setTimeout(() => child.kill('SIGKILL'), (CLIENT_TIMEOUT_S + 10) * 1000);
+    child.on('error', (err) => {
+      clearTimeout(killer);
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(killer);
+      const lines: JsonObject[] = [];
+      for (const line of stdout.split('\n')) {
+        if (line.trim() === '') continue;
+        let parsed: Json;
+        try {
+          parsed = JSON.parse(line) as Json;
+        } catch {
+          reject(new Error(`feeder_client.py printed a non-JSON line: ${line}\nstderr:\n${stderr}`));
+          return;
+        }
+        if (!isObject(parsed)) {
+          reject(new Error(`feeder_client.py printed a non-object line: ${line}`));
+          return;
+        }
+        lines.push(parsed);
+      }
+      resolve({ code, signal, lines, stderr, stdout });
+    });
+  });
+}
+
+function describeRun(run: ClientRun): string {
+  const summary = run.lines.find((l) => l.kind === 'summary');
+  return `exit=${run.code} signal=${run.signal}\nsummary: ${JSON.stringify(summary)}\nstderr:\n${run.stderr.slice(-2048)}`;
+}
+
+/**
+ * The assertions shared by every server: the echo, the counts, and per-event wire facts
+ * from kubearmor-wire.md §2 and §6 (UpdatedTime format, ExecEvent always sent, ATags =
+ * Tags split on commas, PPID decoded, Log type ContainerLog, no unknown field numbers).
+ */
+function assertDecodedFeed(run: ClientRun, expectHealth: boolean): void {
+  const why = describeRun(run);
+  assert.equal(run.code, 0, `feeder_client.py failed\n${why}`);
+  const byKind = (kind: string): JsonObject[] => run.lines.filter((l) => l.kind === kind);
+
+  const summary = byKind('summary');
+  assert.equal(summary.length, 1, why);
+  assert.deepEqual(summary[0].errors, [], why);
+
+  const nonce = byKind('nonce');
+  assert.equal(nonce.length, 1, `no HealthCheck result\n${why}`);
+  assert.ok(int(nonce[0], 'sent') > 0);
+  assert.equal(int(nonce[0], 'retval'), int(nonce[0], 'sent'), 'HealthCheck must echo the nonce');
+
+  const health = byKind('grpc_health');
+  if (expectHealth) {
+    assert.deepEqual(
+      health.map((h) => [h.service, h.status]),
+      [['feeder.LogService', 'SERVING']],
+      `grpc.health.v1 Check(feeder.LogService)\n${why}`,
+    );
+  } else {
+    assert.equal(health.length, 0);
+  }
+
+  const alerts = byKind('alert');
+  const logs = byKind('log');
+  assert.equal(alerts.length, ALERTS, `alerts received\n${why}`);
+  assert.equal(logs.length, LOGS, `logs received\n${why}`);
+
+  for (const [kind, events] of [['alert', alerts], ['log', logs]] as const) {
+    for (const line of events) {
+      const msg = obj(line, 'msg');
+      const at = `${kind} #${int(line, 'index')}: ${JSON.stringify(msg)}`;
+      assert.ok(line.unknown_fields === null || line.unknown_fields === 0, `${at}\nhas unknown field numbers`);
+      assert.ok(int(line, 'wire_bytes') > 0, at);
+
+      const updated = str(msg, 'UpdatedTime');
+      assert.match(updated, UPDATED_TIME, at);
+      const seconds = Date.parse(updated) / 1000;
+      const timestamp = int(msg, 'Timestamp');
+      assert.ok(Math.abs(timestamp - seconds) <= 1, `${at}\nTimestamp ${timestamp} is not Unix seconds of UpdatedTime`);
+
+      const present = strings(line, 'present');
+      assert.ok(present.includes('ExecEvent'), `${at}\nExecEvent must always be sent, even empty`);
+      obj(msg, 'ExecEvent');
+      assert.ok(int(msg, 'PPID') >= 0 && int(msg, 'PID') >= 0 && int(msg, 'HostPID') >= 0, at);
+
+      const owner = msg.Owner;
+      if (present.includes('Owner')) {
+        assert.ok(isObject(owner) && Object.values(owner).some((v) => v !== ''), `${at}\nOwner sent with every part empty`);
+      }
+
+      if (kind === 'alert') {
+        assert.ok(ALERT_TYPES.has(str(msg, 'Type')), `${at}\nunexpected alert Type`);
+        const tags = str(msg, 'Tags');
+        assert.deepEqual(strings(msg, 'ATags'), tags === '' ? [] : tags.split(','), `${at}\nATags must be Tags split on ','`);
+        assert.notEqual(str(msg, 'Severity'), '0', `${at}\nSeverity "0" is never sent`);
+      } else {
+        assert.equal(str(msg, 'Type'), 'ContainerLog', at);
+      }
+    }
+  }
+  // Non-default values prove decoding, not just defaults: the synthetic sources set these.
+  assert.ok(alerts.some((l) => int(obj(l, 'msg'), 'PPID') > 0), 'no alert had a non-zero PPID');
+  assert.ok(logs.some((l) => int(obj(l, 'msg'), 'PPID') > 0), 'no log had a non-zero PPID');
+  assert.ok(alerts.some((l) => str(obj(l, 'msg'), 'Tags').includes(',')), 'no alert had two or more Tags');
+}
+
+describe('interop - python grpcio client decodes alerts and logs', () => {
+  let genDir = '';
+
+  before(() => {
+    const need = 'install protobuf-compiler, python3-grpcio and python3-protobuf (.ci/run does)';
+    try {
+      execFileSync('protoc', ['--version'], { stdio: 'pipe', timeout: 10_000 });
+    } catch (err) {
+      assert.fail(`protoc is not runnable: ${(err as Error).message}; ${need}`);
+    }
+    try {
+      execFileSync(PYTHON, ['-c', 'import grpc, google.protobuf'], { stdio: 'pipe', timeout: 20_000 });
+    } catch (err) {
+      assert.fail(`${PYTHON} cannot import grpc and google.protobuf: ${(err as Error).message}; ${need}`);
+    }
+    genDir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-pystubs-'));
+    execFileSync(
+      'protoc',
+      [
+        `--python_out=${genDir}`, '-I', KUBEARMOR_PROTO_DIR, '-I', HEALTH_PROTO_DIR,
+        path.join(KUBEARMOR_PROTO_DIR, 'kubearmor.proto'), path.join(HEALTH_PROTO_DIR, 'health.proto'),
+      ],
+      { stdio: 'pipe', timeout: 20_000 },
+    );
+    // Generated code and the protobuf runtime must agree; say so here rather than mid-test.
+    try {
+      execFileSync(PYTHON, ['-c', 'import sys; sys.path.insert(0, sys.argv[1]); import kubearmor_pb2, health_pb2', genDir], {
+        stdio: 'pipe',
+        timeout: 20_000,
+      });
+    } catch (err) {
+      const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
+      assert.fail(`protoc's Python output does not import with this python3-protobuf (version skew?):\n${stderr}`);
+    }
+  });
+
+  after(() => {
+    if (genDir !== '') fs.rmSync(genDir, { recursive: true, force: true });
+  });
+
+  test('interop - armorfeed serve: HealthCheck, WatchAlerts, WatchLogs and grpc.health.v1 decode in Python', { timeout: 90_000 }, async () => {
+    const server = await startServe(SERVE_ARGS);
+    let exit: ServeExit | undefined;
+    try {
+      const grpcPort = server.ports.grpc;
+      const healthPort = server.ports.health;
+      assert.ok(grpcPort > 0, `no grpc=HOST:PORT in the listening line: ${server.readyLine}`);
+      assert.ok(healthPort > 0, `no health=HOST:PORT in the listening line: ${server.readyLine}`);
+      assert.notEqual(grpcPort, healthPort, 'grpc.health.v1 must be on its own port');
+      const run = await runClient([
+        '--addr', `127.0.0.1:${grpcPort}`, '--health-addr', `127.0.0.1:${healthPort}`,
+        '--gen-dir', genDir, '--alerts', String(ALERTS), '--logs', String(LOGS), '--timeout', String(CLIENT_TIMEOUT_S),
+      ]);
+      assertDecodedFeed(run, true);
+    } finally {
+      // Runs on failure too, so no server outlives the test; only a clean run checks how it exited.
+      exit = await server.stop('SIGTERM');
+    }
+    assert.equal(exit.killed, false, `armorfeed did not exit within 10 s of SIGTERM\n${exit.stderr.slice(-2048)}`);
+  });
+
+  const peersBin = process.env.PEERS_BIN;
+  test(
+    'interop - the same client and assertions hold against the Go reference feeder',
+    { timeout: 60_000, skip: peersBin === undefined || peersBin === '' ? 'PEERS_BIN is not set (.ci/run sets it)' : false },
+    async () => {
+      const gofeeder = path.join(peersBin ?? '', 'gofeeder');
+      assert.ok(fs.existsSync(gofeeder), `PEERS_BIN=${peersBin} has no gofeeder; run ../shared/peers/build.sh path`);
+      const port = await freePort();
+      const server = await startProcess(
+        gofeeder,
+        ['--addr', `127.0.0.1:${port}`, '--rate', '2000', '--count', '0', '--alert-every', '3'],
+        { readyPattern: /^gofeeder: listening on / },
+      );
+      try {
+        const common = ['--addr', `127.0.0.1:${port}`, '--gen-dir', genDir, '--timeout', String(CLIENT_TIMEOUT_S)];
+        assertDecodedFeed(await runClient([...common, '--alerts', String(ALERTS), '--logs', String(LOGS)]), false);
+
+        // The client must be able to fail: gofeeder has no grpc.health.v1 service.
+        const noHealth = await runClient([...common, '--alerts', '0', '--logs', '0', '--health-addr', `127.0.0.1:${port}`]);
+        assert.equal(noHealth.code, 1, describeRun(noHealth));
+        assert.match(noHealth.stderr, /grpc\.health\.v1 Check\(feeder\.LogService\): UNIMPLEMENTED/);
+      } finally {
+        await server.stop('SIGTERM');
+      }
+    },
+  );
+});
