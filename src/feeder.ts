@@ -12,7 +12,7 @@ import { Packr } from 'msgpackr';
 import { defaultConfig, readNodeID, validate, type FeederConfig } from './config';
 import { EncoderPool, type EncodedBatch, type EncoderSettings } from './encode';
 import { InputError, inputReason, ArmorfeedError } from './errors';
-import { validateEvent, type IngestEvent } from './event';
+import { createTape, validateFrame, type IngestEvent } from './event';
 import { FanoutHub, type DropCounts, type StreamKind } from './fanout';
 import { IngestThread } from './ingest';
 import { DaemonLog, RateLimitedNotice } from './messages';
@@ -186,7 +186,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     threads.push(new IngestThread(kind, kind, ring, config, gated && kind === 'synthetic', sourceEvents));
   }
 
-  let embedded: { producer: RingProducer; packr: Packr } | undefined;
+  let embedded: { producer: RingProducer; packr: Packr; tape: Int32Array } | undefined;
   const embeddedRejects: Record<string, number> = {};
 
   let server: RunningServer;
@@ -313,10 +313,11 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       if (embedded === undefined) {
         const ring = allocateRing(config.ringSize);
         consumers.set('embedded', pool.addRing('embedded', ring));
-        embedded = { producer: new RingProducer(ring), packr: new Packr({ useRecords: false }) };
+        embedded = { producer: new RingProducer(ring), packr: new Packr({ useRecords: false }), tape: createTape() };
       }
+      const packed = embedded.packr.pack(event);
       try {
-        validateEvent(event);
+        validateFrame(packed, 0, packed.length, embedded.tape);
       } catch (err) {
         if (err instanceof InputError) {
           embedded.producer.countMalformed();
@@ -325,7 +326,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         }
         throw err;
       }
-      return embedded.producer.offer(embedded.packr.pack(event), nowMicros());
+      return embedded.producer.offer(packed, nowMicros());
     },
     stats,
     sourcesFinished(): Promise<void> {

@@ -1,53 +1,73 @@
 /**
  * Encoder worker (runs in a piscina thread). Turns a claimed ring span into one
- * EncodedBatch: decode msgpack, apply upstream's field rules, encode with protobufjs,
- * frame once. Reads the records in place from shared memory; the main thread releases
- * the span only after this task resolves.
+ * EncodedBatch: scan each msgpack record in place in shared memory, transcode it to a
+ * protobuf Alert or Log straight into this worker's reusable stream buffer, frame it
+ * once. The main thread releases the span only after this task resolves.
  */
 import { workerData } from 'node:worker_threads';
 import { Unpackr } from 'msgpackr';
-import type * as protobuf from 'protobufjs';
 import { forEachRecord } from '../ring/consumer';
-import { isAlert } from '../event/validate';
-import { isThrottleEligible, toAlert, toLog } from '../event/toProto';
+import { createTape, isAlertTape, K, readStr, scanEvent, type StrRef } from '../event/scan';
 import { logLine } from '../event/logLine';
 import type { IngestEvent } from '../event/schema';
-import { feederTypes } from '../wire/proto';
-import {
-  GRPC_FRAME_HEADER,
-  writeFrameHeader,
-  type EncodeTask,
-  type EncodedBatch,
-  type EncodedStream,
-  type EncoderSettings,
-} from './batch';
+import { GRPC_FRAME_HEADER, writeFrameHeader, type EncodeTask, type EncodedBatch, type EncodedStream, type EncoderSettings } from './batch';
+import { ProtoWriter } from './protoWriter';
+import { Transcoder, type EventFacts } from './transcode';
 
 const settings = (workerData as { encoder: EncoderSettings }).encoder;
-const { Alert, Log } = feederTypes();
+const transcoder = new Transcoder(settings);
+const tape = createTape();
+const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined, throttleEligible: false };
+const str: StrRef = { start: 0, length: 0 };
 const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: 'number' });
 
-/** Grows a scratch buffer that lives as long as the worker: one per stream. */
+/**
+ * Attribute strings (namespace, operation, type) for server-side filters and throttle
+ * keys. The same few values repeat for every event of a workload, so recent values are
+ * found by comparing bytes and a JS string is made only for a value not seen lately.
+ */
+class RecentStrings {
+  private readonly bytes: Uint8Array[] = [];
+  private readonly values: string[] = [];
+  private next = 0;
+
+  get(buf: Uint8Array, pos: number): string {
+    if (pos < 0 || !readStr(buf, pos, str) || str.length === 0) return '';
+    const { start, length } = str;
+    for (let i = 0; i < this.bytes.length; i++) {
+      const b = this.bytes[i];
+      if (b.length !== length) continue;
+      let same = true;
+      for (let j = 0; j < length; j++) if (b[j] !== buf[start + j]) { same = false; break; }
+      if (same) return this.values[i];
+    }
+    const value = Buffer.from(buf.buffer, buf.byteOffset + start, length).toString('utf8');
+    const slot = this.next;
+    this.next = (this.next + 1) % 64;
+    this.bytes[slot] = buf.slice(start, start + length);
+    this.values[slot] = value;
+    return value;
+  }
+}
+
+const recent = new RecentStrings();
+
 class StreamBuilder {
-  private buf = new Uint8Array(1 << 18);
-  private len = 0;
+  readonly w = new ProtoWriter(1 << 18);
   private ends: number[] = [];
   private times: number[] = [];
   private attrs: number[] = [];
 
-  add(type: protobuf.Type, message: object, ingestedUs: number, ns: number, op: number, ty: number): void {
-    const encoded = type.encode(message).finish();
-    const need = this.len + GRPC_FRAME_HEADER + encoded.length;
-    if (need > this.buf.length) {
-      let size = this.buf.length * 2;
-      while (size < need) size *= 2;
-      const grown = new Uint8Array(size);
-      grown.set(this.buf.subarray(0, this.len));
-      this.buf = grown;
-    }
-    writeFrameHeader(this.buf, this.len, encoded.length);
-    this.buf.set(encoded, this.len + GRPC_FRAME_HEADER);
-    this.len = need;
-    this.ends.push(need);
+  begin(): number {
+    const at = this.w.pos;
+    this.w.ensure(GRPC_FRAME_HEADER);
+    this.w.pos += GRPC_FRAME_HEADER;
+    return at;
+  }
+
+  end(at: number, ingestedUs: number, ns: number, op: number, ty: number): void {
+    writeFrameHeader(this.w.buf, at, this.w.pos - at - GRPC_FRAME_HEADER);
+    this.ends.push(this.w.pos);
     this.times.push(ingestedUs);
     this.attrs.push(ns, op, ty);
   }
@@ -55,12 +75,12 @@ class StreamBuilder {
   take(): EncodedStream {
     const out: EncodedStream = {
       count: this.ends.length,
-      bytes: this.buf.slice(0, this.len),
+      bytes: this.w.buf.slice(0, this.w.pos),
       ends: Uint32Array.from(this.ends),
       ingestedUs: Float64Array.from(this.times),
       attrs: Uint16Array.from(this.attrs),
     };
-    this.len = 0;
+    this.w.pos = 0;
     this.ends = [];
     this.times = [];
     this.attrs = [];
@@ -73,14 +93,13 @@ const logs = new StreamBuilder();
 
 export default function encodeSpan(task: EncodeTask): EncodedBatch {
   const strings: string[] = [];
-  const stringIndex = new Map<string, number>();
-  const intern = (s: string | undefined): number => {
-    const v = s ?? '';
-    let i = stringIndex.get(v);
+  const index = new Map<string, number>();
+  const intern = (s: string): number => {
+    let i = index.get(s);
     if (i === undefined) {
       i = strings.length;
-      strings.push(v);
-      stringIndex.set(v, i);
+      strings.push(s);
+      index.set(s, i);
     }
     return i;
   };
@@ -90,25 +109,24 @@ export default function encodeSpan(task: EncodeTask): EncodedBatch {
   let failure = '';
 
   forEachRecord(task.ring, task, (payload, ingestedUs) => {
-    let event: IngestEvent;
     try {
-      event = unpackr.unpack(payload) as IngestEvent;
+      scanEvent(payload, 0, payload.length, tape);
     } catch (err) {
+      // Sources validate before the ring; this only catches a broken producer.
       failed++;
       failure = err instanceof Error ? err.message : String(err);
       return;
     }
-    if (settings.logLines) lines.push(logLine(event, settings.host, ingestedUs));
-    const ns = intern(event.namespaceName);
-    const op = intern(event.operation);
-    if (isAlert(event)) {
-      const message = toAlert(event, settings, ingestedUs);
-      alerts.add(Alert, message, ingestedUs, ns, op, intern(message.Type));
-      throttleKeys.push(settings.throttling && isThrottleEligible(event) ? intern(event.containerID) : -1);
-    } else {
-      const message = toLog(event, settings, ingestedUs);
-      logs.add(Log, message, ingestedUs, ns, op, intern(message.Type));
-    }
+    if (settings.logLines) lines.push(logLine(unpackr.unpack(payload) as IngestEvent, settings.host, ingestedUs));
+    const alert = isAlertTape(payload, tape);
+    const stream = alert ? alerts : logs;
+    const at = stream.begin();
+    transcoder.encode(payload, tape, alert, ingestedUs, stream.w, facts);
+    const ns = intern(recent.get(payload, facts.namespace));
+    const op = intern(recent.get(payload, facts.operation));
+    const ty = intern(facts.typeOverride ?? recent.get(payload, facts.type));
+    stream.end(at, ingestedUs, ns, op, ty);
+    if (alert) throttleKeys.push(settings.throttling && facts.throttleEligible ? intern(recent.get(payload, tape[K.containerID])) : -1);
   });
 
   return {

@@ -5,7 +5,7 @@
  */
 import type { AlertMessage, EventCommon, LogMessage } from '../wire/proto';
 import { formatUpdatedTime } from '../wire/time';
-import type { IngestEvent } from './schema';
+import { alertTypes, type IngestEvent } from './schema';
 
 /** Node-level values the feeder fills in (upstream: config cluster, node name, machine-id). */
 export interface EventContext {
@@ -140,4 +140,9 @@ export function isThrottleEligible(e: IngestEvent): boolean {
   const enforcer = e.enforcer ?? '';
   if ((e.action ?? '').includes('Audit') && enforcer === 'eBPF Monitor') return true;
   return e.type === 'MatchedHostPolicy' && (enforcer === 'AppArmor' || enforcer === 'eBPF Monitor');
+}
+
+/** True when the event goes to WatchAlerts (upstream routes on Type alone). */
+export function isAlert(event: IngestEvent): boolean {
+  return event.type !== undefined && alertTypes.has(event.type);
 }

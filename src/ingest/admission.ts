@@ -7,15 +7,19 @@
 import type { MessagePort } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
 import { InputError, inputReason } from '../errors';
-import { validateEvent } from '../event/validate';
+import { createTape, validateFrame } from '../event/scan';
 import { RingProducer } from '../ring/producer';
 import type { FromSource } from './protocol';
 
 const SAMPLES_PER_SECOND = 5;
 
+/** What became of an event: queued, refused for a full ring, or rejected (and counted) as bad input. */
+export type Admitted = 'queued' | 'ring_full' | InputError;
+
 export class Admission {
   readonly producer: RingProducer;
   private readonly packr = new Packr({ useRecords: false });
+  private readonly tape = createTape();
   private readonly counts: Record<string, number> = {};
   private countsDirty = false;
   private sampleWindow = 0;
@@ -31,21 +35,29 @@ export class Admission {
     this.flushTimer.unref();
   }
 
-  /** Admits a decoded value; `original` is its msgpack encoding when the source already has one. */
-  admit(value: unknown, ingestedUs: number, peer: string, original?: Uint8Array): boolean {
+  /**
+   * Admits one msgpack-encoded event (a frame's payload): validated in place against
+   * the schema, then copied into the ring as is.
+   */
+  admitFrame(frame: Uint8Array, ingestedUs: number, peer: string): Admitted {
     try {
-      const event = validateEvent(value);
-      return this.producer.offer(original ?? this.packr.pack(event), ingestedUs);
+      validateFrame(frame, 0, frame.length, this.tape);
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
       this.reject(err, peer);
-      return false;
+      return err;
     }
+    return this.producer.offer(frame, ingestedUs) ? 'queued' : 'ring_full';
   }
 
-  /** Puts an event that needs no validation (the synthetic source) in the ring. */
-  offerTrusted(value: unknown, ingestedUs: number): boolean {
-    return this.producer.offer(this.packr.pack(value), ingestedUs);
+  /** Admits a decoded value (a JSON line): encoded to msgpack, then admitted like a frame. */
+  admit(value: unknown, ingestedUs: number, peer: string): Admitted {
+    return this.admitFrame(this.packr.pack(value), ingestedUs, peer);
+  }
+
+  /** msgpack encoding as the ring expects it (plain maps, no records). */
+  pack(value: unknown): Uint8Array {
+    return this.packr.pack(value);
   }
 
   reject(err: InputError, peer: string): void {

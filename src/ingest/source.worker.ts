@@ -6,12 +6,11 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Unpackr } from 'msgpackr';
 import { InputError } from '../errors';
 import { nowMicros } from '../wire/time';
 import { Admission } from './admission';
 import { FrameReader } from './frames';
-import { syntheticEvent } from './synthetic';
+import { SyntheticFrames } from './synthetic';
 import type { SourceWorkerData, ToSource } from './protocol';
 
 const data = workerData as SourceWorkerData;
@@ -43,33 +42,35 @@ function fatal(code: string, message: string): void {
 // ---- msgpack frames over a Unix socket or TCP ----
 
 function serveFrames(): void {
-  const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: 'number' });
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
     const peer = data.kind === 'tcp' ? `${socket.remoteAddress}:${socket.remotePort}` : `unix:${data.socket}`;
     const reader = new FrameReader(data.maxEventBytes);
+    // The stream can no longer be trusted: say why, then hang up on this peer only.
+    const hangUp = (err: InputError): void => {
+      admission.post({ type: 'disconnected', peer, code: err.code, message: err.message });
+      socket.removeAllListeners('data');
+      socket.end(`armorfeed: ${err.code}: ${err.message}\n`);
+      socket.destroySoon();
+    };
     socket.on('data', (chunk: Buffer) => {
       const now = nowMicros();
+      let garbage: InputError | undefined;
       try {
         reader.push(chunk, (frame) => {
-          let value: unknown;
-          try {
-            value = unpackr.unpack(frame);
-          } catch (err) {
-            throw new InputError('ERR_INPUT_MALFORMED_FRAME', `frame is not msgpack: ${(err as Error).message}`);
-          }
-          admission.admit(value, now, peer, frame);
+          if (garbage !== undefined) return;
+          // A bad event costs that event only, but bytes that are not msgpack at all
+          // mean the peer does not speak this protocol.
+          const r = admission.admitFrame(frame, now, peer);
+          if (r instanceof InputError && r.code === 'ERR_INPUT_MALFORMED_FRAME') garbage = r;
         });
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
-        // The stream can no longer be trusted: say why, then hang up on this peer only.
         admission.reject(err, peer);
-        admission.post({ type: 'disconnected', peer, code: err.code, message: err.message });
-        socket.end(`armorfeed: ${err.code}: ${err.message}\n`);
-        socket.destroySoon();
-        socket.removeAllListeners('data');
+        garbage = err;
       }
+      if (garbage !== undefined) hangUp(garbage);
     });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => sockets.delete(socket));
@@ -208,7 +209,7 @@ function readJsonLines(): void {
 // ---- synthetic events, paced like gofeeder ----
 
 function generateSynthetic(): void {
-  const opts = { cluster: data.cluster, host: data.host, alertEvery: data.alertEvery };
+  const frames = new SyntheticFrames({ cluster: data.cluster, host: data.host, alertEvery: data.alertEvery }, (v) => admission.pack(v));
   const sleepCell = new Int32Array(new SharedArrayBuffer(4));
   const paceMinUs = 200;
   let stopped = false;
@@ -232,8 +233,7 @@ function generateSynthetic(): void {
         }
       }
       const now = nowMicros();
-      const event = syntheticEvent(i, now, opts);
-      if (!admission.offerTrusted(event, now) && data.rate === 0) {
+      if (!admission.producer.offer(frames.frame(i, now), now) && data.rate === 0) {
         // Unpaced: wait for the encoders instead of dropping, so "as fast as possible"
         // means as fast as the pipeline takes. (Paced, a full ring drops: ring_full.)
         Atomics.wait(sleepCell, 0, 0, 0.2);

@@ -1,0 +1,355 @@
+/**
+ * A zero-allocation reader of one msgpack event map: it checks every key and value
+ * against the ingest schema and records where each value starts (the "tape"), without
+ * building a JS object. Ingest threads use it to validate frames; encoder workers use
+ * the same tape to transcode straight to protobuf. One reader, one set of rules.
+ *
+ *   frame bytes:  [map hdr][key "pid"][int 42][key "podName"][str "nginx-…"]…
+ *   tape:         Int32Array, one slot per schema key: offset of the value's type byte,
+ *                 or -1 when the key is absent (or nil / undefined)
+ *
+ * Only plain msgpack is accepted (maps, strings, ints, arrays, nil, msgpackr's
+ * `undefined`); bin and ext types are rejected, since no upstream key holds them.
+ */
+import { InputError } from '../errors';
+import { alertTypes, ingestFields, logTypes, type FieldKind } from './schema';
+
+export const FIELD_COUNT = ingestFields.length;
+
+/** Index of each ingest key in the tape. */
+export const K = Object.fromEntries(ingestFields.map(([key], i) => [key, i])) as { [P in (typeof ingestFields)[number][0]]: number };
+
+const kinds: FieldKind[] = ingestFields.map(([, kind]) => kind);
+const keyBytes: Uint8Array[] = ingestFields.map(([key]) => Buffer.from(key, 'latin1'));
+
+// Key lookup without making a string: bucket by (length, first byte, last byte), then
+// compare bytes. 45 keys spread over 256 buckets, so a bucket holds one or two.
+const buckets: number[][] = Array.from({ length: 256 }, () => []);
+function bucketOf(len: number, first: number, last: number): number {
+  return (len * 31 + first * 7 + last) & 255;
+}
+keyBytes.forEach((k, i) => buckets[bucketOf(k.length, k[0], k[k.length - 1])].push(i));
+
+export function createTape(): Int32Array {
+  return new Int32Array(FIELD_COUNT);
+}
+
+/** Decoded position of a msgpack string: data starts at `start`, `length` bytes. */
+export interface StrRef {
+  start: number;
+  length: number;
+}
+
+/** Reads a str header at `pos`; returns false when the value is not a string. */
+export function readStr(buf: Uint8Array, pos: number, out: StrRef): boolean {
+  const b = buf[pos];
+  if (b >= 0xa0 && b <= 0xbf) {
+    out.start = pos + 1;
+    out.length = b & 0x1f;
+  } else if (b === 0xd9) {
+    out.start = pos + 2;
+    out.length = buf[pos + 1];
+  } else if (b === 0xda) {
+    out.start = pos + 3;
+    out.length = (buf[pos + 1] << 8) | buf[pos + 2];
+  } else if (b === 0xdb) {
+    out.start = pos + 5;
+    out.length = ((buf[pos + 1] << 24) | (buf[pos + 2] << 16) | (buf[pos + 3] << 8) | buf[pos + 4]) >>> 0;
+  } else return false;
+  return true;
+}
+
+/** Reads an integer value at `pos` (NaN when not an integer). Float64 is accepted when integral. */
+export function readInt(buf: Uint8Array, pos: number): number {
+  const b = buf[pos];
+  if (b <= 0x7f) return b;
+  if (b >= 0xe0) return b - 0x100;
+  switch (b) {
+    case 0xcc: return buf[pos + 1];
+    case 0xcd: return (buf[pos + 1] << 8) | buf[pos + 2];
+    case 0xce: return ((buf[pos + 1] << 24) | (buf[pos + 2] << 16) | (buf[pos + 3] << 8) | buf[pos + 4]) >>> 0;
+    case 0xd0: return (buf[pos + 1] << 24) >> 24;
+    case 0xd1: return (((buf[pos + 1] << 8) | buf[pos + 2]) << 16) >> 16;
+    case 0xd2: return (buf[pos + 1] << 24) | (buf[pos + 2] << 16) | (buf[pos + 3] << 8) | buf[pos + 4];
+  }
+  // 64-bit and float encodings are rare here (timestamps from some producers).
+  const dv = new DataView(buf.buffer, buf.byteOffset + pos + 1);
+  switch (b) {
+    case 0xcf: return Number(dv.getBigUint64(0));
+    case 0xd3: return Number(dv.getBigInt64(0));
+    case 0xcb: {
+      const f = dv.getFloat64(0);
+      return Number.isInteger(f) ? f : Number.NaN;
+    }
+    case 0xca: {
+      const f = dv.getFloat32(0);
+      return Number.isInteger(f) ? f : Number.NaN;
+    }
+    default: return Number.NaN;
+  }
+}
+
+/** Reads a map or array header: [count, offset of the first element], or null. */
+function readContainer(buf: Uint8Array, pos: number, map: boolean): [number, number] | null {
+  const b = buf[pos];
+  if (map) {
+    if (b >= 0x80 && b <= 0x8f) return [b & 0x0f, pos + 1];
+    if (b === 0xde) return [(buf[pos + 1] << 8) | buf[pos + 2], pos + 3];
+    if (b === 0xdf) return [((buf[pos + 1] << 24) | (buf[pos + 2] << 16) | (buf[pos + 3] << 8) | buf[pos + 4]) >>> 0, pos + 5];
+  } else {
+    if (b >= 0x90 && b <= 0x9f) return [b & 0x0f, pos + 1];
+    if (b === 0xdc) return [(buf[pos + 1] << 8) | buf[pos + 2], pos + 3];
+    if (b === 0xdd) return [((buf[pos + 1] << 24) | (buf[pos + 2] << 16) | (buf[pos + 3] << 8) | buf[pos + 4]) >>> 0, pos + 5];
+  }
+  return null;
+}
+
+export function readMapHeader(buf: Uint8Array, pos: number): [number, number] | null {
+  return readContainer(buf, pos, true);
+}
+
+export function readArrayHeader(buf: Uint8Array, pos: number): [number, number] | null {
+  return readContainer(buf, pos, false);
+}
+
+const NIL = 0xc0;
+const skipScratch: StrRef = { start: 0, length: 0 };
+
+function isUndefined(buf: Uint8Array, pos: number): boolean {
+  return buf[pos] === 0xd4 && buf[pos + 1] === 0 && buf[pos + 2] === 0;
+}
+
+/** Offset past the value at `pos`: strings and ints inline (the common case), the rest via skipValue. */
+function valueEnd(buf: Uint8Array, pos: number, end: number): number {
+  const b = buf[pos];
+  let next: number;
+  if (b >= 0xa0 && b <= 0xbf) next = pos + 1 + (b & 0x1f);
+  else if (b === 0xd9) next = pos + 2 + buf[pos + 1];
+  else if (b === 0xda) next = pos + 3 + ((buf[pos + 1] << 8) | buf[pos + 2]);
+  else if (b <= 0x7f || b >= 0xe0) next = pos + 1;
+  else if (b === 0xce || b === 0xd2) next = pos + 5;
+  else if (b === 0xcd || b === 0xd1) next = pos + 3;
+  else if (b === 0xcc || b === 0xd0) next = pos + 2;
+  else return skipValue(buf, pos, end);
+  return next <= end ? next : -1;
+}
+
+/** Offset just past the value at `pos`, or -1 if it is not plain msgpack or runs past `end`. */
+export function skipValue(buf: Uint8Array, pos: number, end: number): number {
+  if (pos >= end) return -1;
+  const b = buf[pos];
+  let next: number;
+  if (b <= 0x7f || b >= 0xe0 || b === NIL || b === 0xc2 || b === 0xc3) next = pos + 1;
+  else if (b >= 0xa0 && b <= 0xbf) next = pos + 1 + (b & 0x1f);
+  else if (b === 0xd9 || b === 0xda || b === 0xdb) {
+    readStr(buf, pos, skipScratch);
+    next = skipScratch.start + skipScratch.length;
+  } else if (b === 0xcc || b === 0xd0) next = pos + 2;
+  else if (b === 0xcd || b === 0xd1) next = pos + 3;
+  else if (b === 0xce || b === 0xd2 || b === 0xca) next = pos + 5;
+  else if (b === 0xcf || b === 0xd3 || b === 0xcb) next = pos + 9;
+  else if (isUndefined(buf, pos)) next = pos + 3;
+  else {
+    const isMap = (b >= 0x80 && b <= 0x8f) || b === 0xde || b === 0xdf;
+    const isArr = (b >= 0x90 && b <= 0x9f) || b === 0xdc || b === 0xdd;
+    if (!isMap && !isArr) return -1;
+    const hdr = readContainer(buf, pos, isMap) as [number, number];
+    let p = hdr[1];
+    const items = isMap ? hdr[0] * 2 : hdr[0];
+    for (let i = 0; i < items && p >= 0; i++) p = skipValue(buf, p, end);
+    next = p;
+  }
+  return next <= end ? next : -1;
+}
+
+const INT32_MIN = -2147483648;
+const INT32_MAX = 2147483647;
+
+function typeName(buf: Uint8Array, pos: number): string {
+  const b = buf[pos];
+  if (b === NIL) return 'null';
+  if (isUndefined(buf, pos)) return 'undefined';
+  if (b <= 0x7f || b >= 0xe0 || (b >= 0xcc && b <= 0xd3)) return 'integer';
+  if (b === 0xca || b === 0xcb) return 'number';
+  if (b === 0xc2 || b === 0xc3) return 'boolean';
+  if ((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb)) return 'string';
+  if ((b >= 0x80 && b <= 0x8f) || b === 0xde || b === 0xdf) return 'map';
+  if ((b >= 0x90 && b <= 0x9f) || b === 0xdc || b === 0xdd) return 'array';
+  return 'binary/ext';
+}
+
+function wrongType(key: string, want: string, buf: Uint8Array, pos: number): InputError {
+  return new InputError('ERR_INPUT_WRONG_TYPE', `field "${key}" must be ${want}, got ${typeName(buf, pos)}`);
+}
+
+const scratch: StrRef = { start: 0, length: 0 };
+
+function checkStringMap(buf: Uint8Array, pos: number, end: number, key: string, allowed: readonly Uint8Array[] | null): void {
+  const hdr = readMapHeader(buf, pos);
+  if (hdr === null) throw wrongType(key, 'a map of strings', buf, pos);
+  let p = hdr[1];
+  for (let i = 0; i < hdr[0]; i++) {
+    if (!readStr(buf, p, scratch) || scratch.start + scratch.length > end) throw wrongType(`${key} key`, 'a string', buf, p);
+    if (allowed !== null) {
+      const ks = scratch.start;
+      const kl = scratch.length;
+      let known = false;
+      for (const a of allowed) {
+        if (a.length !== kl) continue;
+        let same = true;
+        for (let j = 0; j < kl; j++) if (a[j] !== buf[ks + j]) { same = false; break; }
+        if (same) { known = true; break; }
+      }
+      if (!known) {
+        const k = Buffer.from(buf.buffer, buf.byteOffset + ks, kl).toString('utf8');
+        throw new InputError('ERR_INPUT_UNKNOWN_FIELD', `field "${key}.${k}" is not part of ${key}`);
+      }
+    }
+    p = scratch.start + scratch.length;
+    if (!readStr(buf, p, scratch)) throw wrongType(`${key} value`, 'a string', buf, p);
+    p = scratch.start + scratch.length;
+    if (p > end) throw new InputError('ERR_INPUT_MALFORMED_FRAME', `field "${key}" runs past the end of the frame`);
+  }
+}
+
+const ownerKeys = ['ref', 'name', 'namespace'].map((k) => Buffer.from(k, 'latin1'));
+const execEventKeys = ['ExecID', 'ExecutableName'].map((k) => Buffer.from(k, 'latin1'));
+
+/**
+ * Validates the event map in buf[start, end) and fills `tape`. Throws InputError with
+ * the first problem found. Does not check Type values (see `checkRouting`).
+ */
+export function scanEvent(buf: Uint8Array, start: number, end: number, tape: Int32Array): void {
+  tape.fill(-1);
+  const hdr = readMapHeader(buf, start);
+  if (hdr === null) {
+    throw new InputError('ERR_INPUT_NOT_A_MAP', `an event must be a map of upstream log keys, got ${typeName(buf, start)}`);
+  }
+  let p = hdr[1];
+  for (let i = 0; i < hdr[0]; i++) {
+    if (p >= end || !readStr(buf, p, scratch)) throw new InputError('ERR_INPUT_MALFORMED_FRAME', 'map keys must be strings');
+    const ks = scratch.start;
+    const kl = scratch.length;
+    if (ks + kl > end) throw new InputError('ERR_INPUT_MALFORMED_FRAME', 'key runs past the end of the frame');
+    let field = -1;
+    if (kl > 0) {
+      for (const candidate of buckets[bucketOf(kl, buf[ks], buf[ks + kl - 1])]) {
+        const kb = keyBytes[candidate];
+        if (kb.length !== kl) continue;
+        let same = true;
+        for (let j = 0; j < kl; j++) if (kb[j] !== buf[ks + j]) { same = false; break; }
+        if (same) { field = candidate; break; }
+      }
+    }
+    const v = ks + kl;
+    if (field < 0) {
+      const name = Buffer.from(buf.buffer, buf.byteOffset + ks, kl).toString('utf8');
+      throw new InputError('ERR_INPUT_UNKNOWN_FIELD', `field "${name}" is not an upstream log key (keys are lowerCamelCase, e.g. "namespaceName")`);
+    }
+    const next = valueEnd(buf, v, end);
+    if (next < 0) throw new InputError('ERR_INPUT_MALFORMED_FRAME', `value of "${ingestFields[field][0]}" is not plain msgpack or runs past the end of the frame`);
+    const key = ingestFields[field][0];
+    const kind = kinds[field];
+    const b = buf[v];
+    if (isUndefined(buf, v)) {
+      p = next;
+      continue;
+    }
+    if (b === NIL) {
+      // JSON null: allowed where upstream's Go type is nillable (slices, maps, pointers).
+      if (kind !== 'strings' && kind !== 'stringMap' && kind !== 'owner') {
+        throw wrongType(key, kind === 'int' ? 'an integer' : kind === 'string' ? 'a string' : 'a map', buf, v);
+      }
+      p = next;
+      continue;
+    }
+    switch (kind) {
+      case 'string':
+        if (!readStr(buf, v, scratch)) throw wrongType(key, 'a string', buf, v);
+        break;
+      case 'int': {
+        const n = readInt(buf, v);
+        if (Number.isNaN(n)) throw wrongType(key, 'an integer', buf, v);
+        if (field !== K.timestamp && (n < INT32_MIN || n > INT32_MAX)) {
+          throw new InputError('ERR_INPUT_WRONG_TYPE', `field "${key}" must fit in int32, got ${n}`);
+        }
+        break;
+      }
+      case 'strings': {
+        const a = readArrayHeader(buf, v);
+        if (a === null) throw wrongType(key, 'an array of strings', buf, v);
+        let q = a[1];
+        for (let j = 0; j < a[0]; j++) {
+          if (!readStr(buf, q, scratch)) throw wrongType(`${key} item`, 'a string', buf, q);
+          q = scratch.start + scratch.length;
+        }
+        break;
+      }
+      case 'owner':
+        checkStringMap(buf, v, end, key, ownerKeys);
+        break;
+      case 'execEvent':
+        checkStringMap(buf, v, end, key, execEventKeys);
+        break;
+      case 'stringMap':
+        checkStringMap(buf, v, end, key, null);
+        break;
+    }
+    tape[field] = v;
+    p = next;
+  }
+  if (p !== end) throw new InputError('ERR_INPUT_MALFORMED_FRAME', `${end - p} bytes after the event map`);
+}
+
+/** Compares the string value at `pos` with constant ASCII bytes. */
+export function strEquals(buf: Uint8Array, pos: number, expected: Uint8Array): boolean {
+  if (pos < 0 || !readStr(buf, pos, scratch) || scratch.length !== expected.length) return false;
+  const s = scratch.start;
+  for (let j = 0; j < expected.length; j++) if (buf[s + j] !== expected[j]) return false;
+  return true;
+}
+
+/** Length of the string at `pos` (0 when absent). */
+export function strLength(buf: Uint8Array, pos: number): number {
+  return pos >= 0 && readStr(buf, pos, scratch) ? scratch.length : 0;
+}
+
+/** The string at `pos` as a JS string ('' when absent): for rare paths and messages. */
+export function strValue(buf: Uint8Array, pos: number): string {
+  if (pos < 0 || !readStr(buf, pos, scratch)) return '';
+  return Buffer.from(buf.buffer, buf.byteOffset + scratch.start, scratch.length).toString('utf8');
+}
+
+const ascii = (s: string): Uint8Array => Buffer.from(s, 'latin1');
+const alertTypeBytes = [...alertTypes].map(ascii);
+const logTypeBytes = [...logTypes].map(ascii);
+
+/** True when the event goes to WatchAlerts: upstream routes on Type alone. */
+export function isAlertTape(buf: Uint8Array, tape: Int32Array): boolean {
+  const t = tape[K.type];
+  for (const a of alertTypeBytes) if (strEquals(buf, t, a)) return true;
+  return false;
+}
+
+/** Upstream's routing rules on a scanned event: a known Type, or at least a Source. */
+export function checkRouting(buf: Uint8Array, tape: Int32Array): void {
+  const t = tape[K.type];
+  if (strLength(buf, t) === 0) {
+    if (strLength(buf, tape[K.source]) === 0) {
+      throw new InputError('ERR_INPUT_UNKNOWN_TYPE', 'event has neither "type" nor "source"; upstream drops such events');
+    }
+    return;
+  }
+  if (isAlertTape(buf, tape)) return;
+  for (const l of logTypeBytes) if (strEquals(buf, t, l)) return;
+  throw new InputError(
+    'ERR_INPUT_UNKNOWN_TYPE',
+    `type "${strValue(buf, t)}" is not one upstream emits (alerts: ${[...alertTypes].join(', ')}; logs: ${[...logTypes].join(', ')})`,
+  );
+}
+
+/** scanEvent + checkRouting: the whole ingest validation of one msgpack event. */
+export function validateFrame(buf: Uint8Array, start: number, end: number, tape: Int32Array): void {
+  scanEvent(buf, start, end, tape);
+  checkRouting(buf, tape);
+}

@@ -1,0 +1,201 @@
+/**
+ * The encoder's byte-level path (scan + transcode) against the reference path
+ * (msgpack decode -> upstream field rules -> protobufjs encode): both must decode to
+ * the same Alert/Log for every event shape, including the edge cases of kubearmor-wire.md 2.5.
+ */
+import { strict as assert } from 'node:assert';
+import { describe, test } from 'node:test';
+import { Packr, Unpackr } from 'msgpackr';
+import { createTape, isAlertTape, scanEvent, validateFrame } from '../src/event/scan';
+import { isAlert, toAlert, toLog, type EventContext } from '../src/event/toProto';
+import type { IngestEvent } from '../src/event/schema';
+import { ProtoWriter } from '../src/encode/protoWriter';
+import { Transcoder, type EventFacts } from '../src/encode/transcode';
+import { SyntheticFrames, syntheticEvent } from '../src/ingest/synthetic';
+import { feederTypes } from '../src/wire/proto';
+import { InputError } from '../src/errors';
+
+const packr = new Packr({ useRecords: false });
+const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: 'number' });
+const ctx: EventContext = { cluster: 'default', host: 'node-a', nodeID: 'machine-1', dropResourceFromProcessLogs: false };
+const { Alert, Log } = feederTypes();
+const INGESTED_US = 1_764_170_000_123_456;
+
+function viaTranscoder(bytes: Uint8Array, context = ctx): { alert: boolean; decoded: Record<string, unknown>; facts: EventFacts } {
+  const tape = createTape();
+  scanEvent(bytes, 0, bytes.length, tape);
+  const alert = isAlertTape(bytes, tape);
+  const w = new ProtoWriter(64);
+  const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined, throttleEligible: false };
+  new Transcoder(context).encode(bytes, tape, alert, INGESTED_US, w, facts);
+  const T = alert ? Alert : Log;
+  return { alert, decoded: T.toObject(T.decode(w.buf.subarray(0, w.pos)), { longs: Number }) as Record<string, unknown>, facts };
+}
+
+function viaReference(event: IngestEvent, context = ctx): Record<string, unknown> {
+  const e = unpackr.unpack(packr.pack(event)) as IngestEvent;
+  const T = isAlert(e) ? Alert : Log;
+  const message = isAlert(e) ? toAlert(e, context, INGESTED_US) : toLog(e, context, INGESTED_US);
+  return T.toObject(T.decode(T.encode(message).finish()), { longs: Number }) as Record<string, unknown>;
+}
+
+const edgeCases: [string, IngestEvent][] = [
+  ['network alert: EventData from Data and Resource, Resource wins', {
+    type: 'MatchedPolicy', source: '/bin/curl', operation: 'Network', data: 'syscall=SYS_CONNECT fd=3', resource: 'remoteip=10.0.0.1 port=80 fd=9',
+    tags: 'NIST,CIS,', severity: '0', owner: { name: 'web' }, pid: -5, ppid: 0, timestamp: 1_700_000_000, updatedTime: '2023-11-14T22:13:20.000001Z',
+  }],
+  ['log: explicit eventData, invalid UTF-8 in Resource, ExecEvent set, explicit empty nodeID', {
+    type: 'ContainerLog', source: 'x', operation: 'File', resource: 'a\uD800b<é>&', eventData: { k: 'v', Z: '' }, execEvent: { ExecID: 'e1' }, nodeID: '',
+  }],
+  ['NetworkFirewall alert: Type and Enforcer rewritten', { type: 'MatchedPolicy', source: 'x', operation: 'NetworkFirewall', enforcer: 'eBPF Monitor', action: 'Audit' }],
+  ['Device alert: Enforcer rewritten', { type: 'MatchedHostPolicy', source: 'x', operation: 'Device', enforcer: 'BPFLSM' }],
+  ['host log without times, cluster or host: defaults fill in', { type: 'HostLog', source: '/usr/bin/ls', operation: 'Process', resource: '/usr/bin/ls -la', hostPid: 2_147_483_647, uid: -1 }],
+  ['alert with an empty Owner and null atags', { type: 'SystemEvent', operation: 'AlertThreshold', owner: { ref: '', name: '', namespace: '' }, atags: null, MaxAlertsPerSec: 10, DroppingAlertsInterval: 30 }],
+  ['log with undefined fields', { type: 'SystemLog', source: 's', data: undefined, resource: 'remoteip=1.1.1.1' }],
+];
+
+describe('transcode - byte path equals the protobufjs reference', () => {
+  for (const [name, event] of edgeCases) {
+    test(`transcode - ${name}`, () => {
+      const got = viaTranscoder(packr.pack(event));
+      assert.deepStrictEqual(got.decoded, viaReference(event));
+    });
+  }
+
+  test('transcode - every synthetic shape, alerts and logs', () => {
+    for (let i = 0; i < 90; i++) {
+      const event = syntheticEvent(i, INGESTED_US + i, { cluster: 'c1', host: 'h1', alertEvery: 5 });
+      assert.deepStrictEqual(viaTranscoder(packr.pack(event)).decoded, viaReference(event), `event ${i}`);
+    }
+  });
+
+  test('transcode - dropResourceFromProcessLogs drops Resource from Process logs only', () => {
+    const context = { ...ctx, dropResourceFromProcessLogs: true };
+    const log: IngestEvent = { type: 'ContainerLog', source: 's', operation: 'Process', resource: '/bin/ls' };
+    const got = viaTranscoder(packr.pack(log), context).decoded;
+    assert.equal(got.Resource, undefined);
+    assert.deepStrictEqual(got, viaReference(log, context));
+    const alert: IngestEvent = { ...log, type: 'MatchedPolicy' };
+    assert.equal(viaTranscoder(packr.pack(alert), context).decoded.Resource, '/bin/ls');
+  });
+
+  test('transcode - ExecEvent is always on the wire, empty or not', () => {
+    const fieldsOf = (bytes: Uint8Array): Map<number, number> => {
+      // Top-level wire walk: field number -> length (LEN fields) or -1 (varints).
+      const out = new Map<number, number>();
+      let p = 0;
+      const varint = (): number => {
+        let v = 0;
+        let shift = 1;
+        for (;;) {
+          const b = bytes[p++];
+          v += (b & 0x7f) * shift;
+          if (b < 0x80) return v;
+          shift *= 128;
+        }
+      };
+      while (p < bytes.length) {
+        const key = varint();
+        if ((key & 7) === 0) {
+          varint();
+          out.set(key >>> 3, -1);
+        } else {
+          const len = varint();
+          out.set(key >>> 3, len);
+          p += len;
+        }
+      }
+      return out;
+    };
+    for (const [event, T] of [[{ type: 'ContainerLog', source: 's' }, Log], [{ type: 'MatchedPolicy', source: 's', execEvent: {} }, Alert]] as const) {
+      const bytes = packr.pack(event);
+      const tape = createTape();
+      scanEvent(bytes, 0, bytes.length, tape);
+      const w = new ProtoWriter(64);
+      const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined, throttleEligible: false };
+      new Transcoder(ctx).encode(bytes, tape, isAlertTape(bytes, tape), INGESTED_US, w, facts);
+      const fields = fieldsOf(w.buf.subarray(0, w.pos));
+      assert.equal(fields.get(T.fields.ExecEvent.id), 0, `${T.name}: ExecEvent present with length 0`);
+      assert.equal(fields.has(T.fields.PPID.id), false, `${T.name}: zero PPID not on the wire`);
+      assert.equal(fields.has(T.fields.Owner.id), false, `${T.name}: no Owner when unset`);
+    }
+  });
+
+  test('transcode - throttle eligibility follows upstream 2.6', () => {
+    const eligible = (e: IngestEvent): boolean => viaTranscoder(packr.pack({ source: 's', ...e })).facts.throttleEligible;
+    assert.equal(eligible({ type: 'MatchedPolicy', action: 'Audit', enforcer: 'eBPF Monitor' }), true);
+    assert.equal(eligible({ type: 'MatchedPolicy', action: 'Audit (Block)', enforcer: 'eBPF Monitor' }), true);
+    assert.equal(eligible({ type: 'MatchedPolicy', action: 'Block', enforcer: 'BPFLSM' }), false);
+    assert.equal(eligible({ type: 'MatchedHostPolicy', action: 'Block', enforcer: 'AppArmor' }), true);
+    assert.equal(eligible({ type: 'MatchedPolicy', action: 'Block', enforcer: 'AppArmor' }), false);
+  });
+});
+
+describe('synthetic - template frames equal packed events', () => {
+  for (const alertEvery of [0, 1, 3, 5]) {
+    test(`synthetic - alert-every ${alertEvery}`, () => {
+      const opts = { cluster: 'default', host: 'k8s-worker-02', alertEvery };
+      const frames = new SyntheticFrames(opts, (v) => packr.pack(v));
+      for (let i = 0; i < 500; i++) {
+        const now = INGESTED_US + i * 997_123;
+        assert.deepStrictEqual(unpackr.unpack(frames.frame(i, now)), unpackr.unpack(packr.pack(syntheticEvent(i, now, opts))), `event ${i}`);
+      }
+    });
+  }
+
+  test('synthetic - encoded sizes match the gofeeder shapes', () => {
+    // gofeeder --sample encodes events 0..8 of each kind: alerts 552..602 bytes, logs 386..452.
+    const sizeOf = (alertEvery: number, i: number): number => {
+      const bytes = packr.pack(syntheticEvent(i, INGESTED_US, { cluster: 'default', host: 'k8s-worker-02', alertEvery }));
+      const tape = createTape();
+      scanEvent(bytes, 0, bytes.length, tape);
+      const w = new ProtoWriter(64);
+      const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined, throttleEligible: false };
+      new Transcoder(ctx).encode(bytes, tape, isAlertTape(bytes, tape), INGESTED_US, w, facts);
+      return w.pos;
+    };
+    const alerts = Array.from({ length: 9 }, (_, i) => sizeOf(1, i));
+    const logs = Array.from({ length: 9 }, (_, i) => sizeOf(0, i));
+    assert.deepStrictEqual([Math.min(...alerts), Math.max(...alerts)], [552, 602]);
+    assert.deepStrictEqual([Math.min(...logs), Math.max(...logs)], [386, 452]);
+  });
+});
+
+describe('scan - validation names the problem', () => {
+  const cases: [string, unknown, string][] = [
+    ['not a map', ['a'], 'ERR_INPUT_NOT_A_MAP'],
+    ['unknown field', { type: 'ContainerLog', source: 's', bogus: 1 }, 'ERR_INPUT_UNKNOWN_FIELD'],
+    ['wrong type: string for int', { type: 'ContainerLog', source: 's', pid: 'x' }, 'ERR_INPUT_WRONG_TYPE'],
+    ['wrong type: float for int', { type: 'ContainerLog', source: 's', pid: 1.5 }, 'ERR_INPUT_WRONG_TYPE'],
+    ['wrong type: int out of int32', { type: 'ContainerLog', source: 's', pid: 2 ** 31 }, 'ERR_INPUT_WRONG_TYPE'],
+    ['wrong type: number for string', { type: 'ContainerLog', source: 's', podName: 5 }, 'ERR_INPUT_WRONG_TYPE'],
+    ['wrong type: null for string', { type: 'ContainerLog', source: 's', podName: null }, 'ERR_INPUT_WRONG_TYPE'],
+    ['unknown owner key', { type: 'ContainerLog', source: 's', owner: { kind: 'x' } }, 'ERR_INPUT_UNKNOWN_FIELD'],
+    ['non-string eventData value', { type: 'ContainerLog', source: 's', eventData: { a: 1 } }, 'ERR_INPUT_WRONG_TYPE'],
+    ['unknown Type', { type: 'Bogus', source: 's' }, 'ERR_INPUT_UNKNOWN_TYPE'],
+    ['neither Type nor Source', { operation: 'File' }, 'ERR_INPUT_UNKNOWN_TYPE'],
+  ];
+  for (const [name, value, code] of cases) {
+    test(`scan - rejects ${name} with ${code}`, () => {
+      const bytes = packr.pack(value);
+      assert.throws(() => validateFrame(bytes, 0, bytes.length, createTape()), (err: unknown) => err instanceof InputError && err.code === code);
+    });
+  }
+
+  test('scan - rejects bytes that are not msgpack', () => {
+    const bytes = Buffer.from('{"type":"ContainerLog"}');
+    assert.throws(() => validateFrame(bytes, 0, bytes.length, createTape()), InputError);
+  });
+
+  test('scan - rejects a truncated map and trailing bytes', () => {
+    const bytes = packr.pack({ type: 'ContainerLog', source: 'abc' });
+    assert.throws(() => validateFrame(bytes, 0, bytes.length - 2, createTape()), (err: unknown) => err instanceof InputError && err.code === 'ERR_INPUT_MALFORMED_FRAME');
+    const longer = Buffer.concat([bytes, Buffer.from([0xc0])]);
+    assert.throws(() => validateFrame(longer, 0, longer.length, createTape()), (err: unknown) => err instanceof InputError && err.code === 'ERR_INPUT_MALFORMED_FRAME');
+  });
+
+  test('scan - accepts null where Go has nil slices, maps and pointers', () => {
+    const bytes = packr.pack({ type: 'ContainerLog', source: 's', atags: null, eventData: null, owner: null });
+    validateFrame(bytes, 0, bytes.length, createTape());
+  });
+});
