@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'ERR_INPUT_NOT_A_MAP'
   | 'ERR_OUTPUT_OPEN'
   | 'ERR_HEALTH_MISMATCH'
+  | 'ERR_FEEDER_UNREACHABLE'
+  | 'ERR_STREAM_BROKEN'
   | 'ERR_FEEDER_CLOSED';
 
 export class ArmorfeedError extends Error {

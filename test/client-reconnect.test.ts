@@ -59,7 +59,7 @@ test('reconnect - --no-reconnect exits non-zero when the stream breaks, like kar
     server.kill();
     const { code } = await exitWithin(cli, 10_000);
     assert.equal(code, 1);
-    assert.match(cli.stderr(), /ERR_FEEDER_CLOSED: WatchAlerts .*--no-reconnect/);
+    assert.match(cli.stderr(), /ERR_STREAM_BROKEN: WatchAlerts .*--no-reconnect/);
   } finally {
     server.kill();
     cli.child.kill('SIGKILL');

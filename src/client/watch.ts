@@ -23,8 +23,8 @@ export type LogFilter = 'policy' | 'system' | 'all';
 /** A stream ended and reconnecting is off (karmor's behaviour), or the first connection failed. */
 export class FeederStreamError extends ArmorfeedError {
   readonly grpcCode: number | undefined;
-  constructor(message: string, grpcCode?: number) {
-    super('ERR_FEEDER_CLOSED', message);
+  constructor(code: 'ERR_FEEDER_UNREACHABLE' | 'ERR_STREAM_BROKEN', message: string, grpcCode?: number) {
+    super(code, message);
     this.grpcCode = grpcCode;
   }
 }
@@ -230,7 +230,7 @@ export class FeederWatch {
         if (session.closing) return;
         if (err !== null) {
           if (err.code === grpc.status.UNIMPLEMENTED) {
-            this.fail(new FeederStreamError(`failed to check the liveness of the gRPC server at ${this.opts.target}: ${err.details}; is it a KubeArmor feeder?`, err.code));
+            this.fail(new FeederStreamError('ERR_FEEDER_UNREACHABLE', `failed to check the liveness of the gRPC server at ${this.opts.target}: ${err.details}; is it a KubeArmor feeder?`, err.code));
             return;
           }
           this.broken(session, `HealthCheck failed (${grpc.status[err.code]}: ${err.details})`, err.code);
@@ -268,7 +268,7 @@ export class FeederWatch {
     this.closeSession();
     if (!this.opts.reconnect) {
       this.events.onStatus('releasing grpc client');
-      this.fail(new FeederStreamError(`${reason} (${this.opts.target}); not reconnecting because of --no-reconnect`, code));
+      this.fail(new FeederStreamError('ERR_STREAM_BROKEN', `${reason} (${this.opts.target}); not reconnecting because of --no-reconnect`, code));
       return;
     }
     if (this.brokenAt === 0) this.brokenAt = Date.now();
