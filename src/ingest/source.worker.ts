@@ -233,7 +233,7 @@ function generateSynthetic(): void {
         }
       }
       const now = nowMicros();
-      if (!admission.producer.offer(frames.frame(i, now), now) && data.rate === 0) {
+      if (!admission.producer.offer(frames.frame(i, now), now, data.rate === 0) && data.rate === 0) {
         // Unpaced: wait for the encoders instead of dropping, so "as fast as possible"
         // means as fast as the pipeline takes. (Paced, a full ring drops: ring_full.)
         Atomics.wait(sleepCell, 0, 0, 0.2);

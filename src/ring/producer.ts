@@ -14,8 +14,11 @@ export class RingProducer {
     this.write = Atomics.load(this.ring.header, Slot.WRITE) >>> 0;
   }
 
-  /** Copies one encoded event into the ring; false (and counted) when it does not fit. */
-  offer(payload: Uint8Array, ingestedUs: number): boolean {
+  /**
+   * Copies one encoded event into the ring; false when it does not fit, which counts as
+   * a ring_full drop unless the caller will retry (`retrying`: the unpaced generator).
+   */
+  offer(payload: Uint8Array, ingestedUs: number, retrying = false): boolean {
     const { header, capacity, mask, data, view, counters } = this.ring;
     const size = recordSize(payload.length);
     const read = Atomics.load(header, Slot.READ) >>> 0;
@@ -25,7 +28,7 @@ export class RingProducer {
     // A record never wraps: if it does not fit before the end, the tail is skipped.
     const need = tail < size ? tail + size : size;
     if (size > capacity || used + need > capacity) {
-      Atomics.add(counters, Counter.DROPPED_FULL, 1n);
+      if (!retrying) Atomics.add(counters, Counter.DROPPED_FULL, 1n);
       return false;
     }
     if (tail < size) {
