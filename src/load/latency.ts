@@ -1,0 +1,69 @@
+/**
+ * End-to-end latency per client in an HdrHistogram (hdr-histogram-js, JS
+ * implementation: the wasm build would add a compile step and a memory we must free).
+ * Values are microseconds; 3 significant digits, auto-resizing.
+ */
+import { build, type Histogram } from 'hdr-histogram-js';
+
+export interface LatencySummary {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+}
+
+/**
+ * X positions of the percentile curve, HdrHistogram-plotter style: x = 1/(1-q),
+ * so 10 is p90, 100 is p99, 1000 is p99.9. Four points per doubling up to 2^20.
+ * Every client shares these, so the report plots them on one axis.
+ */
+export const percentileCurveX: readonly number[] = Array.from({ length: 81 }, (_, k) => 2 ** (k / 4));
+
+export class LatencyRecorder {
+  private readonly histogram: Histogram = build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+    autoResize: true,
+    useWebAssembly: false,
+  });
+
+  record(micros: number): void {
+    // Clock steps can make a value negative; count it as 0 rather than lose the event.
+    this.histogram.recordValue(micros > 0 ? Math.round(micros) : 0);
+  }
+
+  get count(): number {
+    return this.histogram.totalCount;
+  }
+
+  add(other: LatencyRecorder): void {
+    this.histogram.add(other.histogram);
+  }
+
+  summary(): LatencySummary {
+    const h = this.histogram;
+    if (h.totalCount === 0) return { count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 };
+    return {
+      count: h.totalCount,
+      p50: h.getValueAtPercentile(50),
+      p90: h.getValueAtPercentile(90),
+      p99: h.getValueAtPercentile(99),
+      p999: h.getValueAtPercentile(99.9),
+      max: h.maxValue,
+      mean: Math.round(h.mean),
+    };
+  }
+
+  /** Latency at each percentileCurveX point; null past the resolution the sample count allows. */
+  curve(): (number | null)[] {
+    const h = this.histogram;
+    return percentileCurveX.map((x) => {
+      if (h.totalCount === 0 || x > h.totalCount) return null;
+      return Math.max(1, h.getValueAtPercentile(100 * (1 - 1 / x)));
+    });
+  }
+}

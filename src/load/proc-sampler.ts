@@ -1,0 +1,150 @@
+/**
+ * CPU and RSS of the broker process, sampled from /proc/PID/stat and
+ * /proc/PID/status (so all of its worker threads count), plus a lookup of the
+ * PID that listens on a loopback TCP port, for when the broker was started
+ * by someone else on this machine.
+ */
+import * as fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
+
+export interface ProcSample {
+  /** Seconds since the sampler started. */
+  t: number;
+  /** CPU use since the previous sample, in % of one core (200 = two cores busy). */
+  cpuPct: number;
+  rssBytes: number;
+}
+
+export interface ProcSummary {
+  pid: number;
+  samples: ProcSample[];
+  cpuSec: number;
+  maxRssBytes: number;
+  meanCpuPct: number;
+}
+
+let clockTicks: number | undefined;
+
+/** USER_HZ, the unit of utime and stime in /proc/PID/stat (100 on every common Linux). */
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** utime+stime of `pid` in seconds, or undefined if it is gone. */
+export function readCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm (field 2) may contain spaces and parentheses: split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
+  } catch {
+    return undefined;
+  }
+}
+
+/** VmRSS of `pid` in bytes, or undefined if it is gone. */
+export function readRssBytes(pid: number): number | undefined {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m === null ? undefined : Number(m[1]) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+export class ProcSampler {
+  private readonly samples: ProcSample[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly start = performance.now();
+  private readonly startCpu: number;
+  private lastCpu: number;
+  private lastAt: number;
+
+  constructor(
+    readonly pid: number,
+    private readonly intervalMs = 500,
+  ) {
+    this.startCpu = readCpuSeconds(pid) ?? 0;
+    this.lastCpu = this.startCpu;
+    this.lastAt = this.start;
+  }
+
+  begin(): void {
+    this.timer = setInterval(() => this.sample(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  sample(): void {
+    const cpu = readCpuSeconds(this.pid);
+    const rss = readRssBytes(this.pid);
+    if (cpu === undefined || rss === undefined) return;
+    const now = performance.now();
+    const dt = (now - this.lastAt) / 1000;
+    this.samples.push({ t: (now - this.start) / 1000, cpuPct: dt > 0 ? ((cpu - this.lastCpu) / dt) * 100 : 0, rssBytes: rss });
+    this.lastCpu = cpu;
+    this.lastAt = now;
+  }
+
+  finish(): ProcSummary {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.sample();
+    const cpuSec = this.lastCpu - this.startCpu;
+    const elapsed = (this.lastAt - this.start) / 1000;
+    return {
+      pid: this.pid,
+      samples: this.samples,
+      cpuSec,
+      maxRssBytes: this.samples.reduce((m, s) => Math.max(m, s.rssBytes), 0),
+      meanCpuPct: elapsed > 0 ? (cpuSec / elapsed) * 100 : 0,
+    };
+  }
+}
+
+/** The PID of the process that listens on TCP `port`, if it is ours to see; undefined otherwise. */
+export function findListenerPid(port: number): number | undefined {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = fs.readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // local_address is HEXIP:HEXPORT; state 0A is LISTEN; field 9 is the socket inode.
+      if (f.length > 9 && f[3] === '0A' && parseInt(f[1].split(':')[1], 16) === port) inodes.add(f[9]);
+    }
+  }
+  if (inodes.size === 0) return undefined;
+  let pids: string[];
+  try {
+    pids = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return undefined;
+  }
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = fs.readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m !== null && inodes.has(m[1])) return Number(pid);
+      } catch {
+        // The fd closed while we looked: skip it.
+      }
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,213 @@
+/**
+ * One load client: one gRPC connection (its own subchannel, like a separate karmor)
+ * with a WatchAlerts and/or WatchLogs stream. It records what arrives by sequence
+ * number, the latency from UpdatedTime and from the producer's send, and events
+ * per second.
+ *
+ * Slow clients really stop reading: after each event the stream is paused
+ * (grpc-js then stops pulling messages, HTTP/2 flow control closes the window and
+ * the broker's per-client queue fills) and resumed once the per-event delay has
+ * passed. Stalled clients stop after their first event until the producer has
+ * finished; then they drain, so that every event is either received or counted as
+ * dropped by the broker.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { HealthMismatchError } from '../errors';
+import { feederTypes, filterMetadataKeys, rpcPath } from '../wire/proto';
+import { formatHostPort, type HostPort } from './addresses';
+import { LatencyRecorder } from './latency';
+import { makeEventPeeker, type PeekedEvent } from './peek';
+import { SequenceTracker } from './sequence';
+import type { SendTimes } from './send-times';
+
+export type StreamKind = 'alerts' | 'logs';
+export type ClientBehaviour = { kind: 'fast' } | { kind: 'slow'; delayUs: number } | { kind: 'stalled' };
+export type StreamEnd = 'open' | 'stopped' | 'eof' | 'error';
+
+export interface SubscriberSettings {
+  index: number;
+  addr: HostPort;
+  /** Sent as x-armorfeed-client; armorfeed uses it as the client's name in /stats. */
+  name: string;
+  streams: StreamKind[];
+  behaviour: ClientBehaviour;
+  alertFilter: string;
+  logFilter: string;
+  /** Track sequence numbers (only meaningful when our producer numbered the events). */
+  trackSequence: boolean;
+  sendTimes?: SendTimes;
+}
+
+export interface StreamState {
+  kind: StreamKind;
+  received: number;
+  bytes: number;
+  end: StreamEnd;
+  reconnects: number;
+  lastError?: string;
+}
+
+/** A stream that failed is reopened after this long, while the run lasts. */
+const reconnectDelayMs = 200;
+const healthDeadlineMs = 5000;
+
+export class Subscriber {
+  readonly tracker = new SequenceTracker();
+  readonly latencyFromUpdated = new LatencyRecorder();
+  readonly latencyFromSend = new LatencyRecorder();
+  readonly streams: StreamState[];
+  readonly failures: string[] = [];
+  received = 0;
+  bytes = 0;
+  /** performance.now() of the first and last event received. */
+  firstReceiveAt = Number.NaN;
+  lastReceiveAt = Number.NaN;
+  /** Events received per second since `timeOrigin`. */
+  readonly receivedPerSecond: number[] = [];
+  private timeOrigin = performance.now();
+  private readonly client: grpc.Client;
+  private readonly calls = new Map<StreamKind, grpc.ClientReadableStream<PeekedEvent>>();
+  private released: boolean;
+  private stopping = false;
+
+  constructor(readonly settings: SubscriberSettings) {
+    this.client = new grpc.Client(formatHostPort(settings.addr), grpc.credentials.createInsecure(), {
+      // One connection per load client, as separate karmor processes would have.
+      'grpc.use_local_subchannel_pool': 1,
+    });
+    this.streams = settings.streams.map((kind) => ({ kind, received: 0, bytes: 0, end: 'open' as StreamEnd, reconnects: 0 }));
+    this.released = settings.behaviour.kind !== 'stalled';
+  }
+
+  get behaviour(): ClientBehaviour {
+    return this.settings.behaviour;
+  }
+
+  /** Sets the origin of the per-second buckets (the producer's start). */
+  setTimeOrigin(at: number): void {
+    this.timeOrigin = at;
+  }
+
+  /** HealthCheck with a random nonce (as karmor does), then opens the streams. */
+  async connect(): Promise<void> {
+    const nonce = 1 + Math.floor(Math.random() * 0x7ffffffe);
+    const { NonceMessage, ReplyMessage } = feederTypes();
+    const retval = await new Promise<number>((resolve, reject) => {
+      this.client.makeUnaryRequest(
+        rpcPath.HealthCheck,
+        (m: { nonce: number }) => Buffer.from(NonceMessage.encode(m).finish()),
+        (b: Buffer) => (ReplyMessage.toObject(ReplyMessage.decode(b), { defaults: true }) as { Retval: number }).Retval,
+        { nonce },
+        new grpc.Metadata(),
+        { deadline: Date.now() + healthDeadlineMs },
+        (err, value) => (err !== null ? reject(err) : resolve(value ?? 0)),
+      );
+    });
+    if (retval !== nonce) throw new HealthMismatchError(nonce, retval);
+    for (const s of this.streams) this.open(s);
+  }
+
+  /** Lets a stalled client start reading (after the producer has finished). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    for (const call of this.calls.values()) call.resume();
+  }
+
+  /** Whether this client has every event `expected` says it should have. */
+  hasAll(expected: number): boolean {
+    return this.tracker.distinct >= expected;
+  }
+
+  /** Cancels the streams and closes the connection. */
+  stop(): void {
+    this.stopping = true;
+    for (const [kind, call] of this.calls) {
+      const s = this.streams.find((x) => x.kind === kind);
+      if (s !== undefined && s.end === 'open') s.end = 'stopped';
+      call.cancel();
+    }
+    this.calls.clear();
+    this.client.close();
+  }
+
+  private open(s: StreamState): void {
+    const { RequestMessage } = feederTypes();
+    const metadata = new grpc.Metadata();
+    metadata.set(filterMetadataKeys.clientName, this.settings.name);
+    const path = s.kind === 'alerts' ? rpcPath.WatchAlerts : rpcPath.WatchLogs;
+    const filter = s.kind === 'alerts' ? this.settings.alertFilter : this.settings.logFilter;
+    const call = this.client.makeServerStreamRequest(
+      path,
+      (m: { Filter: string }) => Buffer.from(RequestMessage.encode(m).finish()),
+      makeEventPeeker(s.kind === 'alerts' ? 'alert' : 'log'),
+      { Filter: filter },
+      metadata,
+    );
+    s.end = 'open';
+    this.calls.set(s.kind, call);
+    call.on('error', (err: grpc.ServiceError) => {
+      if (this.stopping || err.code === grpc.status.CANCELLED) return;
+      s.end = 'error';
+      s.lastError = `${grpc.status[err.code] ?? err.code}: ${err.details}`;
+      this.failures.push(`client ${this.settings.index} ${s.kind}: ${s.lastError}`);
+      this.calls.delete(s.kind);
+      setTimeout(() => {
+        if (this.stopping) return;
+        s.reconnects++;
+        this.open(s);
+      }, reconnectDelayMs);
+    });
+    call.on('status', (st: grpc.StatusObject) => {
+      if (st.code === grpc.status.OK && s.end === 'open') s.end = 'eof';
+    });
+    this.attachReader(s, call);
+  }
+
+  private attachReader(s: StreamState, call: grpc.ClientReadableStream<PeekedEvent>): void {
+    const behaviour = this.settings.behaviour;
+    const delayMs = behaviour.kind === 'slow' ? behaviour.delayUs / 1000 : 0;
+    let nextFreeAt = 0;
+    call.on('data', (ev: PeekedEvent) => {
+      const now = performance.now();
+      this.record(s, ev, now);
+      // A stalled client stops at its first event. It must pause from inside a 'data'
+      // handler: a grpc-js stream paused before it ever flowed keeps pulling messages
+      // off the connection into memory, so the broker would never see it stall.
+      if (!this.released) {
+        call.pause();
+        return;
+      }
+      if (delayMs <= 0) return;
+      // Work off the delay in pauses of at least 1 ms: timers cannot sleep less, and
+      // sub-ms delays then still add up to the right consumer speed.
+      nextFreeAt = Math.max(nextFreeAt, now) + delayMs;
+      const wait = nextFreeAt - now;
+      if (wait >= 1) {
+        call.pause();
+        setTimeout(() => call.resume(), wait);
+      }
+    });
+    call.resume();
+  }
+
+  private record(s: StreamState, ev: PeekedEvent, now: number): void {
+    s.received++;
+    s.bytes += ev.bytes;
+    this.received++;
+    this.bytes += ev.bytes;
+    if (Number.isNaN(this.firstReceiveAt)) this.firstReceiveAt = now;
+    this.lastReceiveAt = now;
+    const second = Math.max(0, Math.floor((now - this.timeOrigin) / 1000));
+    while (this.receivedPerSecond.length <= second) this.receivedPerSecond.push(0);
+    this.receivedPerSecond[second]++;
+    if (!Number.isNaN(ev.updatedMicros)) {
+      this.latencyFromUpdated.record((performance.timeOrigin + now) * 1000 - ev.updatedMicros);
+    }
+    if (this.settings.trackSequence && ev.seq > 0) {
+      this.tracker.add(ev.seq);
+      const sentAt = this.settings.sendTimes?.sentAt(ev.seq) ?? Number.NaN;
+      if (!Number.isNaN(sentAt)) this.latencyFromSend.record((now - sentAt) * 1000);
+    }
+  }
+}

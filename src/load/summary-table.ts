@@ -1,0 +1,108 @@
+/**
+ * The plain table printed at the end of a run: one row per client, then the
+ * totals, the broker's own counters and CPU/RSS, and any notes or failures.
+ */
+import type { ClientReport, LoadReport } from './report-model';
+
+function fmtInt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+function fmtOpt(n: number | null, f: (x: number) => string = fmtInt): string {
+  return n === null ? '?' : f(n);
+}
+
+function fmtPct(n: number | null): string {
+  if (n === null) return '?';
+  return n === 0 ? '0' : n < 0.01 ? '<0.01' : n.toFixed(2);
+}
+
+export function fmtBytes(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+/** Right-aligns every column but the first two. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string =>
+    r.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+function clientKind(c: ClientReport): string {
+  return c.behaviour === 'slow' ? `slow ${c.delayUs}us` : c.behaviour;
+}
+
+function serverDrops(c: ClientReport): string {
+  if (c.server === null) return '-';
+  const d = c.server.dropped;
+  return `${fmtInt(c.server.attributed)} (${fmtInt(d.client_queue_full)}/${fmtInt(d.throttled)}/${fmtInt(d.filtered)})`;
+}
+
+export function formatSummary(r: LoadReport): string {
+  const out: string[] = [];
+  const s = r.settings;
+  out.push(
+    `armorfeed load: ${r.mode} against ${s.addr}` +
+      (s.ingest !== null ? `, ingest ${s.ingest}` : '') +
+      `, ${s.clients} clients (${s.streams})` +
+      (s.slow !== null ? `, slow ${s.slow}` : '') +
+      (s.stalled > 0 ? `, stalled ${s.stalled}` : ''),
+  );
+  if (r.producer !== null) {
+    const p = r.producer;
+    out.push(
+      `producer: sent ${fmtInt(p.sent)} (alerts ${fmtInt(p.alerts)}, logs ${fmtInt(p.logs)}) in ${p.elapsedSec.toFixed(2)}s = ${fmtInt(p.rateEps)} ev/s, ${fmtBytes(p.bytes)}` +
+        (p.error !== null ? `, ERROR: ${p.error}` : ''),
+    );
+  }
+  out.push('');
+  const header = ['client', 'kind', 'received', 'expected', 'missing', 'miss%', 'srv drops (queue/thr/flt)', 'agree', 'ev/s', 'p50us', 'p90us', 'p99us', 'p99.9us', 'maxus', 'send-p99us', 'reconn', 'end'];
+  const rows = r.clients.map((c) => [
+    c.name,
+    clientKind(c),
+    fmtInt(c.received),
+    fmtOpt(c.expected),
+    fmtOpt(c.missing),
+    fmtPct(c.missingPct),
+    serverDrops(c),
+    c.server === null ? '-' : c.server.agrees ? 'yes' : 'NO',
+    fmtInt(c.rateEps),
+    fmtInt(c.latencyFromUpdatedUs.p50),
+    fmtInt(c.latencyFromUpdatedUs.p90),
+    fmtInt(c.latencyFromUpdatedUs.p99),
+    fmtInt(c.latencyFromUpdatedUs.p999),
+    fmtInt(c.latencyFromUpdatedUs.max),
+    c.latencyFromSendUs === null ? '-' : fmtInt(c.latencyFromSendUs.p99),
+    String(c.reconnects),
+    c.streams.map((st) => `${st.kind}:${st.end}`).join(','),
+  ]);
+  out.push(formatTable(header, rows));
+  out.push('');
+  const a = r.aggregate;
+  out.push(
+    `total: received ${fmtInt(a.received)}, aggregate ${fmtInt(a.rateEps)} ev/s, latency all clients p50 ${fmtInt(a.latencyFromUpdatedUs.p50)}us p99 ${fmtInt(a.latencyFromUpdatedUs.p99)}us max ${fmtInt(a.latencyFromUpdatedUs.max)}us`,
+  );
+  if (r.server !== null) {
+    out.push(
+      `broker counters: ingest ${fmtInt(r.server.ingestEvents)}, ring_full ${fmtInt(r.server.ringFull)}, malformed_input ${fmtInt(r.server.malformedInput)}, throttled ${fmtInt(r.server.throttled)}`,
+    );
+  } else {
+    out.push('broker counters: unknown (no /stats)');
+  }
+  if (r.broker !== null) {
+    out.push(
+      `broker pid ${r.broker.pid}: cpu ${r.broker.cpuSec.toFixed(2)}s (mean ${r.broker.meanCpuPct.toFixed(0)}% of a core), max rss ${fmtBytes(r.broker.maxRssBytes)}; load client cpu ${r.loadgenCpuSec.toFixed(2)}s`,
+    );
+  }
+  const v = r.verdict;
+  out.push(
+    `verdict: loss accounted by broker counters: ${v.lossAccounted === null ? 'unknown' : v.lossAccounted ? 'yes' : 'NO'}; fast clients lossless: ${v.fastClientsLossless === null ? 'unknown' : v.fastClientsLossless ? 'yes' : 'NO'}`,
+  );
+  for (const n of v.notes) out.push(`note: ${n}`);
+  for (const f of r.failures) out.push(`FAILURE: ${f}`);
+  return out.join('\n');
+}

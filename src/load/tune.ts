@@ -1,0 +1,261 @@
+/**
+ * `armorfeed tune`: runs armorfeed itself under a sweep of broker settings (queue
+ * size, encoder threads, batch size, ring size), event rates and consumer speeds,
+ * one short load run per point, each against a fresh `armorfeed serve` child. It
+ * then answers, per (rate, consumers): the smallest queue size that kept the worst
+ * client's drops under the target, with the memory per client and the latency it costs.
+ */
+import * as os from 'node:os';
+import { startBroker, type BrokerFlags } from './broker-process';
+import { LoadFlagError } from './errors';
+import type { LoadOptions, StreamChoice } from './options';
+import { validateLoadOptions } from './options';
+import type { LoadReport } from './report-model';
+import { runLoad } from './run-load';
+import type { BrokerSettings, TunePoint, TuneRecommendation, TuneReport } from './tune-model';
+
+export interface TuneOptions {
+  queueSizes: number[];
+  encoderThreads: (number | null)[];
+  batchSizes: (number | null)[];
+  ringSizes: (number | null)[];
+  rates: number[];
+  burst: number;
+  clients: number;
+  slowClients: number;
+  /** Consumer speeds to sweep: the per-event delay of the slow clients. */
+  slowDelaysUs: number[];
+  streams: StreamChoice;
+  alertEvery: number;
+  pointDurationMs: number;
+  targetDropPct: number;
+  /** The sweep is refused up front if its estimate exceeds this, and cut short if it runs over. */
+  maxWallMs: number;
+  /** Test hook: a different CLI entry point for `serve`. */
+  cliMain?: string;
+}
+
+export const tuneDefaults: Readonly<Omit<TuneOptions, 'encoderThreads' | 'batchSizes' | 'ringSizes' | 'cliMain'>> = {
+  queueSizes: [64, 256, 1024, 4096],
+  rates: [1000, 3000],
+  burst: 500,
+  clients: 3,
+  slowClients: 1,
+  slowDelaysUs: [500],
+  streams: 'both',
+  alertEvery: 5,
+  pointDurationMs: 3000,
+  targetDropPct: 0.1,
+  maxWallMs: 110_000,
+};
+
+/** Broker start, registration, drain and stop around each point's measured seconds. */
+const overheadPerPointMs = 2500;
+
+export interface TuneObserver {
+  onPoint?(done: number, total: number, point: TunePoint): void;
+  onNote?(line: string): void;
+}
+
+interface PlannedPoint {
+  settings: BrokerSettings;
+  rate: number;
+  slowDelayUs: number;
+}
+
+export function planSweep(o: TuneOptions): PlannedPoint[] {
+  const points: PlannedPoint[] = [];
+  for (const rate of o.rates)
+    for (const slowDelayUs of o.slowDelaysUs)
+      for (const encoderThreads of o.encoderThreads)
+        for (const batchSize of o.batchSizes)
+          for (const ringSize of o.ringSizes)
+            for (const queueSize of o.queueSizes) points.push({ settings: { queueSize, encoderThreads, batchSize, ringSize }, rate, slowDelayUs });
+  return points;
+}
+
+export function estimateWallMs(o: TuneOptions): number {
+  return planSweep(o).length * (o.pointDurationMs + overheadPerPointMs);
+}
+
+export function validateTuneOptions(o: TuneOptions): TuneOptions {
+  if (o.queueSizes.length === 0 || o.queueSizes.some((q) => q < 1)) throw new LoadFlagError('--queue-sizes', 'needs at least one size above 0');
+  if (o.rates.length === 0 || o.rates.some((r) => r < 1)) throw new LoadFlagError('--rates', 'needs at least one rate above 0 (tune compares fixed rates)');
+  if (o.targetDropPct < 0 || o.targetDropPct >= 100) throw new LoadFlagError('--target', 'must be a percentage in [0, 100)');
+  if (o.pointDurationMs < 500 || o.pointDurationMs > 60_000) throw new LoadFlagError('--point-duration', 'must be 0.5s..60s');
+  const estimate = estimateWallMs(o);
+  if (estimate > o.maxWallMs) {
+    throw new LoadFlagError(
+      '--max-time',
+      `the sweep has ${planSweep(o).length} points and would take about ${Math.round(estimate / 1000)}s, over the ${Math.round(o.maxWallMs / 1000)}s bound; ` +
+        'sweep fewer values, shorten --point-duration or raise --max-time',
+    );
+  }
+  return o;
+}
+
+function consumersText(o: TuneOptions, slowDelayUs: number): string {
+  const fast = o.clients - o.slowClients;
+  const slow = o.slowClients > 0 ? `${o.slowClients} slow at ${slowDelayUs}us/event` : '';
+  return `${o.clients} clients (${o.streams}): ${[fast > 0 ? `${fast} fast` : '', slow].filter((x) => x !== '').join(', ')}`;
+}
+
+function toFlags(s: BrokerSettings): BrokerFlags {
+  return {
+    queueSize: s.queueSize,
+    encoderThreads: s.encoderThreads ?? undefined,
+    batchSize: s.batchSize ?? undefined,
+    ringSize: s.ringSize ?? undefined,
+  };
+}
+
+export function pointFromReport(r: LoadReport, plan: PlannedPoint, consumers: string, o: TuneOptions): TunePoint {
+  const pctOf = (c: LoadReport['clients'][number]): number => c.missingPct ?? 100;
+  const fast = r.clients.filter((c) => c.behaviour === 'fast');
+  const worst = r.clients.reduce((a, b) => (pctOf(b) > pctOf(a) || (pctOf(b) === pctOf(a) && b.latencyFromUpdatedUs.p99 > a.latencyFromUpdatedUs.p99) ? b : a));
+  const received = r.clients.reduce((n, c) => n + c.received, 0);
+  const bytes = r.clients.reduce((n, c) => n + c.bytes, 0);
+  const meanEventBytes = received > 0 ? bytes / received : 0;
+  const worstDropPct = Math.max(...r.clients.map(pctOf));
+  const failures = [...r.failures];
+  return {
+    settings: plan.settings,
+    rate: plan.rate,
+    burst: o.burst,
+    consumers,
+    sent: r.producer?.sent ?? 0,
+    worstDropPct,
+    fastDropPct: fast.length > 0 ? Math.max(...fast.map(pctOf)) : 0,
+    worstP99Us: worst.latencyFromUpdatedUs.p99,
+    fastP99Us: fast.length > 0 ? Math.max(...fast.map((c) => c.latencyFromUpdatedUs.p99)) : 0,
+    meanEventBytes: Math.round(meanEventBytes),
+    queueBytesPerClient: Math.round(plan.settings.queueSize * meanEventBytes),
+    brokerMaxRssBytes: r.broker?.maxRssBytes ?? null,
+    brokerMeanCpuPct: r.broker?.meanCpuPct ?? null,
+    lossAccounted: r.verdict.lossAccounted,
+    meetsTarget: failures.length === 0 && (r.producer?.sent ?? 0) > 0 && worstDropPct <= o.targetDropPct,
+    failures,
+  };
+}
+
+function fmtBytesShort(n: number): string {
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${Math.round(n / 1024)} KiB`;
+}
+
+function fmtLatency(us: number): string {
+  return us >= 1000 ? `${(us / 1000).toFixed(us >= 10_000 ? 0 : 1)} ms` : `${us} us`;
+}
+
+function settingsText(s: BrokerSettings): string {
+  const parts = [`--queueSize ${s.queueSize}`];
+  if (s.encoderThreads !== null) parts.push(`--encoderThreads ${s.encoderThreads}`);
+  if (s.batchSize !== null) parts.push(`--batchSize ${s.batchSize}`);
+  if (s.ringSize !== null) parts.push(`--ringSize ${s.ringSize}`);
+  return parts.join(' ');
+}
+
+/**
+ * Per (rate, burst, consumers): the point meeting the target with the smallest queue
+ * (ties: lowest worst-client p99). Without one, the point with the fewest drops.
+ */
+export function recommend(points: TunePoint[], targetDropPct: number): TuneRecommendation[] {
+  const groups = new Map<string, TunePoint[]>();
+  for (const p of points) {
+    const key = `${p.rate}|${p.burst}|${p.consumers}`;
+    groups.set(key, [...(groups.get(key) ?? []), p]);
+  }
+  return [...groups.values()].map((ps) => {
+    const { rate, burst, consumers } = ps[0];
+    const where = `At ${rate.toLocaleString('en-US')} ev/s${burst > 0 ? ` in bursts of ${burst}` : ''} with ${consumers}`;
+    const meeting = ps.filter((p) => p.meetsTarget).sort((a, b) => a.settings.queueSize - b.settings.queueSize || a.worstP99Us - b.worstP99Us);
+    if (meeting.length > 0) {
+      const c = meeting[0];
+      return {
+        rate,
+        burst,
+        consumers,
+        chosen: c,
+        best: c,
+        text:
+          `${where}: ${settingsText(c.settings)} keeps drops at ${c.worstDropPct.toFixed(3)}% (target ${targetDropPct}%), ` +
+          `memory per client up to ${fmtBytesShort(c.queueBytesPerClient)} (${c.settings.queueSize} x ${c.meanEventBytes} B), ` +
+          `p99 latency ${fmtLatency(c.worstP99Us)} for the slowest client and ${fmtLatency(c.fastP99Us)} for the fast ones.`,
+      };
+    }
+    const best = [...ps].sort((a, b) => a.worstDropPct - b.worstDropPct || a.settings.queueSize - b.settings.queueSize)[0];
+    return {
+      rate,
+      burst,
+      consumers,
+      chosen: null,
+      best,
+      text:
+        `${where}: no tested setting keeps drops under ${targetDropPct}%; the best was ${settingsText(best.settings)} with ` +
+        `${best.worstDropPct.toFixed(2)}% drops. When a consumer is slower than the rate on average, no queue absorbs it: ` +
+        'speed up the consumer, lower the rate, or try larger queues if the drops come from bursts.',
+    };
+  });
+}
+
+export async function runTune(o: TuneOptions, observer: TuneObserver = {}): Promise<TuneReport> {
+  const startedAt = new Date();
+  const start = performance.now();
+  const plan = planSweep(o);
+  const points: TunePoint[] = [];
+  const reports: LoadReport[] = [];
+  for (const [i, p] of plan.entries()) {
+    if (performance.now() - start + o.pointDurationMs + overheadPerPointMs > o.maxWallMs) {
+      observer.onNote?.(`stopping after ${i} of ${plan.length} points: the next one would pass the ${o.maxWallMs / 1000}s bound`);
+      break;
+    }
+    const consumers = consumersText(o, p.slowDelayUs);
+    const broker = await startBroker(toFlags(p.settings), { main: o.cliMain });
+    let report: LoadReport;
+    try {
+      const a = broker.addresses;
+      if (a.tcp === undefined || a.metrics === undefined) throw new Error('the broker did not report its tcp ingest and metrics addresses');
+      const loadOptions: LoadOptions = validateLoadOptions({
+        addr: a.grpc,
+        ingest: { kind: 'tcp', ...a.tcp },
+        statsUrl: `http://${a.metrics.host}:${a.metrics.port}/stats`,
+        brokerPid: broker.pid,
+        clients: o.clients,
+        streams: o.streams,
+        slowClients: o.slowClients,
+        slowDelayUs: p.slowDelayUs,
+        stalledClients: 0,
+        rate: p.rate,
+        burst: o.burst,
+        durationMs: o.pointDurationMs,
+        alertEvery: o.alertEvery,
+        idleMs: 500,
+        drainTimeoutMs: 15_000,
+        runTag: `tune-${i}`,
+        alertFilter: 'policy',
+        logFilter: 'system',
+      });
+      report = await runLoad(loadOptions, { onNote: observer.onNote });
+    } finally {
+      await broker.stop();
+    }
+    const point = pointFromReport(report, p, consumers, o);
+    points.push(point);
+    reports.push(report);
+    observer.onPoint?.(i + 1, plan.length, point);
+  }
+  const recommendations = recommend(points, o.targetDropPct);
+  const firstChosen = recommendations.find((r) => r.chosen !== null)?.chosen;
+  const detailIndex = firstChosen !== undefined && firstChosen !== null ? points.indexOf(firstChosen) : points.length - 1;
+  return {
+    kind: 'tune',
+    version: 1,
+    startedAt: startedAt.toISOString(),
+    wallSec: (performance.now() - start) / 1000,
+    targetDropPct: o.targetDropPct,
+    pointDurationSec: o.pointDurationMs / 1000,
+    points,
+    recommendations,
+    detail: reports[detailIndex] ?? null,
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.platform()} ${os.release()}` },
+  };
+}
