@@ -293,9 +293,13 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         Promise.race([p, new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
       await within(pool.drain());
       await within(hub.drainAll());
-      const final = stats();
+      // Past the grace period, what is still queued is lost: counted as client_closed, so
+      // every client's summary accounts for every event it was offered.
+      for (const sub of hub.openSubscribers()) sub.close();
       server.endStreams();
       await server.shutdown(Math.max(500, deadline - Date.now()));
+      for (const sub of hub.all()) sub.abandonInFlight();
+      const final = stats();
       await pool.close();
       await metrics?.close();
       await output?.close();

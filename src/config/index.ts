@@ -150,9 +150,16 @@ export const optionSpecs: readonly OptionSpec[] = [
 
 const specByKey = new Map(optionSpecs.map((s) => [s.key as string, s]));
 
-/** ARMORFEED_ plus the key in upper snake case: gRPC -> ARMORFEED_GRPC, alertEvery -> ARMORFEED_ALERT_EVERY. */
+/**
+ * ARMORFEED_ plus the key in upper snake case, acronyms kept whole: gRPC -> ARMORFEED_GRPC,
+ * gRPCHealthPort -> ARMORFEED_GRPC_HEALTH_PORT, machineIDPath -> ARMORFEED_MACHINE_ID_PATH.
+ */
 export function envName(key: string): string {
-  return `ARMORFEED_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
+  const words = key
+    .replace(/^gRPC/, 'GRPC')
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2');
+  return `ARMORFEED_${words.toUpperCase()}`;
 }
 
 function coerce(spec: OptionSpec, raw: unknown, origin: string): FeederConfig[keyof FeederConfig] {

@@ -223,6 +223,11 @@ export function scanEvent(buf: Uint8Array, start: number, end: number, tape: Int
   tape.fill(-1);
   const hdr = readMapHeader(buf, start);
   if (hdr === null) {
+    // One well-formed msgpack value of another type is a map that was expected; anything
+    // else is not msgpack at all, and the peer is not speaking this protocol.
+    if (skipValue(buf, start, end) !== end) {
+      throw new InputError('ERR_INPUT_MALFORMED_FRAME', `frame is not one msgpack value (starts with byte 0x${(buf[start] ?? 0).toString(16)})`);
+    }
     throw new InputError('ERR_INPUT_NOT_A_MAP', `an event must be a map of upstream log keys, got ${typeName(buf, start)}`);
   }
   let p = hdr[1];

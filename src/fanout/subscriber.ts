@@ -49,6 +49,8 @@ export class Subscriber {
   readonly openedAt = Date.now();
   closedAt: number | undefined;
   private writesInFlight = 0;
+  private eventsInFlight = 0;
+  private abandoned = false;
   private readonly taken: QueueEntry[] = [];
   private readonly filterCache = new Map<string, boolean>();
   private drainResolvers: (() => void)[] = [];
@@ -99,9 +101,12 @@ export class Subscriber {
       }
       taken.length = 0;
       this.writesInFlight++;
+      this.eventsInFlight += events;
       this.written += events;
       this.sink.write(chunk, (err) => {
+        if (this.abandoned) return;
         this.writesInFlight--;
+        this.eventsInFlight -= events;
         if (err) {
           this.countDrop('client_closed', events);
           return;
@@ -133,6 +138,19 @@ export class Subscriber {
     this.closedAt = Date.now();
     this.queue.discard();
     this.notifyDrained();
+  }
+
+  /**
+   * Final accounting at shutdown: writes gRPC never confirmed are counted as
+   * client_closed, and a confirmation arriving later is ignored, so no event is counted twice.
+   */
+  abandonInFlight(): void {
+    this.close();
+    if (this.abandoned) return;
+    this.abandoned = true;
+    this.countDrop('client_closed', this.eventsInFlight);
+    this.eventsInFlight = 0;
+    this.writesInFlight = 0;
   }
 
   get dropped(): Readonly<Record<DropReason, number>> {
