@@ -1,0 +1,409 @@
+/**
+ * Bad input at the ingest sources of a real `armorfeed serve`: every malformed frame or
+ * line is counted by reason (GET /stats ingest.<source>.malformedByReason and
+ * dropped.malformed_input), reported as a WARN Message on WatchMessages that names the
+ * error code, and never stops the broker: another producer's valid events keep flowing.
+ * Framing errors hang up on that peer only (with one `armorfeed: ERR_...` line);
+ * event errors drop the event and keep the connection.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pack } from 'msgpackr';
+import { encodeFrame } from '../src/ingest/frames';
+import type { FeederStats } from '../src/feeder';
+import type { IngestEvent } from '../src/event';
+import { connect, type TestClient, type Watcher } from './helpers/client';
+import { armorfeedMain, parseReadyLine, startServe, type ServeProcess } from './helpers/serve';
+
+const BASE_ARGS = ['serve', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0'];
+const MAX_EVENT_BYTES = 4096;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, detail: () => string | Promise<string> = () => ''): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} ${await detail()}`);
+    await sleep(20);
+  }
+}
+
+function logEvent(seq: number, extra: Partial<IngestEvent> = {}): IngestEvent {
+  return {
+    timestamp: 1_700_000_000 + seq,
+    updatedTime: '2023-11-14T22:13:20.000000Z',
+    hostName: 'node-a',
+    namespaceName: 'default',
+    podName: 'nginx-0',
+    containerID: 'c0ffee',
+    hostPid: seq,
+    pid: 7,
+    ppid: 1,
+    uid: 101,
+    processName: '/usr/bin/cat',
+    parentProcessName: '/bin/sh',
+    type: 'ContainerLog',
+    source: '/bin/sh',
+    operation: 'File',
+    resource: `/etc/file-${seq}`,
+    cwd: '/',
+    result: 'Passed',
+    ...extra,
+  };
+}
+
+function frameOf(value: unknown): Buffer {
+  return encodeFrame(pack(value));
+}
+
+function seqs(w: Watcher): number[] {
+  return w.messages.map((m) => Number(m.HostPID));
+}
+
+async function getStats(metrics: string): Promise<FeederStats> {
+  const res = await fetch(`http://${metrics}/stats`);
+  assert.equal(res.status, 200);
+  return (await res.json()) as FeederStats;
+}
+
+function connectTo(address: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const m = /^(.*):(\d+)$/.exec(address);
+    const sock = m === null ? net.connect(address) : net.connect(Number(m[2]), m[1]);
+    sock.setNoDelay(true);
+    sock.once('connect', () => {
+      sock.off('error', reject);
+      resolve(sock);
+    });
+    sock.once('error', reject);
+  });
+}
+
+/** Collects what the server sends until it closes the connection (bounded). */
+function readUntilClosed(sock: net.Socket, timeoutMs: number): Promise<{ text: string; ended: boolean }> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    let ended = false;
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`server did not close the connection within ${timeoutMs} ms; got ${JSON.stringify(text)}`));
+    }, timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('data', (c: string) => {
+      text += c;
+    });
+    sock.on('end', () => {
+      ended = true;
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text, ended });
+    });
+  });
+}
+
+function write(sock: net.Socket, bytes: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => sock.write(bytes, (err) => (err ? reject(err) : resolve())));
+}
+
+describe('bad input over TCP', () => {
+  let serve: ServeProcess;
+  let conn: TestClient;
+  let logs: Watcher;
+  let messages: Watcher;
+  let good: net.Socket;
+  let metrics: string;
+  let tcp: string;
+  let nextSeq = 1;
+  let lastRejectAt = 0;
+
+  before(async () => {
+    serve = await startServe([...BASE_ARGS, '--source', 'tcp', '--tcp', '127.0.0.1:0', '--maxEventBytes', String(MAX_EVENT_BYTES)]);
+    metrics = serve.addresses.metrics;
+    tcp = serve.addresses.tcp;
+    assert.ok(metrics !== undefined && tcp !== undefined, serve.readyLine);
+    conn = connect(serve.addresses.grpc);
+    logs = conn.watch('WatchLogs', 'all');
+    messages = conn.watch('WatchMessages', '');
+    await waitUntil('both streams registered', async () => (await getStats(metrics)).clients.filter((c) => c.open).length === 2, 10_000);
+    good = await connectTo(tcp);
+  });
+
+  after(async () => {
+    good?.destroy();
+    conn?.close();
+    if (serve !== undefined) {
+      const exit = await serve.stop('SIGTERM', 10_000);
+      assert.equal(exit.code, 0, exit.stderr.slice(-2000));
+    }
+  });
+
+  /**
+   * The WARN for a rejection is rate limited to one a second: each case starts 1.1 s
+   * after the previous one ended, so its own rejection gets its own WARN.
+   */
+  async function spaced<T>(body: (messagesBefore: number) => Promise<T>): Promise<T> {
+    const wait = lastRejectAt + 1100 - Date.now();
+    if (wait > 0) await sleep(wait);
+    try {
+      return await body(messages.messages.length);
+    } finally {
+      lastRejectAt = Date.now();
+    }
+  }
+
+  async function tcpStats(): Promise<FeederStats['ingest'][string]> {
+    return (await getStats(metrics)).ingest.tcp;
+  }
+
+  /** Runs `act` and checks that it was counted exactly once, as `reason`, and nothing else was. */
+  async function expectCounted(reason: string, act: () => Promise<void>): Promise<void> {
+    const before = await tcpStats();
+    const want = { ...before.malformedByReason, [reason]: (before.malformedByReason[reason] ?? 0) + 1 };
+    const total = before.dropped.malformed_input + 1;
+    await act();
+    const ok = async (): Promise<boolean> => {
+      const s = await tcpStats();
+      return s.dropped.malformed_input === total && s.malformedByReason[reason] === want[reason];
+    };
+    await waitUntil(`malformed_input=${total} and ${reason}=${want[reason]}`, ok, 5_000, async () => JSON.stringify(await tcpStats()));
+    // Nothing else is counted later (e.g. a second reason for the same bytes).
+    await sleep(300);
+    const s = await tcpStats();
+    assert.equal(s.dropped.malformed_input, total, JSON.stringify(s));
+    assert.deepEqual(s.malformedByReason, want);
+  }
+
+  async function expectWarn(code: string, fromIndex: number): Promise<void> {
+    const found = (): boolean => messages.messages.slice(fromIndex).some((m) => m.Level === 'WARN' && String(m.Message).includes(code));
+    await waitUntil(`a WARN message naming ${code}`, found, 5_000, () => JSON.stringify(messages.messages.slice(fromIndex).map((m) => `${String(m.Level)} ${String(m.Message)}`)));
+  }
+
+  /** Sends one valid event on `sock` and waits for it on WatchLogs. */
+  async function deliveredVia(sock: net.Socket): Promise<void> {
+    const seq = nextSeq++;
+    await write(sock, frameOf(logEvent(seq)));
+    await waitUntil(`event ${seq} on WatchLogs`, () => seqs(logs).includes(seq), 5_000, () => `(have ${JSON.stringify(seqs(logs).slice(-5))})`);
+  }
+
+  async function stillServing(): Promise<void> {
+    assert.equal(await conn.health(4242), 4242);
+    await deliveredVia(good);
+  }
+
+  function expectHangUp(payload: Buffer, code: string, reason: string): Promise<void> {
+    return spaced((from) => hangUp(payload, code, reason, from));
+  }
+
+  async function hangUp(payload: Buffer, code: string, reason: string, from: number): Promise<void> {
+    const sock = await connectTo(tcp);
+    const closed = readUntilClosed(sock, 10_000);
+    closed.catch(() => undefined); // awaited below; a counting failure must not leave it unhandled
+    let text: string;
+    try {
+      await expectCounted(reason, () => write(sock, payload));
+      text = (await closed).text;
+    } finally {
+      sock.destroy();
+    }
+    assert.match(text, new RegExp(`^armorfeed: ${code}\\b`), `the peer reads the reason line: ${JSON.stringify(text)}`);
+    assert.ok(text.endsWith('\n'), 'one whole line');
+    await expectWarn(code, from);
+    await stillServing();
+  }
+
+  function expectDroppedButOpen(value: unknown, code: string, reason: string): Promise<void> {
+    return spaced((from) => droppedButOpen(value, code, reason, from));
+  }
+
+  async function droppedButOpen(value: unknown, code: string, reason: string, from: number): Promise<void> {
+    const sock = await connectTo(tcp);
+    let closed = false;
+    sock.on('close', () => {
+      closed = true;
+    });
+    try {
+      const before = logs.messages.length;
+      await expectCounted(reason, () => write(sock, frameOf(value)));
+      await expectWarn(code, from);
+      assert.equal(closed, false, 'the connection stays open after an event error');
+      assert.equal(logs.messages.length, before, 'the bad event was not delivered');
+      await deliveredVia(sock);
+      await stillServing();
+    } finally {
+      sock.destroy();
+    }
+  }
+
+  test('bad input - garbage that is not msgpack closes that connection with ERR_INPUT_MALFORMED_FRAME', { timeout: 20_000 }, async () => {
+    await deliveredVia(good);
+    // 0xc1 is the one byte msgpack never uses: this cannot be the start of any value.
+    const garbage = Buffer.concat([Buffer.of(0xc1), Buffer.from('this is not msgpack at all')]);
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(garbage.length);
+    await expectHangUp(Buffer.concat([header, garbage]), 'ERR_INPUT_MALFORMED_FRAME', 'malformed_frame');
+  });
+
+  test('bad input - a map whose body is not msgpack closes that connection with ERR_INPUT_MALFORMED_FRAME', { timeout: 20_000 }, async () => {
+    // A 3-entry map header, then bytes that cannot be a key.
+    const body = Buffer.concat([Buffer.of(0x83, 0xc1), Buffer.from('garbage')]);
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(body.length);
+    await expectHangUp(Buffer.concat([header, body]), 'ERR_INPUT_MALFORMED_FRAME', 'malformed_frame');
+  });
+
+  test('bad input - a frame longer than --maxEventBytes closes that connection with ERR_INPUT_OVERSIZED, and one of exactly that size is delivered', { timeout: 20_000 }, async () => {
+    // A valid frame of exactly maxEventBytes is accepted.
+    const seq = nextSeq++;
+    let pad = MAX_EVENT_BYTES - pack(logEvent(seq, { data: '' })).length;
+    let exact = pack(logEvent(seq, { data: 'x'.repeat(pad) }));
+    pad -= exact.length - MAX_EVENT_BYTES; // the string header grew with the padding
+    exact = pack(logEvent(seq, { data: 'x'.repeat(pad) }));
+    assert.equal(exact.length, MAX_EVENT_BYTES);
+    await write(good, encodeFrame(exact));
+    await waitUntil(`event ${seq} of exactly ${MAX_EVENT_BYTES} bytes`, () => seqs(logs).includes(seq), 5_000);
+
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(5000);
+    await expectHangUp(Buffer.concat([header, Buffer.alloc(5000, 0x61)]), 'ERR_INPUT_OVERSIZED', 'oversized');
+  });
+
+  test('bad input - a zero-length frame closes that connection with ERR_INPUT_MALFORMED_FRAME', { timeout: 20_000 }, async () => {
+    await expectHangUp(Buffer.alloc(4), 'ERR_INPUT_MALFORMED_FRAME', 'malformed_frame');
+  });
+
+  test('bad input - a field of the wrong type is counted wrong_type and the connection keeps delivering', { timeout: 20_000 }, async () => {
+    await expectDroppedButOpen({ ...logEvent(0), pid: 'x' }, 'ERR_INPUT_WRONG_TYPE', 'wrong_type');
+  });
+
+  test('bad input - an unknown field is counted unknown_field', { timeout: 20_000 }, async () => {
+    await expectDroppedButOpen({ ...logEvent(0), podname: 'lower-case n is not upstream' }, 'ERR_INPUT_UNKNOWN_FIELD', 'unknown_field');
+  });
+
+  test('bad input - an unknown Type is counted unknown_type', { timeout: 20_000 }, async () => {
+    await expectDroppedButOpen(logEvent(0, { type: 'Bogus' }), 'ERR_INPUT_UNKNOWN_TYPE', 'unknown_type');
+  });
+
+  test('bad input - a msgpack array instead of a map is counted not_a_map', { timeout: 20_000 }, async () => {
+    await expectDroppedButOpen([logEvent(0)], 'ERR_INPUT_NOT_A_MAP', 'not_a_map');
+  });
+
+  test('bad input - a valid frame split into 1-byte writes is reassembled and delivered', { timeout: 20_000 }, async () => {
+    const before = await tcpStats();
+    const sock = await connectTo(tcp);
+    try {
+      const seqA = nextSeq++;
+      const seqB = nextSeq++;
+      // Two frames back to back, so the split also crosses a frame boundary.
+      const bytes = Buffer.concat([frameOf(logEvent(seqA)), frameOf(logEvent(seqB))]);
+      for (const b of bytes) {
+        await write(sock, Buffer.of(b));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await waitUntil(`events ${seqA} and ${seqB}`, () => seqs(logs).includes(seqA) && seqs(logs).includes(seqB), 5_000);
+      const got = seqs(logs);
+      assert.equal(got.filter((s) => s === seqA).length, 1);
+      assert.equal(got.filter((s) => s === seqB).length, 1);
+      assert.ok(got.indexOf(seqA) < got.indexOf(seqB), 'in order');
+      await waitUntil('both events counted in', async () => (await tcpStats()).events === before.events + 2, 5_000);
+      const after = await tcpStats();
+      assert.deepEqual([after.dropped, after.malformedByReason], [before.dropped, before.malformedByReason], 'nothing counted as malformed');
+    } finally {
+      sock.destroy();
+    }
+    // Every valid event sent over the run arrived, once each.
+    assert.deepEqual([...seqs(logs)].sort((a, b) => a - b), Array.from({ length: nextSeq - 1 }, (_, i) => i + 1));
+  });
+});
+
+test('bad input - the Unix socket source delivers a valid frame', { timeout: 30_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-bad-input-'));
+  const sockPath = path.join(dir, 'a.sock');
+  const serve = await startServe([...BASE_ARGS, '--source', 'socket', '--socket', sockPath]);
+  const conn = connect(serve.addresses.grpc);
+  try {
+    assert.equal(serve.tokens.socket, sockPath);
+    const logs = conn.watch('WatchLogs', 'all');
+    await waitUntil('the WatchLogs stream registered', async () => (await getStats(serve.addresses.metrics)).clients.some((c) => c.open), 10_000);
+    const sock = await connectTo(sockPath);
+    try {
+      await write(sock, Buffer.concat([frameOf(logEvent(1)), frameOf(logEvent(2))]));
+      await logs.waitFor(2, 5_000);
+      await write(sock, frameOf({ ...logEvent(3), uid: 'root' }));
+      await write(sock, frameOf(logEvent(4)));
+      await logs.waitFor(3, 5_000);
+    } finally {
+      sock.destroy();
+    }
+    await sleep(200);
+    assert.deepEqual(seqs(logs), [1, 2, 4]);
+    assert.equal(logs.messages[0].Type, 'ContainerLog');
+    const s = (await getStats(serve.addresses.metrics)).ingest.socket;
+    assert.equal(s.events, 3);
+    assert.equal(s.dropped.malformed_input, 1);
+    assert.deepEqual(s.malformedByReason, { wrong_type: 1 });
+  } finally {
+    conn.close();
+    const exit = await serve.stop('SIGTERM', 10_000);
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.equal(exit.code, 0, exit.stderr.slice(-2000));
+  }
+});
+
+test('bad input - jsonl from stdin delivers valid lines and counts an invalid JSON line as invalid_json', { timeout: 30_000 }, async () => {
+  const child = spawn(process.execPath, [armorfeedMain, ...BASE_ARGS, '--source', 'jsonl', '--jsonl', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (c: string) => {
+    stderr += c;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  let conn: TestClient | undefined;
+  try {
+    await waitUntil('the listening line', () => /armorfeed: listening .*\n/.test(stderr), 20_000, () => stderr);
+    const ready = parseReadyLine(/armorfeed: listening (.*)\n/.exec(stderr)?.[1] ?? '');
+    assert.equal(ready.tokens.jsonl, 'stdin');
+    const metrics = ready.addresses.metrics;
+    conn = connect(ready.addresses.grpc);
+    const logs = conn.watch('WatchLogs', 'all');
+    const messages = conn.watch('WatchMessages', '');
+    await waitUntil('both streams registered', async () => (await getStats(metrics)).clients.filter((c) => c.open).length === 2, 10_000);
+
+    const lines = [
+      JSON.stringify(logEvent(1)),
+      JSON.stringify(logEvent(2)),
+      '{"type": "ContainerLog", "hostPid": 99,',
+      JSON.stringify(logEvent(3)),
+      '',
+      JSON.stringify(logEvent(4)),
+    ];
+    child.stdin.write(lines.slice(0, 3).join('\n') + '\n');
+    child.stdin.write(lines.slice(3).join('\n') + '\n');
+    await logs.waitFor(4, 10_000);
+    await waitUntil('invalid_json counted', async () => (await getStats(metrics)).ingest.jsonl.malformedByReason.invalid_json === 1, 5_000, async () => JSON.stringify((await getStats(metrics)).ingest.jsonl));
+    await waitUntil('a WARN naming ERR_INPUT_INVALID_JSON', () => messages.messages.some((m) => m.Level === 'WARN' && String(m.Message).includes('ERR_INPUT_INVALID_JSON')), 5_000);
+    child.stdin.end();
+    await waitUntil('the jsonl source to finish at end of stdin', async () => (await getStats(metrics)).ingest.jsonl.finished, 5_000);
+
+    assert.deepEqual(seqs(logs), [1, 2, 3, 4]);
+    const s = (await getStats(metrics)).ingest.jsonl;
+    assert.equal(s.events, 4);
+    assert.equal(s.dropped.malformed_input, 1);
+    assert.deepEqual(s.malformedByReason, { invalid_json: 1 });
+  } finally {
+    conn?.close();
+    if (child.exitCode === null) child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const code = await exited;
+    clearTimeout(timer);
+    assert.equal(code, 0, stderr.slice(-2000));
+  }
+});

@@ -1,0 +1,220 @@
+/**
+ * Shutdown of a real `armorfeed serve`: SIGTERM stops ingest, lets client queues drain
+ * within --gracePeriodMs, ends the streams with OK, prints one summary row per client
+ * on stderr and exits 0. A client that never reads cannot hold it past the grace
+ * period, and what it did not get is in its row. A synthetic --count run produces
+ * exactly that many events.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { pack } from 'msgpackr';
+import { encodeFrame } from '../src/ingest/frames';
+import type { ClientStats, FeederStats } from '../src/feeder';
+import type { IngestEvent } from '../src/event';
+import { connect } from './helpers/client';
+import { startServe, type ServeProcess } from './helpers/serve';
+
+const LOOPBACK = ['--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0'];
+const CLIENT_NAME_KEY = 'x-armorfeed-client';
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, detail: () => string | Promise<string> = () => ''): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} ${await detail()}`);
+    await sleep(20);
+  }
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function logEvent(seq: number): IngestEvent {
+  return {
+    timestamp: 1_700_000_000,
+    updatedTime: '2023-11-14T22:13:20.000000Z',
+    hostName: 'node-a',
+    namespaceName: 'default',
+    podName: 'nginx-0',
+    containerID: 'c0ffee',
+    hostPid: seq,
+    pid: 7,
+    ppid: 1,
+    uid: 101,
+    processName: '/usr/bin/cat',
+    parentProcessName: '/bin/sh',
+    type: 'ContainerLog',
+    source: '/bin/sh',
+    operation: 'File',
+    resource: `/etc/file-${seq}`,
+    cwd: '/',
+    result: 'Passed',
+  };
+}
+
+async function stats(serve: ServeProcess): Promise<FeederStats> {
+  const res = await fetch(`http://${serve.addresses.metrics}/stats`);
+  assert.equal(res.status, 200);
+  return (await res.json()) as FeederStats;
+}
+
+async function clientStats(serve: ServeProcess, name: string): Promise<ClientStats | undefined> {
+  return (await stats(serve)).clients.find((c) => c.name === name);
+}
+
+/** Sends events 1..n over one TCP connection to the tcp source and closes it. */
+async function sendOverTcp(address: string, n: number): Promise<void> {
+  const m = /^(.*):(\d+)$/.exec(address) as RegExpExecArray;
+  const sock = net.connect(Number(m[2]), m[1]);
+  await new Promise<void>((resolve, reject) => {
+    sock.once('connect', resolve);
+    sock.once('error', reject);
+  });
+  const frames = Array.from({ length: n }, (_, i) => encodeFrame(pack(logEvent(i + 1))));
+  await new Promise<void>((resolve, reject) => sock.end(Buffer.concat(frames), () => resolve()).once('error', reject));
+}
+
+interface SummaryRow {
+  client: string;
+  stream: string;
+  delivered: number;
+  queueFull: number;
+  throttled: number;
+  filtered: number;
+  closed: number;
+}
+
+/** The per-client row of the shutdown summary on stderr (`armorfeed: NAME STREAM FILTER PEER delivered queue_full throttled filtered closed p99_us`). */
+function summaryRow(stderr: string, name: string): SummaryRow {
+  const header = stderr.split('\n').findIndex((l) => /^armorfeed: client\s+stream\s+filter\s+peer\s+delivered\s+queue_full\s+throttled\s+filtered\s+closed\b/.test(l));
+  assert.ok(header >= 0, `a summary header on stderr:\n${stderr.slice(-3000)}`);
+  const rows = stderr.split('\n').slice(header + 1).filter((l) => l.startsWith(`armorfeed: ${name} `));
+  assert.equal(rows.length, 1, `one summary row for ${name}:\n${stderr.slice(-3000)}`);
+  const cells = rows[0].replace(/^armorfeed: /, '').trim().split(/\s+/);
+  assert.equal(cells.length, 10, rows[0]);
+  return {
+    client: cells[0],
+    stream: cells[1],
+    delivered: Number(cells[4]),
+    queueFull: Number(cells[5]),
+    throttled: Number(cells[6]),
+    filtered: Number(cells[7]),
+    closed: Number(cells[8]),
+  };
+}
+
+test('shutdown - SIGTERM delivers everything already queued and ends streams with OK', { timeout: 60_000 }, async () => {
+  const N = 3000;
+  const serve = await startServe(['serve', ...LOOPBACK, '--source', 'tcp', '--tcp', '127.0.0.1:0', '--queueSize', '5000', '--gracePeriodMs', '5000']);
+  const conn = connect(serve.addresses.grpc);
+  try {
+    const w = conn.watch('WatchLogs', 'all', { [CLIENT_NAME_KEY]: 'drainer' });
+    w.pause();
+    await waitUntil('the client registered', async () => (await clientStats(serve, 'drainer'))?.open === true, 10_000);
+    await sendOverTcp(serve.addresses.tcp, N);
+    // Everything is now on the server's side of the wire: queued, or handed to gRPC (in
+    // flight: the paused client stopped the HTTP/2 window) or already confirmed.
+    await waitUntil(`all ${N} events queued or written for the paused client`, async () => {
+      const c = await clientStats(serve, 'drainer');
+      return c !== undefined && c.queueDepth + c.written === N;
+    }, 10_000, async () => JSON.stringify(await clientStats(serve, 'drainer')));
+    const before = await clientStats(serve, 'drainer');
+    assert.ok(before !== undefined && before.queueDepth > 0, `events were still queued at SIGTERM: ${JSON.stringify(before)}`);
+    assert.deepEqual(before.dropped, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0 });
+
+    serve.child.kill('SIGTERM');
+    await waitUntil('the SIGTERM to be taken', () => /SIGTERM: stopping ingest/.test(serve.stderr()), 5_000, () => serve.stderr().slice(-1000));
+    w.resume();
+    const status = await withTimeout(w.ended, 15_000, 'the stream to end');
+    // Not stop(): a second SIGTERM means "exit now without draining".
+    const exit = await withTimeout(serve.exited, 15_000, 'the process to exit');
+
+    assert.equal(w.messages.length, N, 'every queued event arrived');
+    assert.deepEqual(w.messages.map((m) => Number(m.HostPID)), Array.from({ length: N }, (_, i) => i + 1), 'in order, each once');
+    assert.equal(status.code, 0, `stream status ${JSON.stringify(status)}`);
+    assert.equal(exit.code, 0, exit.stderr.slice(-2000));
+    assert.equal(exit.killed, false);
+    const row = summaryRow(exit.stderr, 'drainer');
+    assert.deepEqual(row, { client: 'drainer', stream: 'logs', delivered: N, queueFull: 0, throttled: 0, filtered: 0, closed: 0 });
+  } finally {
+    conn.close();
+    await serve.stop('SIGKILL', 5_000);
+  }
+});
+
+test('shutdown - a client that never reads does not hold shutdown past the grace period', { timeout: 60_000 }, async () => {
+  const N = 3000;
+  const QUEUE = 1000;
+  const serve = await startServe(['serve', ...LOOPBACK, '--source', 'tcp', '--tcp', '127.0.0.1:0', '--queueSize', String(QUEUE), '--gracePeriodMs', '1000']);
+  const conn = connect(serve.addresses.grpc);
+  try {
+    const stalled = conn.watch('WatchLogs', 'all', { [CLIENT_NAME_KEY]: 'stalled' });
+    stalled.pause();
+    await waitUntil('the client registered', async () => (await clientStats(serve, 'stalled'))?.open === true, 10_000);
+    await sendOverTcp(serve.addresses.tcp, N);
+    await waitUntil(`all ${N} events queued, written or dropped for the stalled client`, async () => {
+      const c = await clientStats(serve, 'stalled');
+      return c !== undefined && c.queueDepth + c.written + c.dropped.client_queue_full === N;
+    }, 10_000, async () => JSON.stringify(await clientStats(serve, 'stalled')));
+    const before = (await clientStats(serve, 'stalled')) as ClientStats;
+    assert.equal(before.queueDepth, QUEUE, `its queue is full at SIGTERM: ${JSON.stringify(before)}`);
+
+    const started = Date.now();
+    const exit = await serve.stop('SIGTERM', 10_000);
+    const tookMs = Date.now() - started;
+
+    assert.equal(exit.killed, false, 'it exited on its own');
+    assert.equal(exit.code, 0, exit.stderr.slice(-2000));
+    assert.ok(tookMs < 5_000, `exit took ${tookMs} ms with a 1000 ms grace period`);
+    const row = summaryRow(exit.stderr, 'stalled');
+    assert.equal(row.queueFull, before.dropped.client_queue_full, 'its queue_full drops are in the summary');
+    assert.ok(row.queueFull > 0);
+    // Every event it was offered is in the summary: delivered, or dropped for a named reason.
+    assert.equal(row.delivered + row.queueFull + row.throttled + row.filtered + row.closed, N, `summary row ${JSON.stringify(row)} accounts for all ${N} events`);
+  } finally {
+    conn.close();
+    await serve.stop('SIGKILL', 5_000);
+  }
+});
+
+test('shutdown - synthetic --count run finishes', { timeout: 60_000 }, async () => {
+  const COUNT = 2000;
+  // queueSize above COUNT: this test is about the generator's count, not about a slow reader.
+  const serve = await startServe([
+    'serve', ...LOOPBACK, '--source', 'synthetic', '--rate', '20000', '--count', String(COUNT), '--wait-clients', '1', '--alert-every', '0', '--queueSize', '5000',
+  ]);
+  const conn = connect(serve.addresses.grpc);
+  try {
+    const w = conn.watch('WatchLogs', 'all', { [CLIENT_NAME_KEY]: 'counter' });
+    await w.waitFor(COUNT, 20_000);
+    await waitUntil('the synthetic source to finish', async () => (await stats(serve)).ingest.synthetic?.finished === true, 10_000, async () => JSON.stringify((await stats(serve)).ingest));
+    await sleep(500);
+    assert.equal(w.messages.length, COUNT, 'exactly --count events');
+    const s = await stats(serve);
+    assert.equal(s.ingest.synthetic.events, COUNT);
+    assert.equal(s.encoded.logs, COUNT);
+    assert.equal(s.encoded.alerts, 0, '--alert-every 0: logs only');
+    assert.ok(w.messages.every((m) => m.Type === 'ContainerLog'), 'all logs');
+    const c = s.clients.find((x) => x.name === 'counter') as ClientStats;
+    assert.equal(c.delivered, COUNT);
+    assert.deepEqual(c.dropped, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0 });
+
+    const exit = await serve.stop('SIGTERM', 10_000);
+    assert.equal(exit.code, 0, exit.stderr.slice(-2000));
+    assert.equal(summaryRow(exit.stderr, 'counter').delivered, COUNT);
+    assert.equal((await withTimeout(w.ended, 5_000, 'the stream to end')).code, 0);
+  } finally {
+    conn.close();
+    await serve.stop('SIGKILL', 5_000);
+  }
+});
