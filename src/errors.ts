@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'ERR_INPUT_WRONG_TYPE'
   | 'ERR_INPUT_UNKNOWN_FIELD'
   | 'ERR_INPUT_UNKNOWN_TYPE'
+  | 'ERR_INPUT_INVALID_UTF8'
   | 'ERR_INPUT_NOT_A_MAP'
   | 'ERR_OUTPUT_OPEN'
   | 'ERR_HEALTH_MISMATCH'
@@ -58,5 +59,6 @@ export const inputReason: Record<string, string> = {
   ERR_INPUT_WRONG_TYPE: 'wrong_type',
   ERR_INPUT_UNKNOWN_FIELD: 'unknown_field',
   ERR_INPUT_UNKNOWN_TYPE: 'unknown_type',
+  ERR_INPUT_INVALID_UTF8: 'invalid_utf8',
   ERR_INPUT_NOT_A_MAP: 'not_a_map',
 };

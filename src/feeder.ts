@@ -189,28 +189,6 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   let embedded: { producer: RingProducer; packr: Packr; tape: Int32Array } | undefined;
   const embeddedRejects: Record<string, number> = {};
 
-  let server: RunningServer;
-  let metrics: MetricsServer | undefined;
-  try {
-    await Promise.all(threads.map((t) => t.whenReady()));
-    server = await startServer({ bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, writeMode: options.writeMode }, hub, log);
-  } catch (err) {
-    await Promise.all(threads.map((t) => t.stop(500)));
-    await pool.close();
-    throw err instanceof ArmorfeedError ? err : new ArmorfeedError('ERR_CONFIG_INVALID', `cannot start: ${(err as Error).message}`);
-  }
-
-  let startedSources = !gated;
-  if (gated) {
-    hub.onSubscribersChanged(() => {
-      if (!startedSources && hub.count() >= config.waitClients) {
-        startedSources = true;
-        log.info(`generating with ${hub.count()} streams connected`);
-        for (const t of threads) if (t.kind === 'synthetic') t.start();
-      }
-    });
-  }
-
   const stats = (): FeederStats => {
     const ingest: Record<string, SourceStats> = {};
     let ringFull = 0;
@@ -263,6 +241,33 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     };
   };
 
+  let server: RunningServer | undefined;
+  let metrics: MetricsServer | undefined;
+  try {
+    await Promise.all(threads.map((t) => t.whenReady()));
+    server = await startServer({ bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, writeMode: options.writeMode }, hub, log);
+    if (config.metricsPort >= 0) metrics = await startMetrics(config.metricsBind, config.metricsPort, stats);
+  } catch (err) {
+    // Whatever did start is stopped again, so a failed start leaves nothing running.
+    await server?.shutdown(0);
+    await Promise.all(threads.map((t) => t.stop(500)));
+    await pool.close();
+    await output?.close();
+    throw err instanceof ArmorfeedError ? err : new ArmorfeedError('ERR_CONFIG_INVALID', `cannot start: ${(err as Error).message}`);
+  }
+  const running = server;
+
+  let startedSources = !gated;
+  if (gated) {
+    hub.onSubscribersChanged(() => {
+      if (!startedSources && hub.count() >= config.waitClients) {
+        startedSources = true;
+        log.info(`generating with ${hub.count()} streams connected`);
+        for (const t of threads) if (t.kind === 'synthetic') t.start();
+      }
+    });
+  }
+
   // Upstream logs drops only when every client lost an event; armorfeed counts every
   // drop per client, and says so on WatchMessages at most once per 10 s.
   const dropWatch = setInterval(() => {
@@ -273,11 +278,10 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   }, 1000);
   dropWatch.unref();
 
-  if (config.metricsPort >= 0) metrics = await startMetrics(config.metricsBind, config.metricsPort, stats);
 
   const addresses: FeederAddresses = {
-    grpc: server.grpcAddress,
-    health: server.healthAddress,
+    grpc: running.grpcAddress,
+    health: running.healthAddress,
     metrics: metrics?.address,
     sources: Object.fromEntries(threads.map((t) => [t.name, t.address])),
   };
@@ -296,8 +300,8 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       // Past the grace period, what is still queued is lost: counted as client_closed, so
       // every client's summary accounts for every event it was offered.
       for (const sub of hub.openSubscribers()) sub.close();
-      server.endStreams();
-      await server.shutdown(Math.max(500, deadline - Date.now()));
+      running.endStreams();
+      await running.shutdown(Math.max(500, deadline - Date.now()));
       for (const sub of hub.all()) sub.abandonInFlight();
       const final = stats();
       await pool.close();

@@ -16,8 +16,8 @@
  */
 import type * as protobuf from 'protobufjs';
 import { feederTypes } from '../wire/proto';
-import { formatUpdatedTime } from '../wire/time';
-import { K, readInt, readMapHeader, readStr, strEquals, type StrRef } from '../event/scan';
+import { formatUpdatedTime, parseUpdatedTime } from '../wire/time';
+import { K, readInt, readMapHeader, readStr, strEquals, strValue, utf8SequenceLength, type StrRef } from '../event/scan';
 import type { EventContext } from '../event/toProto';
 import { ProtoWriter, varintSize } from './protoWriter';
 
@@ -43,6 +43,20 @@ const specialRule: Record<string, Rule> = {
   Type: 'type', Resource: 'resource', Enforcer: 'enforcer', Severity: 'severity', ATags: 'atags',
   Owner: 'owner', ExecEvent: 'execEvent', EventData: 'eventData',
 };
+
+/**
+ * Upstream takes Timestamp and UpdatedTime together. When a source sends only one, the
+ * other is derived from it; when it sends neither, both are the arrival time.
+ */
+function eventSeconds(buf: Uint8Array, tape: Int32Array, ingestedUs: number): number {
+  const us = strValue(buf, tape[K.updatedTime]) === '' ? Number.NaN : parseUpdatedTime(strValue(buf, tape[K.updatedTime]));
+  return Math.floor((Number.isNaN(us) ? ingestedUs : us) / 1e6);
+}
+
+function eventMicros(buf: Uint8Array, tape: Int32Array, ingestedUs: number): number {
+  const ts = tape[K.timestamp];
+  return ts >= 0 ? readInt(buf, ts) * 1e6 : ingestedUs;
+}
 
 const WIRE_VARINT = 0;
 const WIRE_LEN = 2;
@@ -148,7 +162,7 @@ export class Transcoder {
           break;
         }
         case 'timestamp': {
-          const v = pos >= 0 ? readInt(buf, pos) : Math.floor(ingestedUs / 1e6);
+          const v = pos >= 0 ? readInt(buf, pos) : eventSeconds(buf, tape, ingestedUs);
           if (v !== 0) {
             w.varint(step.tag);
             w.signedVarint(v);
@@ -157,7 +171,7 @@ export class Transcoder {
         }
         case 'updatedTime':
           if (pos >= 0 && readStr(buf, pos, s) && s.length > 0) w.lenField(step.tag, buf, s.start, s.length);
-          else w.asciiField(step.tag, formatUpdatedTime(ingestedUs));
+          else w.asciiField(step.tag, formatUpdatedTime(eventMicros(buf, tape, ingestedUs)));
           break;
         case 'cluster':
         case 'host':
@@ -370,25 +384,10 @@ export class Transcoder {
     const end = start + length;
     let i = start;
     while (i < end) {
-      const b = buf[i];
-      let n = 0;
-      if (b < 0x80) n = 1;
-      else if (b >= 0xc2 && b <= 0xdf) n = 2;
-      else if (b >= 0xe0 && b <= 0xef) n = 3;
-      else if (b >= 0xf0 && b <= 0xf4) n = 4;
-      let ok = n > 0 && i + n <= end;
-      for (let k = 1; ok && k < n; k++) if ((buf[i + k] & 0xc0) !== 0x80) ok = false;
-      if (ok && n === 3) {
-        const b1 = buf[i + 1];
-        if ((b === 0xe0 && b1 < 0xa0) || (b === 0xed && b1 >= 0xa0)) ok = false; // overlong, surrogate
-        if (b === 0xef && b1 === 0xbf && buf[i + 2] === 0xbd) ok = false; // U+FFFD
-      }
-      if (ok && n === 4) {
-        const b1 = buf[i + 1];
-        if ((b === 0xf0 && b1 < 0x90) || (b === 0xf4 && b1 >= 0x90)) ok = false;
-      }
-      if (!ok) {
-        i++;
+      const n = utf8SequenceLength(buf, i, end);
+      // U+FFFD is what invalid input became if it passed through a JS string on its way.
+      if (n === 0 || (n === 3 && buf[i] === 0xef && buf[i + 1] === 0xbf && buf[i + 2] === 0xbd)) {
+        i += n === 0 ? 1 : 3;
         continue;
       }
       for (let k = 0; k < n; k++) out.buf[out.pos++] = buf[i + k];

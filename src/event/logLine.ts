@@ -4,7 +4,7 @@
  * throttling. Keys come in schema order; "always" keys are written even when empty.
  */
 import { ingestFields, type IngestEvent } from './schema';
-import { formatUpdatedTime } from '../wire/time';
+import { formatUpdatedTime, parseUpdatedTime } from '../wire/time';
 
 /** Go's encoding/json string form: like JSON.stringify, plus HTML-safe and U+2028/9 escapes. */
 export function goString(s: string): string {
@@ -21,8 +21,11 @@ export function logLine(e: IngestEvent, host: string, ingestedUs: number): strin
   const rec = e as Record<string, unknown>;
   for (const [key, kind, always] of ingestFields) {
     let v = rec[key];
-    if (key === 'timestamp' && v === undefined) v = Math.floor(ingestedUs / 1e6);
-    if (key === 'updatedTime' && (v === undefined || v === '')) v = formatUpdatedTime(ingestedUs);
+    if (key === 'timestamp' && v === undefined) {
+      const given = e.updatedTime !== undefined && e.updatedTime !== '' ? parseUpdatedTime(e.updatedTime) : Number.NaN;
+      v = Math.floor((Number.isNaN(given) ? ingestedUs : given) / 1e6);
+    }
+    if (key === 'updatedTime' && (v === undefined || v === '')) v = formatUpdatedTime(e.timestamp !== undefined ? e.timestamp * 1e6 : ingestedUs);
     if (key === 'hostName' && (v === undefined || v === '')) v = host;
     switch (kind) {
       case 'string':

@@ -162,6 +162,46 @@ export function skipValue(buf: Uint8Array, pos: number, end: number): number {
   return next <= end ? next : -1;
 }
 
+/**
+ * Length of the valid UTF-8 sequence at buf[i] (1-4), or 0 if the byte there does not
+ * start one (stray continuation, overlong form, surrogate, above U+10FFFF, truncated).
+ */
+export function utf8SequenceLength(buf: Uint8Array, i: number, end: number): number {
+  const b = buf[i];
+  if (b < 0x80) return 1;
+  let n: number;
+  if (b >= 0xc2 && b <= 0xdf) n = 2;
+  else if (b >= 0xe0 && b <= 0xef) n = 3;
+  else if (b >= 0xf0 && b <= 0xf4) n = 4;
+  else return 0;
+  if (i + n > end) return 0;
+  for (let k = 1; k < n; k++) if ((buf[i + k] & 0xc0) !== 0x80) return 0;
+  const b1 = buf[i + 1];
+  if (n === 3 && ((b === 0xe0 && b1 < 0xa0) || (b === 0xed && b1 >= 0xa0))) return 0;
+  if (n === 4 && ((b === 0xf0 && b1 < 0x90) || (b === 0xf4 && b1 >= 0x90))) return 0;
+  return n;
+}
+
+/** True when buf[start, start+length) is valid UTF-8 (ASCII takes the fast path). */
+export function isValidUtf8(buf: Uint8Array, start: number, length: number): boolean {
+  const end = start + length;
+  let i = start;
+  while (i < end) {
+    if (buf[i] < 0x80) {
+      i++;
+      continue;
+    }
+    const n = utf8SequenceLength(buf, i, end);
+    if (n === 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+function invalidUtf8(key: string): InputError {
+  return new InputError('ERR_INPUT_INVALID_UTF8', `field "${key}" is not valid UTF-8 (protobuf strings must be)`);
+}
+
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 
@@ -205,10 +245,12 @@ function checkStringMap(buf: Uint8Array, pos: number, end: number, key: string, 
         throw new InputError('ERR_INPUT_UNKNOWN_FIELD', `field "${key}.${k}" is not part of ${key}`);
       }
     }
+    if (!isValidUtf8(buf, scratch.start, scratch.length)) throw invalidUtf8(`${key} key`);
     p = scratch.start + scratch.length;
     if (!readStr(buf, p, scratch)) throw wrongType(`${key} value`, 'a string', buf, p);
     p = scratch.start + scratch.length;
     if (p > end) throw new InputError('ERR_INPUT_MALFORMED_FRAME', `field "${key}" runs past the end of the frame`);
+    if (!isValidUtf8(buf, scratch.start, scratch.length)) throw invalidUtf8(`${key} value`);
   }
 }
 
@@ -271,6 +313,9 @@ export function scanEvent(buf: Uint8Array, start: number, end: number, tape: Int
     switch (kind) {
       case 'string':
         if (!readStr(buf, v, scratch)) throw wrongType(key, 'a string', buf, v);
+        // Resource is the one string upstream repairs (invalid bytes deleted, in the
+        // transcoder); any other invalid string would make Go's decoder drop the stream.
+        if (field !== K.resource && !isValidUtf8(buf, scratch.start, scratch.length)) throw invalidUtf8(key);
         break;
       case 'int': {
         const n = readInt(buf, v);
@@ -286,6 +331,7 @@ export function scanEvent(buf: Uint8Array, start: number, end: number, tape: Int
         let q = a[1];
         for (let j = 0; j < a[0]; j++) {
           if (!readStr(buf, q, scratch)) throw wrongType(`${key} item`, 'a string', buf, q);
+          if (!isValidUtf8(buf, scratch.start, scratch.length)) throw invalidUtf8(`${key} item`);
           q = scratch.start + scratch.length;
         }
         break;

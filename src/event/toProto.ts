@@ -4,7 +4,7 @@
  * encoder writes no zero values, except ExecEvent, which upstream always sends.
  */
 import type { AlertMessage, EventCommon, LogMessage } from '../wire/proto';
-import { formatUpdatedTime } from '../wire/time';
+import { formatUpdatedTime, parseUpdatedTime } from '../wire/time';
 import { alertTypes, type IngestEvent } from './schema';
 
 /** Node-level values the feeder fills in (upstream: config cluster, node name, machine-id). */
@@ -51,9 +51,11 @@ function setIf<T extends object, K extends keyof T>(target: T, key: K, value: T[
 }
 
 function fillCommon(e: IngestEvent, ctx: EventContext, ingestedUs: number, out: EventCommon, isAlertEvent: boolean): void {
-  const ts = e.timestamp ?? Math.floor(ingestedUs / 1e6);
+  // Taken together upstream: a missing one is derived from the other, or both from arrival.
+  const given = e.updatedTime !== undefined && e.updatedTime !== '' ? parseUpdatedTime(e.updatedTime) : Number.NaN;
+  const ts = e.timestamp ?? Math.floor((Number.isNaN(given) ? ingestedUs : given) / 1e6);
   setIf(out, 'Timestamp', ts);
-  setIf(out, 'UpdatedTime', e.updatedTime !== undefined && e.updatedTime !== '' ? e.updatedTime : formatUpdatedTime(ingestedUs));
+  setIf(out, 'UpdatedTime', e.updatedTime !== undefined && e.updatedTime !== '' ? e.updatedTime : formatUpdatedTime(e.timestamp !== undefined ? e.timestamp * 1e6 : ingestedUs));
   setIf(out, 'ClusterName', e.clusterName !== undefined && e.clusterName !== '' ? e.clusterName : ctx.cluster);
   setIf(out, 'HostName', e.hostName !== undefined && e.hostName !== '' ? e.hostName : ctx.host);
   setIf(out, 'NamespaceName', e.namespaceName);

@@ -142,6 +142,10 @@ function readJsonLines(): void {
     const line = raw.trim();
     if (line === '') return;
     lines++;
+    if (line.length > data.maxEventBytes || Buffer.byteLength(line) > data.maxEventBytes) {
+      admission.reject(new InputError('ERR_INPUT_OVERSIZED', `line ${lines} is over the limit of ${data.maxEventBytes} bytes (maxEventBytes)`), peer);
+      return;
+    }
     let value: unknown;
     try {
       value = JSON.parse(line);

@@ -7,6 +7,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { ConfigError } from '../errors';
 import type { FeederStats } from '../feeder';
 
 export interface MetricsServer {
@@ -109,7 +110,7 @@ export async function startMetrics(bind: string, port: number, stats: () => Feed
     }
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err) => reject(new ConfigError('metricsPort', `cannot listen on ${bind}:${port}: ${err.message}`)));
     server.listen(port, bind, () => resolve());
   });
   const a = server.address() as AddressInfo;

@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
+import { ConfigError } from '../errors';
 import { FanoutHub, Subscriber, type AttrFilter, type StreamKind } from '../fanout';
 import type { DaemonLog } from '../messages';
 import { acceptedFilters, feederTypes, filterMetadataKeys, protoPath, rpcPath } from '../wire/proto';
@@ -135,7 +136,9 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
     );
     open.add(call);
     hub.add(sub);
-    log.info(`Added a new client (${id}, ${filter}) for ${rpc}${sub.info.name !== id ? ` as ${sub.info.name}` : ''} from ${sub.info.peer}`);
+    // Upstream's wording; WatchMessages omits the filter.
+    const what = rpc === 'WatchMessages' ? `(${id})` : `(${id}, ${filter})`;
+    log.info(`Added a new client ${what} for ${rpc}${sub.info.name !== id ? ` as ${sub.info.name}` : ''} from ${sub.info.peer}`);
     let removed = false;
     const remove = (why: string): void => {
       if (removed) return;
@@ -164,14 +167,26 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
   health.addToServer(server);
   new ReflectionService(protoLoader.loadSync(protoPath)).addToServer(server);
 
-  const port = await bindAsync(server, hostPort(options.bind, options.port));
+  const listen = async (s: grpc.Server, key: string, port: number): Promise<number> => {
+    try {
+      return await bindAsync(s, hostPort(options.bind, port));
+    } catch (err) {
+      throw new ConfigError(key, `cannot listen on ${hostPort(options.bind, port)}: ${(err as Error).message}`);
+    }
+  };
+  const port = await listen(server, 'gRPC', options.port);
   let healthServer: grpc.Server | undefined;
   let healthAddress: string | undefined;
   if (options.healthPort >= 0) {
     healthServer = new grpc.Server();
     health.addToServer(healthServer);
-    const hp = await bindAsync(healthServer, hostPort(options.bind, options.healthPort));
-    healthAddress = hostPort(options.bind, hp);
+    try {
+      healthAddress = hostPort(options.bind, await listen(healthServer, 'gRPCHealthPort', options.healthPort));
+    } catch (err) {
+      server.forceShutdown();
+      healthServer.forceShutdown();
+      throw err;
+    }
   }
 
   const shutdownOne = (s: grpc.Server, timeoutMs: number): Promise<void> =>

@@ -1,0 +1,145 @@
+/**
+ * WatchMessages carries the feeder's own log lines as upstream's pb.Message
+ * (kubearmor-wire.md 2.7): Type "Message", a Level, ClusterName = config cluster,
+ * HostName = config host, Timestamp/UpdatedTime taken together. And a malformed push()
+ * is refused with a coded InputError, counted as malformed_input with its reason, and
+ * leaves a concurrent alert stream untouched.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createFeeder, type Feeder } from '../src/feeder';
+import { InputError } from '../src/errors';
+import type { IngestEvent } from '../src/event';
+import { connect, type TestClient } from './helpers/client';
+
+const CLUSTER = 'msg-cluster';
+const HOST = 'msg-host';
+
+let feeder: Feeder;
+
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(5);
+  }
+}
+
+const openCount = (stream: string): number => feeder.stats().clients.filter((c) => c.open && c.stream === stream).length;
+
+before(async () => {
+  feeder = await createFeeder({
+    gRPC: 0,
+    bind: '127.0.0.1',
+    gRPCHealthPort: -1,
+    metricsPort: -1,
+    source: ['none'],
+    alertThrottling: false,
+    cluster: CLUSTER,
+    host: HOST,
+  });
+});
+
+after(async () => {
+  await feeder.close();
+});
+
+const UPDATED_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
+
+test('messages - WatchMessages gets an INFO "Added a new client" Message when a WatchAlerts stream opens', { timeout: 15_000 }, async () => {
+  const tc: TestClient = connect(feeder.addresses.grpc);
+  const messages = tc.watch('WatchMessages', '');
+  try {
+    await until('the messages stream to register', () => openCount('messages') === 1);
+    const lo = Math.floor(Date.now() / 1000);
+    const alerts = tc.watch('WatchAlerts', 'all');
+    await until('the alert stream to register', () => openCount('alerts') === 1);
+    const id = feeder.stats().clients.find((c) => c.open && c.stream === 'alerts')?.id ?? '<none>';
+    const added = (m: Record<string, unknown>): boolean => String(m.Message).startsWith(`Added a new client (${id}, all) for WatchAlerts`);
+    await until('the "Added a new client" message', () => messages.messages.some(added));
+    const hi = Math.ceil(Date.now() / 1000);
+    const found = messages.messages.filter(added);
+    assert.equal(found.length, 1);
+    const m = found[0];
+    assert.equal(m.Type, 'Message');
+    assert.equal(m.Level, 'INFO');
+    assert.equal(m.ClusterName, CLUSTER);
+    assert.equal(m.HostName, HOST);
+    const ts = m.Timestamp as number;
+    assert.equal(typeof ts, 'number');
+    assert.ok(ts >= lo && ts <= hi, `Timestamp ${ts} is Unix seconds within [${lo}, ${hi}]`);
+    assert.match(String(m.UpdatedTime), UPDATED_TIME);
+    assert.equal(Math.floor(Date.parse(String(m.UpdatedTime)) / 1000), ts, 'Timestamp and UpdatedTime are taken together');
+
+    // And when it goes away, WatchMessages says that too.
+    alerts.cancel();
+    await until('the "Deleted the client" message', () => messages.messages.some((x) => String(x.Message).startsWith(`Deleted the client (${id}) for WatchAlerts`)));
+    const deleted = messages.messages.filter((x) => String(x.Message).startsWith(`Deleted the client (${id}) for WatchAlerts`));
+    assert.equal(deleted.length, 1);
+    assert.equal(deleted[0].Level, 'INFO');
+    assert.equal(deleted[0].Type, 'Message');
+  } finally {
+    messages.cancel();
+    tc.close();
+    await until('every stream to be removed', () => feeder.stats().clients.every((c) => !c.open));
+  }
+});
+
+test('messages - a malformed push throws a coded InputError, is counted, and does not disturb an alert stream', { timeout: 15_000 }, async () => {
+  const tc = connect(feeder.addresses.grpc);
+  const alerts = tc.watch('WatchAlerts', 'all');
+  try {
+    await until('the alert stream to register', () => openCount('alerts') === 1);
+    const before = feeder.stats();
+    const beforeEmbedded = before.ingest.embedded ?? { events: 0, dropped: { malformed_input: 0, ring_full: 0 }, malformedByReason: {} };
+    const bad: [unknown, string, string][] = [
+      [{ type: 'MatchedPolicy', source: '/bin/cat', bogusField: 1 }, 'ERR_INPUT_UNKNOWN_FIELD', 'unknown_field'],
+      [{ type: 'MatchedPolicy', source: '/bin/cat', NamespaceName: 'prod' }, 'ERR_INPUT_UNKNOWN_FIELD', 'unknown_field'],
+      [{ type: 'MatchedPolicy', source: '/bin/cat', pid: 'forty-two' }, 'ERR_INPUT_WRONG_TYPE', 'wrong_type'],
+      [{ type: 'NotAType', source: '/bin/cat' }, 'ERR_INPUT_UNKNOWN_TYPE', 'unknown_type'],
+      [['not', 'a', 'map'], 'ERR_INPUT_NOT_A_MAP', 'not_a_map'],
+    ];
+    const sent: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const resource = `/good/${i}`;
+      feeder.push({ type: 'MatchedPolicy', operation: 'File', source: '/bin/cat', resource, policyName: 'p' });
+      sent.push(resource);
+      if (i % 4 === 1) {
+        const [value, code] = bad[(i - 1) / 4];
+        assert.throws(
+          () => feeder.push(value as IngestEvent),
+          (err: unknown) => err instanceof InputError && err.code === code,
+          `push(${JSON.stringify(value)}) must throw InputError ${code}`,
+        );
+      }
+    }
+    await alerts.waitFor(sent.length, 5000);
+    assert.deepEqual(alerts.messages.map((m) => m.Resource), sent, 'every good alert, in order');
+
+    const s = feeder.stats();
+    const embedded = s.ingest.embedded;
+    assert.ok(embedded !== undefined, `stats().ingest has ${Object.keys(s.ingest).join(', ')}`);
+    assert.equal(embedded.dropped.malformed_input - beforeEmbedded.dropped.malformed_input, 5);
+    assert.equal(embedded.events - beforeEmbedded.events, 20, 'only good events enter the ring');
+    const delta = (reason: string): number => (embedded.malformedByReason[reason] ?? 0) - ((beforeEmbedded.malformedByReason as Record<string, number>)[reason] ?? 0);
+    assert.deepEqual(
+      { unknown_field: delta('unknown_field'), wrong_type: delta('wrong_type'), unknown_type: delta('unknown_type'), not_a_map: delta('not_a_map') },
+      { unknown_field: 2, wrong_type: 1, unknown_type: 1, not_a_map: 1 },
+    );
+    assert.equal(s.dropped.malformed_input - before.dropped.malformed_input, 5);
+    const client = s.clients.find((c) => c.open && c.stream === 'alerts');
+    assert.ok(client !== undefined);
+    assert.deepEqual(client.dropped, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0 });
+    // The stream is still open and still delivers.
+    feeder.push({ type: 'MatchedPolicy', operation: 'File', source: '/bin/cat', resource: '/good/last' });
+    await alerts.waitFor(sent.length + 1, 5000);
+    assert.equal(alerts.messages[sent.length].Resource, '/good/last');
+    const ended = await Promise.race([alerts.ended, delay(20).then(() => undefined)]);
+    assert.equal(ended, undefined, `the alert stream ended: ${JSON.stringify(ended)}`);
+  } finally {
+    alerts.cancel();
+    tc.close();
+  }
+});
