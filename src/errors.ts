@@ -51,7 +51,10 @@ export class HealthMismatchError extends ArmorfeedError {
   }
 }
 
-/** Input-error codes as the `reason` label of malformed_input drops. */
+/**
+ * Input-error codes as the `reason` label of malformed_input drops. The order is also the
+ * order of the per-reason counters in a ring's header: append only.
+ */
 export const inputReason: Record<string, string> = {
   ERR_INPUT_MALFORMED_FRAME: 'malformed_frame',
   ERR_INPUT_OVERSIZED: 'oversized',
@@ -62,3 +65,6 @@ export const inputReason: Record<string, string> = {
   ERR_INPUT_INVALID_UTF8: 'invalid_utf8',
   ERR_INPUT_NOT_A_MAP: 'not_a_map',
 };
+
+/** Reasons in counter order (index = counter slot). */
+export const inputReasons: readonly string[] = Object.values(inputReason);

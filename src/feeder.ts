@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import { Packr } from 'msgpackr';
 import { defaultConfig, readNodeID, validate, type FeederConfig } from './config';
 import { EncoderPool, type EncodedBatch, type EncoderSettings } from './encode';
-import { InputError, inputReason, ArmorfeedError } from './errors';
+import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
 import { createTape, validateFrame, type IngestEvent } from './event';
 import { FanoutHub, type DropCounts, type StreamKind } from './fanout';
 import { IngestThread } from './ingest';
@@ -187,7 +187,6 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   }
 
   let embedded: { producer: RingProducer; packr: Packr; tape: Int32Array } | undefined;
-  const embeddedRejects: Record<string, number> = {};
 
   const stats = (): FeederStats => {
     const ingest: Record<string, SourceStats> = {};
@@ -196,13 +195,12 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     for (const [name, consumer] of consumers) {
       const s = consumer.stats();
       const t = threads.find((x) => x.name === name);
-      const rejects = name === 'embedded' ? embeddedRejects : (t?.rejectCounts ?? {});
       ingest[name] = {
         kind: t?.kind ?? name,
         address: t?.address ?? 'in-process',
         events: s.eventsIn,
         dropped: { ring_full: s.droppedFull, malformed_input: s.droppedMalformed },
-        malformedByReason: { ...rejects },
+        malformedByReason: Object.fromEntries(inputReasons.map((r, i) => [r, s.malformedByReason[i]]).filter(([, n]) => (n as number) > 0)),
         ring: { capacity: s.capacity, usedBytes: s.usedBytes },
         finished: t?.finished ?? false,
       };
@@ -328,9 +326,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         validateFrame(packed, 0, packed.length, embedded.tape);
       } catch (err) {
         if (err instanceof InputError) {
-          embedded.producer.countMalformed();
-          const reason = inputReason[err.code] ?? 'malformed';
-          embeddedRejects[reason] = (embeddedRejects[reason] ?? 0) + 1;
+          embedded.producer.countMalformed(inputReasons.indexOf(inputReason[err.code] ?? 'malformed'));
         }
         throw err;
       }

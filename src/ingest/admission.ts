@@ -1,12 +1,12 @@
 /**
  * The single entry point of an ingest thread: validates an event, and either puts it
- * in the ring or counts why not. Rejections are counted exactly (by reason) and
- * reported to the main thread as samples, at most SAMPLES_PER_SECOND, so a flood of
- * garbage costs a counter increment, not a message per event.
+ * in the ring or counts why not. Rejections are counted exactly, by reason, in the
+ * ring's shared header, and reported to the main thread as samples, at most
+ * SAMPLES_PER_SECOND, so a flood of garbage costs a counter increment, not a message.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
-import { InputError, inputReason } from '../errors';
+import { InputError, inputReason, inputReasons } from '../errors';
 import { createTape, validateFrame } from '../event/scan';
 import { RingProducer } from '../ring/producer';
 import type { FromSource } from './protocol';
@@ -20,19 +20,14 @@ export class Admission {
   readonly producer: RingProducer;
   private readonly packr = new Packr({ useRecords: false });
   private readonly tape = createTape();
-  private readonly counts: Record<string, number> = {};
-  private countsDirty = false;
   private sampleWindow = 0;
   private samplesInWindow = 0;
-  private readonly flushTimer: NodeJS.Timeout;
 
   constructor(
     ring: SharedArrayBuffer,
     private readonly port: MessagePort,
   ) {
     this.producer = new RingProducer(ring);
-    this.flushTimer = setInterval(() => this.flushCounts(), 250);
-    this.flushTimer.unref();
   }
 
   /**
@@ -61,10 +56,8 @@ export class Admission {
   }
 
   reject(err: InputError, peer: string): void {
-    this.producer.countMalformed();
     const reason = inputReason[err.code] ?? 'malformed';
-    this.counts[reason] = (this.counts[reason] ?? 0) + 1;
-    this.countsDirty = true;
+    this.producer.countMalformed(inputReasons.indexOf(reason));
     const second = Math.floor(Date.now() / 1000);
     if (second !== this.sampleWindow) {
       this.sampleWindow = second;
@@ -79,15 +72,7 @@ export class Admission {
     this.port.postMessage(msg);
   }
 
-  flushCounts(): void {
-    if (!this.countsDirty) return;
-    this.countsDirty = false;
-    this.post({ type: 'rejectCounts', counts: { ...this.counts } });
-  }
-
   close(): void {
-    clearInterval(this.flushTimer);
-    this.flushCounts();
     this.producer.close();
   }
 }

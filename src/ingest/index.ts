@@ -21,7 +21,6 @@ export interface SourceEvents {
 }
 
 export class IngestThread {
-  readonly rejectCounts: Record<string, number> = {};
   address = '';
   finished = false;
   private readonly worker: Worker;
@@ -62,9 +61,6 @@ export class IngestThread {
             break;
           case 'rejected':
             events.onRejected(name, msg);
-            break;
-          case 'rejectCounts':
-            Object.assign(this.rejectCounts, msg.counts);
             break;
           case 'disconnected':
             events.onDisconnected(name, msg);

@@ -27,7 +27,6 @@ export type ToSource = { type: 'start' } | { type: 'stop' };
 export type FromSource =
   | { type: 'ready'; address: string }
   | { type: 'rejected'; code: string; reason: string; message: string; peer: string }
-  | { type: 'rejectCounts'; counts: Record<string, number> }
   | { type: 'disconnected'; peer: string; code: string; message: string }
   | { type: 'finished'; events: number; elapsedMs: number }
   | { type: 'fatal'; code: string; message: string }

@@ -1,4 +1,4 @@
-import { Counter, RECORD_HEADER_BYTES, Slot, WRAP_MARK, recordSize, ringViews, type RingViews } from './layout';
+import { Counter, MAX_MALFORMED_REASONS, RECORD_HEADER_BYTES, Slot, WRAP_MARK, recordSize, ringViews, type RingViews } from './layout';
 
 export interface RingStats {
   capacity: number;
@@ -6,7 +6,8 @@ export interface RingStats {
   eventsIn: number;
   droppedFull: number;
   droppedMalformed: number;
-  bytesIn: number;
+  /** Per reason slot, in errors.ts `inputReasons` order. */
+  malformedByReason: number[];
   closed: boolean;
 }
 
@@ -111,7 +112,7 @@ export class RingConsumer {
       eventsIn: Number(Atomics.load(counters, Counter.EVENTS_IN)),
       droppedFull: Number(Atomics.load(counters, Counter.DROPPED_FULL)),
       droppedMalformed: Number(Atomics.load(counters, Counter.DROPPED_MALFORMED)),
-      bytesIn: Number(Atomics.load(counters, Counter.BYTES_IN)),
+      malformedByReason: Array.from({ length: MAX_MALFORMED_REASONS }, (_, i) => Number(Atomics.load(counters, Counter.MALFORMED_BY_REASON + i))),
       closed: Atomics.load(header, Slot.CLOSED) !== 0,
     };
   }

@@ -6,11 +6,14 @@
  *   SAB: [ header (HEADER_BYTES) ][ data (capacity bytes, a power of two) ]
  *
  *   header as Int32Array (i32 slots)          header as BigInt64Array (i64 slots, from byte 64)
- *   0 WRITE   bytes published (producer)      0 EVENTS_IN        events published
- *   1 READ    bytes released (consumer)       1 DROPPED_FULL     events refused: ring_full
+ *   0 WRITE   bytes published (producer)      0 EVENTS_IN         events published
+ *   1 READ    bytes released (consumer)       1 DROPPED_FULL      events refused: ring_full
  *   2 SIGNAL  wake-up counter                 2 DROPPED_MALFORMED events refused: malformed_input
- *   3 WAITING consumer is parked (0/1)        3 BYTES_IN         payload bytes published
- *   4 CLOSED  producer finished (0/1)
+ *   3 WAITING consumer is parked (0/1)        8.. MALFORMED_BY_REASON, one slot per reason
+ *   4 CLOSED  producer finished (0/1)             in errors.ts `inputReasons` order
+ *
+ * Every counter is written by the producer only (Atomics.add) and read by anyone, so
+ * /stats is exact at any instant without messages between threads.
  *
  *   data: records, each 8-byte aligned, never split across the end:
  *   +----------+----------------+------------------------+---------+
@@ -25,7 +28,7 @@
  * the consumer Atomics.load(WRITE) (acquire) before reading them. The consumer releases
  * space with Atomics.store(READ) only after every reader of those bytes is done.
  */
-export const HEADER_BYTES = 128;
+export const HEADER_BYTES = 256;
 export const RECORD_HEADER_BYTES = 12;
 export const RECORD_ALIGN = 8;
 export const WRAP_MARK = 0xffffffff;
@@ -42,8 +45,10 @@ export const Counter = {
   EVENTS_IN: 0,
   DROPPED_FULL: 1,
   DROPPED_MALFORMED: 2,
-  BYTES_IN: 3,
+  MALFORMED_BY_REASON: 8,
 } as const;
+
+export const MAX_MALFORMED_REASONS = 16;
 
 const COUNTER_BYTE_OFFSET = 64;
 
@@ -72,7 +77,7 @@ export function ringViews(sab: SharedArrayBuffer): RingViews {
     capacity,
     mask: capacity - 1,
     header: new Int32Array(sab, 0, 16),
-    counters: new BigInt64Array(sab, COUNTER_BYTE_OFFSET, 8),
+    counters: new BigInt64Array(sab, COUNTER_BYTE_OFFSET, Counter.MALFORMED_BY_REASON + MAX_MALFORMED_REASONS),
     data: new Uint8Array(sab, HEADER_BYTES, capacity),
     view: new DataView(sab, HEADER_BYTES, capacity),
   };

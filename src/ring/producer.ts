@@ -1,4 +1,4 @@
-import { Counter, RECORD_HEADER_BYTES, Slot, WRAP_MARK, recordSize, ringViews, type RingViews } from './layout';
+import { Counter, MAX_MALFORMED_REASONS, RECORD_HEADER_BYTES, Slot, WRAP_MARK, recordSize, ringViews, type RingViews } from './layout';
 
 /**
  * The producing end of a ring: one per ingest thread (or the embedding thread for
@@ -50,9 +50,10 @@ export class RingProducer {
     return true;
   }
 
-  /** Counts an event this producer rejected before it reached the ring. */
-  countMalformed(): void {
+  /** Counts an event this producer rejected before it reached the ring, with its reason slot. */
+  countMalformed(reasonIndex: number): void {
     Atomics.add(this.ring.counters, Counter.DROPPED_MALFORMED, 1n);
+    if (reasonIndex >= 0 && reasonIndex < MAX_MALFORMED_REASONS) Atomics.add(this.ring.counters, Counter.MALFORMED_BY_REASON + reasonIndex, 1n);
   }
 
   /** Marks the source finished and wakes the consumer so it can drain and notice. */
