@@ -62,7 +62,7 @@ export interface SourceStats {
 export interface FeederStats {
   uptimeSec: number;
   ingest: Record<string, SourceStats>;
-  encoded: { alerts: number; logs: number; batches: number; encoderThreads: number };
+  encoded: { alerts: number; logs: number; batches: number; inlineBatches: number; encoderThreads: number };
   messages: number;
   notices: number;
   /** Drops not owned by one client. */
@@ -144,7 +144,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   };
   const pool = new EncoderPool(
     settings,
-    { threads: config.encoderThreads, maxBatchEvents: config.batchSize, maxBatchBytes: Math.max(config.maxEventBytes, 4 << 20) },
+    { threads: config.encoderThreads, maxBatchEvents: config.batchSize, maxBatchBytes: Math.max(config.maxEventBytes, 4 << 20), inlineMaxEvents: config.inlineMaxEvents },
     onBatch,
     (failure) => {
       dropped.encode_error += failure.events;
@@ -211,7 +211,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     return {
       uptimeSec: (now - started) / 1000,
       ingest,
-      encoded: { alerts: hub.counters.alertsEncoded, logs: hub.counters.logsEncoded, batches: pool.batches, encoderThreads: config.encoderThreads },
+      encoded: { alerts: hub.counters.alertsEncoded, logs: hub.counters.logsEncoded, batches: pool.batches, inlineBatches: pool.inlined, encoderThreads: config.encoderThreads },
       messages: hub.counters.messagesPublished,
       notices: hub.counters.notices,
       dropped: {

@@ -56,6 +56,8 @@ export interface FeederConfig {
   encoderThreads: number;
   /** Most events per encoder task. */
   batchSize: number;
+  /** An idle-time backlog up to this many events is encoded on the main thread (0 = never). */
+  inlineMaxEvents: number;
   /** Largest accepted event (frame or line), in bytes. */
   maxEventBytes: number;
   /** Prometheus /metrics and JSON /stats port; -1 disables, 0 picks a free port. */
@@ -106,6 +108,7 @@ export function defaultConfig(): FeederConfig {
     ringSize: 16 * 1024 * 1024,
     encoderThreads: defaultEncoderThreads,
     batchSize: 512,
+    inlineMaxEvents: 16,
     maxEventBytes: 1024 * 1024,
     metricsPort: 9464,
     metricsBind: '127.0.0.1',
@@ -142,6 +145,7 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'ringSize', flag: 'ringSize', kind: 'int', min: 65_536, max: 1 << 30, describe: 'bytes per ingest ring' },
   { key: 'encoderThreads', flag: 'encoderThreads', kind: 'int', min: 1, max: 64, describe: 'encoder worker threads' },
   { key: 'batchSize', flag: 'batchSize', kind: 'int', min: 1, max: 65_536, describe: 'most events per encoder task' },
+  { key: 'inlineMaxEvents', flag: 'inlineMaxEvents', kind: 'int', min: 0, max: 4096, describe: 'idle backlog up to this many events is encoded on the main thread (0 = always in workers)' },
   { key: 'maxEventBytes', flag: 'maxEventBytes', kind: 'int', min: 256, max: 64 * 1024 * 1024, describe: 'largest accepted event in bytes' },
   { key: 'metricsPort', flag: 'metricsPort', kind: 'int', min: -1, max: 65535, describe: 'Prometheus /metrics and /stats port (-1 = off, 0 = free port)' },
   { key: 'metricsBind', flag: 'metricsBind', kind: 'string', describe: 'address the metrics endpoint binds to' },

@@ -6,16 +6,25 @@
  * Batches are as large as the backlog: a span is dispatched as soon as an encoder slot
  * is free, so light traffic goes out one event at a time (no batching delay) and heavy
  * traffic accumulates while the slots are busy (up to maxBatchEvents per task).
+ *
+ * Light traffic skips the workers altogether: when nothing is in flight and the whole
+ * backlog is at most `inlineMaxEvents` events (a few microseconds of transcoding), the
+ * main thread encodes it itself. Two thread hand-offs cost more than that, and on a
+ * busy 2-core node each hand-off can wait a scheduler slice; under load the backlog
+ * grows past the bound and every batch goes to the workers.
  */
 import * as path from 'node:path';
 import { Piscina } from 'piscina';
 import { RingConsumer, type RingSpan } from '../ring';
 import type { EncodeTask, EncodedBatch, EncoderSettings } from './batch';
+import { createSpanEncoder, type SpanEncoder } from './encodeSpan';
 
 export interface EncoderPoolOptions {
   threads: number;
   maxBatchEvents: number;
   maxBatchBytes: number;
+  /** Largest idle-time backlog encoded on the main thread (0 = always use the workers). */
+  inlineMaxEvents: number;
 }
 
 export interface EncodeFailure {
@@ -49,6 +58,10 @@ class RingPump {
     while (this.inFlight.length < maxInFlight) {
       const span = this.consumer.claim(maxBatchEvents, maxBatchBytes);
       if (span === null) break;
+      if (this.inFlight.length === 0 && span.events <= this.pool.limits.inlineMaxEvents && !this.consumer.hasUnclaimed()) {
+        this.pool.encodeInline(this.source, this.consumer, span);
+        continue;
+      }
       const entry: InFlight = { span, batch: undefined, error: undefined, done: false };
       this.inFlight.push(entry);
       const task: EncodeTask = { ring: this.consumer.sab, start: span.start, end: span.end };
@@ -106,7 +119,9 @@ class RingPump {
 }
 
 export class EncoderPool {
-  readonly limits: { maxBatchEvents: number; maxBatchBytes: number; maxInFlight: number };
+  readonly limits: { maxBatchEvents: number; maxBatchBytes: number; maxInFlight: number; inlineMaxEvents: number };
+  private readonly inline: SpanEncoder;
+  private inlineBatches = 0;
   private readonly piscina: Piscina;
   private readonly pumps = new Map<string, RingPump>();
   private encodedBatches = 0;
@@ -122,7 +137,9 @@ export class EncoderPool {
       maxBatchBytes: options.maxBatchBytes,
       // Two tasks per thread keep every encoder busy while the main thread fans out.
       maxInFlight: options.threads * 2,
+      inlineMaxEvents: options.inlineMaxEvents,
     };
+    this.inline = createSpanEncoder(settings);
     this.piscina = new Piscina({
       filename: path.resolve(__dirname, 'encoder.worker.js'),
       minThreads: options.threads,
@@ -134,6 +151,25 @@ export class EncoderPool {
 
   get batches(): number {
     return this.encodedBatches;
+  }
+
+  /** Batches the main thread encoded itself (light traffic). */
+  get inlined(): number {
+    return this.inlineBatches;
+  }
+
+  encodeInline(source: string, consumer: RingConsumer, span: RingSpan): void {
+    this.inlineBatches++;
+    let batch: EncodedBatch;
+    try {
+      batch = this.inline({ ring: consumer.sab, start: span.start, end: span.end });
+    } catch (err) {
+      consumer.release(span.end);
+      this.fail({ source, events: span.events, message: err instanceof Error ? err.message : String(err) });
+      return;
+    }
+    consumer.release(span.end);
+    this.deliver(batch, source);
   }
 
   get threads(): number {

@@ -58,7 +58,7 @@ export function* splitFrames(bytes: Uint8Array): Generator<Uint8Array> {
 /**
  * A sink for one Watch* call. `preferred` = 'per-message' forces the fallback
  * (benchmarks and tests compare both). The call's response serialiser must be the
- * identity on Buffers, as src/server/service.ts defines it.
+ * identity on Buffers, as logServiceDefinition() in src/server/index.ts defines it.
  */
 export function framedSink(call: ServerWritableStream<unknown, unknown>, preferred: WriteMode = 'batched'): FramedSink & { mode: WriteMode } {
   if (preferred === 'batched' && enableBatchedWrites(call)) {

@@ -1,0 +1,155 @@
+/**
+ * Turns a claimed ring span into one EncodedBatch: scan each msgpack record in place in
+ * shared memory, transcode it to a protobuf Alert or Log straight into a reusable
+ * stream buffer, frame it once. One encoder instance per thread: each piscina worker
+ * has one (encoder.worker.ts), and the main thread has one for the light-traffic path
+ * (see pool.ts). The main thread releases the span only after the batch is returned.
+ */
+import { Unpackr } from 'msgpackr';
+import { forEachRecord } from '../ring/consumer';
+import { createTape, isAlertTape, K, readStr, scanEvent, type StrRef } from '../event/scan';
+import { logLine } from '../event/logLine';
+import type { IngestEvent } from '../event/schema';
+import { GRPC_FRAME_HEADER, writeFrameHeader, type EncodeTask, type EncodedBatch, type EncodedStream, type EncoderSettings } from './batch';
+import { ProtoWriter } from './protoWriter';
+import { Transcoder, type EventFacts } from './transcode';
+
+const str: StrRef = { start: 0, length: 0 };
+
+/**
+ * Attribute strings (namespace, operation, type) for server-side filters and throttle
+ * keys. The same few values repeat for every event of a workload, so recent values are
+ * found by comparing bytes and a JS string is made only for a value not seen lately.
+ */
+class RecentStrings {
+  private readonly bytes: Uint8Array[] = [];
+  private readonly values: string[] = [];
+  private next = 0;
+
+  get(buf: Uint8Array, pos: number): string {
+    if (pos < 0 || !readStr(buf, pos, str) || str.length === 0) return '';
+    const { start, length } = str;
+    for (let i = 0; i < this.bytes.length; i++) {
+      const b = this.bytes[i];
+      if (b.length !== length) continue;
+      let same = true;
+      for (let j = 0; j < length; j++) if (b[j] !== buf[start + j]) { same = false; break; }
+      if (same) return this.values[i];
+    }
+    const value = Buffer.from(buf.buffer, buf.byteOffset + start, length).toString('utf8');
+    const slot = this.next;
+    this.next = (this.next + 1) % 64;
+    this.bytes[slot] = buf.slice(start, start + length);
+    this.values[slot] = value;
+    return value;
+  }
+}
+
+class StreamBuilder {
+  readonly w = new ProtoWriter(1 << 18);
+  private ends: number[] = [];
+  private times: number[] = [];
+  private attrs: number[] = [];
+
+  begin(): number {
+    const at = this.w.pos;
+    this.w.ensure(GRPC_FRAME_HEADER);
+    this.w.pos += GRPC_FRAME_HEADER;
+    return at;
+  }
+
+  end(at: number, ingestedUs: number, ns: number, op: number, ty: number): void {
+    writeFrameHeader(this.w.buf, at, this.w.pos - at - GRPC_FRAME_HEADER);
+    this.ends.push(this.w.pos);
+    this.times.push(ingestedUs);
+    this.attrs.push(ns, op, ty);
+  }
+
+  take(): EncodedStream {
+    const out: EncodedStream = {
+      count: this.ends.length,
+      bytes: this.w.buf.slice(0, this.w.pos),
+      ends: Uint32Array.from(this.ends),
+      ingestedUs: Float64Array.from(this.times),
+      attrs: Uint16Array.from(this.attrs),
+    };
+    this.w.pos = 0;
+    this.ends = [];
+    this.times = [];
+    this.attrs = [];
+    return out;
+  }
+}
+
+export type SpanEncoder = (task: EncodeTask) => EncodedBatch;
+
+export function createSpanEncoder(settings: EncoderSettings): SpanEncoder {
+  const transcoder = new Transcoder(settings);
+  const tape = createTape();
+  const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined, throttleEligible: false };
+  const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: 'number' });
+  const recent = new RecentStrings();
+  const alerts = new StreamBuilder();
+  const logs = new StreamBuilder();
+  return (task) => encodeSpan(task, settings, transcoder, tape, facts, unpackr, recent, alerts, logs);
+}
+
+function encodeSpan(
+  task: EncodeTask,
+  settings: EncoderSettings,
+  transcoder: Transcoder,
+  tape: Int32Array,
+  facts: EventFacts,
+  unpackr: Unpackr,
+  recent: RecentStrings,
+  alerts: StreamBuilder,
+  logs: StreamBuilder,
+): EncodedBatch {
+  const strings: string[] = [];
+  const index = new Map<string, number>();
+  const intern = (s: string): number => {
+    let i = index.get(s);
+    if (i === undefined) {
+      i = strings.length;
+      strings.push(s);
+      index.set(s, i);
+    }
+    return i;
+  };
+  const throttleKeys: number[] = [];
+  const lines: string[] = [];
+  let failed = 0;
+  let failure = '';
+
+  forEachRecord(task.ring, task, (payload, ingestedUs) => {
+    try {
+      scanEvent(payload, 0, payload.length, tape);
+    } catch (err) {
+      // Sources validate before the ring; this only catches a broken producer.
+      failed++;
+      failure = err instanceof Error ? err.message : String(err);
+      return;
+    }
+    if (settings.logLines) lines.push(logLine(unpackr.unpack(payload) as IngestEvent, settings.host, ingestedUs));
+    const alert = isAlertTape(payload, tape);
+    const stream = alert ? alerts : logs;
+    const at = stream.begin();
+    transcoder.encode(payload, tape, alert, ingestedUs, stream.w, facts);
+    const ns = intern(recent.get(payload, facts.namespace));
+    const op = intern(recent.get(payload, facts.operation));
+    const ty = intern(facts.typeOverride ?? recent.get(payload, facts.type));
+    stream.end(at, ingestedUs, ns, op, ty);
+    if (alert) throttleKeys.push(settings.throttling && facts.throttleEligible ? intern(recent.get(payload, tape[K.containerID])) : -1);
+  });
+
+  return {
+    alerts: alerts.take(),
+    logs: logs.take(),
+    throttleKeys: Int32Array.from(throttleKeys),
+    strings,
+    logLines: lines.length > 0 ? lines.join('\n') + '\n' : '',
+    failed,
+    failure,
+  };
+}
+
