@@ -1,0 +1,69 @@
+/**
+ * The micro-benchmarks in --quick mode, as CI runs them: every stage must run against a
+ * real worker thread and a real grpc-js server and client, finish, and print a numeric
+ * ratio against its baseline. Speed is not judged here (CI machines vary); that the
+ * benchmarks still work is.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { repoRoot } from './helpers/repo';
+
+const BENCHMARKS = [
+  'ring vs postMessage',
+  'batch encode vs per-event encode',
+  'batched framing vs per-message call.write()',
+  'shared fan-out vs per-client copies',
+];
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runMicro(args: string[], timeoutMs: number): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(repoRoot, 'dist', 'bench', 'micro.js'), ...args], { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
+      resolve({ code, stdout, stderr: err !== null && err.killed ? `${stderr}\n(killed after ${timeoutMs} ms)` : stderr });
+    });
+  });
+}
+
+test('bench - micro --quick runs every stage and prints a numeric ratio for each', { timeout: 130_000 }, async () => {
+  const resultsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-bench-'));
+  try {
+    const run = await runMicro(['--quick', '--results-dir', resultsDir], 120_000);
+    assert.equal(run.code, 0, `micro.js --quick exited ${run.code}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`);
+
+    // The machine comes first, so a number is never read without it.
+    assert.match(run.stdout, /^cpu: .+$/m);
+    assert.match(run.stdout, /^node: +v\d+/m);
+    assert.match(run.stdout, /^packages: .*@grpc\/grpc-js \d+\.\d+\.\d+.*tinybench \d+\.\d+\.\d+/m);
+
+    for (const name of BENCHMARKS) {
+      const row = run.stdout.split('\n').find((line) => line.startsWith(`| ${name} `));
+      assert.ok(row !== undefined, `no table row for "${name}" in:\n${run.stdout}`);
+      const cells = row.split('|').map((c) => c.trim());
+      const ratio = /^(\d+(?:\.\d+)?)x$/.exec(cells[6]);
+      assert.ok(ratio !== null, `"${name}": ratio cell "${cells[6]}" is not a number`);
+      assert.ok(Number.isFinite(Number(ratio[1])) && Number(ratio[1]) > 0, `"${name}": ratio ${ratio[1]} is not a positive number`);
+      assert.match(cells[4], /^[\d,.]+ \w+\/s$/, `"${name}": candidate rate "${cells[4]}"`);
+      assert.match(cells[5], /^[\d,.]+ \w+\/s$/, `"${name}": baseline rate "${cells[5]}"`);
+    }
+
+    const files = fs.readdirSync(resultsDir).filter((f) => /^micro-quick-.*\.json$/.test(f));
+    assert.equal(files.length, 1, `expected one results file in ${resultsDir}, got ${files.join(', ')}`);
+    const saved = JSON.parse(fs.readFileSync(path.join(resultsDir, files[0]), 'utf8')) as { results: { benchmark: string; ratio: number }[] };
+    for (const name of BENCHMARKS) {
+      const r = saved.results.find((x) => x.benchmark === name);
+      assert.ok(r !== undefined && Number.isFinite(r.ratio) && r.ratio > 0, `results JSON has no numeric ratio for "${name}"`);
+    }
+  } finally {
+    fs.rmSync(resultsDir, { recursive: true, force: true });
+  }
+});
