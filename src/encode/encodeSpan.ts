@@ -10,7 +10,7 @@ import { forEachRecord } from '../ring/consumer';
 import { createTape, isAlertTape, K, readStr, scanEvent, type StrRef } from '../event/scan';
 import { logLine } from '../event/logLine';
 import type { IngestEvent } from '../event/schema';
-import { GRPC_FRAME_HEADER, writeFrameHeader, type EncodeTask, type EncodedBatch, type EncodedStream, type EncoderSettings } from './batch';
+import { ATTRS_PER_EVENT, GRPC_FRAME_HEADER, writeFrameHeader, type EncodeTask, type EncodedBatch, type EncodedStream, type EncoderSettings } from './batch';
 import { ProtoWriter } from './protoWriter';
 import { Transcoder, type EventFacts } from './transcode';
 
@@ -47,9 +47,10 @@ class RecentStrings {
 
 class StreamBuilder {
   readonly w = new ProtoWriter(1 << 18);
-  private ends: number[] = [];
-  private times: number[] = [];
-  private attrs: number[] = [];
+  private count = 0;
+  private ends = new Uint32Array(1024);
+  private times = new Float64Array(1024);
+  private attrs = new Uint16Array(1024 * ATTRS_PER_EVENT);
 
   begin(): number {
     const at = this.w.pos;
@@ -60,23 +61,39 @@ class StreamBuilder {
 
   end(at: number, ingestedUs: number, ns: number, op: number, ty: number): void {
     writeFrameHeader(this.w.buf, at, this.w.pos - at - GRPC_FRAME_HEADER);
-    this.ends.push(this.w.pos);
-    this.times.push(ingestedUs);
-    this.attrs.push(ns, op, ty);
+    if (this.count === this.ends.length) this.grow();
+    const i = this.count++;
+    this.ends[i] = this.w.pos;
+    this.times[i] = ingestedUs;
+    this.attrs[i * ATTRS_PER_EVENT] = ns;
+    this.attrs[i * ATTRS_PER_EVENT + 1] = op;
+    this.attrs[i * ATTRS_PER_EVENT + 2] = ty;
+  }
+
+  private grow(): void {
+    const n = this.ends.length * 2;
+    const ends = new Uint32Array(n);
+    ends.set(this.ends);
+    const times = new Float64Array(n);
+    times.set(this.times);
+    const attrs = new Uint16Array(n * ATTRS_PER_EVENT);
+    attrs.set(this.attrs);
+    this.ends = ends;
+    this.times = times;
+    this.attrs = attrs;
   }
 
   take(): EncodedStream {
+    const n = this.count;
     const out: EncodedStream = {
-      count: this.ends.length,
+      count: n,
       bytes: this.w.buf.slice(0, this.w.pos),
-      ends: Uint32Array.from(this.ends),
-      ingestedUs: Float64Array.from(this.times),
-      attrs: Uint16Array.from(this.attrs),
+      ends: this.ends.slice(0, n),
+      ingestedUs: this.times.slice(0, n),
+      attrs: this.attrs.slice(0, n * ATTRS_PER_EVENT),
     };
     this.w.pos = 0;
-    this.ends = [];
-    this.times = [];
-    this.attrs = [];
+    this.count = 0;
     return out;
   }
 }
@@ -123,7 +140,8 @@ function encodeSpan(
 
   forEachRecord(task.ring, task, (payload, ingestedUs) => {
     try {
-      scanEvent(payload, 0, payload.length, tape);
+      // Sources validated every record before the ring; here only the tape is built.
+      scanEvent(payload, 0, payload.length, tape, true);
     } catch (err) {
       // Sources validate before the ring; this only catches a broken producer.
       failed++;

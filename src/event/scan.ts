@@ -30,6 +30,40 @@ function bucketOf(len: number, first: number, last: number): number {
 }
 keyBytes.forEach((k, i) => buckets[bucketOf(k.length, k[0], k[k.length - 1])].push(i));
 
+// For bytes already validated (trusted), a key is known to be one of the schema's, and
+// (length, first, middle, last byte) tells the 45 apart (checked below at load), so one
+// probe of a small open-addressed table replaces the byte-by-byte comparison.
+const SIG_SLOTS = 256;
+const sigTable = new Int32Array(SIG_SLOTS).fill(-1);
+const sigFields = new Int8Array(SIG_SLOTS);
+function signature(len: number, first: number, middle: number, last: number): number {
+  return ((len << 24) | (first << 16) | (middle << 8) | last) >>> 0;
+}
+function sigSlot(sig: number): number {
+  return Math.imul(sig, 0x9e3779b1) >>> 24;
+}
+keyBytes.forEach((k, i) => {
+  const sig = signature(k.length, k[0], k[k.length >> 1], k[k.length - 1]);
+  let slot = sigSlot(sig);
+  while (sigTable[slot] !== -1) {
+    if (sigTable[slot] === (sig | 0)) throw new Error(`scan: keys ${ingestFields[sigFields[slot]][0]} and ${ingestFields[i][0]} share a signature`);
+    slot = (slot + 1) & (SIG_SLOTS - 1);
+  }
+  sigTable[slot] = sig | 0;
+  sigFields[slot] = i;
+});
+
+function trustedField(buf: Uint8Array, ks: number, kl: number): number {
+  const sig = signature(kl, buf[ks], buf[ks + (kl >> 1)], buf[ks + kl - 1]) | 0;
+  let slot = sigSlot(sig >>> 0);
+  for (;;) {
+    const t = sigTable[slot];
+    if (t === sig) return sigFields[slot];
+    if (t === -1) return -1;
+    slot = (slot + 1) & (SIG_SLOTS - 1);
+  }
+}
+
 export function createTape(): Int32Array {
   return new Int32Array(FIELD_COUNT);
 }
@@ -260,8 +294,10 @@ const execEventKeys = ['ExecID', 'ExecutableName'].map((k) => Buffer.from(k, 'la
 /**
  * Validates the event map in buf[start, end) and fills `tape`. Throws InputError with
  * the first problem found. Does not check Type values (see `checkRouting`).
+ * `trusted`: the bytes were validated by this same function before (an ingest thread did,
+ * before the ring); only the tape is built, which halves the cost in the encoders.
  */
-export function scanEvent(buf: Uint8Array, start: number, end: number, tape: Int32Array): void {
+export function scanEvent(buf: Uint8Array, start: number, end: number, tape: Int32Array, trusted = false): void {
   tape.fill(-1);
   const hdr = readMapHeader(buf, start);
   if (hdr === null) {
@@ -279,7 +315,8 @@ export function scanEvent(buf: Uint8Array, start: number, end: number, tape: Int
     const kl = scratch.length;
     if (ks + kl > end) throw new InputError('ERR_INPUT_MALFORMED_FRAME', 'key runs past the end of the frame');
     let field = -1;
-    if (kl > 0) {
+    if (trusted) field = trustedField(buf, ks, kl);
+    else if (kl > 0) {
       for (const candidate of buckets[bucketOf(kl, buf[ks], buf[ks + kl - 1])]) {
         const kb = keyBytes[candidate];
         if (kb.length !== kl) continue;
@@ -295,9 +332,14 @@ export function scanEvent(buf: Uint8Array, start: number, end: number, tape: Int
     }
     const next = valueEnd(buf, v, end);
     if (next < 0) throw new InputError('ERR_INPUT_MALFORMED_FRAME', `value of "${ingestFields[field][0]}" is not plain msgpack or runs past the end of the frame`);
+    const b = buf[v];
+    if (trusted) {
+      if (b !== NIL && !isUndefined(buf, v)) tape[field] = v;
+      p = next;
+      continue;
+    }
     const key = ingestFields[field][0];
     const kind = kinds[field];
-    const b = buf[v];
     if (isUndefined(buf, v)) {
       p = next;
       continue;
