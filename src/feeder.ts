@@ -13,7 +13,9 @@ import { defaultConfig, readNodeID, validate, type FeederConfig } from './config
 import { EncoderPool, type EncodedBatch, type EncoderSettings } from './encode';
 import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
 import { createTape, validateFrame, type IngestEvent } from './event';
-import { FanoutHub, type DropCounts, type StreamKind } from './fanout';
+import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind } from './fanout';
+
+export type { LatencySummary };
 import { IngestThread } from './ingest';
 import { DaemonLog, RateLimitedNotice } from './messages';
 import { LogPathOutput } from './output/logPath';
@@ -21,15 +23,6 @@ import { allocateRing, RingProducer, type RingConsumer } from './ring';
 import { startServer, type RunningServer, type WriteMode } from './server';
 import { startMetrics, type MetricsServer } from './metrics';
 import { nowMicros } from './wire/time';
-
-export interface LatencySummary {
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  count: number;
-}
 
 export interface ClientStats {
   id: string;
@@ -95,17 +88,6 @@ export interface FeederOptions {
   echo?: boolean;
   /** Force grpc-js's per-message write path (benchmarks, tests). */
   writeMode?: WriteMode;
-}
-
-function latency(h: { getValueAtPercentile(p: number): number; maxValue: number; totalCount: number }): LatencySummary {
-  return {
-    p50: h.getValueAtPercentile(50),
-    p90: h.getValueAtPercentile(90),
-    p99: h.getValueAtPercentile(99),
-    p999: h.getValueAtPercentile(99.9),
-    max: h.maxValue,
-    count: h.totalCount,
-  };
 }
 
 function hostIP(): string {
@@ -234,7 +216,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         dropped: { ...s.dropped },
         queueDepth: s.queue.depth,
         queueCapacity: s.queue.capacity,
-        latencyUs: latency(s.latencyUs),
+        latencyUs: s.latency(),
       })),
     };
   };

@@ -22,6 +22,16 @@ export interface AttrFilter {
   logType?: RegExp;
 }
 
+/** Latency percentiles in microseconds. */
+export interface LatencySummary {
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  count: number;
+}
+
 const MAX_WRITES_IN_FLIGHT = 2;
 /** Upper bound of one write: large enough to amortise grpc-js's per-write cost. */
 const MAX_CHUNK_BYTES = 256 * 1024;
@@ -37,12 +47,14 @@ export interface SubscriberInfo {
 
 export class Subscriber {
   readonly queue: ClientQueue;
-  readonly latencyUs = hdr.build({
+  /** Ingest-to-write latency (us); dropped on close, when only its summary is kept. */
+  private latencyUs: hdr.Histogram | undefined = hdr.build({
     lowestDiscernibleValue: 1,
     highestTrackableValue: 3_600_000_000,
     numberOfSignificantValueDigits: 3,
     useWebAssembly: false,
   });
+  private finalLatency: LatencySummary | undefined;
   delivered = 0;
   written = 0;
   open = true;
@@ -96,8 +108,9 @@ export class Subscriber {
       const events = this.queue.take(MAX_CHUNK_BYTES, taken);
       const chunk = taken.length === 1 ? taken[0].bytes : Buffer.concat(taken.map((e) => e.bytes));
       const now = nowMicros();
+      const h = this.latencyUs as hdr.Histogram;
       for (const e of taken) {
-        for (let i = 0; i < e.count; i++) this.latencyUs.recordValue(Math.max(1, now - e.times[i]));
+        for (let i = 0; i < e.count; i++) h.recordValue(Math.max(1, now - e.times[i]));
       }
       taken.length = 0;
       this.writesInFlight++;
@@ -131,11 +144,28 @@ export class Subscriber {
     for (const f of r) f();
   }
 
+  /** Percentiles of the ingest-to-write latency, in microseconds. */
+  latency(): LatencySummary {
+    if (this.finalLatency !== undefined) return this.finalLatency;
+    const h = this.latencyUs as hdr.Histogram;
+    return {
+      p50: h.getValueAtPercentile(50),
+      p90: h.getValueAtPercentile(90),
+      p99: h.getValueAtPercentile(99),
+      p999: h.getValueAtPercentile(99.9),
+      max: h.maxValue,
+      count: h.totalCount,
+    };
+  }
+
   /** The client went away: whatever it had queued is counted as client_closed. */
   close(): void {
     if (!this.open) return;
     this.open = false;
     this.closedAt = Date.now();
+    // Closed clients stay listed in stats for a while; keep their summary, not ~100 KiB of buckets.
+    this.finalLatency = this.latency();
+    this.latencyUs = undefined;
     this.queue.discard();
     this.notifyDrained();
   }
