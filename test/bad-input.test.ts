@@ -10,80 +10,26 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pack } from 'msgpackr';
 import { encodeFrame } from '../src/ingest/frames';
 import type { FeederStats } from '../src/feeder';
 import type { IngestEvent } from '../src/event';
+import { awaitExit, exitCodeOf } from './helpers/child';
 import { connect, type TestClient, type Watcher } from './helpers/client';
-import { armorfeedMain, parseReadyLine, startServe, type ServeProcess } from './helpers/serve';
+import { seqLog, seqs } from './helpers/events';
+import { armorfeedMain, fetchStats, parseReadyLine, startServe, type ServeProcess } from './helpers/serve';
+import { connectTo, frameOf, write } from './helpers/tcp';
+import { delay as sleep, waitUntil } from './helpers/wait';
 
 const BASE_ARGS = ['serve', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0'];
 const MAX_EVENT_BYTES = 4096;
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, detail: () => string | Promise<string> = () => ''): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} ${await detail()}`);
-    await sleep(20);
-  }
-}
-
+/** A numbered ContainerLog whose timestamp also moves with its number. */
 function logEvent(seq: number, extra: Partial<IngestEvent> = {}): IngestEvent {
-  return {
-    timestamp: 1_700_000_000 + seq,
-    updatedTime: '2023-11-14T22:13:20.000000Z',
-    hostName: 'node-a',
-    namespaceName: 'default',
-    podName: 'nginx-0',
-    containerID: 'c0ffee',
-    hostPid: seq,
-    pid: 7,
-    ppid: 1,
-    uid: 101,
-    processName: '/usr/bin/cat',
-    parentProcessName: '/bin/sh',
-    type: 'ContainerLog',
-    source: '/bin/sh',
-    operation: 'File',
-    resource: `/etc/file-${seq}`,
-    cwd: '/',
-    result: 'Passed',
-    ...extra,
-  };
-}
-
-function frameOf(value: unknown): Buffer {
-  return encodeFrame(pack(value));
-}
-
-function seqs(w: Watcher): number[] {
-  return w.messages.map((m) => Number(m.HostPID));
-}
-
-async function getStats(metrics: string): Promise<FeederStats> {
-  const res = await fetch(`http://${metrics}/stats`);
-  assert.equal(res.status, 200);
-  return (await res.json()) as FeederStats;
-}
-
-function connectTo(address: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const m = /^(.*):(\d+)$/.exec(address);
-    const sock = m === null ? net.connect(address) : net.connect(Number(m[2]), m[1]);
-    sock.setNoDelay(true);
-    sock.once('connect', () => {
-      sock.off('error', reject);
-      resolve(sock);
-    });
-    sock.once('error', reject);
-  });
+  return seqLog(seq, { timestamp: 1_700_000_000 + seq, ...extra });
 }
 
 /** Collects what the server sends until it closes the connection (bounded). */
@@ -110,10 +56,6 @@ function readUntilClosed(sock: net.Socket, timeoutMs: number): Promise<{ text: s
   });
 }
 
-function write(sock: net.Socket, bytes: Uint8Array): Promise<void> {
-  return new Promise((resolve, reject) => sock.write(bytes, (err) => (err ? reject(err) : resolve())));
-}
-
 describe('bad input over TCP', () => {
   let serve: ServeProcess;
   let conn: TestClient;
@@ -133,7 +75,7 @@ describe('bad input over TCP', () => {
     conn = connect(serve.addresses.grpc);
     logs = conn.watch('WatchLogs', 'all');
     messages = conn.watch('WatchMessages', '');
-    await waitUntil('both streams registered', async () => (await getStats(metrics)).clients.filter((c) => c.open).length === 2, 10_000);
+    await waitUntil('both streams registered', async () => (await fetchStats(metrics)).clients.filter((c) => c.open).length === 2, 10_000);
     good = await connectTo(tcp);
   });
 
@@ -161,7 +103,7 @@ describe('bad input over TCP', () => {
   }
 
   async function tcpStats(): Promise<FeederStats['ingest'][string]> {
-    return (await getStats(metrics)).ingest.tcp;
+    return (await fetchStats(metrics)).ingest.tcp;
   }
 
   /** Runs `act` and checks that it was counted exactly once, as `reason`, and nothing else was. */
@@ -332,7 +274,7 @@ test('bad input - the Unix socket source delivers a valid frame', { timeout: 30_
   try {
     assert.equal(serve.tokens.socket, sockPath);
     const logs = conn.watch('WatchLogs', 'all');
-    await waitUntil('the WatchLogs stream registered', async () => (await getStats(serve.addresses.metrics)).clients.some((c) => c.open), 10_000);
+    await waitUntil('the WatchLogs stream registered', async () => (await fetchStats(serve.addresses.metrics)).clients.some((c) => c.open), 10_000);
     const sock = await connectTo(sockPath);
     try {
       await write(sock, Buffer.concat([frameOf(logEvent(1)), frameOf(logEvent(2))]));
@@ -346,7 +288,7 @@ test('bad input - the Unix socket source delivers a valid frame', { timeout: 30_
     await sleep(200);
     assert.deepEqual(seqs(logs), [1, 2, 4]);
     assert.equal(logs.messages[0].Type, 'ContainerLog');
-    const s = (await getStats(serve.addresses.metrics)).ingest.socket;
+    const s = (await fetchStats(serve.addresses.metrics)).ingest.socket;
     assert.equal(s.events, 3);
     assert.equal(s.dropped.malformed_input, 1);
     assert.deepEqual(s.malformedByReason, { wrong_type: 1 });
@@ -365,7 +307,7 @@ test('bad input - jsonl from stdin delivers valid lines and counts an invalid JS
   child.stderr.on('data', (c: string) => {
     stderr += c;
   });
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const exited = exitCodeOf(child);
   let conn: TestClient | undefined;
   try {
     await waitUntil('the listening line', () => /armorfeed: listening .*\n/.test(stderr), 20_000, () => stderr);
@@ -375,7 +317,7 @@ test('bad input - jsonl from stdin delivers valid lines and counts an invalid JS
     conn = connect(ready.addresses.grpc);
     const logs = conn.watch('WatchLogs', 'all');
     const messages = conn.watch('WatchMessages', '');
-    await waitUntil('both streams registered', async () => (await getStats(metrics)).clients.filter((c) => c.open).length === 2, 10_000);
+    await waitUntil('both streams registered', async () => (await fetchStats(metrics)).clients.filter((c) => c.open).length === 2, 10_000);
 
     const lines = [
       JSON.stringify(logEvent(1)),
@@ -388,22 +330,20 @@ test('bad input - jsonl from stdin delivers valid lines and counts an invalid JS
     child.stdin.write(lines.slice(0, 3).join('\n') + '\n');
     child.stdin.write(lines.slice(3).join('\n') + '\n');
     await logs.waitFor(4, 10_000);
-    await waitUntil('invalid_json counted', async () => (await getStats(metrics)).ingest.jsonl.malformedByReason.invalid_json === 1, 5_000, async () => JSON.stringify((await getStats(metrics)).ingest.jsonl));
+    await waitUntil('invalid_json counted', async () => (await fetchStats(metrics)).ingest.jsonl.malformedByReason.invalid_json === 1, 5_000, async () => JSON.stringify((await fetchStats(metrics)).ingest.jsonl));
     await waitUntil('a WARN naming ERR_INPUT_INVALID_JSON', () => messages.messages.some((m) => m.Level === 'WARN' && String(m.Message).includes('ERR_INPUT_INVALID_JSON')), 5_000);
     child.stdin.end();
-    await waitUntil('the jsonl source to finish at end of stdin', async () => (await getStats(metrics)).ingest.jsonl.finished, 5_000);
+    await waitUntil('the jsonl source to finish at end of stdin', async () => (await fetchStats(metrics)).ingest.jsonl.finished, 5_000);
 
     assert.deepEqual(seqs(logs), [1, 2, 3, 4]);
-    const s = (await getStats(metrics)).ingest.jsonl;
+    const s = (await fetchStats(metrics)).ingest.jsonl;
     assert.equal(s.events, 4);
     assert.equal(s.dropped.malformed_input, 1);
     assert.deepEqual(s.malformedByReason, { invalid_json: 1 });
   } finally {
     conn?.close();
     if (child.exitCode === null) child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    const code = await exited;
-    clearTimeout(timer);
+    const code = await awaitExit(child, exited, 10_000);
     assert.equal(code, 0, stderr.slice(-2000));
   }
 });

@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { exitWithin, repoRoot, startLog, stopChild, waitFor, type RunningCli } from './client-support';
+import { fetchStats } from './helpers/serve';
 
 interface StatsClient {
   name?: string;
@@ -50,10 +51,7 @@ async function startServe(): Promise<Serve> {
 }
 
 async function stats(metrics: string): Promise<StatsClient[]> {
-  const res = await fetch(`http://${metrics}/stats`);
-  assert.equal(res.status, 200);
-  const body = (await res.json()) as { clients: StatsClient[] };
-  return body.clients;
+  return (await fetchStats(metrics)).clients;
 }
 
 function summaryFiltered(cli: RunningCli, stream: 'alerts' | 'logs'): number {

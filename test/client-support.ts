@@ -12,6 +12,7 @@ import { Command, CommanderError } from 'commander';
 import { ArmorfeedError } from '../src/errors';
 import { registerLog } from '../src/cli/log';
 import { feederTypes, rpcPath } from '../src/wire/proto';
+import { delay, pollUntil } from './helpers/wait';
 
 export const repoRoot = path.resolve(__dirname, '../..');
 export const goldenDir = path.join(repoRoot, 'test', 'golden');
@@ -29,17 +30,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export const sleep = delay;
 
 /** Polls `cond` every 20 ms; rejects with `what` after `timeoutMs`. */
-export async function waitFor(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
+export function waitFor(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
+  return pollUntil(what, cond, { timeoutMs, intervalMs: 20 });
 }
 
 /**

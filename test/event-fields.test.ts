@@ -4,102 +4,40 @@
  * Severity "0" never, ATags from Tags, EventData from Data (and Resource for Network),
  * Resource made valid UTF-8, upstream's timestamps, the NetworkFirewall rewrite,
  * cluster/host defaults and proto3 zero values. Field presence is checked on the raw
- * bytes with a protobuf wire walker written here, not with the code under test.
+ * bytes with the tests' own protobuf wire walker (helpers/wire.ts), not with the code under test.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isUtf8 } from 'node:buffer';
-import * as net from 'node:net';
 import { Packr } from 'msgpackr';
-import { createFeeder, type Feeder } from '../src/feeder';
+import type { Feeder } from '../src/feeder';
 import type { IngestEvent } from '../src/event';
-import { connect, type TestClient, type Watcher } from './helpers/client';
+import type { Watcher } from './helpers/client';
+import { startWatched, type WatchedFeeder } from './helpers/feeder';
+import { sendAndEnd } from './helpers/tcp';
+import { until } from './helpers/wait';
+import { fieldsOf, walk } from './helpers/wire';
 
 const CLUSTER = 'fields-cluster';
 const HOST = 'fields-host';
 
+let watched: WatchedFeeder;
 let feeder: Feeder;
-let tc: TestClient;
 let alerts: Watcher;
 let logs: Watcher;
 
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(5);
-  }
-}
-
 before(async () => {
-  feeder = await createFeeder({
-    gRPC: 0,
-    bind: '127.0.0.1',
-    gRPCHealthPort: -1,
-    metricsPort: -1,
-    source: ['none'],
-    alertThrottling: false,
-    cluster: CLUSTER,
-    host: HOST,
-    machineIDPath: '/nonexistent/armorfeed-test/machine-id',
-  });
-  tc = connect(feeder.addresses.grpc);
-  alerts = tc.watch('WatchAlerts', 'all');
-  logs = tc.watch('WatchLogs', 'all');
-  await until('both streams to register', () => feeder.stats().clients.filter((c) => c.open).length === 2);
+  watched = await startWatched(
+    { alertThrottling: false, cluster: CLUSTER, host: HOST, machineIDPath: '/nonexistent/armorfeed-test/machine-id' },
+    [['WatchAlerts', 'all'], ['WatchLogs', 'all']],
+    'both streams to register',
+  );
+  ({ feeder, watchers: [alerts, logs] } = watched);
 });
 
 after(async () => {
-  alerts.cancel();
-  logs.cancel();
-  tc.close();
-  await feeder.close();
+  await watched?.close();
 });
-
-// ---- a protobuf wire walker, independent of protobufjs ----
-
-interface WireField {
-  field: number;
-  wireType: number;
-  varint?: bigint;
-  bytes?: Buffer;
-}
-
-function walk(buf: Uint8Array): WireField[] {
-  const out: WireField[] = [];
-  let pos = 0;
-  const readVarint = (): bigint => {
-    let result = 0n;
-    let shift = 0n;
-    for (;;) {
-      if (pos >= buf.length) throw new Error('truncated varint');
-      const b = buf[pos++];
-      result |= BigInt(b & 0x7f) << shift;
-      if ((b & 0x80) === 0) return result;
-      shift += 7n;
-      if (shift > 63n) throw new Error('varint too long');
-    }
-  };
-  while (pos < buf.length) {
-    const key = Number(readVarint());
-    const field = key >>> 3;
-    const wireType = key & 7;
-    if (wireType === 0) out.push({ field, wireType, varint: readVarint() });
-    else if (wireType === 2) {
-      const len = Number(readVarint());
-      if (pos + len > buf.length) throw new Error(`field ${field}: length ${len} past the end`);
-      out.push({ field, wireType, bytes: Buffer.from(buf.subarray(pos, pos + len)) });
-      pos += len;
-    } else if (wireType === 1) pos += 8;
-    else if (wireType === 5) pos += 4;
-    else throw new Error(`field ${field}: unexpected wire type ${wireType}`);
-  }
-  return out;
-}
-
-const fieldsOf = (raw: Buffer, field: number): WireField[] => walk(raw).filter((f) => f.field === field);
 
 interface Received {
   msg: Record<string, unknown>;
@@ -263,19 +201,9 @@ function invalidUtf8Fields(raw: Buffer): string[] {
 }
 
 test('event fields - invalid UTF-8 from a msgpack source: Resource is repaired, any other string rejects the event', { timeout: 15_000 }, async () => {
-  const tcpFeeder = await createFeeder({
-    gRPC: 0,
-    bind: '127.0.0.1',
-    gRPCHealthPort: -1,
-    metricsPort: -1,
-    source: ['tcp'],
-    tcp: '127.0.0.1:0',
-    alertThrottling: false,
-  });
-  const c = connect(tcpFeeder.addresses.grpc);
-  const w = c.watch('WatchAlerts', 'all');
+  const tcp = await startWatched({ source: ['tcp'], tcp: '127.0.0.1:0', alertThrottling: false }, [['WatchAlerts', 'all']], 'the alert stream to register');
+  const { feeder: tcpFeeder, watchers: [w] } = tcp;
   try {
-    await until('the alert stream to register', () => tcpFeeder.stats().clients.filter((x) => x.open).length === 1);
     // A producer (e.g. one in Go copying kernel bytes) may put invalid UTF-8 in msgpack strings:
     // encode placeholders, then turn each 'Q' into the byte 0xFF.
     const frameOf = (event: Record<string, unknown>): Buffer => {
@@ -296,12 +224,9 @@ test('event fields - invalid UTF-8 from a msgpack source: Resource is repaired, 
       data: 'syscall=SYS_OPENAT path=/v',
       owner: { name: 'wb' },
     });
-    const m = /^(.*):(\d+)$/.exec(tcpFeeder.addresses.sources.tcp ?? '');
-    assert.ok(m !== null, `tcp source address ${tcpFeeder.addresses.sources.tcp}`);
-    await new Promise<void>((resolve, reject) => {
-      const socket = net.connect(Number(m[2]), m[1], () => socket.end(Buffer.concat([badElsewhere, badResourceOnly]), () => resolve()));
-      socket.on('error', reject);
-    });
+    const address = tcpFeeder.addresses.sources.tcp ?? '';
+    assert.ok(/^(.*):(\d+)$/.test(address), `tcp source address ${tcpFeeder.addresses.sources.tcp}`);
+    await sendAndEnd(address, Buffer.concat([badElsewhere, badResourceOnly]));
     await w.waitFor(1, 5000);
     await until('the rejection to be counted', () => (tcpFeeder.stats().ingest.tcp?.malformedByReason.invalid_utf8 ?? 0) === 1);
     assert.equal(w.messages.length, 1, 'only the event whose sole invalid string is Resource arrives');
@@ -309,9 +234,7 @@ test('event fields - invalid UTF-8 from a msgpack source: Resource is repaired, 
     assert.deepEqual(invalidUtf8Fields(w.raw[0]), [], `Alert ${w.raw[0].toString('hex')}`);
     assert.equal(tcpFeeder.stats().ingest.tcp?.dropped.malformed_input, 1);
   } finally {
-    w.cancel();
-    c.close();
-    await tcpFeeder.close();
+    await tcp.close();
   }
 });
 

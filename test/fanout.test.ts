@@ -6,54 +6,34 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createFeeder, type ClientStats, type Feeder } from '../src/feeder';
+import type { ClientStats, Feeder } from '../src/feeder';
 import type { IngestEvent } from '../src/event';
 import { connect, type TestClient, type Watcher } from './helpers/client';
+import { seqLog, seqs } from './helpers/events';
+import { startFeeder as startInProcess } from './helpers/feeder';
+import { delay as sleep, pollUntil, withTimeout } from './helpers/wait';
 
 const CLIENT_NAME_KEY = 'x-armorfeed-client';
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 function tick(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Polls `cond` every 10 ms; fails naming `what` after `timeoutMs`. */
-async function waitUntil(what: string, cond: () => boolean, timeoutMs: number, detail: () => string = () => ''): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} ${detail()}`);
-    await sleep(10);
-  }
+function waitUntil(what: string, cond: () => boolean, timeoutMs: number, detail: () => string = () => ''): Promise<void> {
+  return pollUntil(what, cond, { timeoutMs, intervalMs: 10, detail });
 }
 
+/** A numbered ContainerLog stamped now, with a container name, parent PID and syscall data. */
 function logEvent(seq: number): IngestEvent {
   const now = Date.now();
-  return {
+  return seqLog(seq, {
     timestamp: Math.floor(now / 1000),
     updatedTime: new Date(now).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z'),
-    hostName: 'node-a',
-    namespaceName: 'default',
-    podName: 'nginx-0',
-    containerID: 'c0ffee',
     containerName: 'nginx',
     hostPPid: 1,
-    hostPid: seq,
-    ppid: 1,
-    pid: 7,
-    uid: 101,
-    parentProcessName: '/bin/sh',
-    processName: '/usr/bin/cat',
-    type: 'ContainerLog',
-    source: '/bin/sh',
-    operation: 'File',
-    resource: `/etc/file-${seq}`,
-    cwd: '/',
-    result: 'Passed',
     data: 'syscall=SYS_OPENAT fd=-100 flags=O_RDONLY',
-  };
+  });
 }
 
 function alertEvent(seq: number): IngestEvent {
@@ -79,22 +59,8 @@ async function pushAll(feeder: Feeder, events: IngestEvent[]): Promise<void> {
   }
 }
 
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); })]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
-}
-
-/** HostPID of each decoded message (protobufjs leaves 0 out, hence sequence numbers from 1). */
-function seqs(w: Watcher): number[] {
-  return w.messages.map((m) => Number(m.HostPID));
 }
 
 function clientStats(feeder: Feeder, name: string): ClientStats {
@@ -125,8 +91,8 @@ async function waitQuiet(feeder: Feeder, name: string, w: Watcher, timeoutMs: nu
   }, timeoutMs, () => JSON.stringify(clientStats(feeder, name)));
 }
 
-async function startFeeder(queueSize: number): Promise<Feeder> {
-  return createFeeder({ gRPC: 0, bind: '127.0.0.1', gRPCHealthPort: -1, metricsPort: -1, source: ['none'], queueSize, alertThrottling: false });
+function startFeeder(queueSize: number): Promise<Feeder> {
+  return startInProcess({ queueSize, alertThrottling: false });
 }
 
 async function cleanup(feeder: Feeder, clients: TestClient[]): Promise<void> {

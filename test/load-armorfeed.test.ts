@@ -1,9 +1,9 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { startBroker, type RunningBroker } from '../src/load/broker-process';
-import { newRunTag, type LoadOptions } from '../src/load/options';
 import { runLoad } from '../src/load/run-load';
 import { formatSummary } from '../src/load/summary-table';
+import { loadOptions } from './helpers/load';
 
 let broker: RunningBroker;
 
@@ -16,34 +16,8 @@ after(async () => {
   assert.equal(code, 0, `armorfeed serve should drain and exit 0 on SIGTERM; stderr:\n${broker.stderr().slice(-1500)}`);
 });
 
-function options(over: Partial<LoadOptions>): LoadOptions {
-  const a = broker.addresses;
-  assert.ok(a.tcp !== undefined && a.metrics !== undefined);
-  return {
-    addr: a.grpc,
-    ingest: { kind: 'tcp', ...a.tcp },
-    statsUrl: `http://${a.metrics.host}:${a.metrics.port}/stats`,
-    brokerPid: broker.pid,
-    clients: 4,
-    streams: 'both',
-    slowClients: 0,
-    slowDelayUs: 0,
-    stalledClients: 0,
-    rate: 4000,
-    burst: 0,
-    durationMs: 3000,
-    alertEvery: 5,
-    idleMs: 500,
-    drainTimeoutMs: 20_000,
-    runTag: newRunTag(),
-    alertFilter: 'policy',
-    logFilter: 'system',
-    ...over,
-  };
-}
-
 test('load - against armorfeed with 4 clients, one slow: each client\'s missing count equals the broker\'s drop counters, fast clients miss none', async () => {
-  const r = await runLoad(options({ slowClients: 1, slowDelayUs: 1000 }));
+  const r = await runLoad(loadOptions(broker, { slowClients: 1, slowDelayUs: 1000 }));
   const table = formatSummary(r);
   assert.deepEqual(r.failures, [], table);
   assert.ok(r.producer !== null && r.producer.sent >= 10_000, table);
@@ -69,7 +43,7 @@ test('load - against armorfeed with 4 clients, one slow: each client\'s missing 
 });
 
 test('load - a stalled client stops reading under bursts, then drains; its loss is still fully accounted by the broker', async () => {
-  const r = await runLoad(options({ clients: 3, stalledClients: 1, rate: 3000, burst: 600, durationMs: 2000, streams: 'logs' }));
+  const r = await runLoad(loadOptions(broker, { clients: 3, stalledClients: 1, rate: 3000, burst: 600, durationMs: 2000, streams: 'logs' }));
   const table = formatSummary(r);
   assert.deepEqual(r.failures, [], table);
   const stalled = r.clients[0];

@@ -7,39 +7,22 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createFeeder, type Feeder } from '../src/feeder';
+import type { Feeder } from '../src/feeder';
 import { InputError } from '../src/errors';
 import type { IngestEvent } from '../src/event';
 import { connect, type TestClient } from './helpers/client';
+import { openCount as openOn, startFeeder } from './helpers/feeder';
+import { delay, until } from './helpers/wait';
 
 const CLUSTER = 'msg-cluster';
 const HOST = 'msg-host';
 
 let feeder: Feeder;
 
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(5);
-  }
-}
-
-const openCount = (stream: string): number => feeder.stats().clients.filter((c) => c.open && c.stream === stream).length;
+const openCount = (stream: string): number => openOn(feeder, stream);
 
 before(async () => {
-  feeder = await createFeeder({
-    gRPC: 0,
-    bind: '127.0.0.1',
-    gRPCHealthPort: -1,
-    metricsPort: -1,
-    source: ['none'],
-    alertThrottling: false,
-    cluster: CLUSTER,
-    host: HOST,
-  });
+  feeder = await startFeeder({ alertThrottling: false, cluster: CLUSTER, host: HOST });
 });
 
 after(async () => {

@@ -12,12 +12,14 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createFeeder, type FeederStats } from '../src/feeder';
+import type { FeederStats } from '../src/feeder';
 import { OutputError } from '../src/errors';
 import type { IngestEvent } from '../src/event';
-import { connect } from './helpers/client';
-import { repoRoot } from './helpers/repo';
-import { armorfeedMain, startServe, type ServeProcess } from './helpers/serve';
+import { awaitExit, exitCodeOf, startWithBusyPort } from './helpers/child';
+import { openStreams } from './helpers/client';
+import { startFeeder, startWatched } from './helpers/feeder';
+import { armorfeedMain, fetchStats, startServe, type ServeProcess } from './helpers/serve';
+import { delay, pollUntil } from './helpers/wait';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-outputs-'));
 const servers: ServeProcess[] = [];
@@ -27,14 +29,9 @@ after(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(10);
-  }
+/** Polls `cond` every 10 ms, 5 s unless told. */
+function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  return pollUntil(what, cond, { timeoutMs, intervalMs: 10 });
 }
 
 const LOOPBACK = ['--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0'];
@@ -45,13 +42,14 @@ async function serve(args: string[]): Promise<ServeProcess> {
   return s;
 }
 
-async function getStats(s: ServeProcess): Promise<FeederStats> {
-  const res = await fetch(`http://${s.addresses.metrics}/stats`, { signal: AbortSignal.timeout(3000) });
-  assert.equal(res.status, 200);
-  return (await res.json()) as FeederStats;
+function getStats(s: ServeProcess): Promise<FeederStats> {
+  return fetchStats(s.addresses.metrics, 3000);
 }
 
-const inProcess = { gRPC: 0, bind: '127.0.0.1', gRPCHealthPort: -1, metricsPort: -1, source: ['none' as const] };
+/** How many streams `s` counts open on GET /stats. */
+async function openOn(s: ServeProcess): Promise<number> {
+  return (await getStats(s)).clients.filter((c) => c.open).length;
+}
 
 /** Keys upstream's logPath JSON always writes, and those it omits when empty (kubearmor-wire.md 2.8). */
 const ALWAYS = ['timestamp', 'updatedTime', 'hostName', 'hostPPid', 'hostPid', 'ppid', 'pid', 'uid', 'execEvent', 'parentProcessName', 'processName', 'atags', 'type', 'source', 'operation', 'resource', 'cwd', 'oid', 'result'];
@@ -100,7 +98,7 @@ const hostLog: IngestEvent = { type: 'HostLog', operation: 'Network', source: '/
 /** Runs an in-process feeder with logPath, pushes the events, closes it and returns the file's lines. */
 async function produceLogPath(name: string, events: IngestEvent[]): Promise<string[]> {
   const file = path.join(tmp, name);
-  const feeder = await createFeeder({ ...inProcess, logPath: file, host: 'out-host', cluster: 'out-cluster', alertThrottling: false });
+  const feeder = await startFeeder({ logPath: file, host: 'out-host', cluster: 'out-cluster', alertThrottling: false });
   try {
     for (const e of events) feeder.push(e);
     await until(`${events.length} events encoded`, () => {
@@ -167,20 +165,16 @@ test('outputs - logPath writes one JSON line per alert and log with upstream low
 
 test('outputs - logPath gets every alert, including those the throttle drops', { timeout: 20_000 }, async () => {
   const file = path.join(tmp, 'throttled.jsonl');
-  const feeder = await createFeeder({ ...inProcess, logPath: file, alertThrottling: true, maxAlertPerSec: 1, throttleSec: 30 });
-  const tc = connect(feeder.addresses.grpc);
-  const w = tc.watch('WatchAlerts', 'all');
+  const watched = await startWatched({ logPath: file, alertThrottling: true, maxAlertPerSec: 1, throttleSec: 30 }, [['WatchAlerts', 'all']], 'the alert stream to register');
+  const { feeder, watchers: [w] } = watched;
   try {
-    await until('the alert stream to register', () => feeder.stats().clients.filter((c) => c.open).length === 1);
     const audit = (i: number): IngestEvent => ({ type: 'MatchedPolicy', operation: 'File', source: '/bin/cat', resource: `/t/${i}`, containerID: 'c-t', action: 'Audit', enforcer: 'eBPF Monitor' });
     for (let i = 0; i < 5; i++) feeder.push(audit(i));
     feeder.push({ type: 'MatchedPolicy', operation: 'File', source: '/bin/cat', resource: '/t/sentinel', action: 'Block', enforcer: 'BPFLSM' });
     await w.waitFor(3, 5000);
     assert.deepEqual(w.messages.map((m) => [m.Operation, m.Resource]), [['File', '/t/0'], ['AlertThreshold', '/t/1'], ['File', '/t/sentinel']]);
   } finally {
-    w.cancel();
-    tc.close();
-    await feeder.close();
+    await watched.close();
   }
   const lines = fs.readFileSync(file, 'utf8').trimEnd().split('\n').map((x) => JSON.parse(x) as Record<string, unknown>);
   // The file holds the original events: no notice, nothing dropped.
@@ -197,11 +191,10 @@ test('outputs - a logPath file replays through --source jsonl onto the right str
   const output = path.join(tmp, 'replay-out.jsonl');
   fs.writeFileSync(input, '');
   const s = await serve(['--source', 'jsonl', '--jsonl', input, '--follow', 'true', '--logPath', output, '--cluster', 'replay-cluster', '--host', 'replay-host', '--alertThrottling', 'false']);
-  const tc = connect(s.addresses.grpc);
-  const alerts = tc.watch('WatchAlerts', 'all');
-  const logs = tc.watch('WatchLogs', 'all');
+  const clients = openStreams(s.addresses.grpc, [['WatchAlerts', 'all'], ['WatchLogs', 'all']]);
+  const { watchers: [alerts, logs] } = clients;
   try {
-    await until('both streams to register', async () => (await getStats(s)).clients.filter((c) => c.open).length === 2);
+    await until('both streams to register', async () => (await openOn(s)) === 2);
     fs.appendFileSync(input, original.join('\n') + '\n');
     await alerts.waitFor(2, 5000);
     await logs.waitFor(2, 5000);
@@ -264,9 +257,7 @@ test('outputs - a logPath file replays through --source jsonl onto the right str
     assert.equal(st.ingest.jsonl.events, 4);
     assert.equal(st.ingest.jsonl.dropped.malformed_input, 0);
   } finally {
-    alerts.cancel();
-    logs.cancel();
-    tc.close();
+    clients.close();
   }
   const exit = await s.stop('SIGTERM', 10_000);
   assert.equal(exit.code, 0, exit.stderr.slice(-2000));
@@ -277,11 +268,10 @@ test('outputs - invalid JSON lines are counted (GET /stats) and the rest still f
   const input = path.join(tmp, 'invalid.jsonl');
   fs.writeFileSync(input, '');
   const s = await serve(['--source', 'jsonl', '--jsonl', input, '--follow', 'true', '--alertThrottling', 'false']);
-  const tc = connect(s.addresses.grpc);
-  const alerts = tc.watch('WatchAlerts', 'all');
-  const logs = tc.watch('WatchLogs', 'system');
+  const clients = openStreams(s.addresses.grpc, [['WatchAlerts', 'all'], ['WatchLogs', 'system']]);
+  const { watchers: [alerts, logs] } = clients;
   try {
-    await until('both streams to register', async () => (await getStats(s)).clients.filter((c) => c.open).length === 2);
+    await until('both streams to register', async () => (await openOn(s)) === 2);
     const good = (type: string, resource: string): string => JSON.stringify({ type, operation: 'File', source: '/bin/cat', resource });
     fs.appendFileSync(
       input,
@@ -315,9 +305,7 @@ test('outputs - invalid JSON lines are counted (GET /stats) and the rest still f
     await alerts.waitFor(3, 5000);
     assert.equal(alerts.messages[2].Resource, '/ok/5');
   } finally {
-    alerts.cancel();
-    logs.cancel();
-    tc.close();
+    clients.close();
   }
   const exit = await s.stop('SIGTERM', 10_000);
   assert.equal(exit.code, 0, exit.stderr.slice(-2000));
@@ -327,10 +315,10 @@ test('outputs - jsonl lines longer than maxEventBytes are counted as oversized a
   const input = path.join(tmp, 'oversized.jsonl');
   fs.writeFileSync(input, '');
   const s = await serve(['--source', 'jsonl', '--jsonl', input, '--follow', 'true', '--maxEventBytes', '256', '--ringSize', '65536']);
-  const tc = connect(s.addresses.grpc);
-  const logs = tc.watch('WatchLogs', 'all');
+  const clients = openStreams(s.addresses.grpc, [['WatchLogs', 'all']]);
+  const { watchers: [logs] } = clients;
   try {
-    await until('the stream to register', async () => (await getStats(s)).clients.filter((c) => c.open).length === 1);
+    await until('the stream to register', async () => (await openOn(s)) === 1);
     const line = (resource: string): string => JSON.stringify({ type: 'ContainerLog', operation: 'File', source: '/bin/cat', resource });
     const big = line(`/big/${'x'.repeat(600)}`);
     assert.ok(Buffer.byteLength(big) > 256);
@@ -352,8 +340,7 @@ test('outputs - jsonl lines longer than maxEventBytes are counted as oversized a
     assert.deepEqual(st.ingest.jsonl.malformedByReason, { oversized: 1 });
     assert.equal(st.ingest.jsonl.events, 3);
   } finally {
-    logs.cancel();
-    tc.close();
+    clients.close();
   }
   await s.stop('SIGTERM', 10_000);
 });
@@ -368,10 +355,10 @@ test('outputs - --follow delivers lines appended after start, including a line w
     const st = await getStats(s);
     return st.ingest.jsonl?.events === 1 && st.encoded.logs === 1;
   });
-  const tc = connect(s.addresses.grpc);
-  const logs = tc.watch('WatchLogs', 'all');
+  const clients = openStreams(s.addresses.grpc, [['WatchLogs', 'all']]);
+  const { watchers: [logs] } = clients;
   try {
-    await until('the stream to register', async () => (await getStats(s)).clients.filter((c) => c.open).length === 1);
+    await until('the stream to register', async () => (await openOn(s)) === 1);
     const split = line('/split');
     fs.appendFileSync(input, split.slice(0, 20));
     await delay(250); // longer than the 100 ms poll: the first part has been read alone
@@ -386,8 +373,7 @@ test('outputs - --follow delivers lines appended after start, including a line w
     assert.equal(st.ingest.jsonl.dropped.malformed_input, 0, JSON.stringify(st.ingest.jsonl.malformedByReason));
     assert.equal(st.ingest.jsonl.finished, false, 'a followed file never finishes');
   } finally {
-    logs.cancel();
-    tc.close();
+    clients.close();
   }
   const exit = await s.stop('SIGTERM', 10_000);
   assert.equal(exit.code, 0, exit.stderr.slice(-2000));
@@ -405,16 +391,13 @@ test('outputs - logPath in a missing directory fails at start-up', { timeout: 20
     stderr += c;
   });
   child.stdout.resume();
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  const code = await exited;
-  clearTimeout(timer);
+  const code = await awaitExit(child, exitCodeOf(child), 10_000);
   assert.ok(code === 1 || code === 2, `exit status ${code}; stderr:\n${stderr}`);
   assert.match(stderr, /logPath/);
   assert.ok(stderr.includes(missing), stderr);
   assert.doesNotMatch(stderr, /armorfeed: listening/);
   // The embedding API refuses the same way, with a typed, coded error.
-  await assert.rejects(createFeeder({ ...inProcess, logPath: missing }), (err: unknown) => err instanceof OutputError && err.code === 'ERR_OUTPUT_OPEN' && /logPath/.test(err.message));
+  await assert.rejects(startFeeder({ logPath: missing }), (err: unknown) => err instanceof OutputError && err.code === 'ERR_OUTPUT_OPEN' && /logPath/.test(err.message));
 });
 
 interface Sample {
@@ -437,14 +420,16 @@ function parseProm(text: string): Sample[] {
 }
 
 test('outputs - GET /metrics returns Prometheus text with the client, ingest and ring metrics', { timeout: 20_000 }, async () => {
-  const feeder = await createFeeder({ ...inProcess, metricsPort: 0, metricsBind: '127.0.0.1', alertThrottling: true, maxAlertPerSec: 1, throttleSec: 30 });
-  const tc = connect(feeder.addresses.grpc);
-  const w = tc.watch('WatchAlerts', 'all', { 'x-armorfeed-client': 'metrics-probe' });
+  const watched = await startWatched(
+    { metricsPort: 0, metricsBind: '127.0.0.1', alertThrottling: true, maxAlertPerSec: 1, throttleSec: 30 },
+    [['WatchAlerts', 'all', { 'x-armorfeed-client': 'metrics-probe' }]],
+    'the alert stream to register',
+  );
+  const { feeder, watchers: [w] } = watched;
   try {
     const metricsAddress = feeder.addresses.metrics;
     assert.ok(metricsAddress !== undefined);
     assert.match(metricsAddress, /^127\.0\.0\.1:\d+$/);
-    await until('the alert stream to register', () => feeder.stats().clients.filter((c) => c.open).length === 1);
     for (let i = 0; i < 5; i++) {
       feeder.push({ type: 'MatchedPolicy', operation: 'File', source: '/bin/cat', resource: `/m/${i}`, containerID: 'c-m', action: 'Audit', enforcer: 'eBPF Monitor' });
     }
@@ -486,48 +471,16 @@ test('outputs - GET /metrics returns Prometheus text with the client, ingest and
     const latency = samples.filter((s) => s.name === 'armorfeed_client_latency_seconds' && probe(s));
     assert.deepEqual(latency.map((s) => s.labels.quantile).sort(), ['0.5', '0.9', '0.99', '0.999', '1']);
     for (const s of latency) assert.ok(s.value > 0 && s.value < 5, `latency quantile ${s.labels.quantile} = ${s.value} s`);
-    const stats = await fetch(`http://${metricsAddress}/stats`, { signal: AbortSignal.timeout(3000) });
-    assert.equal(stats.status, 200);
-    const body = (await stats.json()) as FeederStats;
+    const body = await fetchStats(metricsAddress, 3000);
     assert.equal(body.dropped.throttled, 3);
     assert.equal(body.clients.find((c) => c.name === 'metrics-probe')?.delivered, 3);
   } finally {
-    w.cancel();
-    tc.close();
-    await feeder.close();
+    await watched.close();
   }
 });
 
 test('outputs - a busy metrics port fails createFeeder with a coded error and leaves no server running', { timeout: 15_000 }, async () => {
-  const script = `
-    const net = require('node:net');
-    const { createFeeder } = require(${JSON.stringify(path.join(repoRoot, 'dist', 'src', 'feeder.js'))});
-    const { ArmorfeedError } = require(${JSON.stringify(path.join(repoRoot, 'dist', 'src', 'errors.js'))});
-    const blocker = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = blocker.address().port;
-      createFeeder({ gRPC: 0, bind: '127.0.0.1', gRPCHealthPort: -1, metricsPort: port, metricsBind: '127.0.0.1', source: ['none'] }).then(
-        () => { process.stdout.write(JSON.stringify({ started: true }) + '\\n'); process.exit(4); },
-        (err) => {
-          process.stdout.write(JSON.stringify({ started: false, armorfeedError: err instanceof ArmorfeedError, code: err.code, message: err.message }) + '\\n');
-          blocker.close();
-        },
-      );
-    });`;
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  // After the rejection nothing should keep the process alive; 4 s is generous for a clean exit.
-  const exitedByItself = await Promise.race([closed.then(() => true), delay(4000).then(() => false)]);
-  if (!exitedByItself) {
-    child.kill('SIGKILL');
-    await closed;
-  }
-  const line = stdout.split('\n').find((l) => l.startsWith('{'));
-  assert.ok(line !== undefined, `no outcome line from the child; stderr:\n${stderr}`);
-  const outcome = JSON.parse(line) as Record<string, unknown>;
+  const { outcome, exitedByItself, stderr } = await startWithBusyPort('metricsPort');
   assert.equal(outcome.started, false, 'createFeeder must reject when the metrics port is taken');
   assert.ok(exitedByItself, `after createFeeder rejected, something it started (gRPC server, encoders) kept the process alive; outcome ${JSON.stringify(outcome)} ${stderr}`);
   assert.equal(outcome.armorfeedError, true, JSON.stringify(outcome));

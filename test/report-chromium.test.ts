@@ -4,13 +4,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startBroker, type RunningBroker } from '../src/load/broker-process';
-import { newRunTag } from '../src/load/options';
 import type { LoadReport } from '../src/load/report-model';
 import { runLoad } from '../src/load/run-load';
 import { recommend, pointFromReport, tuneDefaults } from '../src/load/tune';
 import type { TuneReport } from '../src/load/tune-model';
 import { checkReportInChromium, defaultChromium, screenshotReport } from '../src/report/chromium';
 import { renderLoadReport, renderTuneReport, writeReportFile } from '../src/report/html';
+import { loadOptions } from './helpers/load';
 
 const chromiumMissing = fs.existsSync(defaultChromium) ? false : `${defaultChromium} is not installed (CI installs Debian's chromium)`;
 let broker: RunningBroker;
@@ -19,28 +19,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-report-'));
 
 before(async () => {
   broker = await startBroker({ queueSize: 256 });
-  const a = broker.addresses;
-  assert.ok(a.tcp !== undefined && a.metrics !== undefined);
-  report = await runLoad({
-    addr: a.grpc,
-    ingest: { kind: 'tcp', ...a.tcp },
-    statsUrl: `http://${a.metrics.host}:${a.metrics.port}/stats`,
-    brokerPid: broker.pid,
-    clients: 4,
-    streams: 'both',
-    slowClients: 1,
-    slowDelayUs: 1000,
-    stalledClients: 0,
-    rate: 3000,
-    burst: 0,
-    durationMs: 3000,
-    alertEvery: 5,
-    idleMs: 500,
-    drainTimeoutMs: 20_000,
-    runTag: newRunTag(),
-    alertFilter: 'policy',
-    logFilter: 'system',
-  });
+  report = await runLoad(loadOptions(broker, { slowClients: 1, slowDelayUs: 1000, rate: 3000 }));
 });
 
 after(async () => {

@@ -8,70 +8,45 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { createFeeder, type Feeder } from '../src/feeder';
+import type { Feeder } from '../src/feeder';
 import type { IngestEvent } from '../src/event';
+import { startWithBusyPort } from './helpers/child';
 import { connect, type TestClient, type Watcher } from './helpers/client';
-import { repoRoot } from './helpers/repo';
+import { openCount as openOn, startFeeder } from './helpers/feeder';
+import { delay, until, withTimeout } from './helpers/wait';
+import { walk } from './helpers/wire';
 
 type Stream = 'alerts' | 'logs' | 'messages';
 
 let feeder: Feeder;
 
 before(async () => {
-  feeder = await createFeeder({
-    gRPC: 0,
-    bind: '127.0.0.1',
-    gRPCHealthPort: 0,
-    metricsPort: -1,
-    source: ['none'],
-    alertThrottling: false,
-    cluster: 'rpc-cluster',
-    host: 'rpc-host',
-  });
+  feeder = await startFeeder({ gRPCHealthPort: 0, alertThrottling: false, cluster: 'rpc-cluster', host: 'rpc-host' });
 });
 
 after(async () => {
   await feeder.close();
 });
 
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(5);
-  }
-}
-
-function withTimeout<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
-}
-
-function openCount(stream: Stream): number {
-  return feeder.stats().clients.filter((c) => c.open && c.stream === stream).length;
-}
+const openCount = (stream: Stream): number => openOn(feeder, stream);
 
 /** Cancels every watcher, closes the client and waits until the feeder has let go of them. */
 async function closeAll(tc: TestClient, watchers: Watcher[]): Promise<void> {
   for (const w of watchers) w.cancel();
   tc.close();
   await until('every stream to be removed', () => openCount('alerts') + openCount('logs') + openCount('messages') === 0);
+}
+
+/** Opens `rpc` with a filter it must refuse: the stream ends at once with OK, having received nothing. */
+async function expectRefused(tc: TestClient, watchers: Watcher[], rpc: 'WatchAlerts' | 'WatchLogs', filter: string): Promise<void> {
+  const bad = tc.watch(rpc, filter);
+  watchers.push(bad);
+  const opened = Date.now();
+  const status = await withTimeout(bad.ended, 3000, `${rpc}(${JSON.stringify(filter)}) to end`);
+  assert.equal(status.code, grpc.status.OK, `${rpc}(${JSON.stringify(filter)}) status ${status.code} ${status.details}`);
+  assert.ok(Date.now() - opened < 2000, `${rpc}(${JSON.stringify(filter)}) ended after ${Date.now() - opened} ms, not at once`);
+  assert.equal(bad.messages.length, 0, `${rpc}(${JSON.stringify(filter)}) received messages`);
 }
 
 const alert = (resource: string, type = 'MatchedPolicy'): IngestEvent => ({ type, operation: 'File', source: '/bin/cat', resource, policyName: 'rpc-policy' });
@@ -81,7 +56,7 @@ test('rpc - HealthCheck echoes the nonce', { timeout: 10_000 }, async () => {
   const tc = connect(feeder.addresses.grpc);
   try {
     for (const nonce of [0, 1, -1, 42, -2147483648, 2147483647, 1234567890]) {
-      assert.equal(await withTimeout(`HealthCheck(${nonce})`, tc.health(nonce), 5000), nonce, `nonce ${nonce}`);
+      assert.equal(await withTimeout(tc.health(nonce), 5000, `HealthCheck(${nonce})`), nonce, `nonce ${nonce}`);
     }
   } finally {
     tc.close();
@@ -101,15 +76,7 @@ test('rpc - WatchAlerts accepts only all/policy', { timeout: 20_000 }, async () 
     }, 5);
     try {
       await all.waitFor(3, 5000);
-      for (const filter of ['', 'system', 'bogus', 'ALL', 'Policy']) {
-        const bad = tc.watch('WatchAlerts', filter);
-        watchers.push(bad);
-        const opened = Date.now();
-        const status = await withTimeout(`WatchAlerts(${JSON.stringify(filter)}) to end`, bad.ended, 3000);
-        assert.equal(status.code, grpc.status.OK, `WatchAlerts(${JSON.stringify(filter)}) status ${status.code} ${status.details}`);
-        assert.ok(Date.now() - opened < 2000, `WatchAlerts(${JSON.stringify(filter)}) ended after ${Date.now() - opened} ms, not at once`);
-        assert.equal(bad.messages.length, 0, `WatchAlerts(${JSON.stringify(filter)}) received messages`);
-      }
+      for (const filter of ['', 'system', 'bogus', 'ALL', 'Policy']) await expectRefused(tc, watchers, 'WatchAlerts', filter);
     } finally {
       clearInterval(flow);
     }
@@ -141,15 +108,7 @@ test('rpc - WatchLogs accepts only all/system', { timeout: 20_000 }, async () =>
     }, 5);
     try {
       await all.waitFor(3, 5000);
-      for (const filter of ['', 'policy', 'bogus', 'System']) {
-        const bad = tc.watch('WatchLogs', filter);
-        watchers.push(bad);
-        const opened = Date.now();
-        const status = await withTimeout(`WatchLogs(${JSON.stringify(filter)}) to end`, bad.ended, 3000);
-        assert.equal(status.code, grpc.status.OK, `WatchLogs(${JSON.stringify(filter)}) status ${status.code} ${status.details}`);
-        assert.ok(Date.now() - opened < 2000, `WatchLogs(${JSON.stringify(filter)}) ended after ${Date.now() - opened} ms, not at once`);
-        assert.equal(bad.messages.length, 0, `WatchLogs(${JSON.stringify(filter)}) received messages`);
-      }
+      for (const filter of ['', 'policy', 'bogus', 'System']) await expectRefused(tc, watchers, 'WatchLogs', filter);
     } finally {
       clearInterval(flow);
     }
@@ -185,7 +144,7 @@ test('rpc - WatchMessages accepts any filter, including ""', { timeout: 20_000 }
       await until(`WatchMessages(${JSON.stringify(filters[i])}) to get "${line}"`, () => w.messages.some((m) => String(m.Message).startsWith(line)));
     }
     // One more round trip so that a stream that was about to end would have ended.
-    assert.equal(await withTimeout('HealthCheck', tc.health(7), 5000), 7);
+    assert.equal(await withTimeout(tc.health(7), 5000, 'HealthCheck'), 7);
     for (const [i, w] of watchers.slice(0, filters.length).entries()) {
       assert.equal(w.messages.filter((m) => String(m.Message).startsWith(line)).length, 1, `filter ${JSON.stringify(filters[i])}`);
       const ended = await Promise.race([w.ended, delay(20).then(() => undefined)]);
@@ -245,52 +204,12 @@ function stringField(field: number, s: string): Buffer {
   return Buffer.concat([Buffer.from([...varint((field << 3) | 2), ...varint(bytes.length)]), bytes]);
 }
 
-interface WireField {
-  field: number;
-  wireType: number;
-  varint?: bigint;
-  bytes?: Buffer;
-}
-
-function walk(buf: Uint8Array): WireField[] {
-  const out: WireField[] = [];
-  let pos = 0;
-  const readVarint = (): bigint => {
-    let result = 0n;
-    let shift = 0n;
-    for (;;) {
-      if (pos >= buf.length) throw new Error('truncated varint');
-      const b = buf[pos++];
-      result |= BigInt(b & 0x7f) << shift;
-      if ((b & 0x80) === 0) return result;
-      shift += 7n;
-      if (shift > 63n) throw new Error('varint too long');
-    }
-  };
-  while (pos < buf.length) {
-    const key = Number(readVarint());
-    const field = key >>> 3;
-    const wireType = key & 7;
-    if (wireType === 0) out.push({ field, wireType, varint: readVarint() });
-    else if (wireType === 2) {
-      const len = Number(readVarint());
-      if (pos + len > buf.length) throw new Error(`field ${field}: length ${len} past the end`);
-      out.push({ field, wireType, bytes: Buffer.from(buf.subarray(pos, pos + len)) });
-      pos += len;
-    } else if (wireType === 1) pos += 8;
-    else if (wireType === 5) pos += 4;
-    else throw new Error(`field ${field}: unexpected wire type ${wireType}`);
-  }
-  return out;
-}
-
 const identity = (b: Buffer): Buffer => b;
 
 /** Sends ServerReflectionRequest{list_services: "*"} and returns the listed service names. */
 function listServices(address: string, version: 'v1' | 'v1alpha'): Promise<string[]> {
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
   return withTimeout(
-    `reflection ${version}`,
     new Promise<string[]>((resolve, reject) => {
       const call = client.makeBidiStreamRequest(`/grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`, identity, identity, new grpc.Metadata(), {
         deadline: Date.now() + 5000,
@@ -317,6 +236,7 @@ function listServices(address: string, version: 'v1' | 'v1alpha'): Promise<strin
       call.end();
     }),
     6000,
+    `reflection ${version}`,
   ).finally(() => client.close());
 }
 
@@ -332,7 +252,6 @@ test('rpc - server reflection lists feeder.LogService', { timeout: 15_000 }, asy
 function healthV1(address: string, service: string): Promise<number> {
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
   return withTimeout(
-    `grpc.health.v1 Check(${JSON.stringify(service)})`,
     new Promise<number>((resolve, reject) => {
       client.makeUnaryRequest(
         '/grpc.health.v1.Health/Check',
@@ -348,6 +267,7 @@ function healthV1(address: string, service: string): Promise<number> {
       );
     }),
     6000,
+    `grpc.health.v1 Check(${JSON.stringify(service)})`,
   ).finally(() => client.close());
 }
 
@@ -366,44 +286,6 @@ test('rpc - grpc.health.v1 reports SERVING on the health port', { timeout: 15_00
   // Clients of upstream up to v1.7.3 ask on the main port; armorfeed serves it there too.
   assert.equal(await healthV1(feeder.addresses.grpc, 'feeder.LogService'), SERVING, 'main port');
 });
-
-/**
- * Runs createFeeder in a child process with one of its ports already taken, and reports
- * how it failed and whether the process could then exit by itself (nothing left running).
- */
-async function startWithBusyPort(key: 'gRPCHealthPort' | 'metricsPort'): Promise<{ outcome: Record<string, unknown>; exitedByItself: boolean; stderr: string }> {
-  const script = `
-    const net = require('node:net');
-    const { createFeeder } = require(${JSON.stringify(path.join(repoRoot, 'dist', 'src', 'feeder.js'))});
-    const { ArmorfeedError } = require(${JSON.stringify(path.join(repoRoot, 'dist', 'src', 'errors.js'))});
-    const blocker = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = blocker.address().port;
-      const config = { gRPC: 0, bind: '127.0.0.1', gRPCHealthPort: -1, metricsPort: -1, metricsBind: '127.0.0.1', source: ['none'] };
-      config[${JSON.stringify(key)}] = port;
-      createFeeder(config).then(
-        () => { process.stdout.write(JSON.stringify({ started: true }) + '\\n'); process.exit(4); },
-        (err) => {
-          process.stdout.write(JSON.stringify({ started: false, armorfeedError: err instanceof ArmorfeedError, code: err.code, message: err.message }) + '\\n');
-          blocker.close();
-        },
-      );
-    });`;
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  // After the rejection nothing should keep the process alive; 4 s is generous for a clean exit.
-  const exitedByItself = await Promise.race([closed.then(() => true), delay(4000).then(() => false)]);
-  if (!exitedByItself) {
-    child.kill('SIGKILL');
-    await closed;
-  }
-  const line = stdout.split('\n').find((l) => l.startsWith('{'));
-  assert.ok(line !== undefined, `no outcome line from the child; stderr:\n${stderr}`);
-  return { outcome: JSON.parse(line) as Record<string, unknown>, exitedByItself, stderr };
-}
 
 test('rpc - a busy gRPCHealthPort fails createFeeder with a coded error and leaves no server running', { timeout: 15_000 }, async () => {
   const { outcome, exitedByItself, stderr } = await startWithBusyPort('gRPCHealthPort');

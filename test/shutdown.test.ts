@@ -7,81 +7,35 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as net from 'node:net';
-import { pack } from 'msgpackr';
-import { encodeFrame } from '../src/ingest/frames';
 import type { ClientStats, FeederStats } from '../src/feeder';
-import type { IngestEvent } from '../src/event';
-import { connect } from './helpers/client';
-import { startServe, type ServeProcess } from './helpers/serve';
+import { connect, type TestClient, type Watcher } from './helpers/client';
+import { seqLog } from './helpers/events';
+import { fetchStats, startServe, type ServeProcess } from './helpers/serve';
+import { frameOf, sendAndEnd } from './helpers/tcp';
+import { delay as sleep, waitUntil, withTimeout } from './helpers/wait';
 
 const LOOPBACK = ['--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0'];
 const CLIENT_NAME_KEY = 'x-armorfeed-client';
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, detail: () => string | Promise<string> = () => ''): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} ${await detail()}`);
-    await sleep(20);
-  }
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); })]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function logEvent(seq: number): IngestEvent {
-  return {
-    timestamp: 1_700_000_000,
-    updatedTime: '2023-11-14T22:13:20.000000Z',
-    hostName: 'node-a',
-    namespaceName: 'default',
-    podName: 'nginx-0',
-    containerID: 'c0ffee',
-    hostPid: seq,
-    pid: 7,
-    ppid: 1,
-    uid: 101,
-    processName: '/usr/bin/cat',
-    parentProcessName: '/bin/sh',
-    type: 'ContainerLog',
-    source: '/bin/sh',
-    operation: 'File',
-    resource: `/etc/file-${seq}`,
-    cwd: '/',
-    result: 'Passed',
-  };
-}
-
-async function stats(serve: ServeProcess): Promise<FeederStats> {
-  const res = await fetch(`http://${serve.addresses.metrics}/stats`);
-  assert.equal(res.status, 200);
-  return (await res.json()) as FeederStats;
+function stats(serve: ServeProcess): Promise<FeederStats> {
+  return fetchStats(serve.addresses.metrics);
 }
 
 async function clientStats(serve: ServeProcess, name: string): Promise<ClientStats | undefined> {
   return (await stats(serve)).clients.find((c) => c.name === name);
 }
 
+/** Opens a named WatchLogs stream that does not read, and waits until the server has registered it. */
+async function pausedClient(serve: ServeProcess, conn: TestClient, name: string): Promise<Watcher> {
+  const w = conn.watch('WatchLogs', 'all', { [CLIENT_NAME_KEY]: name });
+  w.pause();
+  await waitUntil('the client registered', async () => (await clientStats(serve, name))?.open === true, 10_000);
+  return w;
+}
+
 /** Sends events 1..n over one TCP connection to the tcp source and closes it. */
-async function sendOverTcp(address: string, n: number): Promise<void> {
-  const m = /^(.*):(\d+)$/.exec(address) as RegExpExecArray;
-  const sock = net.connect(Number(m[2]), m[1]);
-  await new Promise<void>((resolve, reject) => {
-    sock.once('connect', resolve);
-    sock.once('error', reject);
-  });
-  const frames = Array.from({ length: n }, (_, i) => encodeFrame(pack(logEvent(i + 1))));
-  await new Promise<void>((resolve, reject) => sock.end(Buffer.concat(frames), () => resolve()).once('error', reject));
+function sendOverTcp(address: string, n: number): Promise<void> {
+  return sendAndEnd(address, Buffer.concat(Array.from({ length: n }, (_, i) => frameOf(seqLog(i + 1)))));
 }
 
 interface SummaryRow {
@@ -118,9 +72,7 @@ test('shutdown - SIGTERM delivers everything already queued and ends streams wit
   const serve = await startServe(['serve', ...LOOPBACK, '--source', 'tcp', '--tcp', '127.0.0.1:0', '--queueSize', '5000', '--gracePeriodMs', '5000']);
   const conn = connect(serve.addresses.grpc);
   try {
-    const w = conn.watch('WatchLogs', 'all', { [CLIENT_NAME_KEY]: 'drainer' });
-    w.pause();
-    await waitUntil('the client registered', async () => (await clientStats(serve, 'drainer'))?.open === true, 10_000);
+    const w = await pausedClient(serve, conn, 'drainer');
     await sendOverTcp(serve.addresses.tcp, N);
     // Everything is now on the server's side of the wire: queued, or handed to gRPC (in
     // flight: the paused client stopped the HTTP/2 window) or already confirmed.
@@ -158,9 +110,7 @@ test('shutdown - a client that never reads does not hold shutdown past the grace
   const serve = await startServe(['serve', ...LOOPBACK, '--source', 'tcp', '--tcp', '127.0.0.1:0', '--queueSize', String(QUEUE), '--gracePeriodMs', '1000']);
   const conn = connect(serve.addresses.grpc);
   try {
-    const stalled = conn.watch('WatchLogs', 'all', { [CLIENT_NAME_KEY]: 'stalled' });
-    stalled.pause();
-    await waitUntil('the client registered', async () => (await clientStats(serve, 'stalled'))?.open === true, 10_000);
+    await pausedClient(serve, conn, 'stalled');
     await sendOverTcp(serve.addresses.tcp, N);
     await waitUntil(`all ${N} events queued, written or dropped for the stalled client`, async () => {
       const c = await clientStats(serve, 'stalled');

@@ -9,50 +9,32 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createFeeder, type Feeder, type FeederStats } from '../src/feeder';
+import type { Feeder, FeederStats } from '../src/feeder';
 import type { IngestEvent } from '../src/event';
-import { connect, type TestClient, type Watcher } from './helpers/client';
+import type { Watcher } from './helpers/client';
+import { startWatched, type WatchedFeeder } from './helpers/feeder';
+import { delay, until } from './helpers/wait';
 
 const MAX = 3;
 const THROTTLE_SEC = 2;
 
+let watched: WatchedFeeder;
 let feeder: Feeder;
-let tc: TestClient;
 let all: Watcher;
 let policy: Watcher;
 
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(5);
-  }
-}
-
 before(async () => {
-  feeder = await createFeeder({
-    gRPC: 0,
-    bind: '127.0.0.1',
-    gRPCHealthPort: -1,
-    metricsPort: -1,
-    source: ['none'],
-    alertThrottling: true,
-    maxAlertPerSec: MAX,
-    throttleSec: THROTTLE_SEC,
-  });
-  tc = connect(feeder.addresses.grpc);
-  all = tc.watch('WatchAlerts', 'all');
-  policy = tc.watch('WatchAlerts', 'policy');
-  await until('both alert streams to register', () => feeder.stats().clients.filter((c) => c.open && c.stream === 'alerts').length === 2);
+  watched = await startWatched(
+    { alertThrottling: true, maxAlertPerSec: MAX, throttleSec: THROTTLE_SEC },
+    [['WatchAlerts', 'all'], ['WatchAlerts', 'policy']],
+    'both alert streams to register',
+    'alerts',
+  );
+  ({ feeder, watchers: [all, policy] } = watched);
 });
 
 after(async () => {
-  all.cancel();
-  policy.cancel();
-  tc.close();
-  await feeder.close();
+  await watched?.close();
 });
 
 /** An alert the throttle applies to: Audit from the eBPF monitor. */
@@ -226,20 +208,9 @@ test('throttle - once throttleSec has passed since the window start, alerts flow
 });
 
 test('throttle - with alertThrottling false nothing is throttled', { timeout: 15_000 }, async () => {
-  const off = await createFeeder({
-    gRPC: 0,
-    bind: '127.0.0.1',
-    gRPCHealthPort: -1,
-    metricsPort: -1,
-    source: ['none'],
-    alertThrottling: false,
-    maxAlertPerSec: MAX,
-    throttleSec: THROTTLE_SEC,
-  });
-  const c = connect(off.addresses.grpc);
-  const w = c.watch('WatchAlerts', 'all');
+  const offWatched = await startWatched({ alertThrottling: false, maxAlertPerSec: MAX, throttleSec: THROTTLE_SEC }, [['WatchAlerts', 'all']], 'the alert stream to register');
+  const { feeder: off, watchers: [w] } = offWatched;
   try {
-    await until('the alert stream to register', () => off.stats().clients.filter((x) => x.open).length === 1);
     for (let i = 0; i < 10; i++) off.push(audit('c-off', `/off/${i}`));
     await w.waitFor(10, 5000);
     off.push(block('sentinel', '/sentinel/off'));
@@ -253,8 +224,6 @@ test('throttle - with alertThrottling false nothing is throttled', { timeout: 15
     assert.equal(s.notices, 0);
     assert.deepEqual(s.clients.map((x) => x.dropped.throttled), [0]);
   } finally {
-    w.cancel();
-    c.close();
-    await off.close();
+    await offWatched.close();
   }
 });

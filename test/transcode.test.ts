@@ -14,6 +14,7 @@ import { Transcoder, type EventFacts } from '../src/encode/transcode';
 import { SyntheticFrames, syntheticEvent } from '../src/ingest/synthetic';
 import { feederTypes } from '../src/wire/proto';
 import { InputError } from '../src/errors';
+import { fieldLengths } from './helpers/wire';
 
 const packr = new Packr({ useRecords: false });
 const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: 'number' });
@@ -80,33 +81,6 @@ describe('transcode - byte path equals the protobufjs reference', () => {
   });
 
   test('transcode - ExecEvent is always on the wire, empty or not', () => {
-    const fieldsOf = (bytes: Uint8Array): Map<number, number> => {
-      // Top-level wire walk: field number -> length (LEN fields) or -1 (varints).
-      const out = new Map<number, number>();
-      let p = 0;
-      const varint = (): number => {
-        let v = 0;
-        let shift = 1;
-        for (;;) {
-          const b = bytes[p++];
-          v += (b & 0x7f) * shift;
-          if (b < 0x80) return v;
-          shift *= 128;
-        }
-      };
-      while (p < bytes.length) {
-        const key = varint();
-        if ((key & 7) === 0) {
-          varint();
-          out.set(key >>> 3, -1);
-        } else {
-          const len = varint();
-          out.set(key >>> 3, len);
-          p += len;
-        }
-      }
-      return out;
-    };
     for (const [event, T] of [[{ type: 'ContainerLog', source: 's' }, Log], [{ type: 'MatchedPolicy', source: 's', execEvent: {} }, Alert]] as const) {
       const bytes = packr.pack(event);
       const tape = createTape();
@@ -114,7 +88,7 @@ describe('transcode - byte path equals the protobufjs reference', () => {
       const w = new ProtoWriter(64);
       const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined, throttleEligible: false };
       new Transcoder(ctx).encode(bytes, tape, isAlertTape(bytes, tape), INGESTED_US, w, facts);
-      const fields = fieldsOf(w.buf.subarray(0, w.pos));
+      const fields = fieldLengths(w.buf.subarray(0, w.pos));
       assert.equal(fields.get(T.fields.ExecEvent.id), 0, `${T.name}: ExecEvent present with length 0`);
       assert.equal(fields.has(T.fields.PPID.id), false, `${T.name}: zero PPID not on the wire`);
       assert.equal(fields.has(T.fields.Owner.id), false, `${T.name}: no Owner when unset`);

@@ -31,6 +31,28 @@ export interface TestClient {
 
 const identity = (b: Buffer): Buffer => b;
 
+export interface OpenStreams {
+  tc: TestClient;
+  /** One per requested stream, in the order asked for. */
+  watchers: Watcher[];
+  /** Cancels the watchers, then closes the client. */
+  close(): void;
+}
+
+/** Opens several streams on one new client: the setup (and teardown) most stream tests begin with. */
+export function openStreams(address: string, streams: readonly (readonly [Rpc, string, Record<string, string>?])[]): OpenStreams {
+  const tc = connect(address);
+  const watchers = streams.map(([rpc, filter, metadata]) => tc.watch(rpc, filter, metadata));
+  return {
+    tc,
+    watchers,
+    close: () => {
+      for (const w of watchers) w.cancel();
+      tc.close();
+    },
+  };
+}
+
 export function connect(address: string): TestClient {
   const t = feederTypes();
   const client = new grpc.Client(address, grpc.credentials.createInsecure());

@@ -14,9 +14,11 @@
  * which the child is SIGKILLed. Children still running when the test process exits are
  * SIGKILLed too, so a failed assertion never leaves a server behind.
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import type { FeederStats } from '../../src/feeder';
 import { repoRoot } from './repo';
 
 export interface ServeOptions {
@@ -73,6 +75,13 @@ process.on('exit', () => {
 /** Starts `node dist/src/cli/main.js ARGS...` and waits for its listening line. */
 export function startServe(args: string[], opts: ServeOptions = {}): Promise<ServeProcess> {
   return startProcess(process.execPath, [armorfeedMain, ...args], opts);
+}
+
+/** GET /stats from the metrics server at `metrics` (HOST:PORT), asserting 200; `timeoutMs`, when given, bounds the request. */
+export async function fetchStats(metrics: string, timeoutMs?: number): Promise<FeederStats> {
+  const res = await fetch(`http://${metrics}/stats`, timeoutMs === undefined ? undefined : { signal: AbortSignal.timeout(timeoutMs) });
+  assert.equal(res.status, 200);
+  return (await res.json()) as FeederStats;
 }
 
 /** Splits `HOST:PORT` (IPv6 hosts in brackets); undefined when `value` is not an address. */
