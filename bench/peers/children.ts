@@ -1,0 +1,301 @@
+/**
+ * Child processes of the peer benchmark, and what /proc says about them.
+ *
+ * Every server and load client is spawned directly (no shell, no launcher), so its
+ * PID is the process whose /proc/PID/stat utime+stime and /proc/PID/status VmHWM we
+ * read: for node that covers the main thread and every worker thread. All children
+ * are tracked in one set and SIGKILLed when the benchmark exits for any reason,
+ * including SIGINT, so an interrupted run never leaves a server listening.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+
+const live = new Set<ChildProcess>();
+const cleanups = new Set<() => void>();
+let exitHooksInstalled = false;
+
+/** Kills every child still running (SIGKILL) and runs the registered cleanups. */
+export function killAllChildren(): void {
+  for (const cleanup of cleanups) {
+    try {
+      cleanup();
+    } catch {
+      // Best effort on the way out.
+    }
+  }
+  for (const child of live) child.kill('SIGKILL');
+}
+
+/** Cleanups (e.g. closing gRPC clients) that must also run on an interrupted exit. */
+export function onBenchExit(cleanup: () => void): () => void {
+  cleanups.add(cleanup);
+  return () => cleanups.delete(cleanup);
+}
+
+function installExitHooks(): void {
+  if (exitHooksInstalled) return;
+  exitHooksInstalled = true;
+  process.on('exit', killAllChildren);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`\npeers: ${signal}: stopping ${live.size} child process(es) and exiting\n`);
+      killAllChildren();
+      process.exit(130);
+    });
+  }
+}
+
+export interface TimedLine {
+  /** Milliseconds since the child was spawned. */
+  atMs: number;
+  stream: 'stdout' | 'stderr';
+  text: string;
+}
+
+export interface ChildExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface TrackedChild {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly spawnedAt: number;
+  readonly lines: TimedLine[];
+  stdout(): string;
+  stderr(): string;
+  /** Resolves once the process has exited and its pipes are drained. */
+  readonly exited: Promise<ChildExit>;
+  /** True once the process has exited (before or after `exited` settles). */
+  hasExited(): boolean;
+  /** Calls `listener` for every complete line from now on. */
+  onLine(listener: (line: TimedLine) => void): void;
+}
+
+/** Spawns `command args` directly (no shell), collecting output line by line. */
+export function spawnTracked(command: string, args: string[], cwd: string): TrackedChild {
+  installExitHooks();
+  const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+  const spawnedAt = performance.now();
+  live.add(child);
+  const lines: TimedLine[] = [];
+  const listeners: ((line: TimedLine) => void)[] = [];
+  const text = { stdout: '', stderr: '' };
+  const pending = { stdout: '', stderr: '' };
+  let done = false;
+
+  const onData = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
+    const s = chunk.toString('utf8');
+    text[stream] += s;
+    const parts = (pending[stream] + s).split('\n');
+    pending[stream] = parts.pop() ?? '';
+    const atMs = performance.now() - spawnedAt;
+    for (const part of parts) {
+      const line: TimedLine = { atMs, stream, text: part.replace(/\r$/, '') };
+      lines.push(line);
+      for (const listener of listeners) listener(line);
+    }
+  };
+  child.stdout?.on('data', onData('stdout'));
+  child.stderr?.on('data', onData('stderr'));
+  child.on('exit', () => {
+    done = true;
+  });
+  const exited = new Promise<ChildExit>((resolve) => {
+    child.on('error', (err) => {
+      done = true;
+      live.delete(child);
+      text.stderr += `\n[spawn error] ${err.message}\n`;
+      resolve({ code: null, signal: null });
+    });
+    // 'close', not 'exit': all output has been read by then.
+    child.on('close', (code, signal) => {
+      done = true;
+      live.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  return {
+    child,
+    pid: child.pid ?? -1,
+    spawnedAt,
+    lines,
+    stdout: () => text.stdout,
+    stderr: () => text.stderr,
+    exited,
+    hasExited: () => done || child.exitCode !== null || child.signalCode !== null,
+    onLine: (listener) => listeners.push(listener),
+  };
+}
+
+/** SIGTERM (or `signal`), then SIGKILL after `graceMs`. `killed` says whether SIGKILL was needed. */
+export async function stopChild(
+  tracked: TrackedChild,
+  graceMs: number,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<ChildExit & { killed: boolean }> {
+  if (!tracked.hasExited()) tracked.child.kill(signal);
+  const first = await withTimeout(tracked.exited, graceMs);
+  if (first !== undefined) return { ...first, killed: false };
+  tracked.child.kill('SIGKILL');
+  const last = await withTimeout(tracked.exited, 5_000);
+  return { ...(last ?? { code: null, signal: 'SIGKILL' }), killed: true };
+}
+
+/** Resolves with the promise's value, or undefined once `ms` has passed. */
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise<T | undefined>((resolve, reject) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (the caller retries on EADDRINUSE). */
+export function freePort(): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') {
+        server.close();
+        reject(new Error('freePort: the listening socket has no TCP address'));
+        return;
+      }
+      server.close(() => resolve(address.port));
+    });
+  });
+}
+
+// ---- /proc -------------------------------------------------------------------------
+
+const CLOCK_TICKS = 100; // USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK)
+
+/** utime+stime of `pid` in seconds (all threads), or undefined once it is gone. */
+export function readCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm (field 2) may contain spaces and parentheses: split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** VmRSS and VmHWM (peak RSS) of `pid` in bytes, or undefined once it is gone. */
+export function readMemory(pid: number): { rssBytes: number; hwmBytes: number } | undefined {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rss = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+    const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(status);
+    if (rss === null || hwm === null) return undefined;
+    return { rssBytes: Number(rss[1]) * 1024, hwmBytes: Number(hwm[1]) * 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ProcSample {
+  /** Milliseconds since the sampled process was spawned. */
+  atMs: number;
+  rssBytes: number;
+  cpuSec: number;
+}
+
+/**
+ * Samples a process's RSS and CPU every `intervalMs`. `last()` keeps the final reading
+ * taken before the process exits, which is how a child's CPU time is known even when
+ * it ends on its own (Node cannot report a reaped child's rusage).
+ */
+export class ProcSampler {
+  readonly samples: ProcSample[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly pid: number,
+    private readonly spawnedAt: number,
+    private readonly intervalMs = 200,
+  ) {}
+
+  start(): this {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), this.intervalMs);
+    this.timer.unref();
+    return this;
+  }
+
+  /** Takes one reading now; returns it, or undefined if the process is gone. */
+  sample(): (ProcSample & { hwmBytes: number }) | undefined {
+    const cpuSec = readCpuSeconds(this.pid);
+    const mem = readMemory(this.pid);
+    if (cpuSec === undefined || mem === undefined) return undefined;
+    const s = { atMs: performance.now() - this.spawnedAt, rssBytes: mem.rssBytes, cpuSec };
+    this.samples.push(s);
+    return { ...s, hwmBytes: mem.hwmBytes };
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  last(): ProcSample | undefined {
+    return this.samples[this.samples.length - 1];
+  }
+
+  maxRssBytes(): number {
+    return this.samples.reduce((m, s) => Math.max(m, s.rssBytes), 0);
+  }
+}
+
+/**
+ * Local ports of this process's TCP connections to 127.0.0.1:`remotePort`: used to tell
+ * which of a server's per-stream rows belong to the stalled clients run in-process.
+ */
+export function ownConnectionPorts(remotePort: number): Set<number> {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of fs.readdirSync('/proc/self/fd')) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/self/fd/${fd}`));
+        if (m !== null) inodes.add(m[1]);
+      } catch {
+        // The fd closed while we looked.
+      }
+    }
+  } catch {
+    return new Set();
+  }
+  const ports = new Set<number>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = fs.readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const row of text.split('\n').slice(1)) {
+      const f = row.trim().split(/\s+/);
+      if (f.length <= 9 || !inodes.has(f[9])) continue;
+      // local_address and rem_address are HEXIP:HEXPORT.
+      if (parseInt(f[2].split(':')[1], 16) === remotePort) ports.add(parseInt(f[1].split(':')[1], 16));
+    }
+  }
+  return ports;
+}

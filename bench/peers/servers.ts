@@ -1,0 +1,338 @@
+/**
+ * The two systems under test, started the same way: one server process on a fresh
+ * loopback port with the same synthetic-source flags (`--rate`, `--count`,
+ * `--alert-every`, `--wait-clients`), stopped with SIGTERM, and its exit summary
+ * parsed into per-stream rows.
+ *
+ *   armorfeed: node dist/src/cli/main.js serve --bind 127.0.0.1 --gRPC PORT ... (ready: "armorfeed: listening")
+ *   gofeeder:  $BIN/gofeeder --addr 127.0.0.1:PORT ...                          (ready: "listening")
+ */
+import * as path from 'node:path';
+import { freePort, ProcSampler, sleep, spawnTracked, stopChild, withTimeout, type ProcSample, type TrackedChild } from './children';
+
+export type SystemName = 'armorfeed' | 'gofeeder';
+export const SYSTEMS: readonly SystemName[] = ['armorfeed', 'gofeeder'];
+
+export interface GeneratorFlags {
+  /** Events per second; 0 = as fast as the server can. */
+  rate: number;
+  count: number;
+  /** Event i is an alert when i % alertEvery === 0; 0 = logs only. */
+  alertEvery: number;
+  /** Generation starts once this many Watch* streams are registered. */
+  waitClients: number;
+}
+
+export interface Binaries {
+  /** Directory holding gofeeder and loadclient (`build.sh path`). */
+  peersBin: string;
+  repoRoot: string;
+}
+
+/** One row of a server's exit summary: one Watch* stream. */
+export interface StreamRow {
+  name: string;
+  /** 'alerts' or 'logs' (gofeeder: from the stream name). */
+  stream: string;
+  filter: string;
+  peer: string;
+  /** Port of `peer`, to group a connection's streams. */
+  peerPort: number;
+  delivered: number;
+  /** armorfeed: client_queue_full; gofeeder: dropped. */
+  queueFull: number;
+  throttled: number;
+  filtered: number;
+  closed: number;
+  p99Us?: number;
+}
+
+export interface ServerSummary {
+  rows: StreamRow[];
+  /** Events generated per kind, as the server reports them. */
+  generated?: { alerts: number; logs: number };
+  /** Drops not attributed to a client (armorfeed: ring_full, encode_error, ...), by reason. */
+  globalDropped: Record<string, number>;
+  /** Lines that are not per-stream rows (global counters), verbatim. */
+  notes: string[];
+}
+
+export interface ServerStop {
+  system: SystemName;
+  /** utime+stime of the server process (all threads), read just before SIGTERM. */
+  cpuSec: number;
+  /**
+   * CPU from the last 200 ms sample before generation started to SIGTERM: the run's
+   * work without process start-up (node's start and worker threads cost ~1 CPU-s).
+   */
+  runCpuSec: number;
+  /** VmHWM just before SIGTERM: the peak RSS over the server's life. */
+  peakRssBytes: number;
+  /** RSS every 200 ms from start to stop. */
+  samples: ProcSample[];
+  /** When generation started and ended, ms since spawn, from the server's own lines. */
+  generationStartMs?: number;
+  generationEndMs?: number;
+  exitCode: number | null;
+  exitSignal: NodeJS.Signals | null;
+  /** True when SIGTERM was not enough and SIGKILL was sent. */
+  killed: boolean;
+  /** True when the process had exited before we stopped it. */
+  exitedEarly: boolean;
+  summary: ServerSummary;
+  stderrTail: string;
+}
+
+export interface RunningServer {
+  system: SystemName;
+  addr: string;
+  port: number;
+  pid: number;
+  process: TrackedChild;
+  sampler: ProcSampler;
+  /** Resolves when the server says generation has finished (never rejects). */
+  generationDone: Promise<void>;
+  stop(graceMs?: number): Promise<ServerStop>;
+}
+
+export class ServerFailure extends Error {
+  readonly code = 'ERR_PEERS_SERVER';
+  constructor(
+    readonly system: SystemName,
+    message: string,
+  ) {
+    super(`${system}: ${message}`);
+  }
+}
+
+interface SystemSpec {
+  command(bin: Binaries): string;
+  args(bin: Binaries, port: string, gen: GeneratorFlags): string[];
+  ready: RegExp;
+  generationStart: RegExp;
+  generationEnd: RegExp;
+}
+
+const SPECS: Record<SystemName, SystemSpec> = {
+  armorfeed: {
+    command: () => process.execPath,
+    args: (bin, port, g) => [
+      path.join(bin.repoRoot, 'dist', 'src', 'cli', 'main.js'),
+      'serve',
+      '--bind', '127.0.0.1',
+      '--gRPC', port,
+      '--gRPCHealthPort', '-1',
+      '--metricsPort', '-1',
+      '--source', 'synthetic',
+      '--rate', String(g.rate),
+      '--count', String(g.count),
+      '--alert-every', String(g.alertEvery),
+      '--wait-clients', String(g.waitClients),
+    ],
+    ready: /^armorfeed: listening\b/,
+    generationStart: /generating with \d+ streams/,
+    generationEnd: /source synthetic finished/,
+  },
+  gofeeder: {
+    command: (bin) => path.join(bin.peersBin, 'gofeeder'),
+    args: (_bin, port, g) => [
+      '--addr', `127.0.0.1:${port}`,
+      '--rate', String(g.rate),
+      '--count', String(g.count),
+      '--alert-every', String(g.alertEvery),
+      '--wait-clients', String(g.waitClients),
+    ],
+    ready: /listening/,
+    generationStart: /generating with \d+ streams/,
+    generationEnd: /generation finished/,
+  },
+};
+
+const READY_TIMEOUT_MS = 30_000;
+/** armorfeed drains for up to its 5 s grace period on SIGTERM; then it must be gone. */
+const STOP_GRACE_MS = 15_000;
+
+export function serverCommandLine(system: SystemName, bin: Binaries, gen: GeneratorFlags): string {
+  const spec = SPECS[system];
+  const cmd = system === 'armorfeed' ? 'node' : '$BIN/gofeeder';
+  const args = spec.args(bin, 'PORT', gen).map((a) => (a.startsWith(bin.repoRoot) ? path.relative(bin.repoRoot, a) : a));
+  return [cmd, ...args].join(' ');
+}
+
+/** Starts `system` on a free loopback port and waits for its ready line (retries a port race twice). */
+export async function startServer(system: SystemName, bin: Binaries, gen: GeneratorFlags): Promise<RunningServer> {
+  let lastError = '';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const started = await tryStart(system, bin, gen, port);
+    if (typeof started !== 'string') return started;
+    lastError = started;
+    if (!/EADDRINUSE|address already in use/i.test(started)) break;
+  }
+  throw new ServerFailure(system, `did not start: ${lastError}`);
+}
+
+async function tryStart(system: SystemName, bin: Binaries, gen: GeneratorFlags, port: number): Promise<RunningServer | string> {
+  const spec = SPECS[system];
+  const proc = spawnTracked(spec.command(bin), spec.args(bin, String(port), gen), bin.repoRoot);
+  let generationStartMs: number | undefined;
+  let generationEndMs: number | undefined;
+  let markDone: () => void = () => undefined;
+  const generationDone = new Promise<void>((resolve) => {
+    markDone = resolve;
+  });
+  const ready = new Promise<boolean>((resolve) => {
+    proc.onLine((line) => {
+      if (spec.ready.test(line.text)) resolve(true);
+      if (generationStartMs === undefined && spec.generationStart.test(line.text)) generationStartMs = line.atMs;
+      if (generationEndMs === undefined && spec.generationEnd.test(line.text)) {
+        generationEndMs = line.atMs;
+        markDone();
+      }
+    });
+    void proc.exited.then(() => resolve(false));
+  });
+  const ok = await withTimeout(ready, READY_TIMEOUT_MS);
+  if (ok !== true) {
+    await stopChild(proc, 2_000, 'SIGKILL');
+    const why = ok === undefined ? `no ready line within ${READY_TIMEOUT_MS} ms` : 'exited before it was ready';
+    return `${why}; stderr: ${proc.stderr().slice(-1500)}`;
+  }
+  void proc.exited.then(() => markDone());
+  const sampler = new ProcSampler(proc.pid, proc.spawnedAt).start();
+
+  return {
+    system,
+    addr: `127.0.0.1:${port}`,
+    port,
+    pid: proc.pid,
+    process: proc,
+    sampler,
+    generationDone,
+    async stop(graceMs = STOP_GRACE_MS): Promise<ServerStop> {
+      const exitedEarly = proc.hasExited();
+      const final = sampler.sample();
+      sampler.stop();
+      const last = sampler.last();
+      const exit = await stopChild(proc, graceMs);
+      // Let the last lines of output arrive (the pipes close with the process).
+      await sleep(20);
+      const cpuSec = final?.cpuSec ?? last?.cpuSec ?? 0;
+      const before = sampler.samples.filter((x) => generationStartMs === undefined || x.atMs <= generationStartMs).pop();
+      return {
+        system,
+        cpuSec,
+        runCpuSec: cpuSec - (before?.cpuSec ?? 0),
+        peakRssBytes: final?.hwmBytes ?? sampler.maxRssBytes(),
+        samples: sampler.samples,
+        generationStartMs,
+        generationEndMs,
+        exitCode: exit.code,
+        exitSignal: exit.signal,
+        killed: exit.killed,
+        exitedEarly,
+        summary: system === 'armorfeed' ? parseArmorfeedSummary(proc.stderr()) : parseGofeederSummary(proc.stderr()),
+        stderrTail: proc.stderr().slice(-3000),
+      };
+    },
+  };
+}
+
+/** Why a stop counts as a failed run (crash, hang, bad exit status), or undefined. */
+export function stopProblem(stop: ServerStop): string | undefined {
+  if (stop.exitedEarly) return `exited on its own before it was stopped (code=${stop.exitCode} signal=${stop.exitSignal})`;
+  if (stop.killed) return 'did not exit within the grace period after SIGTERM and was SIGKILLed (hang)';
+  if (stop.exitCode !== 0) return `exit status ${stop.exitCode} (signal ${stop.exitSignal}) after SIGTERM`;
+  return undefined;
+}
+
+function portOf(peer: string): number {
+  const m = /:(\d+)$/.exec(peer);
+  return m === null ? -1 : Number(m[1]);
+}
+
+/**
+ * armorfeed's SIGTERM summary:
+ *
+ *   armorfeed: client  stream  filter  peer             delivered  queue_full  throttled  filtered  closed  p99_us
+ *   armorfeed: logs-1  logs    system  127.0.0.1:41358     200000           0          0         0       0  257151
+ *   armorfeed: encoded alerts=0 logs=200000; sources synthetic: in=200000 ring_full=0 malformed_input=0
+ *   armorfeed: dropped (not per client) ring_full=0 ...
+ */
+export function parseArmorfeedSummary(stderr: string): ServerSummary {
+  const lines = stderr.split('\n').filter((l) => l.startsWith('armorfeed: '));
+  let header = -1;
+  lines.forEach((l, i) => {
+    if (/^armorfeed: client\s+stream\s+filter\s+peer\s+delivered/.test(l)) header = i;
+  });
+  const summary: ServerSummary = { rows: [], globalDropped: {}, notes: [] };
+  if (header < 0) return summary;
+  for (const line of lines.slice(header + 1)) {
+    const body = line.slice(11).trim();
+    const f = body.split(/\s+/);
+    if (f.length === 10 && f.slice(4).every((x) => /^-?\d+$/.test(x))) {
+      summary.rows.push({
+        name: f[0],
+        stream: f[1],
+        filter: f[2],
+        peer: f[3],
+        peerPort: portOf(f[3]),
+        delivered: Number(f[4]),
+        queueFull: Number(f[5]),
+        throttled: Number(f[6]),
+        filtered: Number(f[7]),
+        closed: Number(f[8]),
+        p99Us: Number(f[9]),
+      });
+      continue;
+    }
+    const encoded = /^encoded alerts=(\d+) logs=(\d+)/.exec(body);
+    if (encoded !== null) summary.generated = { alerts: Number(encoded[1]), logs: Number(encoded[2]) };
+    if (body.startsWith('dropped (not per client)')) {
+      for (const m of body.matchAll(/(\w+)=(\d+)/g)) summary.globalDropped[m[1]] = Number(m[2]);
+    }
+    summary.notes.push(body);
+  }
+  return summary;
+}
+
+/**
+ * gofeeder's table, printed when generation ends and again on SIGTERM (the last one is final):
+ *
+ *   gofeeder: generation finished: generated=200000 (alerts=40000 logs=160000) elapsed=0.460s ...
+ *   gofeeder: stream     filter  peer                        sent    dropped state
+ *   gofeeder: alerts-2   policy  127.0.0.1:50464            27818      11181 open
+ */
+export function parseGofeederSummary(stderr: string): ServerSummary {
+  const lines = stderr.split('\n').filter((l) => l.startsWith('gofeeder: '));
+  const summary: ServerSummary = { rows: [], globalDropped: {}, notes: [] };
+  for (const line of lines) {
+    const g = /generated=(\d+) \(alerts=(\d+) logs=(\d+)\)/.exec(line);
+    if (g !== null) summary.generated = { alerts: Number(g[2]), logs: Number(g[3]) };
+  }
+  let header = -1;
+  lines.forEach((l, i) => {
+    if (/^gofeeder: stream\s+filter\s+peer\s+sent\s+dropped/.test(l)) header = i;
+  });
+  if (header < 0) return summary;
+  for (const line of lines.slice(header + 1)) {
+    const f = line.slice(10).trim().split(/\s+/);
+    if (f.length >= 5 && /^\d+$/.test(f[3]) && /^\d+$/.test(f[4])) {
+      summary.rows.push({
+        name: f[0],
+        stream: f[0].startsWith('alerts') ? 'alerts' : f[0].startsWith('logs') ? 'logs' : f[0],
+        filter: f[1],
+        peer: f[2],
+        peerPort: portOf(f[2]),
+        delivered: Number(f[3]),
+        queueFull: Number(f[4]),
+        throttled: 0,
+        filtered: 0,
+        closed: 0,
+      });
+    } else {
+      summary.notes.push(line.slice(10).trim());
+    }
+  }
+  return summary;
+}
