@@ -105,7 +105,7 @@ export function defaultConfig(): FeederConfig {
     alertEvery: 5,
     waitClients: 0,
     queueSize: 1000,
-    ringSize: 16 * 1024 * 1024,
+    ringSize: 8 * 1024 * 1024,
     encoderThreads: defaultEncoderThreads,
     batchSize: 512,
     inlineMaxEvents: 16,

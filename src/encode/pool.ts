@@ -146,6 +146,9 @@ export class EncoderPool {
       maxThreads: options.threads,
       idleTimeout: 60_000,
       workerData: { encoder: settings },
+      // An encoder keeps little on its heap (batch buffers are transferred away), so a
+      // small young generation costs nothing and keeps the node's RSS down.
+      resourceLimits: { maxYoungGenerationSizeMb: 8 },
     });
   }
 

@@ -51,7 +51,8 @@ export class IngestThread {
       host: config.host,
       gated,
     };
-    this.worker = new Worker(path.resolve(__dirname, 'source.worker.js'), { workerData });
+    // Sources hold almost nothing on their heap (events go straight to the ring).
+    this.worker = new Worker(path.resolve(__dirname, 'source.worker.js'), { workerData, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     this.ready = new Promise((resolve, reject) => {
       this.worker.on('message', (msg: FromSource) => {
         switch (msg.type) {
