@@ -17,6 +17,7 @@ import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind } from
 
 export type { LatencySummary };
 import { IngestThread } from './ingest';
+import { SyntheticFrames } from './ingest/synthetic';
 import { DaemonLog, RateLimitedNotice } from './messages';
 import { LogPathOutput } from './output/logPath';
 import { allocateRing, RingProducer, type RingConsumer } from './ring';
@@ -97,6 +98,17 @@ function hostIP(): string {
   return '';
 }
 
+/** A ring holding one batch of synthetic events of every shape, for EncoderPool.warmUp. */
+function warmUpSample(config: FeederConfig): SharedArrayBuffer {
+  const packr = new Packr({ useRecords: false });
+  const frames = new SyntheticFrames({ cluster: config.cluster, host: config.host, alertEvery: 3 }, (v) => packr.pack(v));
+  const ring = allocateRing(1 << 20);
+  const producer = new RingProducer(ring);
+  const now = nowMicros();
+  for (let i = 0; i < Math.min(512, config.batchSize); i++) producer.offer(frames.frame(i, now), now);
+  return ring;
+}
+
 export async function createFeeder(partial: Partial<FeederConfig> = {}, options: FeederOptions = {}): Promise<Feeder> {
   const config = validate({ ...defaultConfig(), ...partial });
   const started = Date.now();
@@ -133,6 +145,8 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       log.error(`encoder task failed for ${failure.events} events from ${failure.source} (dropped as encode_error): ${failure.message}`);
     },
   );
+
+  await pool.warmUp(warmUpSample(config), 6);
 
   const consumers = new Map<string, RingConsumer>();
   const threads: IngestThread[] = [];

@@ -179,6 +179,22 @@ export class EncoderPool {
     return this.piscina.threads.length;
   }
 
+  /**
+   * Runs the encode path, in every worker and on the main thread, over a ring of sample
+   * records before the first real event. V8 compiles hot code only after it has run a
+   * while; without this, the first ~100 ms of traffic pays for the compiler and every
+   * client sees tens of milliseconds of latency at start. The batches are discarded.
+   */
+  async warmUp(sample: SharedArrayBuffer, rounds: number): Promise<void> {
+    const span = new RingConsumer(sample).claim(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+    if (span === null) return;
+    const task: EncodeTask = { ring: sample, start: span.start, end: span.end };
+    for (let r = 0; r < rounds; r++) {
+      await Promise.all(Array.from({ length: this.limits.maxInFlight }, () => this.run(task)));
+      this.inline(task);
+    }
+  }
+
   /** Starts encoding a ring's records as they are published. */
   addRing(source: string, sab: SharedArrayBuffer): RingConsumer {
     const consumer = new RingConsumer(sab);
