@@ -12,12 +12,12 @@
  * Exit status: 0 when every run ran (whether or not the targets hold), 1 when a run
  * failed (RPC failure, server crash or hang), 2 on bad arguments or a missing build.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Measurement } from './peers/measure';
+import { findPeersBin } from './peers/children';
 import { machineInfo, machineLines, markdownTable, textTable, type Row } from './peers/report';
 import { FULL_PLAN, QUICK_PLAN, TARGETS, type Plan, type TargetResult } from './peers/targets';
 
@@ -70,29 +70,6 @@ function options(): { only: number[]; plan: Plan; bin?: string; out: string } {
   };
 }
 
-/** gofeeder and loadclient, from the shared peers folder's own build script when it is there. */
-function peersBin(explicit: string | undefined): string {
-  const has = (dir: string): boolean => fs.existsSync(path.join(dir, 'gofeeder')) && fs.existsSync(path.join(dir, 'loadclient'));
-  const chosen = explicit ?? process.env.PEERS_BIN;
-  if (chosen !== undefined) {
-    if (!has(chosen)) fail(`${chosen} does not hold both gofeeder and loadclient`);
-    return chosen;
-  }
-  const buildScript = path.resolve(repoRoot, '..', 'shared', 'peers', 'build.sh');
-  if (fs.existsSync(buildScript)) {
-    try {
-      const out = execFileSync(buildScript, ['path'], { encoding: 'utf8', timeout: 600_000, stdio: ['ignore', 'pipe', 'inherit'] });
-      const dir = out.trim().split('\n').pop() ?? '';
-      if (has(dir)) return dir;
-    } catch (err) {
-      process.stderr.write(`peers: ${buildScript} path failed (${err instanceof Error ? err.message : String(err)}); trying the default cache\n`);
-    }
-  }
-  const fallback = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'feeder-peers', 'bin');
-  if (!has(fallback)) fail('gofeeder/loadclient not found: run ../shared/peers/build.sh or pass --bin');
-  return fallback;
-}
-
 /** A measurement for the JSON file: without the 200 ms RSS samples (target 5 keeps its per-second series). */
 function measurementJson(m: Measurement): Record<string, unknown> {
   const { server, loadclient, ...rest } = m;
@@ -110,7 +87,13 @@ async function main(): Promise<void> {
   const opts = options();
   const cliMain = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
   if (!fs.existsSync(cliMain)) fail(`${cliMain} is missing: build first (npx tsc -p tsconfig.json)`);
-  const bin = { peersBin: peersBin(opts.bin), repoRoot };
+  let found: string;
+  try {
+    found = findPeersBin(repoRoot, opts.bin);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  const bin = { peersBin: found, repoRoot };
   const machine = machineInfo(repoRoot, bin.peersBin);
   const startedAt = new Date();
   const mode = opts.plan.quick ? 'quick (smoke: small counts, no verdicts)' : 'full';

@@ -22,7 +22,7 @@ test('load - against armorfeed with 4 clients, one slow: each client\'s missing 
   const r = await runLoad(loadOptions(broker, { slowClients: 1, slowDelayUs: 1000, rate: 2500, durationMs: 4000 }));
   const table = formatSummary(r);
   assert.deepEqual(r.failures, [], table);
-  assert.ok(r.producer !== null && r.producer.sent >= 10_000, table);
+  assert.ok(r.producer !== null && r.producer.sent >= 9_900, table);
   assert.ok(r.server !== null && r.server.ingestEvents === r.producer.sent, table);
   for (const c of r.clients) {
     assert.ok(c.server !== null, `client ${c.index} is missing from /stats\n${table}`);

@@ -7,7 +7,9 @@
  * are tracked in one set and SIGKILLed when the benchmark exits for any reason,
  * including SIGINT, so an interrupted run never leaves a server listening.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 
@@ -299,3 +301,27 @@ export function ownConnectionPorts(remotePort: number): Set<number> {
   }
   return ports;
 }
+
+/** gofeeder and loadclient, from the shared peers folder's own build script when it is there. */
+export function findPeersBin(repoRoot: string, explicit: string | undefined): string {
+  const has = (dir: string): boolean => fs.existsSync(path.join(dir, 'gofeeder')) && fs.existsSync(path.join(dir, 'loadclient'));
+  const chosen = explicit ?? process.env.PEERS_BIN;
+  if (chosen !== undefined) {
+    if (!has(chosen)) throw new Error(`${chosen} does not hold both gofeeder and loadclient`);
+    return chosen;
+  }
+  const buildScript = path.resolve(repoRoot, '..', 'shared', 'peers', 'build.sh');
+  if (fs.existsSync(buildScript)) {
+    try {
+      const out = execFileSync(buildScript, ['path'], { encoding: 'utf8', timeout: 600_000, stdio: ['ignore', 'pipe', 'inherit'] });
+      const dir = out.trim().split('\n').pop() ?? '';
+      if (has(dir)) return dir;
+    } catch (err) {
+      process.stderr.write(`peers: ${buildScript} path failed (${err instanceof Error ? err.message : String(err)}); trying the default cache\n`);
+    }
+  }
+  const fallback = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'feeder-peers', 'bin');
+  if (!has(fallback)) throw new Error('gofeeder/loadclient not found: run ../shared/peers/build.sh or pass --bin');
+  return fallback;
+}
+

@@ -1,0 +1,112 @@
+/**
+ * Where the time per event goes, from CPU profiles of a real run: armorfeed serve with
+ * the synthetic source under the ../shared/peers loadclient, every thread profiled with
+ * --cpu-prof, and each sample's top frame assigned to a pipeline stage by the file it
+ * is in. Prints, per stage, CPU-microseconds per event and share of the busy time.
+ *
+ *   node dist/bench/profile.js [--rate 0] [--count 1000000] [--clients 1] [--streams logs]
+ *
+ * Self time only: a stage's figure is the time spent in its own code, not in what it
+ * calls in another stage. Samples in the piscina worker's wait loop, the synthetic
+ * source's pacing sleep and (idle) are waiting, not work, and are left out.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { findPeersBin, freePort, spawnTracked, stopChild } from './peers/children';
+import { runLoadClient } from './peers/loadclient';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string };
+}
+
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+const stages = ['ingest', 'ring', 'encode', 'dispatch', 'fan-out', 'grpc write', 'gc', 'other'] as const;
+type Stage = (typeof stages)[number] | 'waiting';
+
+/** Which stage a sample's top frame belongs to. */
+export function stageOf(frame: ProfileNode['callFrame']): Stage {
+  const { url, functionName } = frame;
+  if (functionName === '(idle)' || functionName === 'atomicsWaitLoop' || (functionName === 'run' && url.includes('/ingest/source.worker'))) return 'waiting';
+  if (functionName === '(garbage collector)') return 'gc';
+  if (url.includes('/src/ingest/')) return 'ingest';
+  if (url.includes('/src/ring/')) return 'ring';
+  if (url.includes('/src/encode/') || url.includes('/src/event/')) return url.includes('/encode/pool') ? 'dispatch' : 'encode';
+  if (url.includes('piscina')) return 'dispatch';
+  if (url.includes('/src/fanout/') || url.includes('hdr-histogram')) return 'fan-out';
+  if (url.includes('@grpc/grpc-js') || url.includes('http2') || url.includes('internal/streams') || url.includes('stream_base') || functionName === '(program)' || functionName === 'writeBuffer' || functionName === 'writev') {
+    return 'grpc write';
+  }
+  return 'other';
+}
+
+function attribute(file: string): Map<Stage, number> {
+  const p = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const out = new Map<Stage, number>();
+  p.samples.forEach((id, i) => {
+    const node = byId.get(id);
+    if (node === undefined) return;
+    const stage = stageOf(node.callFrame);
+    out.set(stage, (out.get(stage) ?? 0) + (p.timeDeltas[i] ?? 0));
+  });
+  return out;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      rate: { type: 'string', default: '0' },
+      count: { type: 'string', default: '1000000' },
+      clients: { type: 'string', default: '1' },
+      streams: { type: 'string', default: 'logs' },
+      'alert-every': { type: 'string', default: '0' },
+    },
+  });
+  const repoRoot = path.resolve(__dirname, '..', '..');
+  const bin = findPeersBin(repoRoot, undefined);
+  const count = Number(values.count);
+  const clients = Number(values.clients);
+  const streams = values.streams as 'logs' | 'alerts' | 'both';
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-prof-'));
+  const port = await freePort();
+  const server = spawnTracked(process.execPath, [
+    '--cpu-prof', '--cpu-prof-dir', dir,
+    path.join(repoRoot, 'dist/src/cli/main.js'), 'serve', '--bind', '127.0.0.1', '--gRPC', String(port), '--gRPCHealthPort', '-1', '--metricsPort', '-1',
+    '--source', 'synthetic', '--rate', String(values.rate), '--count', String(count), '--alert-every', String(values['alert-every']),
+    '--wait-clients', String(streams === 'both' ? 2 * clients : clients),
+  ], repoRoot);
+  await new Promise<void>((resolve) => server.onLine((l) => l.text.includes('listening') && resolve()));
+  const run = await runLoadClient(bin, repoRoot, { addr: `127.0.0.1:${port}`, clients, expect: count, streams, durationS: 120 });
+  await stopChild(server, 20_000, 'SIGINT');
+  const received = run.report?.received ?? 0;
+  const totals = new Map<Stage, number>();
+  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.cpuprofile'))) {
+    for (const [stage, us] of attribute(path.join(dir, f))) totals.set(stage, (totals.get(stage) ?? 0) + us);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  const busy = stages.reduce((n, s) => n + (totals.get(s) ?? 0), 0);
+  process.stdout.write(`armorfeed profile: rate ${values.rate}, ${count} events, ${clients} client(s) on ${streams}; ` +
+    `loadclient received ${received} (${run.report?.aggregateRateEps.toFixed(0) ?? '?'} ev/s); server busy ${(busy / 1e6).toFixed(2)} CPU-s in all threads\n\n`);
+  process.stdout.write('| stage | CPU-us per event | share of busy time |\n|---|--:|--:|\n');
+  for (const s of stages) {
+    const us = totals.get(s) ?? 0;
+    process.stdout.write(`| ${s} | ${(us / count).toFixed(2)} | ${((100 * us) / busy).toFixed(1)}% |\n`);
+  }
+  process.stdout.write(`| **all** | **${(busy / count).toFixed(2)}** | 100% |\n`);
+  process.stdout.write('\nPer event generated (the loadclient runs beside it and is not included). "grpc write" includes node\'s native HTTP/2 and socket work ((program)).\n');
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`profile: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}
