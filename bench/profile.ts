@@ -28,7 +28,7 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
-const stages = ['ingest', 'ring', 'encode', 'dispatch', 'fan-out', 'grpc write', 'gc', 'other'] as const;
+const stages = ['ingest', 'ring', 'encode', 'dispatch', 'fan-out', 'grpc write', 'gc', 'startup', 'other'] as const;
 type Stage = (typeof stages)[number] | 'waiting';
 
 /** Which stage a sample's top frame belongs to. */
@@ -36,6 +36,10 @@ export function stageOf(frame: ProfileNode['callFrame']): Stage {
   const { url, functionName } = frame;
   if (functionName === '(idle)' || functionName === 'atomicsWaitLoop' || (functionName === 'run' && url.includes('/ingest/source.worker'))) return 'waiting';
   if (functionName === '(garbage collector)') return 'gc';
+  if (functionName === 'postMessage' || functionName === 'receiveMessageOnPort') return 'dispatch';
+  if (url.includes('cjs/loader') || url.includes('bootstrap/') || url.includes('protobufjs') || ['internalModuleStat', 'lstat', 'readFileUtf8', 'realpathSync', 'compileFunction'].includes(functionName)) {
+    return 'startup';
+  }
   if (url.includes('/src/ingest/')) return 'ingest';
   if (url.includes('/src/ring/')) return 'ring';
   if (url.includes('/src/encode/') || url.includes('/src/event/')) return url.includes('/encode/pool') ? 'dispatch' : 'encode';
