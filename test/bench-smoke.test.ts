@@ -67,3 +67,26 @@ test('bench - micro --quick runs every stage and prints a numeric ratio for each
     fs.rmSync(resultsDir, { recursive: true, force: true });
   }
 });
+
+test('bench - peers --quick runs armorfeed and gofeeder side by side and prints the table', { timeout: 170_000 }, async (t) => {
+  const bin = process.env.PEERS_BIN;
+  if (bin === undefined || !fs.existsSync(path.join(bin, 'gofeeder'))) {
+    t.skip('PEERS_BIN is not set (.ci/run builds ../shared/peers and sets it)');
+    return;
+  }
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-peers-'));
+  try {
+    const run = await new Promise<Run>((resolve) => {
+      execFile(process.execPath, [path.join(repoRoot, 'dist', 'bench', 'peers.js'), '--quick', '--bin', bin, '--out', out], { timeout: 160_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
+      });
+    });
+    assert.equal(run.code, 0, `peers.js --quick exited ${run.code}\nstdout:\n${run.stdout.slice(-4000)}\nstderr:\n${run.stderr.slice(-4000)}`);
+    for (const target of ['1. 1 client, rate 0', '3. 4 clients @ 50k/s', '4. 1 client @ 1,000/s', '5. 8+8 stalled']) {
+      assert.ok(run.stdout.includes(target), `no row for target "${target}" in:\n${run.stdout.slice(-4000)}`);
+    }
+    assert.equal(fs.readdirSync(out).filter((f) => f.endsWith('.json')).length, 1, 'one JSON result file');
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
