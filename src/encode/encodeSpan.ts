@@ -83,11 +83,23 @@ class StreamBuilder {
     this.attrs = attrs;
   }
 
+  /**
+   * The batch's bytes. A mostly full buffer is handed over whole (and transferred to the
+   * main thread without a copy) and the writer starts a new one; a small batch is copied
+   * out, so a one-event batch does not cost a fresh 256 KiB buffer.
+   */
+  private takeBytes(): Uint8Array {
+    const { buf, pos } = this.w;
+    if (pos * 2 < buf.length) return buf.slice(0, pos);
+    this.w.buf = new Uint8Array(buf.length);
+    return buf.subarray(0, pos);
+  }
+
   take(): EncodedStream {
     const n = this.count;
     const out: EncodedStream = {
       count: n,
-      bytes: this.w.buf.slice(0, this.w.pos),
+      bytes: this.takeBytes(),
       ends: this.ends.slice(0, n),
       ingestedUs: this.times.slice(0, n),
       attrs: this.attrs.slice(0, n * ATTRS_PER_EVENT),
