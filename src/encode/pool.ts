@@ -148,7 +148,7 @@ export class EncoderPool {
       workerData: { encoder: settings },
       // An encoder keeps little on its heap (batch buffers are transferred away), so a
       // small young generation costs nothing and keeps the node's RSS down.
-      resourceLimits: { maxYoungGenerationSizeMb: 8 },
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
     });
   }
 
