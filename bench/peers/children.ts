@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import { tcpSockets } from '../../src/load/proc-sampler';
 
 const live = new Set<ChildProcess>();
 const cleanups = new Set<() => void>();
@@ -285,20 +286,7 @@ export function ownConnectionPorts(remotePort: number): Set<number> {
     return new Set();
   }
   const ports = new Set<number>();
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = fs.readFileSync(table, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const row of text.split('\n').slice(1)) {
-      const f = row.trim().split(/\s+/);
-      if (f.length <= 9 || !inodes.has(f[9])) continue;
-      // local_address and rem_address are HEXIP:HEXPORT.
-      if (parseInt(f[2].split(':')[1], 16) === remotePort) ports.add(parseInt(f[1].split(':')[1], 16));
-    }
-  }
+  for (const s of tcpSockets()) if (inodes.has(s.inode) && s.remotePort === remotePort) ports.add(s.localPort);
   return ports;
 }
 

@@ -6,21 +6,16 @@
 import { Command, Option } from 'commander';
 import { ConfigError } from '../errors';
 import { compileGoRegex, runLog, type LogFilter, type LogRunOptions, type OutputFormat } from '../client';
+import type { FilterOptions } from '../client/filters';
 
-interface LogFlags {
+/** The regex filters keep their FilterOptions names; labels always holds an array here. */
+interface LogFlags extends Omit<FilterOptions, 'labels'> {
   gRPC?: string;
   logFilter: LogFilter;
   msgPath: string;
   logPath: string;
   json?: boolean;
   output: OutputFormat;
-  namespace?: string;
-  logType?: string;
-  operation?: string;
-  container?: string;
-  pod?: string;
-  resource?: string;
-  source?: string;
   labels: string[];
   limit: string;
   reconnect: boolean;

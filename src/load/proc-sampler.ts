@@ -107,9 +107,17 @@ export class ProcSampler {
   }
 }
 
-/** The PID of the process that listens on TCP `port`, if it is ours to see; undefined otherwise. */
-export function findListenerPid(port: number): number | undefined {
-  const inodes = new Set<string>();
+export interface TcpSocket {
+  localPort: number;
+  remotePort: number;
+  /** Kernel state in hex, e.g. '0A' = LISTEN, '01' = ESTABLISHED. */
+  state: string;
+  inode: string;
+}
+
+/** Every TCP socket of this network namespace, from /proc/net/tcp and tcp6. */
+export function tcpSockets(): TcpSocket[] {
+  const out: TcpSocket[] = [];
   for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string;
     try {
@@ -119,10 +127,17 @@ export function findListenerPid(port: number): number | undefined {
     }
     for (const line of text.split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
-      // local_address is HEXIP:HEXPORT; state 0A is LISTEN; field 9 is the socket inode.
-      if (f.length > 9 && f[3] === '0A' && parseInt(f[1].split(':')[1], 16) === port) inodes.add(f[9]);
+      // local_address and rem_address are HEXIP:HEXPORT; field 9 is the socket inode.
+      if (f.length <= 9) continue;
+      out.push({ localPort: parseInt(f[1].split(':')[1], 16), remotePort: parseInt(f[2].split(':')[1], 16), state: f[3], inode: f[9] });
     }
   }
+  return out;
+}
+
+/** The PID of the process that listens on TCP `port`, if it is ours to see; undefined otherwise. */
+export function findListenerPid(port: number): number | undefined {
+  const inodes = new Set(tcpSockets().filter((s) => s.state === '0A' && s.localPort === port).map((s) => s.inode));
   if (inodes.size === 0) return undefined;
   let pids: string[];
   try {
