@@ -65,7 +65,8 @@ export class RingBatchEncoder {
     }
     const span = new RingConsumer(ring).claim(batch.starts.length, Number.MAX_SAFE_INTEGER);
     if (span === null || span.events !== batch.starts.length) throw new Error('bench: the span does not hold the whole batch');
-    this.task = { ring, start: span.start, end: span.end };
+    // attrs off: the default, with no server-side filtered subscriber (the reference path computes none either).
+    this.task = { ring, start: span.start, end: span.end, attrs: false };
   }
 
   encode(): EncodedBatch {

@@ -144,6 +144,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       dropped.encode_error += failure.events;
       log.error(`encoder task failed for ${failure.events} events from ${failure.source} (dropped as encode_error): ${failure.message}`);
     },
+    () => hub.hasFilteredSubscribers(),
   );
 
   await pool.warmUp(warmUpSample(config), 6);

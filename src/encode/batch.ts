@@ -17,6 +17,11 @@ export interface EncodeTask {
   ring: SharedArrayBuffer;
   start: number;
   end: number;
+  /**
+   * Fill `attrs` (namespace, operation, type per message). Only server-side filters read
+   * them, so without a filtered subscriber the encoders skip the work (about a tenth of it).
+   */
+  attrs: boolean;
 }
 
 /**
@@ -45,6 +50,8 @@ export interface EncodedBatch {
   strings: string[];
   /** upstream logPath JSON lines, newline-terminated, in ring order ('' when disabled). */
   logLines: string;
+  /** False when `attrs` were not filled (no filtered subscriber when the span was claimed). */
+  attrsValid: boolean;
   /** Records that failed to decode here (should be 0: sources validate first). */
   failed: number;
   failure: string;

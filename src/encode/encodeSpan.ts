@@ -165,9 +165,14 @@ function encodeSpan(
     const stream = alert ? alerts : logs;
     const at = stream.begin();
     transcoder.encode(payload, tape, alert, ingestedUs, stream.w, facts);
-    const ns = intern(recent.get(payload, facts.namespace));
-    const op = intern(recent.get(payload, facts.operation));
-    const ty = intern(facts.typeOverride ?? recent.get(payload, facts.type));
+    let ns = 0;
+    let op = 0;
+    let ty = 0;
+    if (task.attrs) {
+      ns = intern(recent.get(payload, facts.namespace));
+      op = intern(recent.get(payload, facts.operation));
+      ty = intern(facts.typeOverride ?? recent.get(payload, facts.type));
+    }
     stream.end(at, ingestedUs, ns, op, ty);
     if (alert) throttleKeys.push(settings.throttling && facts.throttleEligible ? intern(recent.get(payload, tape[K.containerID])) : -1);
   });
@@ -175,6 +180,7 @@ function encodeSpan(
   return {
     alerts: alerts.take(),
     logs: logs.take(),
+    attrsValid: task.attrs,
     throttleKeys: Int32Array.from(throttleKeys),
     strings,
     logLines: lines.length > 0 ? lines.join('\n') + '\n' : '',

@@ -64,7 +64,7 @@ class RingPump {
       }
       const entry: InFlight = { span, batch: undefined, error: undefined, done: false };
       this.inFlight.push(entry);
-      const task: EncodeTask = { ring: this.consumer.sab, start: span.start, end: span.end };
+      const task: EncodeTask = { ring: this.consumer.sab, start: span.start, end: span.end, attrs: this.pool.needAttrs() };
       this.pool.run(task).then(
         (batch) => this.complete(entry, batch, undefined),
         (err: unknown) => this.complete(entry, undefined, err instanceof Error ? err.message : String(err)),
@@ -131,6 +131,8 @@ export class EncoderPool {
     options: EncoderPoolOptions,
     private readonly onBatch: (batch: EncodedBatch, source: string) => void,
     private readonly onFailure: (failure: EncodeFailure) => void,
+    /** Whether any subscriber filters on the server, i.e. whether batches need `attrs`. */
+    readonly needAttrs: () => boolean = () => true,
   ) {
     this.limits = {
       maxBatchEvents: options.maxBatchEvents,
@@ -165,7 +167,7 @@ export class EncoderPool {
     this.inlineBatches++;
     let batch: EncodedBatch;
     try {
-      batch = this.inline({ ring: consumer.sab, start: span.start, end: span.end });
+      batch = this.inline({ ring: consumer.sab, start: span.start, end: span.end, attrs: this.needAttrs() });
     } catch (err) {
       consumer.release(span.end);
       this.fail({ source, events: span.events, message: err instanceof Error ? err.message : String(err) });
@@ -188,7 +190,7 @@ export class EncoderPool {
   async warmUp(sample: SharedArrayBuffer, rounds: number): Promise<void> {
     const span = new RingConsumer(sample).claim(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
     if (span === null) return;
-    const task: EncodeTask = { ring: sample, start: span.start, end: span.end };
+    const task: EncodeTask = { ring: sample, start: span.start, end: span.end, attrs: true };
     for (let r = 0; r < rounds; r++) {
       await Promise.all(Array.from({ length: this.limits.maxInFlight }, () => this.run(task)));
       this.inline(task);

@@ -95,6 +95,10 @@ const B = {
   zero: ascii('0'),
 };
 
+/** Ingest keys of the two sub-messages, in the order of ownerTags / execTags. */
+const OWNER_KEYS = ['ref', 'name', 'namespace'].map(ascii);
+const EXEC_KEYS = ['ExecID', 'ExecutableName'].map(ascii);
+
 /** What the encoder needs to know about one event besides its bytes. */
 export interface EventFacts {
   /** Offsets into the source buffer of the (post-rewrite) attributes; -1 = empty. */
@@ -117,7 +121,7 @@ export class Transcoder {
   private readonly host: Uint8Array;
   private readonly nodeID: Uint8Array;
   private readonly s: StrRef = { start: 0, length: 0 };
-  private readonly sub: Int32Array = new Int32Array(3);
+  private readonly sub: Int32Array = new Int32Array(6);
   private readonly utf8Scratch = new ProtoWriter(4096);
   private readonly pairs: number[] = [];
 
@@ -209,10 +213,10 @@ export class Transcoder {
           this.writeATags(step.tag, buf, tape[K.tags], w);
           break;
         case 'owner':
-          this.writeSubMessage(step.tag, buf, pos, this.ownerTags, ['ref', 'name', 'namespace'], false, w);
+          this.writeSubMessage(step.tag, buf, pos, this.ownerTags, OWNER_KEYS, false, w);
           break;
         case 'execEvent':
-          this.writeSubMessage(step.tag, buf, pos, this.execTags, ['ExecID', 'ExecutableName'], true, w);
+          this.writeSubMessage(step.tag, buf, pos, this.execTags, EXEC_KEYS, true, w);
           break;
         case 'eventData':
           if (pos >= 0) this.writeEventDataMap(step.tag, buf, pos, w);
@@ -253,7 +257,8 @@ export class Transcoder {
   }
 
   /** Owner (only when a part is set) or ExecEvent (always, possibly empty) from a msgpack map. */
-  private writeSubMessage(tag: number, buf: Uint8Array, pos: number, tags: number[], keys: string[], always: boolean, w: ProtoWriter): void {
+  private writeSubMessage(tag: number, buf: Uint8Array, pos: number, tags: number[], keys: readonly Uint8Array[], always: boolean, w: ProtoWriter): void {
+    // found[2k] / found[2k+1]: start and length of key k's value; -1 when absent or empty.
     const found = this.sub;
     found.fill(-1);
     const s = this.s;
@@ -265,14 +270,17 @@ export class Transcoder {
           readStr(buf, p, s);
           const ks = s.start;
           const kl = s.length;
-          p = ks + kl;
-          readStr(buf, p, s);
+          readStr(buf, ks + kl, s);
           for (let k = 0; k < keys.length; k++) {
             const key = keys[k];
-            if (key.length !== kl) continue;
+            if (key.length !== kl || s.length === 0) continue;
             let same = true;
-            for (let j = 0; j < kl; j++) if (buf[ks + j] !== key.charCodeAt(j)) { same = false; break; }
-            if (same && s.length > 0) found[k] = p;
+            for (let j = 0; j < kl; j++) if (buf[ks + j] !== key[j]) { same = false; break; }
+            if (same) {
+              found[2 * k] = s.start;
+              found[2 * k + 1] = s.length;
+              break;
+            }
           }
           p = s.start + s.length;
         }
@@ -280,17 +288,14 @@ export class Transcoder {
     }
     let size = 0;
     for (let k = 0; k < keys.length; k++) {
-      if (found[k] < 0) continue;
-      readStr(buf, found[k], s);
-      size += varintSize(tags[k]) + varintSize(s.length) + s.length;
+      const len = found[2 * k + 1];
+      if (len >= 0) size += varintSize(tags[k]) + varintSize(len) + len;
     }
     if (size === 0 && !always) return;
     w.varint(tag);
     w.varint(size);
     for (let k = 0; k < keys.length; k++) {
-      if (found[k] < 0) continue;
-      readStr(buf, found[k], s);
-      w.lenField(tags[k], buf, s.start, s.length);
+      if (found[2 * k + 1] >= 0) w.lenField(tags[k], buf, found[2 * k], found[2 * k + 1]);
     }
   }
 

@@ -127,17 +127,26 @@ export class FanoutHub {
     alert.MaxAlertsPerSec = this.throttleSettings.maxAlertPerSec;
     alert.DroppingAlertsInterval = this.throttleSettings.throttleSec;
     const framed = frameMessage(Alert.encode(alert).finish());
-    const ns = batch.strings[stream.attrs[i * ATTRS_PER_EVENT + ATTR_NAMESPACE]];
+    const ns = batch.attrsValid ? batch.strings[stream.attrs[i * ATTRS_PER_EVENT + ATTR_NAMESPACE]] : '';
     for (const s of subs) {
-      if (!s.accepts(ns, 'AlertThreshold', 'SystemEvent')) s.countDrop('filtered', 1);
+      if (batch.attrsValid && !s.accepts(ns, 'AlertThreshold', 'SystemEvent')) s.countDrop('filtered', 1);
       else if (s.queue.offerOne(framed, stream.ingestedUs[i])) s.pump();
     }
+  }
+
+  /** True while some subscriber asks for server-side filtering (the encoders then fill attrs). */
+  hasFilteredSubscribers(): boolean {
+    for (const s of this.subscribers.alerts) if (s.hasFilter) return true;
+    for (const s of this.subscribers.logs) if (s.hasFilter) return true;
+    return false;
   }
 
   private offerRange(subs: Set<Subscriber>, batch: EncodedBatch, stream: EncodedStream, from: number, to: number): void {
     if (from >= to) return;
     for (const s of subs) {
-      if (!s.hasFilter) {
+      // A batch encoded before the first filtered client arrived has no attrs: it passes
+      // unfiltered (armorfeed log filters client-side as well).
+      if (!s.hasFilter || !batch.attrsValid) {
         s.queue.offerRun(stream, from, to);
       } else {
         // Split the range into runs this subscriber accepts; the rest count as filtered.
