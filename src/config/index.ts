@@ -111,7 +111,9 @@ export function defaultConfig(): FeederConfig {
     ringSize: 8 * 1024 * 1024,
     encoderThreads: defaultEncoderThreads,
     batchSize: 512,
-    inlineMaxEvents: 16,
+    // 64 measured best at 4 clients x 50k/s on 2 cores (p50 0.3 ms, p99 6-10 ms against
+    // 0.4-1 ms and 8-15 ms at 16), with no change unpaced, where backlogs go to the workers.
+    inlineMaxEvents: 64,
     maxEventBytes: 1024 * 1024,
     metricsPort: 9464,
     metricsBind: '127.0.0.1',

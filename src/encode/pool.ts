@@ -8,7 +8,7 @@
  * traffic accumulates while the slots are busy (up to maxBatchEvents per task).
  *
  * Light traffic skips the workers altogether: when nothing is in flight and the whole
- * backlog is at most `inlineMaxEvents` events (a few microseconds of transcoding), the
+ * backlog is at most `inlineMaxEvents` events (about 100 us of transcoding at 64), the
  * main thread encodes it itself. Two thread hand-offs cost more than that, and on a
  * busy 2-core node each hand-off can wait a scheduler slice; under load the backlog
  * grows past the bound and every batch goes to the workers.
