@@ -134,16 +134,6 @@ export function toLog(e: IngestEvent, ctx: EventContext, ingestedUs: number): Lo
   return out;
 }
 
-/**
- * Whether the feeder's user-space throttle applies to this alert (upstream 2.6):
- * Audit alerts from the eBPF monitor, and host-policy alerts from AppArmor or the monitor.
- */
-export function isThrottleEligible(e: IngestEvent): boolean {
-  const enforcer = e.enforcer ?? '';
-  if ((e.action ?? '').includes('Audit') && enforcer === 'eBPF Monitor') return true;
-  return e.type === 'MatchedHostPolicy' && (enforcer === 'AppArmor' || enforcer === 'eBPF Monitor');
-}
-
 /** True when the event goes to WatchAlerts (upstream routes on Type alone). */
 export function isAlert(event: IngestEvent): boolean {
   return event.type !== undefined && alertTypes.has(event.type);
