@@ -10,7 +10,7 @@
 import * as os from 'node:os';
 import { Packr } from 'msgpackr';
 import { defaultConfig, readNodeID, validate, type FeederConfig } from './config';
-import { EncoderPool, type EncodedBatch, type EncoderSettings } from './encode';
+import { EncoderPool, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
 import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
 import { createTape, validateFrame, type IngestEvent } from './event';
 import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind } from './fanout';
@@ -56,7 +56,7 @@ export interface SourceStats {
 export interface FeederStats {
   uptimeSec: number;
   ingest: Record<string, SourceStats>;
-  encoded: { alerts: number; logs: number; batches: number; inlineBatches: number; encoderThreads: number };
+  encoded: { alerts: number; logs: number; batches: number; inlineBatches: number; encoderThreads: number; outputSlabs: SlabStats };
   messages: number;
   notices: number;
   /** Drops not owned by one client. */
@@ -138,7 +138,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   };
   const pool = new EncoderPool(
     settings,
-    { threads: config.encoderThreads, maxBatchEvents: config.batchSize, maxBatchBytes: Math.max(config.maxEventBytes, 4 << 20), inlineMaxEvents: config.inlineMaxEvents },
+    { threads: config.encoderThreads, maxBatchEvents: config.batchSize, maxBatchBytes: Math.max(config.maxEventBytes, 4 << 20), inlineMaxEvents: config.inlineMaxEvents, outputSlabs: config.outputSlabs },
     onBatch,
     (failure) => {
       dropped.encode_error += failure.events;
@@ -208,7 +208,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     return {
       uptimeSec: (now - started) / 1000,
       ingest,
-      encoded: { alerts: hub.counters.alertsEncoded, logs: hub.counters.logsEncoded, batches: pool.batches, inlineBatches: pool.inlined, encoderThreads: config.encoderThreads },
+      encoded: { alerts: hub.counters.alertsEncoded, logs: hub.counters.logsEncoded, batches: pool.batches, inlineBatches: pool.inlined, encoderThreads: config.encoderThreads, outputSlabs: pool.slabs.stats() },
       messages: hub.counters.messagesPublished,
       notices: hub.counters.notices,
       dropped: {
@@ -240,7 +240,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   let metrics: MetricsServer | undefined;
   try {
     await Promise.all(threads.map((t) => t.whenReady()));
-    server = await startServer({ bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, writeMode: options.writeMode }, hub, log);
+    server = await startServer({ bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, writeMode: options.writeMode, slabs: pool.slabs }, hub, log);
     if (config.metricsPort >= 0) metrics = await startMetrics(config.metricsBind, config.metricsPort, stats);
   } catch (err) {
     // Whatever did start is stopped again, so a failed start leaves nothing running.

@@ -58,6 +58,7 @@ export interface FeederConfig {
   batchSize: number;
   /** An idle-time backlog up to this many events is encoded on the main thread (0 = never). */
   inlineMaxEvents: number;
+  outputSlabs: number;
   /** Largest accepted event (frame or line), in bytes. */
   maxEventBytes: number;
   /** Prometheus /metrics and JSON /stats port; -1 disables, 0 picks a free port. */
@@ -114,6 +115,9 @@ export function defaultConfig(): FeederConfig {
     // 64 measured best at 4 clients x 50k/s on 2 cores (p50 0.3 ms, p99 6-10 ms against
     // 0.4-1 ms and 8-15 ms at 16), with no change unpaced, where backlogs go to the workers.
     inlineMaxEvents: 64,
+    // 4 tasks in flight, 2-3 batches pinned by each group of stalled clients, a few more
+    // for readers' queues and writes; 12 MiB of address space, touched as used.
+    outputSlabs: 24,
     maxEventBytes: 1024 * 1024,
     metricsPort: 9464,
     metricsBind: '127.0.0.1',
@@ -151,6 +155,7 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'encoderThreads', flag: 'encoderThreads', kind: 'int', min: 1, max: 64, describe: 'encoder worker threads' },
   { key: 'batchSize', flag: 'batchSize', kind: 'int', min: 1, max: 65_536, describe: 'most events per encoder task' },
   { key: 'inlineMaxEvents', flag: 'inlineMaxEvents', kind: 'int', min: 0, max: 4096, describe: 'a ring backlog of up to this many events is encoded on the main thread (0 = always in workers)' },
+  { key: 'outputSlabs', flag: 'outputSlabs', kind: 'int', min: 0, max: 4096, describe: 'encoder output slabs of 512 KiB shared with client queues (0 = a new buffer per batch)' },
   { key: 'maxEventBytes', flag: 'maxEventBytes', kind: 'int', min: 256, max: 64 * 1024 * 1024, describe: 'largest accepted event in bytes' },
   { key: 'metricsPort', flag: 'metricsPort', kind: 'int', min: -1, max: 65535, describe: 'Prometheus /metrics and /stats port (-1 = off, 0 = free port)' },
   { key: 'metricsBind', flag: 'metricsBind', kind: 'string', describe: 'address the metrics endpoint binds to' },

@@ -22,6 +22,8 @@ export interface EncodeTask {
    * them, so without a filtered subscriber the encoders skip the work (about a tenth of it).
    */
   attrs: boolean;
+  /** Output slot to write the framed bytes into (slabs.ts); absent or NO_SLAB: a buffer of the encoder's own. */
+  slab?: number;
 }
 
 /**
@@ -39,6 +41,12 @@ export interface EncodedStream {
   ends: Uint32Array;
   ingestedUs: Float64Array;
   attrs: Uint16Array;
+  /**
+   * Set when the bytes are in an output slab (slabs.ts): the slot and the offset in it.
+   * From a worker `bytes` is then empty and the main thread makes it a view of the slot.
+   */
+  slab?: number;
+  slabAt?: number;
 }
 
 export interface EncodedBatch {

@@ -12,6 +12,7 @@ import { logLine } from '../event/logLine';
 import type { IngestEvent } from '../event/schema';
 import { ATTRS_PER_EVENT, GRPC_FRAME_HEADER, writeFrameHeader, type EncodeTask, type EncodedBatch, type EncodedStream, type EncoderSettings } from './batch';
 import { ProtoWriter } from './protoWriter';
+import { NO_SLAB, type SlabArea } from './slabs';
 import { Transcoder, type EventFacts } from './transcode';
 
 const str: StrRef = { start: 0, length: 0 };
@@ -83,6 +84,11 @@ class StreamBuilder {
     this.attrs = attrs;
   }
 
+  /** Bytes written so far (frames of this batch, back to back). */
+  get size(): number {
+    return this.w.pos;
+  }
+
   /**
    * The batch's bytes. A mostly full buffer is handed over whole (and transferred to the
    * main thread without a copy) and the writer starts a new one; a small batch is copied
@@ -95,24 +101,60 @@ class StreamBuilder {
     return buf.subarray(0, pos);
   }
 
-  take(): EncodedStream {
+  /**
+   * Ends the batch. With `into`, the bytes are copied to `into[at..]` (an output slab)
+   * and the writer keeps its buffer; without, they leave in a buffer of their own.
+   */
+  take(into?: { bytes: Uint8Array; slab: number; base: number; at: number }): EncodedStream {
     const n = this.count;
+    let bytes: Uint8Array;
+    if (into !== undefined) {
+      into.bytes.set(this.w.buf.subarray(0, this.w.pos), into.base + into.at);
+      bytes = NO_BYTES;
+    } else {
+      bytes = this.takeBytes();
+    }
     const out: EncodedStream = {
       count: n,
-      bytes: this.takeBytes(),
+      bytes,
       ends: this.ends.slice(0, n),
       ingestedUs: this.times.slice(0, n),
       attrs: this.attrs.slice(0, n * ATTRS_PER_EVENT),
     };
+    if (into !== undefined) {
+      out.slab = into.slab;
+      out.slabAt = into.at;
+    }
     this.w.pos = 0;
     this.count = 0;
     return out;
   }
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 export type SpanEncoder = (task: EncodeTask) => EncodedBatch;
 
-export function createSpanEncoder(settings: EncoderSettings): SpanEncoder {
+/** Writes both streams of a batch into output slot `slab` when they fit (else: own buffers). */
+function takeStreams(alerts: StreamBuilder, logs: StreamBuilder, slabs: SlabOut | undefined, slab: number): [EncodedStream, EncodedStream] {
+  if (slabs !== undefined && slab >= 0) {
+    const logsAt = (alerts.size + 7) & ~7;
+    if (logsAt + logs.size <= slabs.slabBytes) {
+      const base = slab * slabs.slabBytes;
+      return [alerts.take({ bytes: slabs.bytes, slab, base, at: 0 }), logs.take({ bytes: slabs.bytes, slab, base, at: logsAt })];
+    }
+  }
+  return [alerts.take(), logs.take()];
+}
+
+interface SlabOut {
+  bytes: Uint8Array;
+  slabBytes: number;
+}
+
+/** One encoder; with `slabs`, tasks that name a slot write their bytes there (slabs.ts). */
+export function createSpanEncoder(settings: EncoderSettings, slabs?: SlabArea): SpanEncoder {
+  const out: SlabOut | undefined = slabs === undefined ? undefined : { bytes: new Uint8Array(slabs.sab), slabBytes: slabs.slabBytes };
   const transcoder = new Transcoder(settings);
   const tape = createTape();
   const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined, throttleEligible: false };
@@ -120,7 +162,7 @@ export function createSpanEncoder(settings: EncoderSettings): SpanEncoder {
   const recent = new RecentStrings();
   const alerts = new StreamBuilder();
   const logs = new StreamBuilder();
-  return (task) => encodeSpan(task, settings, transcoder, tape, facts, unpackr, recent, alerts, logs);
+  return (task) => encodeSpan(task, settings, transcoder, tape, facts, unpackr, recent, alerts, logs, out);
 }
 
 function encodeSpan(
@@ -133,6 +175,7 @@ function encodeSpan(
   recent: RecentStrings,
   alerts: StreamBuilder,
   logs: StreamBuilder,
+  slabs: SlabOut | undefined,
 ): EncodedBatch {
   const strings: string[] = [];
   const index = new Map<string, number>();
@@ -177,9 +220,10 @@ function encodeSpan(
     if (alert) throttleKeys.push(settings.throttling && facts.throttleEligible ? intern(recent.get(payload, tape[K.containerID])) : -1);
   });
 
+  const [alertStream, logStream] = takeStreams(alerts, logs, slabs, task.slab ?? NO_SLAB);
   return {
-    alerts: alerts.take(),
-    logs: logs.take(),
+    alerts: alertStream,
+    logs: logStream,
     attrsValid: task.attrs,
     throttleKeys: Int32Array.from(throttleKeys),
     strings,

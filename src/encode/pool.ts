@@ -21,6 +21,7 @@ import { Piscina } from 'piscina';
 import { RingConsumer, type RingSpan } from '../ring';
 import type { EncodeTask, EncodedBatch, EncoderSettings } from './batch';
 import { createSpanEncoder, type SpanEncoder } from './encodeSpan';
+import { SlabPool } from './slabs';
 
 export interface EncoderPoolOptions {
   threads: number;
@@ -28,6 +29,8 @@ export interface EncoderPoolOptions {
   maxBatchBytes: number;
   /** Largest idle-time backlog encoded on the main thread (0 = always use the workers). */
   inlineMaxEvents: number;
+  /** Output slabs (slabs.ts); 0 = every batch in a buffer of its own. */
+  outputSlabs: number;
 }
 
 export interface EncodeFailure {
@@ -41,6 +44,8 @@ interface InFlight {
   batch: EncodedBatch | undefined;
   error: string | undefined;
   done: boolean;
+  /** Output slot acquired for this span (NO_SLAB: none was free). */
+  slab: number;
 }
 
 class RingPump {
@@ -61,7 +66,7 @@ class RingPump {
     while (this.inFlight.length < maxInFlight) {
       const span = this.consumer.claim(maxBatchEvents, maxBatchBytes);
       if (span === null) break;
-      const entry: InFlight = { span, batch: undefined, error: undefined, done: false };
+      const entry: InFlight = { span, batch: undefined, error: undefined, done: false, slab: this.pool.slabs.acquire() };
       if (span.events <= this.pool.limits.inlineMaxEvents) {
         // The backlog is small: encode it here. Behind a task still in the workers it
         // waits its turn (ring order), but it does not make one more task.
@@ -71,7 +76,7 @@ class RingPump {
         continue;
       }
       this.inFlight.push(entry);
-      const task: EncodeTask = { ring: this.consumer.sab, start: span.start, end: span.end, attrs: this.pool.needAttrs() };
+      const task: EncodeTask = { ring: this.consumer.sab, start: span.start, end: span.end, attrs: this.pool.needAttrs(), slab: entry.slab };
       this.pool.run(task).then(
         (batch) => this.complete(entry, batch, undefined),
         (err: unknown) => this.complete(entry, undefined, err instanceof Error ? err.message : String(err)),
@@ -98,11 +103,16 @@ class RingPump {
     this.pump();
   }
 
-  /** Hands a span's batch (or its failure) on and frees its ring space; spans finish in ring order. */
+  /**
+   * Hands a span's batch (or its failure) on and frees its ring space; spans finish in
+   * ring order. The pool's reference to the output slot ends here: client queues that
+   * kept views of the bytes took their own during delivery.
+   */
   private finish(entry: InFlight): void {
     this.consumer.release(entry.span.end);
     if (entry.batch !== undefined) this.pool.deliver(entry.batch, this.source);
     else this.pool.fail({ source: this.source, events: entry.span.events, message: entry.error ?? 'unknown' });
+    this.pool.slabs.release(entry.slab);
   }
 
   /** Resolves once everything published so far has been encoded and delivered. */
@@ -127,7 +137,11 @@ class RingPump {
   }
 }
 
+/** One slot holds a batch's two streams; 512 events of ~450 bytes need about 230 KiB. */
+const OUTPUT_SLAB_BYTES = 512 * 1024;
+
 export class EncoderPool {
+  readonly slabs: SlabPool;
   readonly limits: { maxBatchEvents: number; maxBatchBytes: number; maxInFlight: number; inlineMaxEvents: number };
   private readonly inline: SpanEncoder;
   private inlineBatches = 0;
@@ -150,13 +164,14 @@ export class EncoderPool {
       maxInFlight: options.threads * 2,
       inlineMaxEvents: options.inlineMaxEvents,
     };
-    this.inline = createSpanEncoder(settings);
+    this.slabs = new SlabPool(options.outputSlabs, OUTPUT_SLAB_BYTES);
+    this.inline = createSpanEncoder(settings, this.slabs.area);
     this.piscina = new Piscina({
       filename: path.resolve(__dirname, 'encoder.worker.js'),
       minThreads: options.threads,
       maxThreads: options.threads,
       idleTimeout: 60_000,
-      workerData: { encoder: settings },
+      workerData: { encoder: settings, slabs: this.slabs.area },
       // An encoder keeps little on its heap (batch buffers are transferred away), so a
       // small young generation costs nothing and keeps the node's RSS down.
       resourceLimits: { maxYoungGenerationSizeMb: 4 },
@@ -176,7 +191,7 @@ export class EncoderPool {
   encodeInline(consumer: RingConsumer, entry: InFlight): void {
     this.inlineBatches++;
     try {
-      entry.batch = this.inline({ ring: consumer.sab, start: entry.span.start, end: entry.span.end, attrs: this.needAttrs() });
+      entry.batch = this.inline({ ring: consumer.sab, start: entry.span.start, end: entry.span.end, attrs: this.needAttrs(), slab: entry.slab });
     } catch (err) {
       entry.error = err instanceof Error ? err.message : String(err);
     }
@@ -218,6 +233,9 @@ export class EncoderPool {
 
   deliver(batch: EncodedBatch, source: string): void {
     this.encodedBatches++;
+    for (const s of [batch.alerts, batch.logs]) {
+      if (s.slab !== undefined) s.bytes = this.slabs.view(s.slab, s.slabAt ?? 0, s.count > 0 ? s.ends[s.count - 1] : 0);
+    }
     this.onBatch(batch, source);
   }
 

@@ -11,13 +11,20 @@
  * `times` their ingest times. Entries usually view a shared batch buffer (zero copy);
  * a run much smaller than its batch is copied out so a slow client never pins whole
  * batches in memory for the sake of a few events.
+ *
+ * An entry viewing an output slab (encode/slabs.ts) holds one reference to it; whoever
+ * takes the entry (the subscriber's pump) takes over that reference, and discard()
+ * gives back those of the entries it drops.
  */
 import type { EncodedStream } from '../encode/batch';
+import { NO_SLAB, noSlabs, type SlabRefs } from '../encode/slabs';
 
 export interface QueueEntry {
   bytes: Uint8Array;
   times: Float64Array;
   count: number;
+  /** Output slab `bytes` views (one reference held by this entry), or NO_SLAB. */
+  slab: number;
 }
 
 export interface DropCounts {
@@ -43,7 +50,10 @@ export class ClientQueue {
   readonly dropped: DropCounts = emptyDrops();
   accepted = 0;
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly capacity: number,
+    readonly slabs: SlabRefs = noSlabs,
+  ) {}
 
   get depth(): number {
     return this.depthEvents;
@@ -60,11 +70,15 @@ export class ClientQueue {
     const endByte = stream.ends[end - 1];
     let bytes = stream.bytes.subarray(startByte, endByte);
     let times = stream.ingestedUs.subarray(from, end);
+    let slab = stream.slab ?? NO_SLAB;
     if (n * COPY_OUT_RATIO < stream.count) {
-      bytes = bytes.slice();
-      times = times.slice();
+      // Copies, whatever the view's class (Buffer#slice would not copy).
+      bytes = new Uint8Array(bytes);
+      times = new Float64Array(times);
+      slab = NO_SLAB;
     }
-    this.push({ bytes, times, count: n });
+    this.slabs.retain(slab);
+    this.push({ bytes, times, count: n, slab });
     return n;
   }
 
@@ -74,7 +88,7 @@ export class ClientQueue {
       this.dropped.client_queue_full++;
       return false;
     }
-    this.push({ bytes: framed, times: Float64Array.of(ingestedUs), count: 1 });
+    this.push({ bytes: framed, times: Float64Array.of(ingestedUs), count: 1, slab: NO_SLAB });
     return true;
   }
 
@@ -84,7 +98,7 @@ export class ClientQueue {
     this.accepted += entry.count;
   }
 
-  /** Removes up to `maxBytes` (at least one entry) from the head. */
+  /** Removes up to `maxBytes` (at least one entry) from the head; the caller owns their slab references. */
   take(maxBytes: number, into: QueueEntry[]): number {
     let bytes = 0;
     let events = 0;
@@ -110,6 +124,7 @@ export class ClientQueue {
   discard(): number {
     const n = this.depthEvents;
     this.dropped.client_closed += n;
+    for (let i = this.head; i < this.entries.length; i++) this.slabs.release(this.entries[i].slab);
     this.entries = [];
     this.head = 0;
     this.depthEvents = 0;

@@ -6,6 +6,7 @@
  */
 import * as hdr from 'hdr-histogram-js';
 import { ClientQueue, type DropReason, type QueueEntry } from './clientQueue';
+import { NO_SLAB, noSlabs, UNCONFIRMED_WRITE_GRACE_MS, type SlabRefs } from '../encode/slabs';
 import { nowMicros } from '../wire/time';
 
 export type StreamKind = 'alerts' | 'logs' | 'messages';
@@ -33,6 +34,12 @@ export interface LatencySummary {
 }
 
 const MAX_WRITES_IN_FLIGHT = 2;
+
+/** A write handed to gRPC: the output slab its bytes view, until confirmed or given up. */
+interface PendingWrite {
+  slab: number;
+  settled: boolean;
+}
 /** Upper bound of one write: large enough to amortise grpc-js's per-write cost. */
 const MAX_CHUNK_BYTES = 256 * 1024;
 
@@ -64,6 +71,7 @@ export class Subscriber {
   private eventsInFlight = 0;
   private abandoned = false;
   private readonly taken: QueueEntry[] = [];
+  private readonly pending = new Set<PendingWrite>();
   private readonly filterCache = new Map<string, boolean>();
   private drainResolvers: (() => void)[] = [];
 
@@ -71,8 +79,9 @@ export class Subscriber {
     readonly info: SubscriberInfo,
     queueSize: number,
     private readonly sink: FramedSink,
+    slabs: SlabRefs = noSlabs,
   ) {
-    this.queue = new ClientQueue(queueSize);
+    this.queue = new ClientQueue(queueSize, slabs);
   }
 
   get hasFilter(): boolean {
@@ -106,7 +115,19 @@ export class Subscriber {
       const taken = this.taken;
       taken.length = 0;
       const events = this.queue.take(MAX_CHUNK_BYTES, taken);
-      const chunk = taken.length === 1 ? taken[0].bytes : Buffer.concat(taken.map((e) => e.bytes));
+      const slabs = this.queue.slabs;
+      let chunk: Uint8Array;
+      let slab = NO_SLAB;
+      if (taken.length === 1) {
+        chunk = taken[0].bytes;
+        slab = taken[0].slab;
+      } else {
+        // The copy owns its bytes: the entries' slab references end here.
+        chunk = Buffer.concat(taken.map((e) => e.bytes));
+        for (const e of taken) slabs.release(e.slab);
+      }
+      const write: PendingWrite = { slab, settled: false };
+      this.pending.add(write);
       const now = nowMicros();
       const h = this.latencyUs as hdr.Histogram;
       for (const e of taken) {
@@ -117,6 +138,12 @@ export class Subscriber {
       this.eventsInFlight += events;
       this.written += events;
       this.sink.write(chunk, (err) => {
+        // Confirmed (or failed) by grpc-js: node is done with the bytes.
+        if (!write.settled) {
+          write.settled = true;
+          this.pending.delete(write);
+          slabs.release(write.slab);
+        }
         if (this.abandoned) return;
         this.writesInFlight--;
         this.eventsInFlight -= events;
@@ -167,6 +194,13 @@ export class Subscriber {
     this.finalLatency = this.latency();
     this.latencyUs = undefined;
     this.queue.discard();
+    // grpc-js does not call back for a write on a call that was cancelled, and node may
+    // still be sending its bytes: their slabs are reused only after a grace period.
+    for (const w of this.pending) {
+      w.settled = true;
+      this.queue.slabs.releaseLater(w.slab, UNCONFIRMED_WRITE_GRACE_MS);
+    }
+    this.pending.clear();
     this.notifyDrained();
   }
 

@@ -81,6 +81,12 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.ring.usedBytes]), stats);
   gaugeFrom(r, 'armorfeed_ring_capacity_bytes', 'Capacity of a source ring', ['source'], (s) =>
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.ring.capacity]), stats);
+  gaugeFrom(r, 'armorfeed_output_slabs', 'Encoder output slabs (512 KiB), by state: in_use (held by a task, queue or write), quarantined (a write its client left unconfirmed), total', ['state'], (s) => [
+    [{ state: 'in_use' }, s.encoded.outputSlabs.inUse],
+    [{ state: 'quarantined' }, s.encoded.outputSlabs.quarantined],
+    [{ state: 'total' }, s.encoded.outputSlabs.slabs],
+  ], stats);
+  counterFrom(r, 'armorfeed_output_slabs_exhausted_total', 'Encoder batches that found every output slab taken and used a buffer of their own', [], (s) => [[{}, s.encoded.outputSlabs.exhausted]], stats);
   gaugeFrom(r, 'armorfeed_clients', 'Open Watch* streams', ['stream'], (s) =>
     (['alerts', 'logs', 'messages'] as const).map((stream) => [{ stream }, s.clients.filter((c) => c.open && c.stream === stream).length]), stats);
   return r;

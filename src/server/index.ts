@@ -13,6 +13,7 @@ import { FanoutHub, Subscriber, type AttrFilter, type StreamKind } from '../fano
 import type { DaemonLog } from '../messages';
 import { acceptedFilters, feederTypes, filterMetadataKeys, protoPath, rpcPath } from '../wire/proto';
 import { framedSink, type WriteMode } from './framedWrite';
+import type { SlabRefs } from '../encode/slabs';
 
 export interface ServerOptions {
   bind: string;
@@ -20,6 +21,8 @@ export interface ServerOptions {
   healthPort: number;
   queueSize: number;
   writeMode?: WriteMode;
+  /** The encoders' output slabs, which client queues and writes hold references to. */
+  slabs?: SlabRefs;
 }
 
 export interface RunningServer {
@@ -133,6 +136,7 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
       { id, name: named.length > 0 ? String(named[0]) : id, stream, filter, peer: call.getPeer(), serverFilter },
       options.queueSize,
       framedSink(call as unknown as grpc.ServerWritableStream<unknown, unknown>, options.writeMode),
+      options.slabs,
     );
     open.add(call);
     hub.add(sub);
