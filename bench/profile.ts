@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { findPeersBin, freePort, spawnTracked, stopChild } from './peers/children';
 import { runLoadClient } from './peers/loadclient';
+import { readThreadCpuSeconds } from '../src/load/proc-sampler';
 
 interface ProfileNode {
   id: number;
@@ -88,7 +89,9 @@ async function main(): Promise<void> {
     '--wait-clients', String(streams === 'both' ? 2 * clients : clients),
   ], repoRoot);
   await new Promise<void>((resolve) => server.onLine((l) => l.text.includes('listening') && resolve()));
+  const threadsBefore = readThreadCpuSeconds(server.pid);
   const run = await runLoadClient(bin, repoRoot, { addr: `127.0.0.1:${port}`, clients, expect: count, streams, durationS: 120 });
+  const threadsAfter = readThreadCpuSeconds(server.pid);
   await stopChild(server, 20_000, 'SIGINT');
   const received = run.report?.received ?? 0;
   const totals = new Map<Stage, number>();
@@ -106,6 +109,27 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`| **all** | **${(busy / count).toFixed(2)}** | 100% |\n`);
   process.stdout.write('\nPer event generated (the loadclient runs beside it and is not included). "grpc write" includes node\'s native HTTP/2 and socket work ((program)).\n');
+  process.stdout.write(`\n${threadTable(server.pid, threadsBefore, threadsAfter, count)}`);
+}
+
+/**
+ * CPU per thread while the load ran, from /proc: it also counts what no JS profile
+ * sees (V8's GC and compiler helper threads, libuv). Node does not name its threads, so
+ * only the main thread is labelled; the JS threads (encoders, source) are among the busiest.
+ */
+function threadTable(pid: number, before: Map<number, number>, after: Map<number, number>, events: number): string {
+  const used = [...after].map(([tid, s]) => ({ tid, s: s - (before.get(tid) ?? 0) })).filter((t) => t.s > 0.005);
+  used.sort((a, b) => (a.tid === pid ? -1 : b.tid === pid ? 1 : b.s - a.s));
+  const total = used.reduce((n, t) => n + t.s, 0);
+  const rows = used.map((t) => `| ${t.tid === pid ? 'main' : `thread ${t.tid}`} | ${t.s.toFixed(2)} | ${((1e6 * t.s) / events).toFixed(2)} |`);
+  return [
+    `CPU by thread while the load ran (/proc/${pid}/task, utime+stime): ${total.toFixed(2)} CPU-s = ${((1e6 * total) / events).toFixed(2)} us per event`,
+    '',
+    '| thread | CPU-s | CPU-us per event |',
+    '|---|--:|--:|',
+    ...rows,
+    '',
+  ].join('\n');
 }
 
 if (require.main === module) {

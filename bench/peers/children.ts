@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { tcpSockets } from '../../src/load/proc-sampler';
+import { readCpuSeconds, tcpSockets } from '../../src/load/proc-sampler';
 
 const live = new Set<ChildProcess>();
 const cleanups = new Set<() => void>();
@@ -186,20 +186,6 @@ export function freePort(): Promise<number> {
 }
 
 // ---- /proc -------------------------------------------------------------------------
-
-const CLOCK_TICKS = 100; // USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK)
-
-/** utime+stime of `pid` in seconds (all threads), or undefined once it is gone. */
-export function readCpuSeconds(pid: number): number | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // comm (field 2) may contain spaces and parentheses: split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return undefined;
-  }
-}
 
 /** VmRSS and VmHWM (peak RSS) of `pid` in bytes, or undefined once it is gone. */
 export function readMemory(pid: number): { rssBytes: number; hwmBytes: number } | undefined {

@@ -37,16 +37,37 @@ function ticksPerSecond(): number {
   return clockTicks;
 }
 
-/** utime+stime of `pid` in seconds, or undefined if it is gone. */
-export function readCpuSeconds(pid: number): number | undefined {
+/** utime+stime in seconds from a /proc stat file, or undefined if it is gone. */
+function statCpuSeconds(file: string): number | undefined {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = fs.readFileSync(file, 'utf8');
     // comm (field 2) may contain spaces and parentheses: split after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
   } catch {
     return undefined;
   }
+}
+
+/** utime+stime of `pid` in seconds (all its threads), or undefined if it is gone. */
+export function readCpuSeconds(pid: number): number | undefined {
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/** utime+stime of each thread of `pid` (thread id -> seconds); empty once it is gone. */
+export function readThreadCpuSeconds(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    const s = statCpuSeconds(`/proc/${pid}/task/${tid}/stat`);
+    if (s !== undefined) out.set(Number(tid), s);
+  }
+  return out;
 }
 
 /** VmRSS of `pid` in bytes, or undefined if it is gone. */
