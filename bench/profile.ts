@@ -4,7 +4,9 @@
  * --cpu-prof, and each sample's top frame assigned to a pipeline stage by the file it
  * is in. Prints, per stage, CPU-microseconds per event and share of the busy time.
  *
- *   node dist/bench/profile.js [--rate 0] [--count 1000000] [--clients 1] [--streams logs]
+ *   node dist/bench/profile.js [--rate 0] [--count 1000000] [--clients 1] [--streams logs] [-- SERVE FLAGS]
+ *
+ * Flags after `--` go to `armorfeed serve` as they are (e.g. `-- --outputSlabs 0`).
  *
  * Self time only: a stage's figure is the time spent in its own code, not in what it
  * calls in another stage. Samples in the piscina worker's wait loop, the synthetic
@@ -66,7 +68,8 @@ function attribute(file: string): Map<Stage, number> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
     options: {
       rate: { type: 'string', default: '0' },
       count: { type: 'string', default: '1000000' },
@@ -87,6 +90,7 @@ async function main(): Promise<void> {
     path.join(repoRoot, 'dist/src/cli/main.js'), 'serve', '--bind', '127.0.0.1', '--gRPC', String(port), '--gRPCHealthPort', '-1', '--metricsPort', '-1',
     '--source', 'synthetic', '--rate', String(values.rate), '--count', String(count), '--alert-every', String(values['alert-every']),
     '--wait-clients', String(streams === 'both' ? 2 * clients : clients),
+    ...positionals,
   ], repoRoot);
   await new Promise<void>((resolve) => server.onLine((l) => l.text.includes('listening') && resolve()));
   const threadsBefore = readThreadCpuSeconds(server.pid);
@@ -100,7 +104,7 @@ async function main(): Promise<void> {
   }
   fs.rmSync(dir, { recursive: true, force: true });
   const busy = stages.reduce((n, s) => n + (totals.get(s) ?? 0), 0);
-  process.stdout.write(`armorfeed profile: rate ${values.rate}, ${count} events, ${clients} client(s) on ${streams}; ` +
+  process.stdout.write(`armorfeed profile: rate ${values.rate}, ${count} events, ${clients} client(s) on ${streams}${positionals.length > 0 ? `, serve ${positionals.join(' ')}` : ''}; ` +
     `loadclient received ${received} (${run.report?.aggregateRateEps.toFixed(0) ?? '?'} ev/s); server busy ${(busy / 1e6).toFixed(2)} CPU-s in all threads\n\n`);
   process.stdout.write('| stage | CPU-us per event | share of busy time |\n|---|--:|--:|\n');
   for (const s of stages) {
