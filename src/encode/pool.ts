@@ -48,11 +48,17 @@ interface InFlight {
   slab: number;
 }
 
+/** How long after the last record the pump keeps its short wait (see RingProducer). */
+const RECENT_TRAFFIC_MS = 1000;
+const SHORT_WAIT_MS = 1;
+const IDLE_WAIT_MS = 250;
+
 class RingPump {
   private readonly inFlight: InFlight[] = [];
   private waiting = false;
   private stopped = false;
   private idleResolvers: (() => void)[] = [];
+  private lastDataMs = -Infinity;
 
   constructor(
     readonly source: string,
@@ -66,6 +72,7 @@ class RingPump {
     while (this.inFlight.length < maxInFlight) {
       const span = this.consumer.claim(maxBatchEvents, maxBatchBytes);
       if (span === null) break;
+      this.lastDataMs = performance.now();
       const entry: InFlight = { span, batch: undefined, error: undefined, done: false, slab: this.pool.slabs.acquire() };
       if (span.events <= this.pool.limits.inlineMaxEvents) {
         // The backlog is small: encode it here. Behind a task still in the workers it
@@ -86,8 +93,11 @@ class RingPump {
       this.notifyIdle();
       if (!this.waiting && !this.consumer.isClosed()) {
         this.waiting = true;
-        // The timeout only bounds how long a missed wake-up could stall; it is not a poll.
-        void this.consumer.waitForData(1000).then(() => {
+        // While traffic is recent the producer wakes this wait at most every 0.5 ms
+        // (RingProducer's holdMs) and the short timeout picks up what it held back; idle,
+        // the timeout only bounds how long a missed wake-up could stall.
+        const recent = performance.now() - this.lastDataMs < RECENT_TRAFFIC_MS;
+        void this.consumer.waitForData(recent ? SHORT_WAIT_MS : IDLE_WAIT_MS).then(() => {
           this.waiting = false;
           this.pump();
         });
