@@ -129,7 +129,7 @@ test('config - flag beats environment beats file beats default (loadConfig)', ()
   // The file may also come from ARMORFEED_CONFIG or upstream's KUBEARMOR_CFG.
   assert.equal(loadConfig({ flags: {}, env: { ARMORFEED_CONFIG: file } }).queueSize, 11);
   assert.equal(loadConfig({ flags: {}, env: { KUBEARMOR_CFG: file } }).queueSize, 11);
-  assert.equal(loadConfig({ flags: {}, env: {} }).queueSize, 1000, 'upstream default queue size');
+  assert.equal(loadConfig({ flags: {}, env: {} }).queueSize, 4000, 'default queue size');
   // A flag given as a string is checked like any other value.
   assert.throws(() => loadConfig({ flags: { queueSize: '0' }, env: {} }), (err: Error & { code?: string }) => err.code === 'ERR_CONFIG_INVALID' && /queueSize/.test(err.message));
 });
