@@ -48,9 +48,7 @@ interface InFlight {
   slab: number;
 }
 
-/** How long after the last record the pump keeps its short wait (see RingProducer). */
-const RECENT_TRAFFIC_MS = 1000;
-const SHORT_WAIT_MS = 1;
+/** Bound on a wait with no traffic (a missed wake-up; see RingConsumer.waitForData). */
 const IDLE_WAIT_MS = 250;
 
 class RingPump {
@@ -58,7 +56,6 @@ class RingPump {
   private waiting = false;
   private stopped = false;
   private idleResolvers: (() => void)[] = [];
-  private lastDataMs = -Infinity;
 
   constructor(
     readonly source: string,
@@ -72,7 +69,6 @@ class RingPump {
     while (this.inFlight.length < maxInFlight) {
       const span = this.consumer.claim(maxBatchEvents, maxBatchBytes);
       if (span === null) break;
-      this.lastDataMs = performance.now();
       const entry: InFlight = { span, batch: undefined, error: undefined, done: false, slab: this.pool.slabs.acquire() };
       if (span.events <= this.pool.limits.inlineMaxEvents) {
         // The backlog is small: encode it here. Behind a task still in the workers it
@@ -93,11 +89,9 @@ class RingPump {
       this.notifyIdle();
       if (!this.waiting && !this.consumer.isClosed()) {
         this.waiting = true;
-        // While traffic is recent the producer wakes this wait at most every 0.5 ms
-        // (RingProducer's holdMs) and the short timeout picks up what it held back; idle,
-        // the timeout only bounds how long a missed wake-up could stall.
-        const recent = performance.now() - this.lastDataMs < RECENT_TRAFFIC_MS;
-        void this.consumer.waitForData(recent ? SHORT_WAIT_MS : IDLE_WAIT_MS).then(() => {
+        // Idle, the timeout only bounds how long a missed wake-up could stall; while
+        // traffic is recent the consumer shortens it to pick up what the producer held back.
+        void this.consumer.waitForData(IDLE_WAIT_MS).then(() => {
           this.waiting = false;
           this.pump();
         });

@@ -11,6 +11,11 @@ export interface RingStats {
   closed: boolean;
 }
 
+/** Longest wait while traffic is recent: longer than the producer's hold (NOTIFY_HOLD_MS). */
+export const HELD_WAIT_MS = 1;
+/** How long after the last claimed record traffic counts as recent. */
+const RECENT_TRAFFIC_MS = 1000;
+
 /** A claimed span of records: [start, end) in ring positions, `events` records. */
 export interface RingSpan {
   start: number;
@@ -27,6 +32,7 @@ export interface RingSpan {
 export class RingConsumer {
   private readonly ring: RingViews;
   private claimed: number;
+  private lastDataMs = -Infinity;
 
   constructor(sab: SharedArrayBuffer) {
     this.ring = ringViews(sab);
@@ -77,6 +83,7 @@ export class RingConsumer {
       return null;
     }
     this.claimed = pos;
+    this.lastDataMs = performance.now();
     return { start, end: pos, events };
   }
 
@@ -86,10 +93,14 @@ export class RingConsumer {
   }
 
   /**
-   * Resolves when the producer publishes more or closes. Uses Atomics.waitAsync, so
-   * the main thread is woken by the producer's notify instead of polling a timer.
+   * Resolves when the producer publishes more or closes, or after `timeoutMs`. Uses
+   * Atomics.waitAsync, so the main thread is woken by the producer's notify instead of
+   * polling a timer. Within a second of the last claimed record the wait is at most
+   * HELD_WAIT_MS: the producer wakes a consumer at most once per hold (producer.ts), and
+   * this short wait picks up what it held back.
    */
   waitForData(timeoutMs: number): Promise<void> {
+    if (performance.now() - this.lastDataMs < RECENT_TRAFFIC_MS) timeoutMs = Math.min(timeoutMs, HELD_WAIT_MS);
     const h = this.ring.header;
     Atomics.store(h, Slot.WAITING, 1);
     const signal = Atomics.load(h, Slot.SIGNAL);

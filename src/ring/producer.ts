@@ -21,7 +21,7 @@ export class RingProducer {
   /**
    * `holdMs`: a waiting consumer is woken at most once per holdMs. Under sustained
    * traffic the records published in between are picked up by the next wake-up or by the
-   * consumer's own short wait (RingPump in encode/pool.ts waits at most 1 ms while traffic
+   * consumer's own short wait (RingConsumer.waitForData waits at most 1 ms while traffic
    * is recent), so one wake-up carries several bursts; when traffic is light every record
    * wakes the consumer at once. 0 wakes it for every record.
    */
