@@ -15,6 +15,10 @@
  * here, and once the main thread falls behind (ring backlog above the bound) the
  * workers take the large spans. An inline batch claimed while a worker task is still
  * out waits behind it, so batches always reach the fan-out in ring order.
+ *
+ * Each span takes an output slab (slabs.ts) that its encoder, worker or main thread,
+ * writes the batch's bytes into; the pool's reference ends once the batch has been
+ * offered to every client, whose queues hold their own.
  */
 import * as path from 'node:path';
 import { Piscina } from 'piscina';

@@ -34,14 +34,14 @@ export interface LatencySummary {
 }
 
 const MAX_WRITES_IN_FLIGHT = 2;
+/** Upper bound of one write: large enough to amortise grpc-js's per-write cost. */
+const MAX_CHUNK_BYTES = 256 * 1024;
 
 /** A write handed to gRPC: the output slab its bytes view, until confirmed or given up. */
 interface PendingWrite {
   slab: number;
   settled: boolean;
 }
-/** Upper bound of one write: large enough to amortise grpc-js's per-write cost. */
-const MAX_CHUNK_BYTES = 256 * 1024;
 
 export interface SubscriberInfo {
   id: string;
