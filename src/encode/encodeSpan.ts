@@ -107,23 +107,19 @@ class StreamBuilder {
    */
   take(into?: { bytes: Uint8Array; slab: number; base: number; at: number }): EncodedStream {
     const n = this.count;
-    let bytes: Uint8Array;
-    if (into !== undefined) {
-      into.bytes.set(this.w.buf.subarray(0, this.w.pos), into.base + into.at);
-      bytes = NO_BYTES;
-    } else {
-      bytes = this.takeBytes();
-    }
     const out: EncodedStream = {
       count: n,
-      bytes,
+      bytes: NO_BYTES,
       ends: this.ends.slice(0, n),
       ingestedUs: this.times.slice(0, n),
       attrs: this.attrs.slice(0, n * ATTRS_PER_EVENT),
     };
     if (into !== undefined) {
+      into.bytes.set(this.w.buf.subarray(0, this.w.pos), into.base + into.at);
       out.slab = into.slab;
       out.slabAt = into.at;
+    } else {
+      out.bytes = this.takeBytes();
     }
     this.w.pos = 0;
     this.count = 0;

@@ -6,7 +6,7 @@
 import type { LatencySummary } from './latency';
 import type { ProcSummary } from './proc-sampler';
 import type { StreamChoice } from './options';
-import type { StreamEnd, StreamKind } from './subscriber';
+import type { StreamState } from './subscriber';
 
 export interface ServerDropsForClient {
   delivered: number;
@@ -18,14 +18,8 @@ export interface ServerDropsForClient {
   agrees: boolean;
 }
 
-export interface StreamReport {
-  kind: StreamKind;
-  received: number;
-  bytes: number;
-  end: StreamEnd;
-  reconnects: number;
-  lastError?: string;
-}
+/** A stream's counts and how it ended, as the subscriber kept them. */
+export type StreamReport = StreamState;
 
 export interface ClientReport {
   index: number;
