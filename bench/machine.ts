@@ -25,17 +25,6 @@ export interface MachineInfo {
   loadAverage: number[];
 }
 
-/** The nearest ancestor of `from` holding package.json (bench runs from dist/bench/). */
-export function findRepoRoot(from: string = __dirname): string {
-  let dir = path.resolve(from);
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no package.json found in ${from} or any parent directory`);
-    dir = parent;
-  }
-}
-
 function cpuModel(): string {
   const fromNode = os.cpus()[0]?.model?.trim() ?? '';
   // Some hypervisors report only the family ("AMD EPYC"); add what /proc/cpuinfo knows.

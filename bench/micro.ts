@@ -16,7 +16,8 @@ import { benchSettings, type BenchSettings, type PairResult } from './common';
 import { benchEncode, benchScan } from './encode';
 import { benchFanout } from './fanout';
 import { benchGrpcWrite } from './grpc-write';
-import { busyWarning, findRepoRoot, formatMachine, machineInfo } from './machine';
+import { findRepoRoot } from './devkit';
+import { busyWarning, formatMachine, machineInfo } from './machine';
 import { benchRingTransfer } from './ring-transfer';
 
 const stages: Record<string, (s: BenchSettings) => Promise<PairResult>> = {

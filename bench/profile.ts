@@ -16,7 +16,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { findPeersBin, freePort, spawnTracked, stopChild } from './peers/children';
+import { freePort } from './devkit';
+import { findPeersBin, spawnTracked, stopChild } from './peers/children';
 import { runLoadClient } from './peers/loadclient';
 import { readThreadCpuSeconds } from '../src/load/proc-sampler';
 

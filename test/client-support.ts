@@ -3,7 +3,7 @@
  * the gofeeder peer, and a small real LogService server (grpc-js on 127.0.0.1) whose
  * lifetime a test controls. Not a test file; importing it has no side effects.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -12,23 +12,14 @@ import { Command, CommanderError } from 'commander';
 import { ArmorfeedError } from '../src/errors';
 import { registerLog } from '../src/cli/log';
 import { feederTypes, rpcPath } from '../src/wire/proto';
+import { findPeersBin } from '../bench/peers/children';
 import { delay, pollUntil } from './helpers/wait';
+import { repoRoot } from './helpers/repo';
 
-export const repoRoot = path.resolve(__dirname, '../..');
+export { freePort } from '../bench/devkit';
+export { repoRoot };
+
 export const goldenDir = path.join(repoRoot, 'test', 'golden');
-
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export const sleep = delay;
 
@@ -107,19 +98,11 @@ let gofeederWhyNot = '';
 /** Path of the gofeeder binary, building it if needed; null (with a reason) if it cannot be built. */
 export function gofeederPath(): { bin: string | null; why: string } {
   if (gofeederBin === undefined) {
-    const script = path.resolve(repoRoot, '..', 'shared', 'peers', 'build.sh');
-    if (!fs.existsSync(script)) {
+    try {
+      gofeederBin = path.join(findPeersBin(repoRoot, undefined), 'gofeeder');
+    } catch (err) {
       gofeederBin = null;
-      gofeederWhyNot = `${script} not found`;
-    } else {
-      const r = spawnSync('sh', [script, 'path'], { encoding: 'utf8', timeout: 600_000 });
-      const dir = r.stdout.trim().split('\n').pop() ?? '';
-      const bin = path.join(dir, 'gofeeder');
-      if (r.status === 0 && dir !== '' && fs.existsSync(bin)) gofeederBin = bin;
-      else {
-        gofeederBin = null;
-        gofeederWhyNot = `build.sh path failed (status ${r.status}): ${r.stderr.slice(-500)}`;
-      }
+      gofeederWhyNot = err instanceof Error ? err.message : String(err);
     }
   }
   return { bin: gofeederBin, why: gofeederWhyNot };

@@ -1,32 +1,21 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as net from 'node:net';
+import { spawn } from 'node:child_process';
 import * as path from 'node:path';
+import { freePort } from '../bench/devkit';
+import { findPeersBin } from '../bench/peers/children';
+import { repoRoot } from './helpers/repo';
 import { newRunTag } from '../src/load/options';
 import { runLoad } from '../src/load/run-load';
 import { formatSummary } from '../src/load/summary-table';
 
 /** The peers' bin directory (building gofeeder if needed), or undefined when Go or the peers are unavailable. */
 function peersBin(): string | undefined {
-  const script = process.env.PEERS_BUILD ?? path.resolve(__dirname, '../../../shared/peers/build.sh');
-  const candidates = [script, '/work/shared/peers/build.sh'];
-  for (const c of candidates) {
-    if (!fs.existsSync(c)) continue;
-    const r = spawnSync(c, ['path'], { encoding: 'utf8', timeout: 300_000 });
-    const bin = r.stdout.trim().split('\n').pop();
-    if (r.status === 0 && bin !== undefined && fs.existsSync(path.join(bin, 'gofeeder'))) return bin;
+  try {
+    return findPeersBin(repoRoot, undefined);
+  } catch {
+    return undefined;
   }
-  return undefined;
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
 }
 
 const bin = peersBin();

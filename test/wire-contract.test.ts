@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 import { feederTypes, protoPath, rpcPath } from '../src/wire/proto';
-import { repoRoot } from './helpers/repo';
+import { sharedDir } from './helpers/repo';
 import {
   compareContract,
   contractFromProto,
@@ -21,7 +21,7 @@ import {
   type WireContract,
 } from './helpers/wire-doc';
 
-const wireDocPath = path.resolve(repoRoot, '../shared/kubearmor-wire.md');
+const wireDocPath = path.join(sharedDir, 'kubearmor-wire.md');
 
 /** Row counts of upstream's messages; the parser must find exactly these. */
 const EXPECTED_FIELD_COUNTS: Readonly<Record<string, number>> = {
@@ -46,7 +46,7 @@ function readWireDoc(): string {
   if (!fs.existsSync(wireDocPath)) {
     assert.fail(
       `wire contract: ${wireDocPath} is missing. This test compares proto/kubearmor.proto with the ` +
-        'upstream tables in the shared folder, which must be checked out beside the repository (../shared).',
+        'upstream tables in the shared folder: ../shared beside the repository, or $ARMORFEED_SHARED (.ci/run finds it).',
     );
   }
   return fs.readFileSync(wireDocPath, 'utf8');

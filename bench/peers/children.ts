@@ -11,8 +11,8 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import { readCpuSeconds, tcpSockets } from '../../src/load/proc-sampler';
+import { sharedDir } from '../devkit';
 
 const live = new Set<ChildProcess>();
 const cleanups = new Set<() => void>();
@@ -167,24 +167,6 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (the caller retries on EADDRINUSE). */
-export function freePort(): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') {
-        server.close();
-        reject(new Error('freePort: the listening socket has no TCP address'));
-        return;
-      }
-      server.close(() => resolve(address.port));
-    });
-  });
-}
-
 // ---- /proc -------------------------------------------------------------------------
 
 /** VmRSS and VmHWM (peak RSS) of `pid` in bytes, or undefined once it is gone. */
@@ -284,7 +266,7 @@ export function findPeersBin(repoRoot: string, explicit: string | undefined): st
     if (!has(chosen)) throw new Error(`${chosen} does not hold both gofeeder and loadclient`);
     return chosen;
   }
-  const buildScript = path.resolve(repoRoot, '..', 'shared', 'peers', 'build.sh');
+  const buildScript = path.join(sharedDir(repoRoot), 'peers', 'build.sh');
   if (fs.existsSync(buildScript)) {
     try {
       const out = execFileSync(buildScript, ['path'], { encoding: 'utf8', timeout: 600_000, stdio: ['ignore', 'pipe', 'inherit'] });

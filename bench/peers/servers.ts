@@ -8,7 +8,8 @@
  *   gofeeder:  $BIN/gofeeder --addr 127.0.0.1:PORT ...                          (ready: "listening")
  */
 import * as path from 'node:path';
-import { freePort, ProcSampler, sleep, spawnTracked, stopChild, withTimeout, type ProcSample, type TrackedChild } from './children';
+import { freePort } from '../devkit';
+import { ProcSampler, sleep, spawnTracked, stopChild, withTimeout, type ProcSample, type TrackedChild } from './children';
 
 export type SystemName = 'armorfeed' | 'gofeeder';
 export const SYSTEMS: readonly SystemName[] = ['armorfeed', 'gofeeder'];

@@ -16,7 +16,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import type { FeederStats } from '../../src/feeder';
 import { repoRoot } from './repo';
@@ -230,23 +229,4 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined>
   });
 }
 
-/**
- * A TCP port on 127.0.0.1 that was free a moment ago. Another process may take it
- * before the caller binds it, so prefer `--gRPC 0` and the ready line where possible.
- */
-export function freePort(): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') {
-        server.close();
-        reject(new Error('freePort: listening socket has no TCP address'));
-        return;
-      }
-      server.close(() => resolve(address.port));
-    });
-  });
-}
+export { freePort } from '../../bench/devkit';
