@@ -9,7 +9,7 @@
  */
 import * as os from 'node:os';
 import { Packr } from 'msgpackr';
-import { defaultConfig, readNodeID, validate, type FeederConfig } from './config';
+import { defaultConfig, readNodeID, validate, whenFullFor, type FeederConfig, type WhenFull } from './config';
 import { EncoderPool, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
 import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
 import { createTape, validateFrame, type IngestEvent } from './event';
@@ -50,6 +50,10 @@ export interface SourceStats {
   dropped: { ring_full: number; malformed_input: number };
   malformedByReason: Record<string, number>;
   ring: { capacity: number; usedBytes: number };
+  /** What the source does when its ring is full (ingestWhenFull). */
+  whenFull: WhenFull;
+  /** Backpressure: how often and how long the source waited for room (its producers' writes waited). */
+  backpressure: { waits: number; seconds: number };
   finished: boolean;
 }
 
@@ -199,6 +203,8 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         dropped: { ring_full: s.droppedFull, malformed_input: s.droppedMalformed },
         malformedByReason: Object.fromEntries(inputReasons.map((r, i) => [r, s.malformedByReason[i]]).filter(([, n]) => (n as number) > 0)),
         ring: { capacity: s.capacity, usedBytes: s.usedBytes },
+        whenFull: t !== undefined ? whenFullFor(config, t.kind) : 'drop',
+        backpressure: { waits: s.blocks, seconds: s.blockedUs / 1e6 },
         finished: t?.finished ?? false,
       };
       ringFull += s.droppedFull;

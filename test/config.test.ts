@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { envName, loadConfig } from '../src/config';
+import { envName, loadConfig, whenFullFor } from '../src/config';
 import { connect } from './helpers/client';
 import { armorfeedMain, startServe } from './helpers/serve';
 
@@ -87,6 +87,25 @@ test('config - --alertThrottling maybe exits 2 naming alertThrottling', { timeou
 
 test('config - --tcp nonsense with --source tcp exits 2 naming tcp', { timeout: 15_000 }, async () => {
   await expectUsageError(['--source', 'tcp', '--tcp', 'nonsense'], [/\btcp\b/, /nonsense/]);
+});
+
+test('config - --ingestWhenFull sometimes exits 2 naming ingestWhenFull', { timeout: 15_000 }, async () => {
+  await expectUsageError(['--ingestWhenFull', 'sometimes'], [/ingestWhenFull/, /sometimes/]);
+});
+
+test('config - ingestWhenFull: one mode for every source, or per source; synthetic never blocks', () => {
+  const resolve = (value: string | undefined): Record<string, string> => {
+    const c = loadConfig({ flags: value === undefined ? {} : { ingestWhenFull: value }, env: {} });
+    return Object.fromEntries((['socket', 'tcp', 'jsonl', 'synthetic'] as const).map((k) => [k, whenFullFor(c, k)]));
+  };
+  assert.deepEqual(resolve(undefined), { socket: 'block', tcp: 'block', jsonl: 'block', synthetic: 'drop' });
+  assert.deepEqual(resolve('drop'), { socket: 'drop', tcp: 'drop', jsonl: 'drop', synthetic: 'drop' });
+  assert.deepEqual(resolve('socket:drop, jsonl=block'), { socket: 'drop', tcp: 'block', jsonl: 'block', synthetic: 'drop' });
+  for (const bad of ['synthetic:block', 'socket:wait', 'socket', '']) {
+    assert.throws(() => loadConfig({ flags: { ingestWhenFull: bad }, env: {} }), (err: Error & { code?: string }) => err.code === 'ERR_CONFIG_INVALID' && /ingestWhenFull/.test(err.message), bad);
+  }
+  const fromEnv = loadConfig({ flags: {}, env: { ARMORFEED_INGEST_WHEN_FULL: 'tcp:drop' } });
+  assert.equal(whenFullFor(fromEnv, 'tcp'), 'drop');
 });
 
 test('config - an unknown option exits 2 naming it', { timeout: 15_000 }, async () => {

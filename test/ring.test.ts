@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { allocateRing, forEachRecord, RingConsumer, RingProducer } from '../src/ring';
 import { Slot } from '../src/ring/layout';
+import { NOTIFY_BURST } from '../src/ring/producer';
 
 function payloadOf(i: number): Uint8Array {
   const p = new Uint8Array(8 + (i % 97));
@@ -90,7 +91,7 @@ describe('ring - shared-memory queue', () => {
     assert.ok(producer.offer(payloadOf(accepted), accepted), 'space is back after release');
   });
 
-  test('ring - a waiting consumer is woken at once, then at most once per hold; its own short wait picks up what the hold kept back', { timeout: 10_000 }, async (t) => {
+  test('ring - a waiting consumer is woken at once for a short burst, then at most once per hold; its own short wait picks up what the hold kept back', { timeout: 10_000 }, async (t) => {
     // A pending Atomics.waitAsync does not keep node's event loop alive; this timer does.
     const keepAlive = setInterval(() => undefined, 1000);
     t.after(() => clearInterval(keepAlive));
@@ -100,27 +101,32 @@ describe('ring - shared-memory queue', () => {
     const producer = new RingProducer(sab, 60_000); // a hold no test outlasts
     const consumer = new RingConsumer(sab);
 
-    // Idle consumer, first record: woken right away.
-    let before = wakes();
-    const first = consumer.waitForData(60_000);
-    assert.ok(producer.offer(payloadOf(0), 0));
-    assert.equal(wakes(), before + 1, 'the first record wakes the consumer');
-    await first;
-    assert.equal(drain(consumer, 0), 1);
+    // Light traffic: back-to-back records each wake the consumer at once, up to the burst.
+    let seq = 0;
+    for (; seq < NOTIFY_BURST; seq++) {
+      const before = wakes();
+      const w = consumer.waitForData(60_000);
+      assert.ok(producer.offer(payloadOf(seq), seq));
+      assert.equal(wakes(), before + 1, `record ${seq} of the burst wakes the consumer`);
+      await w;
+      assert.equal(drain(consumer, seq), seq + 1);
+    }
 
-    // Within the hold: no wake-up. Traffic is recent, so the consumer's wait is short
-    // (not the 60 s asked for) and returns by itself with the record.
-    before = wakes();
-    const second = consumer.waitForData(60_000);
-    assert.ok(producer.offer(payloadOf(1), 1));
-    assert.equal(wakes(), before, 'a record within the hold does not wake the consumer');
-    await second;
-    assert.equal(drain(consumer, 1), 2, 'the short wait picks the held record up');
+    // Sustained traffic, past the burst and within the hold: no wake-up. Traffic is
+    // recent, so the consumer's wait is short (not the 60 s asked for) and returns by
+    // itself with the record.
+    const before = wakes();
+    const held = consumer.waitForData(60_000);
+    assert.ok(producer.offer(payloadOf(seq), seq));
+    assert.equal(wakes(), before, 'a record past the burst, within the hold, does not wake the consumer');
+    await held;
+    assert.equal(drain(consumer, seq), seq + 1, 'the short wait picks the held record up');
+    seq++;
 
     // Without a hold every record wakes a waiting consumer.
     const eager = new RingProducer(sab, 0);
-    for (let i = 2; i < 5; i++) {
-      before = wakes();
+    for (let i = seq; i < seq + 3; i++) {
+      const before = wakes();
       const w = consumer.waitForData(60_000);
       assert.ok(eager.offer(payloadOf(i), i));
       assert.equal(wakes(), before + 1, `record ${i} wakes the consumer`);

@@ -11,6 +11,12 @@ import { ConfigError } from '../errors';
 
 export type SourceKind = 'synthetic' | 'socket' | 'tcp' | 'jsonl' | 'none';
 
+/** What a source does when its ring is full: wait for room (backpressure) or drop and count. */
+export type WhenFull = 'block' | 'drop';
+const whenFullModes: readonly WhenFull[] = ['block', 'drop'];
+/** Sources that honour ingestWhenFull; the synthetic source keeps its pacing rules. */
+const whenFullSources: readonly SourceKind[] = ['socket', 'tcp', 'jsonl'];
+
 export interface FeederConfig {
   /** gRPC listen port (upstream key `gRPC`); 0 picks a free port. */
   gRPC: number;
@@ -52,6 +58,11 @@ export interface FeederConfig {
   queueSize: number;
   /** Bytes of each ingest ring. */
   ringSize: number;
+  /**
+   * A full ring: `block` (wait: the producer's writes wait) or `drop` (refuse and count
+   * ring_full), for every source, or per source as `socket:drop,tcp:block`.
+   */
+  ingestWhenFull: string;
   /** Encoder worker threads. */
   encoderThreads: number;
   /** Most events per encoder task. */
@@ -68,7 +79,7 @@ export interface FeederConfig {
   gracePeriodMs: number;
 }
 
-type Kind = 'int' | 'string' | 'bool' | 'sources';
+type Kind = 'int' | 'string' | 'bool' | 'sources' | 'whenFull';
 
 interface OptionSpec {
   key: keyof FeederConfig;
@@ -114,6 +125,9 @@ export function defaultConfig(): FeederConfig {
     // 4000 they lost none (bench/README.md, target 5).
     queueSize: 4000,
     ringSize: 8 * 1024 * 1024,
+    // Nothing a producer wrote is lost at ingest unless it asks for that (Vector's
+    // when_full: block, Fluent Bit's paused inputs).
+    ingestWhenFull: 'block',
     encoderThreads: defaultEncoderThreads,
     batchSize: 512,
     // 64 measured best at 4 clients x 50k/s on 2 cores (p50 0.3 ms, p99 6-10 ms against
@@ -156,6 +170,7 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'waitClients', flag: 'wait-clients', kind: 'int', min: 0, max: 100_000, describe: 'synthetic source starts once this many Watch* streams are open' },
   { key: 'queueSize', flag: 'queueSize', kind: 'int', min: 1, max: 10_000_000, describe: 'per-client queue, in events' },
   { key: 'ringSize', flag: 'ringSize', kind: 'int', min: 65_536, max: 1 << 30, describe: 'bytes per ingest ring' },
+  { key: 'ingestWhenFull', flag: 'ingestWhenFull', kind: 'whenFull', describe: 'full ring: block (the producer waits) | drop (counted ring_full), or per source: socket:drop,tcp:block' },
   { key: 'encoderThreads', flag: 'encoderThreads', kind: 'int', min: 1, max: 64, describe: 'encoder worker threads' },
   { key: 'batchSize', flag: 'batchSize', kind: 'int', min: 1, max: 65_536, describe: 'most events per encoder task' },
   { key: 'inlineMaxEvents', flag: 'inlineMaxEvents', kind: 'int', min: 0, max: 4096, describe: 'a ring backlog of up to this many events is encoded on the main thread (0 = always in workers)' },
@@ -212,7 +227,33 @@ function coerce(spec: OptionSpec, raw: unknown, origin: string): FeederConfig[ke
       if (out.length === 0) throw new ConfigError(where, 'needs at least one source (or "none")');
       return [...new Set(out)] as SourceKind[];
     }
+    case 'whenFull':
+      if (typeof raw !== 'string') throw new ConfigError(where, `must be block, drop or SOURCE:MODE,..., got ${JSON.stringify(raw)}`);
+      parseWhenFull(raw, where);
+      return raw.trim();
   }
+}
+
+/** Parses ingestWhenFull: one mode for every source, or `kind:mode` pairs (others block). */
+function parseWhenFull(raw: string, where: string): Partial<Record<SourceKind, WhenFull>> & { all?: WhenFull } {
+  const text = raw.trim();
+  if (whenFullModes.includes(text as WhenFull)) return { all: text as WhenFull };
+  const out: Partial<Record<SourceKind, WhenFull>> = {};
+  for (const part of text.split(',')) {
+    const m = /^\s*([a-z]+)\s*[:=]\s*([a-z]+)\s*$/.exec(part);
+    if (m === null || !whenFullSources.includes(m[1] as SourceKind) || !whenFullModes.includes(m[2] as WhenFull)) {
+      throw new ConfigError(where, `must be block, drop, or SOURCE:MODE pairs with SOURCE in ${whenFullSources.join('|')} and MODE block|drop, got ${JSON.stringify(raw)}`);
+    }
+    out[m[1] as SourceKind] = m[2] as WhenFull;
+  }
+  return out;
+}
+
+/** The full-ring rule for one source (synthetic: never blocks; it paces itself). */
+export function whenFullFor(config: FeederConfig, kind: SourceKind): WhenFull {
+  if (!whenFullSources.includes(kind)) return 'drop';
+  const parsed = parseWhenFull(config.ingestWhenFull, 'ingestWhenFull');
+  return parsed.all ?? parsed[kind] ?? 'block';
 }
 
 export interface ConfigInputs {
@@ -283,6 +324,7 @@ export function validate(config: FeederConfig): FeederConfig {
   if (config.source.includes('socket') && config.socket === '') throw new ConfigError('socket', 'needs a path');
   if (config.cluster === '') throw new ConfigError('cluster', 'must not be empty');
   if (config.logPath === '') throw new ConfigError('logPath', 'must be none, stdout or a file path');
+  parseWhenFull(String(config.ingestWhenFull), 'ingestWhenFull');
   if (config.maxEventBytes > config.ringSize / 2) {
     throw new ConfigError('maxEventBytes', `must be at most half of ringSize (${config.ringSize}), got ${config.maxEventBytes}`);
   }

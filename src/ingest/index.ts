@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { FeederConfig, SourceKind } from '../config';
+import { whenFullFor, type FeederConfig, type SourceKind } from '../config';
 import type { FromSource, SourceWorkerData } from './protocol';
 
 export { encodeFrame, FrameReader, FRAME_HEADER_BYTES } from './frames';
@@ -40,6 +40,7 @@ export class IngestThread {
       name,
       ring,
       maxEventBytes: config.maxEventBytes,
+      whenFull: whenFullFor(config, kind),
       socket: config.socket,
       tcp: config.tcp,
       jsonl: config.jsonl,

@@ -2,13 +2,15 @@
  * Messages between the main thread and an ingest thread (`source.worker.ts`).
  * Events themselves never travel here: they go through the ring.
  */
-import type { SourceKind } from '../config';
+import type { SourceKind, WhenFull } from '../config';
 
 export interface SourceWorkerData {
   kind: Exclude<SourceKind, 'none'>;
   name: string;
   ring: SharedArrayBuffer;
   maxEventBytes: number;
+  /** A full ring: wait for room (the source stops reading) or drop and count. */
+  whenFull: WhenFull;
   socket: string;
   tcp: string;
   jsonl: string;

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { InputError } from '../errors';
 import { nowMicros } from '../wire/time';
 import { Admission } from './admission';
@@ -15,18 +15,35 @@ import type { SourceWorkerData, ToSource } from './protocol';
 
 const data = workerData as SourceWorkerData;
 const port = parentPort as NonNullable<typeof parentPort>;
-const admission = new Admission(data.ring, port);
+/** How long a source that was told to stop keeps waiting for room for what it has read. */
+const STOP_GRACE_MS = 1500;
+let stopDeadline = Infinity;
+const admission = new Admission(data.ring, port, data.whenFull, giveUpWaiting);
 const stopHandlers: (() => Promise<void> | void)[] = [];
 let startGate: (() => void) | undefined;
 
-port.on('message', (msg: ToSource) => {
+function onControl(msg: ToSource): void {
   if (msg.type === 'start') {
     startGate?.();
     startGate = undefined;
-  } else if (msg.type === 'stop') {
-    void stop();
+  } else if (msg.type === 'stop' && stopDeadline === Infinity) {
+    stopDeadline = performance.now() + STOP_GRACE_MS;
+    // Deferred: a stop read while waiting for room must not close sockets under the
+    // handler that is still admitting their frames.
+    setImmediate(() => void stop());
   }
-});
+}
+port.on('message', onControl);
+
+/**
+ * Asked while this thread waits for room in a full ring (backpressure blocks the event
+ * loop, so control messages are read here). Waiting goes on for as long as the pipeline
+ * needs; only a stop, once its grace has run out, turns the wait into a counted drop.
+ */
+function giveUpWaiting(): boolean {
+  for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) onControl(m.message as ToSource);
+  return performance.now() > stopDeadline;
+}
 
 async function stop(): Promise<void> {
   for (const h of stopHandlers) await h();
@@ -39,9 +56,18 @@ function fatal(code: string, message: string): void {
   admission.post({ type: 'fatal', code, message });
 }
 
+/** Sample events of every synthetic shape, for Admission.warmUp. */
+function warmUpAdmission(): void {
+  const frames = new SyntheticFrames({ cluster: data.cluster, host: data.host, alertEvery: 3 }, (v) => admission.pack(v));
+  const now = nowMicros();
+  const samples = Array.from({ length: 54 }, (_, i) => Uint8Array.from(frames.frame(i, now)));
+  admission.warmUp(samples, 60);
+}
+
 // ---- msgpack frames over a Unix socket or TCP ----
 
 function serveFrames(): void {
+  warmUpAdmission();
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -106,6 +132,7 @@ function serveFrames(): void {
 // ---- JSON lines (upstream logPath format) from a file or stdin ----
 
 function readJsonLines(): void {
+  warmUpAdmission();
   const fromStdin = data.jsonl === '-';
   const peer = fromStdin ? 'stdin' : data.jsonl;
   let partial = '';

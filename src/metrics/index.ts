@@ -56,6 +56,10 @@ export function buildRegistry(stats: () => FeederStats): Registry {
       [{ source, reason: 'ring_full' }, v.dropped.ring_full] as [Labels, number],
       [{ source, reason: 'malformed_input' }, v.dropped.malformed_input] as [Labels, number],
     ]), stats);
+  counterFrom(r, 'armorfeed_ingest_backpressure_waits_total', 'Times a source found its ring full and waited for room (ingestWhenFull block): its producers\' writes waited meanwhile', ['source'], (s) =>
+    Object.entries(s.ingest).map(([source, v]) => [{ source }, v.backpressure.waits]), stats);
+  counterFrom(r, 'armorfeed_ingest_backpressure_seconds_total', 'Time a source spent waiting for room in its ring (ingestWhenFull block)', ['source'], (s) =>
+    Object.entries(s.ingest).map(([source, v]) => [{ source }, v.backpressure.seconds]), stats);
   counterFrom(r, 'armorfeed_malformed_input_total', 'Rejected input per source and detail (malformed_frame, oversized, invalid_json, wrong_type, unknown_field, unknown_type, not_a_map)', ['source', 'detail'], (s) =>
     Object.entries(s.ingest).flatMap(([source, v]) => Object.entries(v.malformedByReason).map(([detail, n]) => [{ source, detail }, n] as [Labels, number])), stats);
   counterFrom(r, 'armorfeed_encoded_events_total', 'Events encoded, per stream', ['stream'], (s) => [

@@ -6,6 +6,9 @@ export interface RingStats {
   eventsIn: number;
   droppedFull: number;
   droppedMalformed: number;
+  /** Backpressure: how often and how long (us) the producer waited for room. */
+  blocks: number;
+  blockedUs: number;
   /** Per reason slot, in errors.ts `inputReasons` order. */
   malformedByReason: number[];
   closed: boolean;
@@ -87,9 +90,15 @@ export class RingConsumer {
     return { start, end: pos, events };
   }
 
-  /** Returns the bytes of every span up to `end` to the producer. */
+  /** Returns the bytes of every span up to `end` to the producer, waking it if it waits for room. */
   release(end: number): void {
-    Atomics.store(this.ring.header, Slot.READ, end | 0);
+    const h = this.ring.header;
+    Atomics.store(h, Slot.READ, end | 0);
+    if (Atomics.load(h, Slot.SPACE_WAITING) !== 0) {
+      Atomics.store(h, Slot.SPACE_WAITING, 0);
+      Atomics.add(h, Slot.SPACE, 1);
+      Atomics.notify(h, Slot.SPACE);
+    }
   }
 
   /**
@@ -123,6 +132,8 @@ export class RingConsumer {
       eventsIn: Number(Atomics.load(counters, Counter.EVENTS_IN)),
       droppedFull: Number(Atomics.load(counters, Counter.DROPPED_FULL)),
       droppedMalformed: Number(Atomics.load(counters, Counter.DROPPED_MALFORMED)),
+      blocks: Number(Atomics.load(counters, Counter.BLOCKS)),
+      blockedUs: Number(Atomics.load(counters, Counter.BLOCKED_US)),
       malformedByReason: Array.from({ length: MAX_MALFORMED_REASONS }, (_, i) => Number(Atomics.load(counters, Counter.MALFORMED_BY_REASON + i))),
       closed: Atomics.load(header, Slot.CLOSED) !== 0,
     };

@@ -5,15 +5,23 @@
  *
  *   SAB: [ header (HEADER_BYTES) ][ data (capacity bytes, a power of two) ]
  *
- *   header as Int32Array (i32 slots)          header as BigInt64Array (i64 slots, from byte 64)
- *   0 WRITE   bytes published (producer)      0 EVENTS_IN         events published
- *   1 READ    bytes released (consumer)       1 DROPPED_FULL      events refused: ring_full
- *   2 SIGNAL  wake-up counter                 2 DROPPED_MALFORMED events refused: malformed_input
- *   3 WAITING consumer is parked (0/1)        8.. MALFORMED_BY_REASON, one slot per reason
- *   4 CLOSED  producer finished (0/1)             in errors.ts `inputReasons` order
+ *   header as Int32Array (i32 slots)                 header as BigInt64Array (i64 slots, from byte 64)
+ *   0 WRITE         bytes published (producer)       0 EVENTS_IN         events published
+ *   1 READ          bytes released (consumer)        1 DROPPED_FULL      events refused: ring_full
+ *   2 SIGNAL        data wake-up counter (producer)  2 DROPPED_MALFORMED events refused: malformed_input
+ *   3 WAITING       consumer is parked (0/1)         3 BLOCKED_US        time the producer waited for room
+ *   4 CLOSED        producer finished (0/1)          4 BLOCKS            how many times it waited
+ *   5 SPACE         room wake-up counter (consumer)  8.. MALFORMED_BY_REASON, one slot per reason
+ *   6 SPACE_WAITING producer is parked (0/1)             in errors.ts `inputReasons` order
  *
  * Every counter is written by the producer only (Atomics.add) and read by anyone, so
  * /stats is exact at any instant without messages between threads.
+ *
+ * Two wake-ups, one each way: a parked consumer (WAITING) is woken through SIGNAL when
+ * records are published; a producer parked on a full ring (SPACE_WAITING, backpressure)
+ * is woken through SPACE when the consumer releases bytes. Each side sets its flag, reads
+ * the counter, re-checks the ring, then waits on the counter's value, so a wake-up that
+ * lands between the check and the wait changes the value and the wait returns at once.
  *
  *   data: records, each 8-byte aligned, never split across the end:
  *   +----------+----------------+------------------------+---------+
@@ -39,12 +47,16 @@ export const Slot = {
   SIGNAL: 2,
   WAITING: 3,
   CLOSED: 4,
+  SPACE: 5,
+  SPACE_WAITING: 6,
 } as const;
 
 export const Counter = {
   EVENTS_IN: 0,
   DROPPED_FULL: 1,
   DROPPED_MALFORMED: 2,
+  BLOCKED_US: 3,
+  BLOCKS: 4,
   MALFORMED_BY_REASON: 8,
 } as const;
 

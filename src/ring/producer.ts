@@ -1,29 +1,40 @@
 import { Counter, MAX_MALFORMED_REASONS, RECORD_HEADER_BYTES, Slot, WRAP_MARK, recordSize, ringViews, type RingViews } from './layout';
 
 /**
- * Wakes of the consumer are at least this far apart (ms). At 50,000 events/s paced in
- * 200 us bursts this makes one wake-up of the main thread per ~3 bursts instead of one per
- * burst, which halves its CPU there (bench/README.md); an event waits at most about 1 ms
- * longer, and not at all when traffic is light.
+ * Under sustained traffic, wakes of the consumer are on average at least this far apart
+ * (ms). At 50,000 events/s this makes one wake-up of the main thread per ~25 events
+ * instead of one per event, which halves its CPU there (bench/README.md); a held event
+ * waits at most about 1 ms longer (the consumer's own short wait picks it up).
  */
 export const NOTIFY_HOLD_MS = 0.5;
+/**
+ * Wake-ups allowed back to back before the hold applies. Light traffic never meets the
+ * hold: at 1,000 events/s two events 50 us apart both wake the consumer at once, where a
+ * plain "once per hold" rule made the second wait ~1 ms (p99 1.2 ms on the socket path).
+ */
+export const NOTIFY_BURST = 4;
+/** Longest single wait for room; between waits the producer asks whether to give up. */
+const SPACE_WAIT_SLICE_MS = 20;
 
 /**
  * The producing end of a ring: one per ingest thread (or the embedding thread for
  * `push()`). `offer` never blocks: when the ring is full the event is refused and
- * counted as ring_full, the same non-blocking contract upstream's fan-out keeps.
+ * counted as ring_full. `offerWaiting` is the backpressure variant: the calling thread
+ * waits for room instead (`ingestWhenFull: block`, the default for sockets and files).
  */
 export class RingProducer {
   private readonly ring: RingViews;
   private write: number;
-  private lastNotifyMs = -Infinity;
+  /** Token bucket of wake-ups: refills at one per holdMs, holds at most NOTIFY_BURST. */
+  private notifyTokens = NOTIFY_BURST;
+  private lastRefillMs = 0;
 
   /**
-   * `holdMs`: a waiting consumer is woken at most once per holdMs. Under sustained
-   * traffic the records published in between are picked up by the next wake-up or by the
-   * consumer's own short wait (RingConsumer.waitForData waits at most 1 ms while traffic
-   * is recent), so one wake-up carries several bursts; when traffic is light every record
-   * wakes the consumer at once. 0 wakes it for every record.
+   * `holdMs`: under sustained traffic a waiting consumer is woken about once per holdMs
+   * (after a burst of NOTIFY_BURST wake-ups). The records published in between are picked
+   * up by the next wake-up or by the consumer's own short wait (RingConsumer.waitForData
+   * waits at most 1 ms while traffic is recent), so one wake-up carries many records; when
+   * traffic is light every record wakes the consumer at once. 0 wakes it for every record.
    */
   constructor(
     sab: SharedArrayBuffer,
@@ -61,16 +72,66 @@ export class RingProducer {
     this.write = (this.write + size) >>> 0;
     Atomics.store(header, Slot.WRITE, this.write | 0);
     Atomics.add(counters, Counter.EVENTS_IN, 1n);
-    if (Atomics.load(header, Slot.WAITING) !== 0) {
-      const now = performance.now();
-      if (now - this.lastNotifyMs >= this.holdMs) {
-        this.lastNotifyMs = now;
-        Atomics.store(header, Slot.WAITING, 0);
-        Atomics.add(header, Slot.SIGNAL, 1);
-        Atomics.notify(header, Slot.SIGNAL);
-      }
-    }
+    if (Atomics.load(header, Slot.WAITING) !== 0 && this.takeNotifyToken()) this.wakeConsumer();
     return true;
+  }
+
+  private takeNotifyToken(): boolean {
+    if (this.holdMs <= 0) return true;
+    const now = performance.now();
+    this.notifyTokens = Math.min(NOTIFY_BURST, this.notifyTokens + (now - this.lastRefillMs) / this.holdMs);
+    this.lastRefillMs = now;
+    if (this.notifyTokens < 1) return false;
+    this.notifyTokens -= 1;
+    return true;
+  }
+
+  private wakeConsumer(): void {
+    const { header } = this.ring;
+    Atomics.store(header, Slot.WAITING, 0);
+    Atomics.add(header, Slot.SIGNAL, 1);
+    Atomics.notify(header, Slot.SIGNAL);
+  }
+
+  /**
+   * Backpressure: like `offer`, but when the ring is full this thread waits until the
+   * consumer releases room. Only for a thread whose whole job is to feed this ring (an
+   * ingest thread): while it waits it reads nothing, so the kernel's socket buffer fills
+   * and the producer's own writes wait in turn, which is the point. A blocking wait
+   * (Atomics.wait) rather than an event-loop round trip: the thread resumes the moment the
+   * consumer frees room, and nothing else on it can run usefully meanwhile.
+   *
+   * `giveUp` is asked between waits of at most SPACE_WAIT_SLICE_MS; when it says so, the
+   * event is refused and counted as ring_full. An event larger than the ring is refused at
+   * once. Time spent waiting is counted (BLOCKED_US, BLOCKS) for /stats.
+   */
+  offerWaiting(payload: Uint8Array, ingestedUs: number, giveUp: () => boolean): boolean {
+    if (this.offer(payload, ingestedUs, true)) return true;
+    const { header, counters, capacity } = this.ring;
+    if (recordSize(payload.length) > capacity) {
+      Atomics.add(counters, Counter.DROPPED_FULL, 1n);
+      return false;
+    }
+    const started = performance.now();
+    // Counted when the wait starts, so /stats shows a source that is blocked right now.
+    Atomics.add(counters, Counter.BLOCKS, 1n);
+    let queued = false;
+    for (;;) {
+      Atomics.store(header, Slot.SPACE_WAITING, 1);
+      const space = Atomics.load(header, Slot.SPACE);
+      if (this.offer(payload, ingestedUs, true)) {
+        queued = true;
+        break;
+      }
+      // The ring is full of records the consumer may not know about yet (held wake-up).
+      if (Atomics.load(header, Slot.WAITING) !== 0) this.wakeConsumer();
+      if (giveUp()) break;
+      Atomics.wait(header, Slot.SPACE, space, SPACE_WAIT_SLICE_MS);
+    }
+    Atomics.store(header, Slot.SPACE_WAITING, 0);
+    Atomics.add(counters, Counter.BLOCKED_US, BigInt(Math.round((performance.now() - started) * 1000)));
+    if (!queued) Atomics.add(counters, Counter.DROPPED_FULL, 1n);
+    return queued;
   }
 
   /** Counts an event this producer rejected before it reached the ring, with its reason slot. */
