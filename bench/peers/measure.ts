@@ -7,6 +7,7 @@
 import * as os from 'node:os';
 import { sleep, withTimeout } from './children';
 import { loadClientProblem, runLoadClient, type LoadClientOptions, type LoadClientRun } from './loadclient';
+import type { ProducerRun } from './producer';
 import {
   serverCommandLine,
   startServer,
@@ -18,13 +19,28 @@ import {
   type SystemName,
 } from './servers';
 
+/** Real-path runs: what the producer sent against what the server says it took in. */
+export interface IngestCheck {
+  sent: number;
+  ingested: number;
+  /** armorfeed: dropped at the ring before fan-out; gofeeder has no ring. */
+  ringFull?: number;
+  malformed: number;
+  /** armorfeed: GET /stats after the run; gofeeder: its SIGTERM line. */
+  from: string;
+}
+
 export interface Measurement {
   system: SystemName;
   label: string;
-  gen: GeneratorFlags;
+  /** The synthetic source's flags (targets 1-5); absent on the real path. */
+  gen?: GeneratorFlags;
   serverCommand: string;
   loadclientArgs: string[];
   loadclient?: LoadClientRun;
+  /** Real path (targets R1-R5): the Go producer writing into the server's Unix socket. */
+  producer?: ProducerRun;
+  ingest?: IngestCheck;
   server?: ServerStop;
   loadavg1: { start: number; end: number };
   wallS: number;
@@ -103,7 +119,7 @@ export async function measure(
  * handed to gRPC should have arrived, and what the client missed the server should have
  * counted as dropped. Stalled streams (those `extra.stalledPorts` names) are left out.
  */
-function crossCheck(m: Measurement): void {
+export function crossCheck(m: Measurement): void {
   const report = m.loadclient?.report;
   const summary = m.server?.summary;
   if (report === undefined || summary === undefined || summary.rows.length === 0) return;

@@ -6,6 +6,12 @@
  *
  *   armorfeed: node dist/src/cli/main.js serve --bind 127.0.0.1 --gRPC PORT ... (ready: "armorfeed: listening")
  *   gofeeder:  $BIN/gofeeder --addr 127.0.0.1:PORT ...                          (ready: "listening")
+ *
+ * For the real-path targets both read frames from a Unix socket instead
+ * (`startSocketServer`):
+ *
+ *   armorfeed: ... serve --source socket --socket PATH --metricsPort P   (ready: "armorfeed: listening", socket bound)
+ *   gofeeder:  $BIN/gofeeder --addr 127.0.0.1:PORT --socket PATH        (ready: "ingesting msgpack frames on PATH")
  */
 import * as path from 'node:path';
 import { freePort } from '../devkit';
@@ -48,10 +54,20 @@ export interface StreamRow {
   p99Us?: number;
 }
 
+/** What one ingest source took in, from the server's exit summary. */
+export interface IngestCounts {
+  events: number;
+  /** armorfeed: dropped at the ring (ring_full); gofeeder has no such counter. */
+  ringFull?: number;
+  malformed: number;
+}
+
 export interface ServerSummary {
   rows: StreamRow[];
   /** Events generated per kind, as the server reports them. */
   generated?: { alerts: number; logs: number };
+  /** Per source (armorfeed: `sources NAME: in=...`; gofeeder: `socket ingest: events=...`). */
+  ingest: Record<string, IngestCounts>;
   /** Drops not attributed to a client (armorfeed: ring_full, encode_error, ...), by reason. */
   globalDropped: Record<string, number>;
   /** Lines that are not per-stream rows (global counters), verbatim. */
@@ -91,8 +107,15 @@ export interface RunningServer {
   pid: number;
   process: TrackedChild;
   sampler: ProcSampler;
+  /** armorfeed started with metrics: host:port of its /metrics and /stats. */
+  metricsAddr?: string;
   /** Resolves when the server says generation has finished (never rejects). */
   generationDone: Promise<void>;
+  /**
+   * Marks generation start or end now, when the server prints no line for it (a socket
+   * source: the bench knows when its producer starts and ends). A line seen earlier wins.
+   */
+  markGeneration(edge: 'start' | 'end'): void;
   stop(graceMs?: number): Promise<ServerStop>;
 }
 
@@ -112,6 +135,17 @@ interface SystemSpec {
   ready: RegExp;
   generationStart: RegExp;
   generationEnd: RegExp;
+}
+
+/** What tryStart needs: the command line for a given port (and metrics port) and the lines to watch. */
+interface Launch {
+  command: string;
+  args(port: string, metricsPort: string): string[];
+  ready: RegExp;
+  generationStart?: RegExp;
+  generationEnd?: RegExp;
+  /** The metrics port is passed on the command line (armorfeed on the socket path). */
+  metrics: boolean;
 }
 
 const SPECS: Record<SystemName, SystemSpec> = {
@@ -160,12 +194,71 @@ export function serverCommandLine(system: SystemName, bin: Binaries, gen: Genera
   return [cmd, ...args].join(' ');
 }
 
+/**
+ * The real-path servers: armorfeed and gofeeder reading producer frames from the Unix
+ * socket `socketPath`, nothing generated. armorfeed also serves /stats on a metrics port,
+ * so the bench can see its streams register and read its ingest counters.
+ */
+function socketLaunch(system: SystemName, bin: Binaries, socketPath: string): Launch {
+  if (system === 'armorfeed') {
+    return {
+      command: process.execPath,
+      args: (port, metricsPort) => [
+        path.join(bin.repoRoot, 'dist', 'src', 'cli', 'main.js'),
+        'serve',
+        '--bind', '127.0.0.1',
+        '--gRPC', port,
+        '--gRPCHealthPort', '-1',
+        '--metricsPort', metricsPort,
+        '--metricsBind', '127.0.0.1',
+        '--source', 'socket',
+        '--socket', socketPath,
+      ],
+      // Printed once every port is bound and the socket source is listening.
+      ready: /^armorfeed: listening\b/,
+      metrics: true,
+    };
+  }
+  return {
+    command: path.join(bin.peersBin, 'gofeeder'),
+    args: (port) => ['--addr', `127.0.0.1:${port}`, '--socket', socketPath],
+    // "listening" comes before the Unix socket is bound; this line comes after.
+    ready: /^gofeeder: ingesting msgpack frames on /,
+    metrics: false,
+  };
+}
+
+export function socketServerCommandLine(system: SystemName, bin: Binaries, socketPath: string): string {
+  const launch = socketLaunch(system, bin, socketPath);
+  const cmd = system === 'armorfeed' ? 'node' : '$BIN/gofeeder';
+  const args = launch.args('PORT', 'METRICS_PORT').map((a) => (a.startsWith(bin.repoRoot) ? path.relative(bin.repoRoot, a) : a));
+  return [cmd, ...args].join(' ');
+}
+
 /** Starts `system` on a free loopback port and waits for its ready line (retries a port race twice). */
 export async function startServer(system: SystemName, bin: Binaries, gen: GeneratorFlags): Promise<RunningServer> {
+  const spec = SPECS[system];
+  return startLaunch(system, bin, {
+    command: spec.command(bin),
+    args: (port) => spec.args(bin, port, gen),
+    ready: spec.ready,
+    generationStart: spec.generationStart,
+    generationEnd: spec.generationEnd,
+    metrics: false,
+  });
+}
+
+/** Starts `system` reading frames from the Unix socket `socketPath` (see socketLaunch). */
+export async function startSocketServer(system: SystemName, bin: Binaries, socketPath: string): Promise<RunningServer> {
+  return startLaunch(system, bin, socketLaunch(system, bin, socketPath));
+}
+
+async function startLaunch(system: SystemName, bin: Binaries, launch: Launch): Promise<RunningServer> {
   let lastError = '';
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    const started = await tryStart(system, bin, gen, port);
+    const metricsPort = launch.metrics ? await freePort() : -1;
+    const started = await tryStart(system, bin, launch, port, metricsPort);
     if (typeof started !== 'string') return started;
     lastError = started;
     if (!/EADDRINUSE|address already in use/i.test(started)) break;
@@ -173,9 +266,8 @@ export async function startServer(system: SystemName, bin: Binaries, gen: Genera
   throw new ServerFailure(system, `did not start: ${lastError}`);
 }
 
-async function tryStart(system: SystemName, bin: Binaries, gen: GeneratorFlags, port: number): Promise<RunningServer | string> {
-  const spec = SPECS[system];
-  const proc = spawnTracked(spec.command(bin), spec.args(bin, String(port), gen), bin.repoRoot);
+async function tryStart(system: SystemName, bin: Binaries, spec: Launch, port: number, metricsPort: number): Promise<RunningServer | string> {
+  const proc = spawnTracked(spec.command, spec.args(String(port), String(metricsPort)), bin.repoRoot);
   let generationStartMs: number | undefined;
   let generationEndMs: number | undefined;
   let markDone: () => void = () => undefined;
@@ -185,8 +277,8 @@ async function tryStart(system: SystemName, bin: Binaries, gen: GeneratorFlags, 
   const ready = new Promise<boolean>((resolve) => {
     proc.onLine((line) => {
       if (spec.ready.test(line.text)) resolve(true);
-      if (generationStartMs === undefined && spec.generationStart.test(line.text)) generationStartMs = line.atMs;
-      if (generationEndMs === undefined && spec.generationEnd.test(line.text)) {
+      if (generationStartMs === undefined && spec.generationStart?.test(line.text) === true) generationStartMs = line.atMs;
+      if (generationEndMs === undefined && spec.generationEnd?.test(line.text) === true) {
         generationEndMs = line.atMs;
         markDone();
       }
@@ -209,7 +301,16 @@ async function tryStart(system: SystemName, bin: Binaries, gen: GeneratorFlags, 
     pid: proc.pid,
     process: proc,
     sampler,
+    metricsAddr: spec.metrics ? `127.0.0.1:${metricsPort}` : undefined,
     generationDone,
+    markGeneration(edge) {
+      const now = performance.now() - proc.spawnedAt;
+      if (edge === 'start') generationStartMs ??= now;
+      else if (generationEndMs === undefined) {
+        generationEndMs = now;
+        markDone();
+      }
+    },
     async stop(graceMs = STOP_GRACE_MS): Promise<ServerStop> {
       const exitedEarly = proc.hasExited();
       const final = sampler.sample();
@@ -257,7 +358,7 @@ function portOf(peer: string): number {
  *
  *   armorfeed: client  stream  filter  peer             delivered  queue_full  throttled  filtered  closed  p99_us
  *   armorfeed: logs-1  logs    system  127.0.0.1:41358     200000           0          0         0       0  257151
- *   armorfeed: encoded alerts=0 logs=200000; sources synthetic: in=200000 ring_full=0 malformed_input=0
+ *   armorfeed: encoded alerts=0 logs=200000; sources synthetic: in=200000 ring_full=0 malformed_input=0 (or socket: ...)
  *   armorfeed: dropped (not per client) ring_full=0 ...
  */
 export function parseArmorfeedSummary(stderr: string): ServerSummary {
@@ -266,10 +367,13 @@ export function parseArmorfeedSummary(stderr: string): ServerSummary {
   lines.forEach((l, i) => {
     if (/^armorfeed: client\s+stream\s+filter\s+peer\s+delivered/.test(l)) header = i;
   });
-  const summary: ServerSummary = { rows: [], globalDropped: {}, notes: [] };
+  const summary: ServerSummary = { rows: [], ingest: {}, globalDropped: {}, notes: [] };
   if (header < 0) return summary;
   for (const line of lines.slice(header + 1)) {
     const body = line.slice(11).trim();
+    for (const m of body.matchAll(/(\w+): in=(\d+) ring_full=(\d+) malformed_input=(\d+)/g)) {
+      summary.ingest[m[1]] = { events: Number(m[2]), ringFull: Number(m[3]), malformed: Number(m[4]) };
+    }
     const f = body.split(/\s+/);
     if (f.length === 10 && f.slice(4).every((x) => /^-?\d+$/.test(x))) {
       summary.rows.push({
@@ -301,15 +405,19 @@ export function parseArmorfeedSummary(stderr: string): ServerSummary {
  * gofeeder's table, printed when generation ends and again on SIGTERM (the last one is final):
  *
  *   gofeeder: generation finished: generated=200000 (alerts=40000 logs=160000) elapsed=0.460s ...
+ *   gofeeder: socket ingest: events=200000 malformed=0      (with --socket, on SIGTERM)
  *   gofeeder: stream     filter  peer                        sent    dropped state
  *   gofeeder: alerts-2   policy  127.0.0.1:50464            27818      11181 open
  */
 export function parseGofeederSummary(stderr: string): ServerSummary {
   const lines = stderr.split('\n').filter((l) => l.startsWith('gofeeder: '));
-  const summary: ServerSummary = { rows: [], globalDropped: {}, notes: [] };
+  const summary: ServerSummary = { rows: [], ingest: {}, globalDropped: {}, notes: [] };
   for (const line of lines) {
     const g = /generated=(\d+) \(alerts=(\d+) logs=(\d+)\)/.exec(line);
     if (g !== null) summary.generated = { alerts: Number(g[2]), logs: Number(g[3]) };
+    // With --socket, printed on SIGTERM before the final table (the last one is final).
+    const ingest = /^gofeeder: socket ingest: events=(\d+) malformed=(\d+)/.exec(line);
+    if (ingest !== null) summary.ingest.socket = { events: Number(ingest[1]), malformed: Number(ingest[2]) };
   }
   let header = -1;
   lines.forEach((l, i) => {
