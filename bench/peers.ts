@@ -1,11 +1,12 @@
 /**
  * armorfeed against the Go reference feeder (gofeeder, ../shared/peers), side by side
  * on this machine, with the same neutral Go loadclient, for the five targets of the
- * issue. See bench/PEERS.md for what each row means.
+ * issue (synthetic sources) and the real-path targets R1-R5 (the Go producer writing
+ * into each server's Unix socket). See bench/PEERS.md for what each row means.
  *
- *   npm run bench:peers                       # full run, about 12-15 minutes
- *   node dist/bench/peers.js --only 1,3,4     # some targets
- *   node dist/bench/peers.js --quick          # smoke run, about a minute, no verdicts
+ *   npm run bench:peers                       # full run, about 16 minutes
+ *   node dist/bench/peers.js --only 1,3,R2    # some targets
+ *   node dist/bench/peers.js --quick          # smoke run, about two minutes, no verdicts
  *
  * Prints the machine, one table (armorfeed, gofeeder, ratio, goal, verdict), a markdown
  * copy of the table, and writes everything to bench/results/peers-<timestamp>.json.
@@ -19,15 +20,20 @@ import { parseArgs } from 'node:util';
 import type { Measurement } from './peers/measure';
 import { findPeersBin } from './peers/children';
 import { machineInfo, machineLines, markdownTable, textTable, type Row } from './peers/report';
-import { FULL_PLAN, QUICK_PLAN, TARGETS, type Plan, type TargetResult } from './peers/targets';
+import { REAL_TARGETS } from './peers/realtargets';
+import { FULL_PLAN, QUICK_PLAN, TARGETS, type Plan, type TargetContext, type TargetResult } from './peers/targets';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 
-const USAGE = `usage: node dist/bench/peers.js [--only 1,2,3,4,5] [--quick] [--bin DIR] [--out DIR]
+/** Every target in run order: the synthetic-source targets, then the real path. */
+const ALL_TARGETS: Record<string, (ctx: TargetContext) => Promise<TargetResult>> = { ...TARGETS, ...REAL_TARGETS };
+const TARGET_IDS = Object.keys(ALL_TARGETS);
 
-  --only LIST  targets to run (default: all five)
-  --quick      smoke run: small counts, about a minute, prints "smoke" instead of verdicts
-  --bin DIR    directory with gofeeder and loadclient (default: PEERS_BIN, else
+const USAGE = `usage: node dist/bench/peers.js [--only 1,2,3,4,5,R1,R2,R3,R4,R5] [--quick] [--bin DIR] [--out DIR]
+
+  --only LIST  targets to run, e.g. 1,3,R2 (default: all ten; R1-R5 are the real path)
+  --quick      smoke run: small counts, about two minutes, prints "smoke" instead of verdicts
+  --bin DIR    directory with gofeeder, loadclient and producer (default: PEERS_BIN, else
                ../shared/peers/build.sh path, else ~/.cache/feeder-peers/bin)
   --out DIR    where the JSON goes (default: bench/results)`;
 
@@ -36,7 +42,14 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-function options(): { only: number[]; plan: Plan; bin?: string; out: string } {
+/** "1, r2,3" -> ['1', '3', 'R2'] in run order; undefined when an id is unknown. */
+function parseOnly(list: string): string[] | undefined {
+  const ids = list.split(',').map((s) => s.trim().toUpperCase());
+  if (ids.length === 0 || ids.some((id) => !TARGET_IDS.includes(id))) return undefined;
+  return TARGET_IDS.filter((id) => ids.includes(id));
+}
+
+function options(): { only: string[]; plan: Plan; bin?: string; out: string } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -58,12 +71,10 @@ function options(): { only: number[]; plan: Plan; bin?: string; out: string } {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  const only = v.only === undefined ? [1, 2, 3, 4, 5] : v.only.split(',').map((s) => Number(s.trim()));
-  if (only.length === 0 || only.some((n) => !Number.isInteger(n) || TARGETS[n] === undefined)) {
-    fail(`--only wants a comma-separated list of 1..5, got "${v.only}"`);
-  }
+  const only = v.only === undefined ? TARGET_IDS : parseOnly(v.only);
+  if (only === undefined) fail(`--only wants a comma-separated list of ${TARGET_IDS.join(', ')}, got "${v.only}"`);
   return {
-    only: [...new Set(only)].sort((a, b) => a - b),
+    only,
     plan: v.quick === true ? QUICK_PLAN : FULL_PLAN,
     bin: v.bin,
     out: v.out ?? path.join(repoRoot, 'bench', 'results'),
@@ -93,6 +104,9 @@ async function main(): Promise<void> {
   } catch (err) {
     fail((err as Error).message);
   }
+  if (opts.only.some((id) => id.startsWith('R')) && !fs.existsSync(path.join(found, 'producer'))) {
+    fail(`${found} has no producer, which targets R1-R5 need: run ../shared/peers/build.sh (or pass --bin)`);
+  }
   const bin = { peersBin: found, repoRoot };
   const machine = machineInfo(repoRoot, bin.peersBin);
   const startedAt = new Date();
@@ -105,10 +119,11 @@ async function main(): Promise<void> {
   };
   const results: TargetResult[] = [];
   const targetErrors: string[] = [];
+  const memo = new Map<string, unknown>();
   for (const id of opts.only) {
     log(`target ${id} ...`);
     try {
-      results.push(await TARGETS[id]({ bin, plan: opts.plan, log }));
+      results.push(await ALL_TARGETS[id]({ bin, plan: opts.plan, log, memo }));
     } catch (err) {
       const message = `target ${id} aborted: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
       targetErrors.push(message);
@@ -137,7 +152,7 @@ async function main(): Promise<void> {
   if (failures.length > 0) out.push('', 'FAILED RUNS:', ...failures.map((f) => `  - ${f}`));
 
   const md = [
-    `Measured ${startedAt.toISOString().slice(0, 10)} with \`node dist/bench/peers.js${opts.only.length < 5 ? ` --only ${opts.only.join(',')}` : ''}${opts.plan.quick ? ' --quick' : ''}\`:`,
+    `Measured ${startedAt.toISOString().slice(0, 10)} with \`node dist/bench/peers.js${opts.only.length < TARGET_IDS.length ? ` --only ${opts.only.join(',')}` : ''}${opts.plan.quick ? ' --quick' : ''}\`:`,
     `${machine.cpuModel}, ${machine.cores} cores, ${machine.ramGiB.toFixed(0)} GiB, Linux ${machine.kernel}; node ${machine.node}, ${machine.go}, @grpc/grpc-js ${machine.grpcJs}; armorfeed ${machine.commit.slice(0, 12)}${machine.uncommittedFiles > 0 ? ' (with uncommitted changes)' : ''}; load average ${machine.loadavgStart[0].toFixed(2)} at start, ${machine.loadavgEnd[0].toFixed(2)} at end.`,
     '',
     markdownTable(rows),
@@ -150,7 +165,8 @@ async function main(): Promise<void> {
     startedAt: startedAt.toISOString(),
     elapsedS,
     mode: opts.plan.quick ? 'quick' : 'full',
-    only: opts.only,
+    // Numbers for 1-5 as before, strings for R1-R5.
+    only: opts.only.map((id) => (/^\d+$/.test(id) ? Number(id) : id)),
     plan: opts.plan,
     machine,
     rows,

@@ -68,24 +68,44 @@ test('bench - micro --quick runs every stage and prints a numeric ratio for each
   }
 });
 
-test('bench - peers --quick runs armorfeed and gofeeder side by side and prints the table', { timeout: 170_000 }, async (t) => {
+/** The row labels of every target, synthetic (1-5) and real path (R1-R5), in --quick. */
+const PEER_TARGETS = [
+  '1. 1 client, rate 0',
+  '3. 4 clients @ 50k/s',
+  '4. 1 client @ 1,000/s',
+  '5. 8+8 stalled',
+  'R1. socket, 1 client @ 1,000/s',
+  'R2. socket, 1 client @ 50k/s',
+  'R3. socket, 4 clients @ 50k/s',
+  'R4. socket, unpaced --per 64',
+  'R5. socket, memory',
+  'R5. socket, 8+8 stalled',
+];
+
+test('bench - peers --quick runs armorfeed and gofeeder side by side and prints the table', { timeout: 320_000 }, async (t) => {
   const bin = process.env.PEERS_BIN;
-  if (bin === undefined || !fs.existsSync(path.join(bin, 'gofeeder'))) {
+  if (bin === undefined || !fs.existsSync(path.join(bin, 'gofeeder')) || !fs.existsSync(path.join(bin, 'producer'))) {
     t.skip('PEERS_BIN is not set (.ci/run builds ../shared/peers and sets it)');
     return;
   }
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-peers-'));
   try {
     const run = await new Promise<Run>((resolve) => {
-      execFile(process.execPath, [path.join(repoRoot, 'dist', 'bench', 'peers.js'), '--quick', '--bin', bin, '--out', out], { timeout: 160_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      execFile(process.execPath, [path.join(repoRoot, 'dist', 'bench', 'peers.js'), '--quick', '--bin', bin, '--out', out], { timeout: 300_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
         resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
       });
     });
     assert.equal(run.code, 0, `peers.js --quick exited ${run.code}\nstdout:\n${run.stdout.slice(-4000)}\nstderr:\n${run.stderr.slice(-4000)}`);
-    for (const target of ['1. 1 client, rate 0', '3. 4 clients @ 50k/s', '4. 1 client @ 1,000/s', '5. 8+8 stalled']) {
+    for (const target of PEER_TARGETS) {
       assert.ok(run.stdout.includes(target), `no row for target "${target}" in:\n${run.stdout.slice(-4000)}`);
     }
-    assert.equal(fs.readdirSync(out).filter((f) => f.endsWith('.json')).length, 1, 'one JSON result file');
+    const files = fs.readdirSync(out).filter((f) => f.endsWith('.json'));
+    assert.equal(files.length, 1, 'one JSON result file');
+    const saved = JSON.parse(fs.readFileSync(path.join(out, files[0]), 'utf8')) as { targets: { id: number | string; measurements: { producer?: { report?: { sent: number } } }[] }[] };
+    assert.deepEqual(saved.targets.map((x) => x.id), [1, 2, 3, 4, 5, 'R1', 'R2', 'R3', 'R4', 'R5'], 'every target in the JSON, in order');
+    for (const target of saved.targets.filter((x) => typeof x.id === 'string')) {
+      for (const m of target.measurements) assert.ok((m.producer?.report?.sent ?? 0) > 0, `${target.id}: a measurement without a producer report`);
+    }
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }

@@ -1,6 +1,7 @@
 /**
  * The five targets of the issue, each measured for armorfeed and gofeeder in the same
- * run with the same loadclient, and turned into table rows with a verdict.
+ * run with the same loadclient, and turned into table rows with a verdict. The real-path
+ * targets R1-R5 (realtargets.ts) share the plan, the verdicts and the helpers below.
  *
  * Verdicts: `holds` / `missed` compare armorfeed with the goal; `failed run` means a
  * server crashed or hung or an RPC failed, so the numbers are not a measurement; `smoke`
@@ -20,6 +21,23 @@ export interface Plan {
   t3: { rate: number; count: number; runs: number; p99GoalUs: number };
   t4: { rate: number; count: number; p99GoalUs: number };
   t5: { clients: number; stalled: number; rate: number; seconds: number; windowS: number; rssLimitBytes: number };
+  /** R1-R5: the Go producer writing into each server's Unix socket (realtargets.ts). */
+  r1: { rate: number; count: number; p99GoalUs: number };
+  r2: { rate: number; count: number; runs: number; p99GoalUs: number };
+  r3: { clients: number; rate: number; count: number; runs: number; p99GoalUs: number };
+  /** Unpaced producer; `capS` bounds the producer (and, plus a margin, loadclient). */
+  r4: { count: number; per: number; reps: number; ratioGoal: number; capS: number };
+  r5: {
+    idleS: number;
+    idleLimitBytes: number;
+    r4LimitBytes: number;
+    clients: number;
+    stalled: number;
+    rate: number;
+    seconds: number;
+    windowS: number;
+    rssLimitBytes: number;
+  };
 }
 
 export const FULL_PLAN: Plan = {
@@ -29,9 +47,14 @@ export const FULL_PLAN: Plan = {
   t3: { rate: 50_000, count: 250_000, runs: 3, p99GoalUs: 5_000 },
   t4: { rate: 1_000, count: 10_000, p99GoalUs: 1_000 },
   t5: { clients: 16, stalled: 8, rate: 50_000, seconds: 60, windowS: 10, rssLimitBytes: 250 * 2 ** 20 },
+  r1: { rate: 1_000, count: 10_000, p99GoalUs: 500 },
+  r2: { rate: 50_000, count: 500_000, runs: 3, p99GoalUs: 3_000 },
+  r3: { clients: 4, rate: 50_000, count: 250_000, runs: 3, p99GoalUs: 5_000 },
+  r4: { count: 1_000_000, per: 64, reps: 3, ratioGoal: 2.0, capS: 120 },
+  r5: { idleS: 2, idleLimitBytes: 90 * 2 ** 20, r4LimitBytes: 150 * 2 ** 20, clients: 16, stalled: 8, rate: 50_000, seconds: 60, windowS: 10, rssLimitBytes: 200 * 2 ** 20 },
 };
 
-/** A smoke run: every code path, small counts, about a minute in all. */
+/** A smoke run: every code path, small counts, about two minutes in all. */
 export const QUICK_PLAN: Plan = {
   quick: true,
   t1: { count: 100_000, reps: 1 },
@@ -39,10 +62,16 @@ export const QUICK_PLAN: Plan = {
   t3: { rate: 50_000, count: 50_000, runs: 1, p99GoalUs: 5_000 },
   t4: { rate: 1_000, count: 2_000, p99GoalUs: 1_000 },
   t5: { clients: 16, stalled: 8, rate: 20_000, seconds: 5, windowS: 2, rssLimitBytes: 250 * 2 ** 20 },
+  r1: { rate: 1_000, count: 2_000, p99GoalUs: 500 },
+  r2: { rate: 50_000, count: 50_000, runs: 1, p99GoalUs: 3_000 },
+  r3: { clients: 4, rate: 50_000, count: 50_000, runs: 1, p99GoalUs: 5_000 },
+  r4: { count: 200_000, per: 64, reps: 1, ratioGoal: 2.0, capS: 60 },
+  r5: { idleS: 2, idleLimitBytes: 90 * 2 ** 20, r4LimitBytes: 150 * 2 ** 20, clients: 16, stalled: 8, rate: 20_000, seconds: 5, windowS: 2, rssLimitBytes: 200 * 2 ** 20 },
 };
 
 export interface TargetResult {
-  id: number;
+  /** 1-5, or 'R1'-'R5' for the real-path targets. */
+  id: number | string;
   title: string;
   rows: Row[];
   /** Extra lines printed under the table (per-probe and per-run detail). */
@@ -55,33 +84,39 @@ export interface TargetContext {
   bin: Binaries;
   plan: Plan;
   log: Log;
+  /** Figures one target leaves for a later one in the same run (R4's peak RSS for R5). */
+  memo: Map<string, unknown>;
 }
 
-const SYSTEMS_IN_ORDER = (rep: number): SystemName[] => (rep % 2 === 0 ? ['armorfeed', 'gofeeder'] : ['gofeeder', 'armorfeed']);
+export const SYSTEMS_IN_ORDER = (rep: number): SystemName[] => (rep % 2 === 0 ? ['armorfeed', 'gofeeder'] : ['gofeeder', 'armorfeed']);
 
-function verdict(plan: Plan, failed: boolean, ok: boolean): Verdict {
+export function verdict(plan: Plan, failed: boolean, ok: boolean): Verdict {
   if (failed) return 'failed run';
   if (plan.quick) return 'smoke';
   return ok ? 'holds' : 'missed';
 }
 
-const failedAny = (ms_: Measurement[]): boolean => ms_.some((m) => m.problems.length > 0);
+export const failedAny = (ms_: Measurement[]): boolean => ms_.some((m) => m.problems.length > 0);
 
-function brief(m: Measurement): string {
+export function brief(m: Measurement): string {
   const r = m.loadclient?.report;
   const s = m.server;
   const parts = [`${m.system.padEnd(9)} ${m.label}:`];
   if (r !== undefined) {
     parts.push(`agg ${int(r.aggregateRateEps)} ev/s, missing ${pct(r.missingPct)} (worst client ${pct(worstClientMissingPct(r))}), p50 ${us(r.latencyUs.p50)}, p99 ${us(r.latencyUs.p99)}`);
   }
-  if (s !== undefined) parts.push(`server ${s.runCpuSec.toFixed(2)} CPU-s from generation start (${s.cpuSec.toFixed(2)} in all), peak RSS ${mb(s.peakRssBytes)}`);
+  const p = m.producer?.report;
+  if (p !== undefined) parts.push(`producer sent ${int(p.sent)} in ${p.seconds.toFixed(2)} s (${int(p.rateEps)} ev/s, blocked ${int(p.blockedMs)} ms)`);
+  const i = m.ingest;
+  if (i !== undefined) parts.push(`ingested ${int(i.ingested)}${i.ringFull !== undefined ? ` ring_full ${int(i.ringFull)}` : ''} malformed ${int(i.malformed)}`);
+  if (s !== undefined) parts.push(`server ${s.runCpuSec.toFixed(2)} CPU-s from ${p !== undefined ? 'producer' : 'generation'} start (${s.cpuSec.toFixed(2)} in all), peak RSS ${mb(s.peakRssBytes)}`);
   if (m.loadclient !== undefined) parts.push(`loadclient ${m.loadclient.cpuSec.toFixed(2)} CPU-s`);
   parts.push(`load ${m.loadavg1.start.toFixed(2)}→${m.loadavg1.end.toFixed(2)}`);
   if (m.problems.length > 0) parts.push(`FAILED: ${m.problems.join(' | ')}`);
   return parts.join(' ');
 }
 
-async function measured(ctx: TargetContext, p: Promise<Measurement>): Promise<Measurement> {
+export async function measured(ctx: TargetContext, p: Promise<Measurement>): Promise<Measurement> {
   const m = await p;
   ctx.log(brief(m));
   for (const o of m.observations) ctx.log(`  observation: ${o}`);
@@ -313,7 +348,7 @@ export async function target4(ctx: TargetContext): Promise<TargetResult> {
 
 // ---- 5. slow clients -------------------------------------------------------------------
 
-interface RssShape {
+export interface RssShape {
   maxBytes: number;
   firstMeanBytes: number;
   lastMeanBytes: number;
@@ -327,7 +362,7 @@ interface RssShape {
  * RSS over the generation window: the mean of the first `windowS` seconds against the
  * mean of the last `windowS`. "Flat" means it grew by at most max(10 MB, 10%).
  */
-function rssShape(stop: ServerStop, windowS: number, fallbackEndMs: number): RssShape | undefined {
+export function rssShape(stop: ServerStop, windowS: number, fallbackEndMs: number): RssShape | undefined {
   const startMs = stop.generationStartMs;
   if (startMs === undefined) return undefined;
   const endMs = stop.generationEndMs ?? fallbackEndMs;
@@ -358,7 +393,7 @@ function rssShape(stop: ServerStop, windowS: number, fallbackEndMs: number): Rss
   };
 }
 
-interface StalledCheck {
+export interface StalledCheck {
   streams: number;
   /** Streams where delivered + client_queue_full = generated (the issue's wording). */
   strict: number;
@@ -367,7 +402,7 @@ interface StalledCheck {
   rows: (StreamRow & { generated: number; accountedStrict: number; accounted: number })[];
 }
 
-function checkStalled(stop: ServerStop, ports: Set<number>): StalledCheck | undefined {
+export function checkStalled(stop: ServerStop, ports: Set<number>): StalledCheck | undefined {
   const gen = stop.summary.generated;
   if (gen === undefined) return undefined;
   const rows = stop.summary.rows
@@ -484,7 +519,7 @@ export async function target5(ctx: TargetContext): Promise<TargetResult> {
   };
 }
 
-export const TARGETS: Record<number, (ctx: TargetContext) => Promise<TargetResult>> = {
+export const TARGETS: Record<string, (ctx: TargetContext) => Promise<TargetResult>> = {
   1: target1,
   2: target2,
   3: target3,
