@@ -151,7 +151,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     () => hub.hasFilteredSubscribers(),
   );
 
-  await pool.warmUp(warmUpSample(config), 6);
+  pool.warmUp(warmUpSample(config));
 
   const consumers = new Map<string, RingConsumer>();
   const threads: IngestThread[] = [];
@@ -257,6 +257,8 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     throw err instanceof ArmorfeedError ? err : new ArmorfeedError('ERR_CONFIG_INVALID', `cannot start: ${(err as Error).message}`);
   }
   const running = server;
+
+  hub.onSubscribersChanged(() => pool.wantWorkers(hub.count('alerts') + hub.count('logs') > 0));
 
   let startedSources = !gated;
   if (gated) {

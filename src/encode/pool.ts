@@ -52,6 +52,15 @@ interface InFlight {
   slab: number;
 }
 
+const WARM_UP_ROUNDS = 6;
+/** Inline encoding done in one turn of the event loop before it yields (about 1 ms). */
+const INLINE_EVENTS_PER_TURN = 512;
+
+function warmUpTask(sample: SharedArrayBuffer): EncodeTask | undefined {
+  const span = new RingConsumer(sample).claim(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+  return span === null ? undefined : { ring: sample, start: span.start, end: span.end, attrs: true };
+}
+
 /** Bound on a wait with no traffic (a missed wake-up; see RingConsumer.waitForData). */
 const IDLE_WAIT_MS = 250;
 
@@ -69,15 +78,24 @@ class RingPump {
 
   pump(): void {
     if (this.stopped) return;
+    this.yieldScheduled = false;
     const { maxBatchEvents, maxBatchBytes, maxInFlight } = this.pool.limits;
+    let inlined = 0;
     while (this.inFlight.length < maxInFlight) {
+      if (inlined >= INLINE_EVENTS_PER_TURN) {
+        // Inline spans finish at once, so under a steady flood this loop would never
+        // return to the event loop, and nothing queued for the clients would be written.
+        this.yieldToEventLoop();
+        return;
+      }
       const span = this.consumer.claim(maxBatchEvents, maxBatchBytes);
       if (span === null) break;
       const entry: InFlight = { span, batch: undefined, error: undefined, done: false, slab: this.pool.slabs.acquire() };
-      if (span.events <= this.pool.limits.inlineMaxEvents) {
+      if (span.events <= this.pool.limits.inlineMaxEvents || !this.pool.workersReady()) {
         // The backlog is small: encode it here. Behind a task still in the workers it
         // waits its turn (ring order), but it does not make one more task.
         this.pool.encodeInline(this.consumer, entry);
+        inlined += span.events;
         if (this.inFlight.length === 0) this.finish(entry);
         else this.inFlight.push(entry);
         continue;
@@ -101,6 +119,14 @@ class RingPump {
         });
       }
     }
+  }
+
+  private yieldScheduled = false;
+
+  private yieldToEventLoop(): void {
+    if (this.yieldScheduled) return;
+    this.yieldScheduled = true;
+    setImmediate(() => this.pump());
   }
 
   private complete(entry: InFlight, batch: EncodedBatch | undefined, error: string | undefined): void {
@@ -147,18 +173,30 @@ class RingPump {
 
 /** One slot holds a batch's two streams; 512 events of ~450 bytes need about 230 KiB. */
 const OUTPUT_SLAB_BYTES = 512 * 1024;
+/**
+ * Encoder threads run while clients are connected (and from the first backlog), and stop
+ * this long after the last client left. A worker isolate costs about 20 MB of RSS that a
+ * node with no one to serve should not pay; starting them takes ~100 ms of both cores,
+ * which is paid when a client connects rather than in the middle of a burst.
+ */
+const WORKER_IDLE_MS = 60_000;
 
 export class EncoderPool {
   readonly slabs: SlabPool;
   readonly limits: { maxBatchEvents: number; maxBatchBytes: number; maxInFlight: number; inlineMaxEvents: number };
   private readonly inline: SpanEncoder;
   private inlineBatches = 0;
-  private readonly piscina: Piscina;
+  /** The encoder threads, started at the first backlog (see WORKER_IDLE_MS); ready once warmed up. */
+  private piscina: Piscina | undefined;
+  private ready = false;
+  private starting: Promise<void> | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private sample: SharedArrayBuffer | undefined;
   private readonly pumps = new Map<string, RingPump>();
   private encodedBatches = 0;
 
   constructor(
-    settings: EncoderSettings,
+    private readonly settings: EncoderSettings,
     options: EncoderPoolOptions,
     private readonly onBatch: (batch: EncodedBatch, source: string) => void,
     private readonly onFailure: (failure: EncodeFailure) => void,
@@ -174,16 +212,64 @@ export class EncoderPool {
     };
     this.slabs = new SlabPool(options.outputSlabs, OUTPUT_SLAB_BYTES);
     this.inline = createSpanEncoder(settings, this.slabs.area);
-    this.piscina = new Piscina({
+    this.threadCount = options.threads;
+  }
+
+  private readonly threadCount: number;
+
+  /** Whether encoder threads are up and warmed; until then every span is encoded inline. */
+  workersReady(): boolean {
+    if (this.ready) return true;
+    this.startWorkers();
+    return false;
+  }
+
+  /**
+   * Starts the encoder threads and warms them up (see warmUp); the first backlog calls
+   * this, and spans go on being encoded on the main thread until the threads are ready.
+   */
+  private startWorkers(): void {
+    if (this.starting !== undefined) return;
+    const piscina = new Piscina({
       filename: path.resolve(__dirname, 'encoder.worker.js'),
-      minThreads: options.threads,
-      maxThreads: options.threads,
-      idleTimeout: 60_000,
-      workerData: { encoder: settings, slabs: this.slabs.area },
+      minThreads: this.threadCount,
+      maxThreads: this.threadCount,
+      idleTimeout: Infinity,
+      workerData: { encoder: this.settings, slabs: this.slabs.area },
       // An encoder keeps little on its heap (batch buffers are transferred away), so a
       // small young generation costs nothing and keeps the node's RSS down.
       resourceLimits: { maxYoungGenerationSizeMb: 4 },
     });
+    this.piscina = piscina;
+    this.starting = (async () => {
+      if (this.sample !== undefined) await this.warmWorkers(piscina, this.sample, WARM_UP_ROUNDS);
+      if (this.piscina === piscina) this.ready = true;
+    })();
+  }
+
+  /**
+   * Whether the encoder threads should run: yes while clients are connected (they start
+   * now, warmed before they take a span); no stops them WORKER_IDLE_MS later unless
+   * wanted again meanwhile (or a backlog starts them).
+   */
+  wantWorkers(want: boolean): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (want) {
+      this.startWorkers();
+      return;
+    }
+    this.idleTimer = setTimeout(() => void this.stopWorkers(), WORKER_IDLE_MS);
+    this.idleTimer.unref();
+  }
+
+  private async stopWorkers(): Promise<void> {
+    const piscina = this.piscina;
+    clearTimeout(this.idleTimer);
+    this.piscina = undefined;
+    this.ready = false;
+    this.starting = undefined;
+    await piscina?.destroy();
   }
 
   get batches(): number {
@@ -206,23 +292,30 @@ export class EncoderPool {
     entry.done = true;
   }
 
+  /** Encoder threads running now (0 until the first backlog, and after WORKER_IDLE_MS without one). */
   get threads(): number {
-    return this.piscina.threads.length;
+    return this.piscina?.threads.length ?? 0;
   }
 
   /**
-   * Runs the encode path, in every worker and on the main thread, over a ring of sample
-   * records before the first real event. V8 compiles hot code only after it has run a
-   * while; without this, the first ~100 ms of traffic pays for the compiler and every
-   * client sees tens of milliseconds of latency at start. The batches are discarded.
+   * Runs the encode path on the main thread over a ring of sample records before the
+   * first real event, and keeps the sample to warm the encoder threads when they start.
+   * V8 compiles hot code only after it has run a while; without this, the first ~100 ms
+   * of traffic pays for the compiler and every client sees tens of milliseconds of
+   * latency at start. The batches are discarded.
    */
-  async warmUp(sample: SharedArrayBuffer, rounds: number): Promise<void> {
-    const span = new RingConsumer(sample).claim(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
-    if (span === null) return;
-    const task: EncodeTask = { ring: sample, start: span.start, end: span.end, attrs: true };
+  warmUp(sample: SharedArrayBuffer): void {
+    this.sample = sample;
+    const task = warmUpTask(sample);
+    if (task === undefined) return;
+    for (let r = 0; r < WARM_UP_ROUNDS; r++) this.inline(task);
+  }
+
+  private async warmWorkers(piscina: Piscina, sample: SharedArrayBuffer, rounds: number): Promise<void> {
+    const task = warmUpTask(sample);
+    if (task === undefined) return;
     for (let r = 0; r < rounds; r++) {
-      await Promise.all(Array.from({ length: this.limits.maxInFlight }, () => this.run(task)));
-      this.inline(task);
+      await Promise.all(Array.from({ length: this.limits.maxInFlight }, () => piscina.run(task)));
     }
   }
 
@@ -236,7 +329,7 @@ export class EncoderPool {
   }
 
   run(task: EncodeTask): Promise<EncodedBatch> {
-    return this.piscina.run(task) as Promise<EncodedBatch>;
+    return (this.piscina as Piscina).run(task) as Promise<EncodedBatch>;
   }
 
   deliver(batch: EncodedBatch, source: string): void {
@@ -258,6 +351,7 @@ export class EncoderPool {
 
   async close(): Promise<void> {
     for (const p of this.pumps.values()) p.stop();
-    await this.piscina.destroy();
+    await this.starting?.catch(() => undefined);
+    await this.stopWorkers();
   }
 }
