@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'ERR_INPUT_UNKNOWN_TYPE'
   | 'ERR_INPUT_INVALID_UTF8'
   | 'ERR_INPUT_NOT_A_MAP'
+  | 'ERR_FILTER_INVALID'
+  | 'ERR_FILTER_TOO_COMPLEX'
   | 'ERR_OUTPUT_OPEN'
   | 'ERR_HEALTH_MISMATCH'
   | 'ERR_FEEDER_UNREACHABLE'
@@ -40,6 +42,16 @@ export class ConfigError extends ArmorfeedError {
 
 /** An event from a source could not be accepted; counted as malformed_input with `code` as its reason. */
 export class InputError extends ArmorfeedError {}
+
+/**
+ * A client's server-side filter pattern (request metadata) was refused: not a Go (RE2)
+ * regular expression, or over the size limits. The stream ends with INVALID_ARGUMENT.
+ */
+export class FilterError extends ArmorfeedError {
+  constructor(code: 'ERR_FILTER_INVALID' | 'ERR_FILTER_TOO_COMPLEX', message: string) {
+    super(code, message);
+  }
+}
 
 /** The output named by logPath could not be opened. */
 export class OutputError extends ArmorfeedError {}

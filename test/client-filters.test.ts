@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError } from '../src/errors';
-import { EventFilter, alertSpec, backoffDelay, goFields, logSpec } from '../src/client';
+import { EventFilter, FeederWatch, alertSpec, backoffDelay, goFields, logSpec } from '../src/client';
 import { logOptionsFromFlags, resolveTarget } from '../src/cli/log';
 
 const log = (rec: Record<string, unknown>) => goFields(logSpec, rec);
@@ -50,7 +50,32 @@ test('filters - all filters must pass together', () => {
 
 test('filters - a bad pattern is a ConfigError naming the flag', () => {
   assert.throws(() => new EventFilter({ namespace: '(' }), (e: unknown) => e instanceof ConfigError && e.key === '--namespace');
-  assert.throws(() => new EventFilter({ pod: '(?U)x' }), (e: unknown) => e instanceof ConfigError && e.key === '--pod');
+  assert.throws(() => new EventFilter({ pod: '(?z)x' }), (e: unknown) => e instanceof ConfigError && e.key === '--pod');
+  // Go's regexp has no backreferences or lookaround; neither does karmor, so neither do we.
+  assert.throws(() => new EventFilter({ container: '(a)\\1' }), (e: unknown) => e instanceof ConfigError && e.key === '--container');
+  assert.throws(() => new EventFilter({ source: '(?=x)x' }), (e: unknown) => e instanceof ConfigError && e.key === '--source');
+});
+
+test('filters - patterns are Go regexps: RE2 syntax, linear-time matching', { timeout: 10_000 }, () => {
+  const ev = log({ NamespaceName: 'kube-system-monitoring', PodName: 'Ωmega-0', Source: '/bin/aaab' });
+  assert.ok(new EventFilter({ pod: '^\\pL+-\\d$' }).matches(ev), 'Unicode classes');
+  assert.ok(new EventFilter({ source: '(?U)a+b' }).matches(ev), 'the (?U) flag');
+  // A backtracking engine takes tens of seconds on this 22-character namespace; RE2 does not backtrack.
+  assert.ok(!new EventFilter({ namespace: '(.*.*)*x' }).matches(ev));
+  assert.ok(new EventFilter({ namespace: '(.*.*)*M' }).matches(ev), 'case-insensitive');
+});
+
+test('watch - a filter armorfeed would refuse as a server-side filter stays on this side', () => {
+  const watch = (namespace: string) =>
+    new FeederWatch(
+      { target: '127.0.0.1:1', streams: { messages: false, alerts: true, logs: true }, logFilter: 'all', serverFilter: { namespace, operation: 'File' }, reconnect: false, backoff: { initialMs: 1, maxMs: 1 }, healthTimeoutMs: 1 },
+      { onEvent: () => undefined, onStatus: () => undefined },
+    );
+  assert.deepEqual(watch('wordpress').skippedServerFilterKeys, []);
+  const skipped = watch(`wordpress|${'a'.repeat(300)}`).skippedServerFilterKeys;
+  assert.deepEqual(skipped.map((s) => s.key), ['namespace']);
+  assert.match(skipped[0].why, /ERR_FILTER_TOO_COMPLEX/);
+  assert.deepEqual(watch('(ab){1000}').skippedServerFilterKeys.map((s) => s.key), ['namespace'], 'too many instructions');
 });
 
 test('log flags - a bare port or :port means localhost; KUBEARMOR_SERVICE is the fallback', () => {

@@ -5,6 +5,7 @@
  * resource are case-sensitive; all are unanchored regular expressions.
  */
 import { ConfigError } from '../errors';
+import { compileGoRegexp, type Matcher } from '../wire/goRegexp';
 import type { GoFields, GoValue } from './gojson';
 
 export interface FilterOptions {
@@ -21,7 +22,7 @@ export interface FilterOptions {
 
 interface FieldFilter {
   readonly field: string;
-  readonly re: RegExp;
+  readonly re: Matcher;
 }
 
 const regexFlags: ReadonlyArray<readonly [keyof FilterOptions, string, string, boolean]> = [
@@ -36,24 +37,15 @@ const regexFlags: ReadonlyArray<readonly [keyof FilterOptions, string, string, b
 ];
 
 /**
- * Compiles a Go (RE2) pattern as a JS RegExp. A leading Go flag group such as `(?i)`
- * or `(?s)` becomes a JS flag, because JS (Node 20) has no inline flags.
+ * Compiles a Go (RE2) pattern, as karmor does: inline flags such as `(?i)` anywhere,
+ * matching in linear time (wire/goRegexp.ts). A bad pattern is a ConfigError naming the flag.
  */
-export function compileGoRegex(flagName: string, pattern: string, caseInsensitive: boolean): RegExp {
-  let body = pattern;
-  const flags = new Set<string>(caseInsensitive ? ['i'] : []);
-  const lead = /^\(\?([a-zA-Z]+)\)/.exec(body);
-  if (lead !== null) {
-    for (const ch of lead[1]) {
-      if (ch === 'i' || ch === 's' || ch === 'm') flags.add(ch);
-      else throw new ConfigError(flagName, `regular expression flag (?${ch}) is not supported; use i, s or m`);
-    }
-    body = body.slice(lead[0].length);
-  }
+export function compileGoRegex(flagName: string, pattern: string, caseInsensitive: boolean): Matcher {
   try {
-    return new RegExp(body, [...flags].join(''));
+    return compileGoRegexp(pattern, caseInsensitive);
   } catch (err) {
-    throw new ConfigError(flagName, `${JSON.stringify(pattern)} is not a valid regular expression (${(err as Error).message})`);
+    if (!(err instanceof SyntaxError)) throw err;
+    throw new ConfigError(flagName, `${JSON.stringify(pattern)} is not a valid Go regular expression (${err.message})`);
   }
 }
 

@@ -176,8 +176,8 @@ export async function runLog(opts: LogRunOptions): Promise<LogRunResult> {
   };
 
   const watch: FeederWatch = new FeederWatch(watchOpts, { onEvent, onStatus: (line) => status.line(line) });
-  for (const key of watch.skippedServerFilterKeys) {
-    status.line(`armorfeed: --${key} is not printable ASCII, so it is applied on this side only`);
+  for (const { key, why } of watch.skippedServerFilterKeys) {
+    status.line(`armorfeed: --${key} ${why}, so it is applied on this side only`);
   }
 
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];

@@ -13,7 +13,8 @@
 import { randomInt } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type * as protobuf from 'protobufjs';
-import { ArmorfeedError, HealthMismatchError } from '../errors';
+import { ArmorfeedError, FilterError, HealthMismatchError } from '../errors';
+import { compileServerFilter } from '../wire/goRegexp';
 import { feederTypes, filterMetadataKeys, rpcPath } from '../wire/proto';
 import type { WireRecord } from './gojson';
 
@@ -80,6 +81,22 @@ const openOrder: readonly StreamName[] = ['messages', 'alerts', 'logs'];
 const headerSafe = /^[\x20-\x7e]*$/;
 
 /**
+ * Why `pattern` cannot be a server-side filter, or undefined when it can. armorfeed would
+ * end the stream with INVALID_ARGUMENT for a pattern over its limits, and reconnecting
+ * would only repeat that, so such a filter stays on this side.
+ */
+function serverFilterProblem(key: string, pattern: string): string | undefined {
+  if (!headerSafe.test(pattern)) return 'is not printable ASCII';
+  try {
+    compileServerFilter(key, pattern);
+  } catch (err) {
+    if (err instanceof FilterError) return `is not a pattern armorfeed takes as a server-side filter (${err.code})`;
+    throw err;
+  }
+  return undefined;
+}
+
+/**
  * Decodes one Alert, Log or Message as the client sees it. `defaults: false` keeps field
  * presence, so a sub-message that was on the wire stays an object even when empty
  * (Go then prints `{}`); int64 comes as a decimal string and is made exact by gojson.
@@ -109,8 +126,8 @@ export class FeederWatch {
   failedAttempts = 0;
   /** Total time without a healthy session after the first one, in ms. */
   disconnectedMs = 0;
-  /** Keys the server-side filter could not carry (non-ASCII patterns); filtered client-side only. */
-  readonly skippedServerFilterKeys: string[] = [];
+  /** Filters the server could not take (non-ASCII, or refused by its limits), and why; applied client-side only. */
+  readonly skippedServerFilterKeys: { key: string; why: string }[] = [];
 
   private session: Session | undefined;
   private stopped = false;
@@ -135,8 +152,9 @@ export class FeederWatch {
     for (const key of ['namespace', 'operation', 'logType'] as const) {
       const value = opts.serverFilter?.[key];
       if (value === undefined || value === '') continue;
-      if (headerSafe.test(value)) this.alertLogMetadata.set(filterMetadataKeys[key], value);
-      else this.skippedServerFilterKeys.push(key);
+      const why = serverFilterProblem(filterMetadataKeys[key], value);
+      if (why === undefined) this.alertLogMetadata.set(filterMetadataKeys[key], value);
+      else this.skippedServerFilterKeys.push({ key, why });
     }
   }
 

@@ -3,7 +3,7 @@
  * runs of the same shared bytes, never re-encoded per client. A full queue drops for
  * that client only; nothing here ever waits for a client.
  */
-import { ATTR_NAMESPACE, ATTR_OPERATION, ATTR_TYPE, ATTRS_PER_EVENT, frameMessage, GRPC_FRAME_HEADER } from '../encode/batch';
+import { ATTR_NAMESPACE, ATTRS_PER_EVENT, frameMessage, GRPC_FRAME_HEADER } from '../encode/batch';
 import type { EncodedBatch, EncodedStream } from '../encode/batch';
 import { feederTypes, type AlertMessage } from '../wire/proto';
 import { AlertThrottle, ThrottleDecision } from './throttle';
@@ -152,12 +152,7 @@ export class FanoutHub {
         // Split the range into runs this subscriber accepts; the rest count as filtered.
         let runStart = -1;
         for (let i = from; i < to; i++) {
-          const a = i * ATTRS_PER_EVENT;
-          const ok = s.accepts(
-            batch.strings[stream.attrs[a + ATTR_NAMESPACE]],
-            batch.strings[stream.attrs[a + ATTR_OPERATION]],
-            batch.strings[stream.attrs[a + ATTR_TYPE]],
-          );
+          const ok = s.acceptsEvent(batch.strings, stream.attrs, i);
           if (ok && runStart < 0) runStart = i;
           if (!ok) {
             s.countDrop('filtered', 1);

@@ -6,6 +6,7 @@
  */
 import * as hdr from 'hdr-histogram-js';
 import { ClientQueue, type DropReason, type QueueEntry } from './clientQueue';
+import { ATTR_NAMESPACE, ATTR_OPERATION, ATTR_TYPE, ATTRS_PER_EVENT } from '../encode/batch';
 import { NO_SLAB, noSlabs, UNCONFIRMED_WRITE_GRACE_MS, type SlabRefs } from '../encode/slabs';
 import { nowMicros } from '../wire/time';
 
@@ -16,12 +17,22 @@ export interface FramedSink {
   write(chunk: Uint8Array, done: (err?: Error | null) => void): void;
 }
 
-/** Server-side filter (armorfeed extension): case-insensitive unanchored regexes, karmor's rules. */
-export interface AttrFilter {
-  namespace?: RegExp;
-  operation?: RegExp;
-  logType?: RegExp;
+/** A compiled filter pattern, as the fan-out uses it; which engine compiled it is the server's business. */
+export interface AttrMatcher {
+  test(value: string): boolean;
 }
+
+/** Server-side filter (armorfeed extension): one pattern per attribute, karmor's rules (see server/index.ts). */
+export interface AttrFilter {
+  namespace?: AttrMatcher;
+  operation?: AttrMatcher;
+  logType?: AttrMatcher;
+}
+
+/** Per-batch filter verdicts: not yet known, or known. */
+const UNKNOWN = 0;
+const PASS = 1;
+const REJECT = 2;
 
 /** Latency percentiles in microseconds. */
 export interface LatencySummary {
@@ -31,6 +42,11 @@ export interface LatencySummary {
   p999: number;
   max: number;
   count: number;
+}
+
+/** karmor's rule: an empty (omitted) attribute never matches a pattern set for it. */
+function passes(m: AttrMatcher | undefined, value: string): boolean {
+  return m === undefined || (value !== '' && m.test(value));
 }
 
 const MAX_WRITES_IN_FLIGHT = 2;
@@ -72,7 +88,14 @@ export class Subscriber {
   private abandoned = false;
   private readonly taken: QueueEntry[] = [];
   private readonly pending = new Set<PendingWrite>();
-  private readonly filterCache = new Map<string, boolean>();
+  /**
+   * Filter verdicts for the batch being offered, one per (attribute string, attribute):
+   * slot `ATTRS_PER_EVENT * index + ATTR_*`, index into `verdictStrings`. The encoders
+   * intern each batch's attribute values, so a pattern runs once per distinct value per
+   * batch, not once per event, and no key string is built per event.
+   */
+  private verdicts = new Uint8Array(ATTRS_PER_EVENT * 64);
+  private verdictStrings: readonly string[] | undefined;
   private drainResolvers: (() => void)[] = [];
 
   constructor(
@@ -88,21 +111,44 @@ export class Subscriber {
     return this.info.serverFilter !== undefined;
   }
 
-  /** Whether this subscriber wants an event with these attributes (cached per value). */
+  /** Whether this subscriber wants an event with these attributes (not cached: for rare, one-off events). */
   accepts(namespace: string, operation: string, type: string): boolean {
     const f = this.info.serverFilter;
     if (f === undefined) return true;
-    const key = `${namespace}\u0000${operation}\u0000${type}`;
-    let ok = this.filterCache.get(key);
-    if (ok === undefined) {
-      ok =
-        (f.namespace === undefined || (namespace !== '' && f.namespace.test(namespace))) &&
-        (f.operation === undefined || (operation !== '' && f.operation.test(operation))) &&
-        (f.logType === undefined || (type !== '' && f.logType.test(type)));
-      if (this.filterCache.size > 4096) this.filterCache.clear();
-      this.filterCache.set(key, ok);
+    return passes(f.namespace, namespace) && passes(f.operation, operation) && passes(f.logType, type);
+  }
+
+  /**
+   * Whether this subscriber wants event `i` of a batch, whose attributes are indexes
+   * (`attrs[ATTRS_PER_EVENT * i + ATTR_*]`) into the batch's interned `strings`. Verdicts are kept per
+   * distinct string until a batch with other strings comes.
+   */
+  acceptsEvent(strings: readonly string[], attrs: Uint16Array, i: number): boolean {
+    const f = this.info.serverFilter;
+    if (f === undefined) return true;
+    if (strings !== this.verdictStrings) {
+      this.verdictStrings = strings;
+      const need = ATTRS_PER_EVENT * strings.length;
+      if (this.verdicts.length < need) this.verdicts = new Uint8Array(need);
+      else this.verdicts.fill(UNKNOWN, 0, need);
     }
-    return ok;
+    const a = i * ATTRS_PER_EVENT;
+    return (
+      this.verdict(f.namespace, strings, attrs[a + ATTR_NAMESPACE], ATTR_NAMESPACE) &&
+      this.verdict(f.operation, strings, attrs[a + ATTR_OPERATION], ATTR_OPERATION) &&
+      this.verdict(f.logType, strings, attrs[a + ATTR_TYPE], ATTR_TYPE)
+    );
+  }
+
+  private verdict(m: AttrMatcher | undefined, strings: readonly string[], index: number, attr: number): boolean {
+    if (m === undefined) return true;
+    const slot = index * ATTRS_PER_EVENT + attr;
+    let v = this.verdicts[slot];
+    if (v === UNKNOWN) {
+      v = passes(m, strings[index]) ? PASS : REJECT;
+      this.verdicts[slot] = v;
+    }
+    return v === PASS;
   }
 
   countDrop(reason: DropReason, n: number): void {

@@ -8,9 +8,10 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { ConfigError } from '../errors';
+import { ConfigError, FilterError } from '../errors';
 import { FanoutHub, Subscriber, type AttrFilter, type StreamKind } from '../fanout';
 import type { DaemonLog } from '../messages';
+import { compileServerFilter } from '../wire/goRegexp';
 import { acceptedFilters, feederTypes, filterMetadataKeys, protoPath, rpcPath } from '../wire/proto';
 import { framedSink, type WriteMode } from './framedWrite';
 import type { SlabRefs } from '../encode/slabs';
@@ -80,7 +81,11 @@ export function logServiceDefinition(): grpc.ServiceDefinition {
   };
 }
 
-/** Reads the server-side filter extension from request metadata; throws on a bad regex. */
+/**
+ * Reads the server-side filter extension from request metadata: karmor's rule for these
+ * three (case-insensitive, unanchored Go regexps), compiled with RE2 so that no pattern
+ * can hold the main thread. Throws a FilterError for a pattern the server refuses.
+ */
 export function parseServerFilter(metadata: grpc.Metadata): AttrFilter | undefined {
   const filter: AttrFilter = {};
   let any = false;
@@ -89,12 +94,7 @@ export function parseServerFilter(metadata: grpc.Metadata): AttrFilter | undefin
     if (values.length === 0) continue;
     const pattern = String(values[0]);
     if (pattern === '') continue;
-    try {
-      // karmor's rule for these three: case-insensitive, unanchored.
-      filter[key] = new RegExp(pattern, 'i');
-    } catch (err) {
-      throw new Error(`${filterMetadataKeys[key]}: invalid regular expression ${JSON.stringify(pattern)}: ${(err as Error).message}`, { cause: err });
-    }
+    filter[key] = compileServerFilter(filterMetadataKeys[key], pattern);
     any = true;
   }
   return any ? filter : undefined;
@@ -126,7 +126,10 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
     try {
       serverFilter = parseServerFilter(call.metadata);
     } catch (err) {
-      call.destroy(Object.assign(new Error((err as Error).message), { code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message }));
+      const details = err instanceof FilterError ? `${err.code}: ${err.message}` : (err as Error).message;
+      log.info(`Refused a client for ${rpc} from ${call.getPeer()}: ${details}`);
+      // 'error' (not destroy(), which tears the stream down before grpc-js can send the status) ends the call with this status.
+      call.emit('error', Object.assign(new Error(details), { code: grpc.status.INVALID_ARGUMENT, details }));
       return;
     }
     const stream = streamOf[rpc];
