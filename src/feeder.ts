@@ -12,7 +12,7 @@ import { Packr } from 'msgpackr';
 import { defaultConfig, readNodeID, validate, whenFullFor, type FeederConfig, type WhenFull } from './config';
 import { EncoderPool, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
 import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
-import { createTape, validateFrame, type IngestEvent } from './event';
+import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
 import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind } from './fanout';
 
 export type { LatencySummary };
@@ -326,8 +326,10 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         consumers.set('embedded', pool.addRing('embedded', ring));
         embedded = { producer: new RingProducer(ring), packr: new Packr({ useRecords: false }), tape: createTape() };
       }
-      const packed = embedded.packr.pack(event);
+      let packed: Uint8Array;
       try {
+        checkNesting(event);
+        packed = embedded.packr.pack(event);
         validateFrame(packed, 0, packed.length, embedded.tape);
       } catch (err) {
         if (err instanceof InputError) {

@@ -21,11 +21,13 @@ import { awaitExit, exitCodeOf } from './helpers/child';
 import { connect, type TestClient, type Watcher } from './helpers/client';
 import { seqLog, seqs } from './helpers/events';
 import { armorfeedMain, fetchStats, parseReadyLine, startServe, type ServeProcess } from './helpers/serve';
-import { connectTo, frameOf, write } from './helpers/tcp';
+import { connectTo, frameOf, mapWithRawValue, nestedArrays, write } from './helpers/tcp';
 import { delay as sleep, waitUntil } from './helpers/wait';
 
 const BASE_ARGS = ['serve', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0'];
-const MAX_EVENT_BYTES = 4096;
+const MAX_EVENT_BYTES = 64 * 1024;
+/** Nesting far past any stack: a recursive reader would die of it. */
+const DEEP = 50_000;
 
 /** A numbered ContainerLog whose timestamp also moves with its number. */
 function logEvent(seq: number, extra: Partial<IngestEvent> = {}): IngestEvent {
@@ -162,11 +164,11 @@ describe('bad input over TCP', () => {
     await stillServing();
   }
 
-  function expectDroppedButOpen(value: unknown, code: string, reason: string): Promise<void> {
-    return spaced((from) => droppedButOpen(value, code, reason, from));
+  function expectDroppedButOpen(frame: Buffer, code: string, reason: string): Promise<void> {
+    return spaced((from) => droppedButOpen(frame, code, reason, from));
   }
 
-  async function droppedButOpen(value: unknown, code: string, reason: string, from: number): Promise<void> {
+  async function droppedButOpen(frame: Buffer, code: string, reason: string, from: number): Promise<void> {
     const sock = await connectTo(tcp);
     let closed = false;
     sock.on('close', () => {
@@ -174,7 +176,7 @@ describe('bad input over TCP', () => {
     });
     try {
       const before = logs.messages.length;
-      await expectCounted(reason, () => write(sock, frameOf(value)));
+      await expectCounted(reason, () => write(sock, frame));
       await expectWarn(code, from);
       assert.equal(closed, false, 'the connection stays open after an event error');
       assert.equal(logs.messages.length, before, 'the bad event was not delivered');
@@ -214,8 +216,8 @@ describe('bad input over TCP', () => {
     await waitUntil(`event ${seq} of exactly ${MAX_EVENT_BYTES} bytes`, () => seqs(logs).includes(seq), 5_000);
 
     const header = Buffer.alloc(4);
-    header.writeUInt32BE(5000);
-    await expectHangUp(Buffer.concat([header, Buffer.alloc(5000, 0x61)]), 'ERR_INPUT_OVERSIZED', 'oversized');
+    header.writeUInt32BE(MAX_EVENT_BYTES + 1);
+    await expectHangUp(Buffer.concat([header, Buffer.alloc(MAX_EVENT_BYTES + 1, 0x61)]), 'ERR_INPUT_OVERSIZED', 'oversized');
   });
 
   test('bad input - a zero-length frame closes that connection with ERR_INPUT_MALFORMED_FRAME', { timeout: 20_000 }, async () => {
@@ -223,19 +225,31 @@ describe('bad input over TCP', () => {
   });
 
   test('bad input - a field of the wrong type is counted wrong_type and the connection keeps delivering', { timeout: 20_000 }, async () => {
-    await expectDroppedButOpen({ ...logEvent(0), pid: 'x' }, 'ERR_INPUT_WRONG_TYPE', 'wrong_type');
+    await expectDroppedButOpen(frameOf({ ...logEvent(0), pid: 'x' }), 'ERR_INPUT_WRONG_TYPE', 'wrong_type');
   });
 
   test('bad input - an unknown field is counted unknown_field', { timeout: 20_000 }, async () => {
-    await expectDroppedButOpen({ ...logEvent(0), podname: 'lower-case n is not upstream' }, 'ERR_INPUT_UNKNOWN_FIELD', 'unknown_field');
+    await expectDroppedButOpen(frameOf({ ...logEvent(0), podname: 'lower-case n is not upstream' }), 'ERR_INPUT_UNKNOWN_FIELD', 'unknown_field');
   });
 
   test('bad input - an unknown Type is counted unknown_type', { timeout: 20_000 }, async () => {
-    await expectDroppedButOpen(logEvent(0, { type: 'Bogus' }), 'ERR_INPUT_UNKNOWN_TYPE', 'unknown_type');
+    await expectDroppedButOpen(frameOf(logEvent(0, { type: 'Bogus' })), 'ERR_INPUT_UNKNOWN_TYPE', 'unknown_type');
   });
 
   test('bad input - a msgpack array instead of a map is counted not_a_map', { timeout: 20_000 }, async () => {
-    await expectDroppedButOpen([logEvent(0)], 'ERR_INPUT_NOT_A_MAP', 'not_a_map');
+    await expectDroppedButOpen(frameOf([logEvent(0)]), 'ERR_INPUT_NOT_A_MAP', 'not_a_map');
+  });
+
+  test('bad input - msgpack nested 50,000 levels deep is counted too_deep; that connection, a new one and the source keep delivering', { timeout: 30_000 }, async () => {
+    // As a whole frame (an array of arrays...) and as the value of a known key.
+    await expectDroppedButOpen(encodeFrame(nestedArrays(DEEP)), 'ERR_INPUT_TOO_DEEP', 'too_deep');
+    await expectDroppedButOpen(encodeFrame(mapWithRawValue({ type: 'ContainerLog', source: '/bin/sh' }, 'labels', nestedArrays(DEEP))), 'ERR_INPUT_TOO_DEEP', 'too_deep');
+    const fresh = await connectTo(tcp);
+    try {
+      await deliveredVia(fresh);
+    } finally {
+      fresh.destroy();
+    }
   });
 
   test('bad input - a valid frame split into 1-byte writes is reassembled and delivered', { timeout: 20_000 }, async () => {
@@ -266,7 +280,7 @@ describe('bad input over TCP', () => {
   });
 });
 
-test('bad input - the Unix socket source delivers a valid frame', { timeout: 30_000 }, async () => {
+test('bad input - the Unix socket source delivers valid frames around a wrong_type and a too_deep one, and takes a new connection after', { timeout: 30_000 }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-bad-input-'));
   const sockPath = path.join(dir, 'a.sock');
   const serve = await startServe([...BASE_ARGS, '--source', 'socket', '--socket', sockPath]);
@@ -282,16 +296,26 @@ test('bad input - the Unix socket source delivers a valid frame', { timeout: 30_
       await write(sock, frameOf({ ...logEvent(3), uid: 'root' }));
       await write(sock, frameOf(logEvent(4)));
       await logs.waitFor(3, 5_000);
+      await write(sock, Buffer.concat([encodeFrame(nestedArrays(DEEP)), frameOf(logEvent(5))]));
+      await logs.waitFor(4, 5_000);
     } finally {
       sock.destroy();
     }
+    // A new connection after the deep frame: the source is still listening.
+    const again = await connectTo(sockPath);
+    try {
+      await write(again, frameOf(logEvent(6)));
+      await logs.waitFor(5, 5_000);
+    } finally {
+      again.destroy();
+    }
     await sleep(200);
-    assert.deepEqual(seqs(logs), [1, 2, 4]);
+    assert.deepEqual(seqs(logs), [1, 2, 4, 5, 6]);
     assert.equal(logs.messages[0].Type, 'ContainerLog');
     const s = (await fetchStats(serve.addresses.metrics)).ingest.socket;
-    assert.equal(s.events, 3);
-    assert.equal(s.dropped.malformed_input, 1);
-    assert.deepEqual(s.malformedByReason, { wrong_type: 1 });
+    assert.equal(s.events, 5);
+    assert.equal(s.dropped.malformed_input, 2);
+    assert.deepEqual(s.malformedByReason, { wrong_type: 1, too_deep: 1 });
   } finally {
     conn.close();
     const exit = await serve.stop('SIGTERM', 10_000);
@@ -300,7 +324,7 @@ test('bad input - the Unix socket source delivers a valid frame', { timeout: 30_
   }
 });
 
-test('bad input - jsonl from stdin delivers valid lines and counts an invalid JSON line as invalid_json', { timeout: 30_000 }, async () => {
+test('bad input - jsonl from stdin delivers valid lines and counts an invalid JSON line as invalid_json and a 50,000-deep one as too_deep', { timeout: 30_000 }, async () => {
   const child = spawn(process.execPath, [armorfeedMain, ...BASE_ARGS, '--source', 'jsonl', '--jsonl', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8');
@@ -319,18 +343,21 @@ test('bad input - jsonl from stdin delivers valid lines and counts an invalid JS
     const messages = conn.watch('WatchMessages', '');
     await waitUntil('both streams registered', async () => (await fetchStats(metrics)).clients.filter((c) => c.open).length === 2, 10_000);
 
+    // JSON.parse takes any depth; packing what it made for the ring must not recurse into it.
+    const deep = `{"type":"ContainerLog","source":"/bin/sh","labels":${'['.repeat(DEEP)}${']'.repeat(DEEP)}}`;
     const lines = [
       JSON.stringify(logEvent(1)),
       JSON.stringify(logEvent(2)),
       '{"type": "ContainerLog", "hostPid": 99,',
       JSON.stringify(logEvent(3)),
       '',
+      deep,
       JSON.stringify(logEvent(4)),
     ];
     child.stdin.write(lines.slice(0, 3).join('\n') + '\n');
     child.stdin.write(lines.slice(3).join('\n') + '\n');
     await logs.waitFor(4, 10_000);
-    await waitUntil('invalid_json counted', async () => (await fetchStats(metrics)).ingest.jsonl.malformedByReason.invalid_json === 1, 5_000, async () => JSON.stringify((await fetchStats(metrics)).ingest.jsonl));
+    await waitUntil('invalid_json and too_deep counted', async () => (await fetchStats(metrics)).ingest.jsonl.dropped.malformed_input === 2, 5_000, async () => JSON.stringify((await fetchStats(metrics)).ingest.jsonl));
     await waitUntil('a WARN naming ERR_INPUT_INVALID_JSON', () => messages.messages.some((m) => m.Level === 'WARN' && String(m.Message).includes('ERR_INPUT_INVALID_JSON')), 5_000);
     child.stdin.end();
     await waitUntil('the jsonl source to finish at end of stdin', async () => (await fetchStats(metrics)).ingest.jsonl.finished, 5_000);
@@ -338,8 +365,8 @@ test('bad input - jsonl from stdin delivers valid lines and counts an invalid JS
     assert.deepEqual(seqs(logs), [1, 2, 3, 4]);
     const s = (await fetchStats(metrics)).ingest.jsonl;
     assert.equal(s.events, 4);
-    assert.equal(s.dropped.malformed_input, 1);
-    assert.deepEqual(s.malformedByReason, { invalid_json: 1 });
+    assert.equal(s.dropped.malformed_input, 2);
+    assert.deepEqual(s.malformedByReason, { invalid_json: 1, too_deep: 1 });
   } finally {
     conn?.close();
     if (child.exitCode === null) child.kill('SIGTERM');

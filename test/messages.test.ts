@@ -2,8 +2,8 @@
  * WatchMessages carries the feeder's own log lines as upstream's pb.Message
  * (kubearmor-wire.md 2.7): Type "Message", a Level, ClusterName = config cluster,
  * HostName = config host, Timestamp/UpdatedTime taken together. And a malformed push()
- * is refused with a coded InputError, counted as malformed_input with its reason, and
- * leaves a concurrent alert stream untouched.
+ * (too deep, even cyclic, included) is refused with a coded InputError, counted as
+ * malformed_input with its reason, and leaves a concurrent stream untouched.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -123,6 +123,45 @@ test('messages - a malformed push throws a coded InputError, is counted, and doe
     assert.equal(ended, undefined, `the alert stream ended: ${JSON.stringify(ended)}`);
   } finally {
     alerts.cancel();
+    tc.close();
+  }
+});
+
+/** `depth` objects nested through `key`, around an empty one. */
+function nestedObjects(depth: number, key: string): Record<string, unknown> {
+  let v: Record<string, unknown> = {};
+  for (let i = 0; i < depth; i++) v = { [key]: v };
+  return v;
+}
+
+test('messages - a push nested 50,000 levels deep, or cyclic, throws InputError ERR_INPUT_TOO_DEEP (not a stack overflow), is counted too_deep, and later pushes arrive', { timeout: 15_000 }, async () => {
+  const tc = connect(feeder.addresses.grpc);
+  const logs = tc.watch('WatchLogs', 'all');
+  try {
+    await until('the log stream to register', () => openCount('logs') === 1);
+    const before = feeder.stats().ingest.embedded?.malformedByReason.too_deep ?? 0;
+    const cyclic: Record<string, unknown> = { type: 'ContainerLog', source: '/bin/sh' };
+    cyclic.owner = cyclic;
+    let deepArray: unknown = [];
+    for (let i = 0; i < 50_000; i++) deepArray = [deepArray];
+    const bad: [string, unknown][] = [
+      ['a field nested 50,000 objects deep', { type: 'ContainerLog', source: '/bin/sh', eventData: nestedObjects(50_000, 'k') }],
+      ['an array nested 50,000 deep', deepArray],
+      ['an event that contains itself', cyclic],
+    ];
+    for (const [what, value] of bad) {
+      assert.throws(
+        () => feeder.push(value as IngestEvent),
+        (err: unknown) => err instanceof InputError && err.code === 'ERR_INPUT_TOO_DEEP',
+        `${what} must throw InputError ERR_INPUT_TOO_DEEP`,
+      );
+    }
+    feeder.push({ type: 'ContainerLog', operation: 'File', source: '/bin/sh', resource: '/after/deep' });
+    await logs.waitFor(1, 5000);
+    assert.equal(logs.messages[0].Resource, '/after/deep');
+    assert.equal((feeder.stats().ingest.embedded?.malformedByReason.too_deep ?? 0) - before, bad.length);
+  } finally {
+    logs.cancel();
     tc.close();
   }
 });

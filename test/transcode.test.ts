@@ -14,6 +14,7 @@ import { Transcoder, type EventFacts } from '../src/encode/transcode';
 import { SyntheticFrames, syntheticEvent } from '../src/ingest/synthetic';
 import { feederTypes } from '../src/wire/proto';
 import { InputError } from '../src/errors';
+import { mapWithRawValue, nestedArrays } from './helpers/tcp';
 import { fieldLengths } from './helpers/wire';
 
 const packr = new Packr({ useRecords: false });
@@ -166,6 +167,29 @@ describe('scan - validation names the problem', () => {
     assert.throws(() => validateFrame(bytes, 0, bytes.length - 2, createTape()), (err: unknown) => err instanceof InputError && err.code === 'ERR_INPUT_MALFORMED_FRAME');
     const longer = Buffer.concat([bytes, Buffer.from([0xc0])]);
     assert.throws(() => validateFrame(longer, 0, longer.length, createTape()), (err: unknown) => err instanceof InputError && err.code === 'ERR_INPUT_MALFORMED_FRAME');
+  });
+
+  test('scan - nesting: 32 levels are judged by the schema, 33 are too_deep, 50,000 do not overflow the stack', () => {
+    const code = (bytes: Uint8Array): string => {
+      try {
+        validateFrame(bytes, 0, bytes.length, createTape());
+        return 'accepted';
+      } catch (err) {
+        if (err instanceof InputError) return err.code;
+        throw err;
+      }
+    };
+    const event = { type: 'ContainerLog', source: 's' };
+    // The frame's own value is level 1: arrays 32 deep are one well-formed value, just not a map.
+    assert.equal(code(nestedArrays(32)), 'ERR_INPUT_NOT_A_MAP');
+    assert.equal(code(nestedArrays(33)), 'ERR_INPUT_TOO_DEEP');
+    // Inside the event map (level 1), a value may open 31 more levels.
+    assert.equal(code(mapWithRawValue(event, 'labels', nestedArrays(31))), 'ERR_INPUT_WRONG_TYPE');
+    assert.equal(code(mapWithRawValue(event, 'labels', nestedArrays(32))), 'ERR_INPUT_TOO_DEEP');
+    for (const depth of [50_000, 1_000_000]) {
+      assert.equal(code(nestedArrays(depth)), 'ERR_INPUT_TOO_DEEP');
+      assert.equal(code(mapWithRawValue(event, 'eventData', nestedArrays(depth))), 'ERR_INPUT_TOO_DEEP');
+    }
   });
 
   test('scan - accepts null where Go has nil slices, maps and pointers', () => {

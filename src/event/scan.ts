@@ -153,7 +153,7 @@ function isUndefined(buf: Uint8Array, pos: number): boolean {
   return buf[pos] === 0xd4 && buf[pos + 1] === 0 && buf[pos + 2] === 0;
 }
 
-/** Offset past the value at `pos`: strings and ints inline (the common case), the rest via skipValue. */
+/** Offset past a value of the event map (level 1) at `pos`: strings and ints inline (the common case), the rest via skipValue. */
 function valueEnd(buf: Uint8Array, pos: number, end: number): number {
   const b = buf[pos];
   let next: number;
@@ -164,36 +164,90 @@ function valueEnd(buf: Uint8Array, pos: number, end: number): number {
   else if (b === 0xce || b === 0xd2) next = pos + 5;
   else if (b === 0xcd || b === 0xd1) next = pos + 3;
   else if (b === 0xcc || b === 0xd0) next = pos + 2;
-  else return skipValue(buf, pos, end);
+  else return skipValue(buf, pos, end, 1);
   return next <= end ? next : -1;
 }
 
-/** Offset just past the value at `pos`, or -1 if it is not plain msgpack or runs past `end`. */
-export function skipValue(buf: Uint8Array, pos: number, end: number): number {
-  if (pos >= end) return -1;
-  const b = buf[pos];
-  let next: number;
-  if (b <= 0x7f || b >= 0xe0 || b === NIL || b === 0xc2 || b === 0xc3) next = pos + 1;
-  else if (b >= 0xa0 && b <= 0xbf) next = pos + 1 + (b & 0x1f);
-  else if (b === 0xd9 || b === 0xda || b === 0xdb) {
-    readStr(buf, pos, skipScratch);
-    next = skipScratch.start + skipScratch.length;
-  } else if (b === 0xcc || b === 0xd0) next = pos + 2;
-  else if (b === 0xcd || b === 0xd1) next = pos + 3;
-  else if (b === 0xce || b === 0xd2 || b === 0xca) next = pos + 5;
-  else if (b === 0xcf || b === 0xd3 || b === 0xcb) next = pos + 9;
-  else if (isUndefined(buf, pos)) next = pos + 3;
-  else {
-    const isMap = (b >= 0x80 && b <= 0x8f) || b === 0xde || b === 0xdf;
-    const isArr = (b >= 0x90 && b <= 0x9f) || b === 0xdc || b === 0xdd;
-    if (!isMap && !isArr) return -1;
-    const hdr = readContainer(buf, pos, isMap) as [number, number];
-    let p = hdr[1];
-    const items = isMap ? hdr[0] * 2 : hdr[0];
-    for (let i = 0; i < items && p >= 0; i++) p = skipValue(buf, p, end);
-    next = p;
+/**
+ * Deepest nesting of maps and arrays accepted, counting the event map (or whatever value
+ * a frame holds) as level 1. Upstream's schema needs 2 (owner, execEvent, eventData);
+ * the limit is what every reader after validation (the encoders' msgpack decoder,
+ * recursive like any) can rely on.
+ */
+export const MAX_NESTING = 32;
+
+function tooDeep(): InputError {
+  return new InputError('ERR_INPUT_TOO_DEEP', `maps and arrays nest deeper than ${MAX_NESTING} levels (upstream's events need 2)`);
+}
+
+/** Items still to skip in each open container (skipValue); index = level - 1. */
+const openItems = new Float64Array(MAX_NESTING);
+
+/**
+ * Offset just past the value at `pos`, or -1 if it is not plain msgpack or runs past
+ * `end`. `level` is how many containers are already open around it. Iterative, with one
+ * counter per open container, so a hostile frame cannot exhaust the stack: nesting past
+ * MAX_NESTING throws ERR_INPUT_TOO_DEEP.
+ */
+export function skipValue(buf: Uint8Array, pos: number, end: number, level = 0): number {
+  const base = level;
+  let p = pos;
+  for (;;) {
+    if (p >= end) return -1;
+    const b = buf[p];
+    if (b <= 0x7f || b >= 0xe0 || b === NIL || b === 0xc2 || b === 0xc3) p += 1;
+    else if (b >= 0xa0 && b <= 0xbf) p += 1 + (b & 0x1f);
+    else if (b === 0xd9 || b === 0xda || b === 0xdb) {
+      readStr(buf, p, skipScratch);
+      p = skipScratch.start + skipScratch.length;
+    } else if (b === 0xcc || b === 0xd0) p += 2;
+    else if (b === 0xcd || b === 0xd1) p += 3;
+    else if (b === 0xce || b === 0xd2 || b === 0xca) p += 5;
+    else if (b === 0xcf || b === 0xd3 || b === 0xcb) p += 9;
+    else if (isUndefined(buf, p)) p += 3;
+    else {
+      const isMap = (b >= 0x80 && b <= 0x8f) || b === 0xde || b === 0xdf;
+      const isArr = (b >= 0x90 && b <= 0x9f) || b === 0xdc || b === 0xdd;
+      if (!isMap && !isArr) return -1;
+      const hdr = readContainer(buf, p, isMap) as [number, number];
+      if (level === MAX_NESTING) throw tooDeep();
+      p = hdr[1];
+      const items = isMap ? hdr[0] * 2 : hdr[0];
+      if (items > 0) {
+        // Descend: the next value read is this container's first item.
+        openItems[level++] = items;
+        continue;
+      }
+    }
+    if (p > end) return -1;
+    // One value done: it counts against its container, which may be done too.
+    while (level > base && --openItems[level - 1] === 0) level--;
+    if (level === base) return p;
   }
-  return next <= end ? next : -1;
+}
+
+/**
+ * The same limit for a decoded value (a JSON line, a push()ed object), checked before it
+ * is packed for the ring: msgpackr's pack recurses once per level and would overflow the
+ * stack first. A cycle is infinitely deep, so it is refused too. Throws ERR_INPUT_TOO_DEEP.
+ */
+export function checkNesting(value: unknown): void {
+  if (nestsDeeper(value, 1)) throw tooDeep();
+}
+
+/** True when `value`, a container at `level`, opens one past MAX_NESTING; recursion is bounded by the limit. */
+function nestsDeeper(value: unknown, level: number): boolean {
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return false;
+  if (level > MAX_NESTING) return true;
+  if (Array.isArray(value) || value instanceof Set) {
+    for (const item of value) if (nestsDeeper(item, level + 1)) return true;
+  } else if (value instanceof Map) {
+    for (const [k, v] of value) if (nestsDeeper(k, level + 1) || nestsDeeper(v, level + 1)) return true;
+  } else {
+    const record = value as Record<string, unknown>;
+    for (const key in record) if (nestsDeeper(record[key], level + 1)) return true;
+  }
+  return false;
 }
 
 /**

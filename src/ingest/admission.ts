@@ -8,7 +8,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { WhenFull } from '../config';
 import { Packr } from 'msgpackr';
 import { InputError, inputReason, inputReasons } from '../errors';
-import { createTape, validateFrame } from '../event/scan';
+import { checkNesting, createTape, validateFrame } from '../event/scan';
 import { RingProducer } from '../ring/producer';
 import type { FromSource } from './protocol';
 
@@ -69,6 +69,13 @@ export class Admission {
 
   /** Admits a decoded value (a JSON line): encoded to msgpack, then admitted like a frame. */
   admit(value: unknown, ingestedUs: number, peer: string): Admitted {
+    try {
+      checkNesting(value);
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err;
+      this.reject(err, peer);
+      return err;
+    }
     return this.admitFrame(this.packr.pack(value), ingestedUs, peer);
   }
 

@@ -7,7 +7,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { ConfigError } from '../errors';
+import { ConfigError, inputReasons } from '../errors';
 import type { FeederStats } from '../feeder';
 
 export interface MetricsServer {
@@ -60,7 +60,7 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.backpressure.waits]), stats);
   counterFrom(r, 'armorfeed_ingest_backpressure_seconds_total', 'Time a source spent waiting for room in its ring (ingestWhenFull block)', ['source'], (s) =>
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.backpressure.seconds]), stats);
-  counterFrom(r, 'armorfeed_malformed_input_total', 'Rejected input per source and detail (malformed_frame, oversized, invalid_json, wrong_type, unknown_field, unknown_type, not_a_map)', ['source', 'detail'], (s) =>
+  counterFrom(r, 'armorfeed_malformed_input_total', `Rejected input per source and detail (${inputReasons.join(', ')})`, ['source', 'detail'], (s) =>
     Object.entries(s.ingest).flatMap(([source, v]) => Object.entries(v.malformedByReason).map(([detail, n]) => [{ source, detail }, n] as [Labels, number])), stats);
   counterFrom(r, 'armorfeed_encoded_events_total', 'Events encoded, per stream', ['stream'], (s) => [
     [{ stream: 'alerts' }, s.encoded.alerts],

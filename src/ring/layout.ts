@@ -36,6 +36,8 @@
  * the consumer Atomics.load(WRITE) (acquire) before reading them. The consumer releases
  * space with Atomics.store(READ) only after every reader of those bytes is done.
  */
+import { inputReasons } from '../errors';
+
 export const HEADER_BYTES = 256;
 export const RECORD_HEADER_BYTES = 12;
 export const RECORD_ALIGN = 8;
@@ -61,6 +63,11 @@ export const Counter = {
 } as const;
 
 export const MAX_MALFORMED_REASONS = 16;
+
+// Every input-error reason needs its counter slot, or it would be counted in the total only.
+if (inputReasons.length > MAX_MALFORMED_REASONS) {
+  throw new Error(`ring layout: ${inputReasons.length} input reasons (errors.ts) but ${MAX_MALFORMED_REASONS} counter slots`);
+}
 
 const COUNTER_BYTE_OFFSET = 64;
 

@@ -38,3 +38,18 @@ export async function sendAndEnd(address: string, bytes: Uint8Array): Promise<vo
     sock.end(bytes, () => resolve());
   });
 }
+
+/**
+ * msgpack bytes of `depth` one-element arrays nested around nil, built by hand: msgpackr's
+ * pack (like any recursive encoder) would overflow this process's stack first.
+ */
+export function nestedArrays(depth: number): Buffer {
+  return Buffer.concat([Buffer.alloc(depth, 0x91), Buffer.of(0xc0)]);
+}
+
+/** A msgpack map of `fields`, plus `key` whose value is `raw` msgpack bytes, as is. */
+export function mapWithRawValue(fields: Record<string, unknown>, key: string, raw: Uint8Array): Buffer {
+  const entries = Object.entries(fields);
+  if (entries.length + 1 > 15) throw new RangeError('mapWithRawValue: at most 14 fields (a fixmap)');
+  return Buffer.concat([Buffer.of(0x80 | (entries.length + 1)), ...entries.flatMap(([k, v]) => [pack(k), pack(v)]), pack(key), raw]);
+}
