@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'ERR_INPUT_INVALID_UTF8'
   | 'ERR_INPUT_NOT_A_MAP'
   | 'ERR_INPUT_TOO_DEEP'
+  | 'ERR_INPUT_OUT_OF_RANGE'
   | 'ERR_FILTER_INVALID'
   | 'ERR_FILTER_TOO_COMPLEX'
   | 'ERR_OUTPUT_OPEN'
@@ -78,6 +79,7 @@ export const inputReason: Record<string, string> = {
   ERR_INPUT_INVALID_UTF8: 'invalid_utf8',
   ERR_INPUT_NOT_A_MAP: 'not_a_map',
   ERR_INPUT_TOO_DEEP: 'too_deep',
+  ERR_INPUT_OUT_OF_RANGE: 'out_of_range',
 };
 
 /** Reasons in counter order (index = counter slot). */

@@ -252,6 +252,23 @@ describe('bad input over TCP', () => {
     }
   });
 
+  test('bad input - integers outside their field\'s range are counted out_of_range, and the stream after them decodes', { timeout: 60_000 }, async (t) => {
+    // Timestamp is int64 Unix seconds (within what a date can hold); the ids are int32.
+    const cases: [string, Partial<Record<keyof IngestEvent, unknown>>][] = [
+      ['timestamp 1e20 (float64)', { timestamp: 1e20 }],
+      ['timestamp 1e300 (float64)', { timestamp: 1e300 }],
+      ['timestamp -1e20 (float64)', { timestamp: -1e20 }],
+      ['timestamp 2^63 (uint64)', { timestamp: 2n ** 63n }],
+      ['pid 2^40 (float64)', { pid: 2 ** 40 }],
+      ['uid 2^40 (int64)', { uid: 2n ** 40n }],
+    ];
+    for (const [what, extra] of cases) {
+      await t.test(what, () => expectDroppedButOpen(frameOf({ ...logEvent(0), ...extra }), 'ERR_INPUT_OUT_OF_RANGE', 'out_of_range'));
+    }
+    const ended = await Promise.race([logs.ended, sleep(20).then(() => undefined)]);
+    assert.equal(ended, undefined, `WatchLogs ended: ${JSON.stringify(ended)}`);
+  });
+
   test('bad input - a valid frame split into 1-byte writes is reassembled and delivered', { timeout: 20_000 }, async () => {
     const before = await tcpStats();
     const sock = await connectTo(tcp);

@@ -15,7 +15,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { repoRoot } from './helpers/repo';
-import { freePort, startProcess, startServe, type ServeExit } from './helpers/serve';
+import type { IngestEvent } from '../src/event';
+import { seqLog } from './helpers/events';
+import { fetchStats, freePort, startProcess, startServe, type ServeExit } from './helpers/serve';
+import { frameOf, sendAndEnd } from './helpers/tcp';
+import { waitUntil } from './helpers/wait';
 
 const PYTHON = '/usr/bin/python3';
 const CLIENT = path.join(repoRoot, 'test', 'interop', 'feeder_client.py');
@@ -243,6 +247,38 @@ describe('interop - python grpcio client decodes alerts and logs', () => {
       assertDecodedFeed(run, true);
     } finally {
       // Runs on failure too, so no server outlives the test; only a clean run checks how it exited.
+      exit = await server.stop('SIGTERM');
+    }
+    assert.equal(exit.killed, false, `armorfeed did not exit within 10 s of SIGTERM\n${exit.stderr.slice(-2048)}`);
+  });
+
+  test('interop - integers out of range are refused at ingest, so the Python client decodes only the valid events, its stream intact', { timeout: 90_000 }, async () => {
+    const server = await startServe(['serve', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0', '--source', 'tcp', '--tcp', '127.0.0.1:0']);
+    let exit: ServeExit | undefined;
+    try {
+      const metrics = server.addresses.metrics;
+      const bad: Record<string, unknown>[] = [{ timestamp: 1e20 }, { timestamp: 1e300 }, { timestamp: -1e20 }, { timestamp: 2n ** 63n }, { pid: 2 ** 40 }, { uid: 2n ** 40n }, { timestamp: Number.NaN }];
+      const run = runClient(['--addr', server.addresses.grpc, '--gen-dir', genDir, '--alerts', '0', '--logs', String(bad.length + 1), '--timeout', String(CLIENT_TIMEOUT_S)]);
+      await waitUntil("the Python client's WatchLogs stream", async () => (await fetchStats(metrics)).clients.some((c) => c.open && c.stream === 'logs'), 15_000);
+      // Valid events 1..8 (UpdatedTime derived from Timestamp), a bad one between each two:
+      // a bad one that got through would take a valid one's place, or break the stream.
+      const valid = (seq: number): IngestEvent => seqLog(seq, { timestamp: 1_700_000_000 + seq, updatedTime: undefined });
+      const frames = [frameOf(valid(1))];
+      bad.forEach((extra, i) => frames.push(frameOf({ ...valid(100 + i), ...extra }), frameOf(valid(i + 2))));
+      await sendAndEnd(server.addresses.tcp, Buffer.concat(frames));
+      const result = await run;
+      assert.equal(result.code, 0, describeRun(result));
+      const logs = result.lines.filter((l) => l.kind === 'log').map((l) => obj(l, 'msg'));
+      assert.deepEqual(logs.map((m) => int(m, 'HostPID')), Array.from({ length: bad.length + 1 }, (_, i) => i + 1), describeRun(result));
+      for (const m of logs) {
+        assert.equal(int(m, 'Timestamp'), 1_700_000_000 + int(m, 'HostPID'));
+        assert.equal(Date.parse(str(m, 'UpdatedTime')) / 1000, int(m, 'Timestamp'), 'UpdatedTime is derived from Timestamp');
+      }
+      await waitUntil('every bad event counted', async () => (await fetchStats(metrics)).ingest.tcp.dropped.malformed_input === bad.length, 5_000);
+      const tcp = (await fetchStats(metrics)).ingest.tcp;
+      assert.deepEqual(tcp.malformedByReason, { out_of_range: 6, wrong_type: 1 });
+      assert.equal(tcp.events, bad.length + 1);
+    } finally {
       exit = await server.stop('SIGTERM');
     }
     assert.equal(exit.killed, false, `armorfeed did not exit within 10 s of SIGTERM\n${exit.stderr.slice(-2048)}`);

@@ -142,7 +142,18 @@ describe('scan - validation names the problem', () => {
     ['unknown field', { type: 'ContainerLog', source: 's', bogus: 1 }, 'ERR_INPUT_UNKNOWN_FIELD'],
     ['wrong type: string for int', { type: 'ContainerLog', source: 's', pid: 'x' }, 'ERR_INPUT_WRONG_TYPE'],
     ['wrong type: float for int', { type: 'ContainerLog', source: 's', pid: 1.5 }, 'ERR_INPUT_WRONG_TYPE'],
-    ['wrong type: int out of int32', { type: 'ContainerLog', source: 's', pid: 2 ** 31 }, 'ERR_INPUT_WRONG_TYPE'],
+    ['out of range: int32 max + 1', { type: 'ContainerLog', source: 's', pid: 2 ** 31 }, 'ERR_INPUT_OUT_OF_RANGE'],
+    ['out of range: int32 min - 1', { type: 'ContainerLog', source: 's', uid: -(2 ** 31) - 1 }, 'ERR_INPUT_OUT_OF_RANGE'],
+    ['out of range: 2^40 as int64 for int32', { type: 'ContainerLog', source: 's', hostPid: 2n ** 40n }, 'ERR_INPUT_OUT_OF_RANGE'],
+    ['out of range: timestamp 1e20', { type: 'ContainerLog', source: 's', timestamp: 1e20 }, 'ERR_INPUT_OUT_OF_RANGE'],
+    ['out of range: timestamp 1e300', { type: 'ContainerLog', source: 's', timestamp: 1e300 }, 'ERR_INPUT_OUT_OF_RANGE'],
+    ['out of range: timestamp -1e20', { type: 'ContainerLog', source: 's', timestamp: -1e20 }, 'ERR_INPUT_OUT_OF_RANGE'],
+    ['out of range: timestamp 2^63 as uint64', { type: 'ContainerLog', source: 's', timestamp: 2n ** 63n }, 'ERR_INPUT_OUT_OF_RANGE'],
+    ['out of range: timestamp 2^62 as int64', { type: 'ContainerLog', source: 's', timestamp: 2n ** 62n }, 'ERR_INPUT_OUT_OF_RANGE'],
+    ['out of range: timestamp past what a date can hold', { type: 'ContainerLog', source: 's', timestamp: 8_640_000_000_001 }, 'ERR_INPUT_OUT_OF_RANGE'],
+    ['wrong type: timestamp NaN', { type: 'ContainerLog', source: 's', timestamp: Number.NaN }, 'ERR_INPUT_WRONG_TYPE'],
+    ['wrong type: timestamp Infinity', { type: 'ContainerLog', source: 's', timestamp: Number.POSITIVE_INFINITY }, 'ERR_INPUT_WRONG_TYPE'],
+    ['wrong type: timestamp 1.5', { type: 'ContainerLog', source: 's', timestamp: 1.5 }, 'ERR_INPUT_WRONG_TYPE'],
     ['wrong type: number for string', { type: 'ContainerLog', source: 's', podName: 5 }, 'ERR_INPUT_WRONG_TYPE'],
     ['wrong type: null for string', { type: 'ContainerLog', source: 's', podName: null }, 'ERR_INPUT_WRONG_TYPE'],
     ['unknown owner key', { type: 'ContainerLog', source: 's', owner: { kind: 'x' } }, 'ERR_INPUT_UNKNOWN_FIELD'],
@@ -189,6 +200,22 @@ describe('scan - validation names the problem', () => {
     for (const depth of [50_000, 1_000_000]) {
       assert.equal(code(nestedArrays(depth)), 'ERR_INPUT_TOO_DEEP');
       assert.equal(code(mapWithRawValue(event, 'eventData', nestedArrays(depth))), 'ERR_INPUT_TOO_DEEP');
+    }
+  });
+
+  test('scan - integers at the edges of their range are accepted, and encode to what the reference encodes', () => {
+    for (const extra of [
+      { pid: 2 ** 31 - 1, uid: -(2 ** 31), hostPid: 2n ** 31n - 1n, ppid: -(2n ** 31n) },
+      { timestamp: 8_640_000_000_000 },
+      { timestamp: -8_640_000_000_000 },
+      { timestamp: 4_102_444_800n },
+      { timestamp: -1 },
+    ]) {
+      const bytes = packr.pack({ type: 'ContainerLog', source: 's', ...extra });
+      validateFrame(bytes, 0, bytes.length, createTape());
+      const { decoded } = viaTranscoder(bytes);
+      const event = unpackr.unpack(bytes) as IngestEvent;
+      assert.deepEqual(decoded, Log.toObject(Log.decode(Log.encode(toLog(event, ctx, INGESTED_US)).finish()), { longs: Number }), JSON.stringify(extra, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)));
     }
   });
 

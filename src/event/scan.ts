@@ -93,7 +93,11 @@ export function readStr(buf: Uint8Array, pos: number, out: StrRef): boolean {
   return true;
 }
 
-/** Reads an integer value at `pos` (NaN when not an integer). Float64 is accepted when integral. */
+/**
+ * Reads an integer value at `pos` (NaN when not an integer: NaN and ±Infinity included).
+ * Float64 is accepted when integral. 64-bit values past 2^53 come back rounded: callers
+ * check the field's range (scanEvent) before trusting one.
+ */
 export function readInt(buf: Uint8Array, pos: number): number {
   const b = buf[pos];
   if (b <= 0x7f) return b;
@@ -293,6 +297,18 @@ function invalidUtf8(key: string): InputError {
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 
+/**
+ * Largest |timestamp| accepted, in seconds: the range of a JS Date (ECMA-262, ±10^8 days,
+ * years -271821 to 275760). Timestamp is int64 on the wire, but UpdatedTime is derived
+ * from it when absent, and every real Unix time is far inside this; beyond it a number
+ * is no longer exact either, and past 2^64 it is not even a varint any more.
+ */
+export const TIMESTAMP_MAX_SECONDS = 8_640_000_000_000;
+
+function outOfRange(key: string, range: string, n: number): InputError {
+  return new InputError('ERR_INPUT_OUT_OF_RANGE', `field "${key}" must be ${range}, got ${n}`);
+}
+
 function typeName(buf: Uint8Array, pos: number): string {
   const b = buf[pos];
   if (b === NIL) return 'null';
@@ -414,11 +430,12 @@ export function scanEvent(buf: Uint8Array, start: number, end: number, tape: Int
         if (field !== K.resource && !isValidUtf8(buf, scratch.start, scratch.length)) throw invalidUtf8(key);
         break;
       case 'int': {
+        // The encoders write these as varints with no further check: the range is kept here.
         const n = readInt(buf, v);
         if (Number.isNaN(n)) throw wrongType(key, 'an integer', buf, v);
-        if (field !== K.timestamp && (n < INT32_MIN || n > INT32_MAX)) {
-          throw new InputError('ERR_INPUT_WRONG_TYPE', `field "${key}" must fit in int32, got ${n}`);
-        }
+        if (field === K.timestamp) {
+          if (n < -TIMESTAMP_MAX_SECONDS || n > TIMESTAMP_MAX_SECONDS) throw outOfRange(key, `Unix seconds within ±${TIMESTAMP_MAX_SECONDS}`, n);
+        } else if (n < INT32_MIN || n > INT32_MAX) throw outOfRange(key, 'an int32', n);
         break;
       }
       case 'strings': {
