@@ -17,7 +17,7 @@ import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind } from
 
 export type { LatencySummary };
 import { IngestThread } from './ingest';
-import { SyntheticFrames } from './ingest/synthetic';
+import { warmUpEvents } from './ingest/synthetic';
 import { DaemonLog, RateLimitedNotice } from './messages';
 import { LogPathOutput } from './output/logPath';
 import { allocateRing, RingProducer, type RingConsumer } from './ring';
@@ -105,11 +105,11 @@ function hostIP(): string {
 /** A ring holding one batch of synthetic events of every shape, for EncoderPool.warmUp. */
 function warmUpSample(config: FeederConfig): SharedArrayBuffer {
   const packr = new Packr({ useRecords: false });
-  const frames = new SyntheticFrames({ cluster: config.cluster, host: config.host, alertEvery: 3 }, (v) => packr.pack(v));
+  const now = nowMicros();
+  const events = warmUpEvents({ cluster: config.cluster, host: config.host, alertEvery: 3 }, now, (v) => packr.pack(v));
   const ring = allocateRing(1 << 20);
   const producer = new RingProducer(ring);
-  const now = nowMicros();
-  for (let i = 0; i < Math.min(512, config.batchSize); i++) producer.offer(frames.frame(i, now), now);
+  for (let i = 0; i < Math.min(512, config.batchSize); i++) producer.offer(events[i % events.length], now);
   return ring;
 }
 

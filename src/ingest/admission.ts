@@ -54,19 +54,6 @@ export class Admission {
     return this.producer.offer(frame, ingestedUs) ? 'queued' : 'ring_full';
   }
 
-  /**
-   * Runs validation over sample events before the first real one. V8 compiles hot code
-   * only after it has run a while; on the socket path the first few hundred milliseconds
-   * of traffic otherwise pay for the interpreter in this thread, and every event behind
-   * them waits (p99 at 50,000 events/s: 23-33 ms cold against 8 ms warm). Nothing reaches
-   * the ring or the counters.
-   */
-  warmUp(samples: readonly Uint8Array[], rounds: number): void {
-    for (let r = 0; r < rounds; r++) {
-      for (const s of samples) validateFrame(s, 0, s.length, this.tape);
-    }
-  }
-
   /** Admits a decoded value (a JSON line): encoded to msgpack, then admitted like a frame. */
   admit(value: unknown, ingestedUs: number, peer: string): Admitted {
     try {

@@ -9,8 +9,9 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import { InputError } from '../errors';
 import { nowMicros } from '../wire/time';
 import { Admission } from './admission';
-import { FrameReader } from './frames';
-import { SyntheticFrames } from './synthetic';
+import { encodeFrame, FrameReader } from './frames';
+import { allocateRing, RingConsumer } from '../ring';
+import { SyntheticFrames, warmUpEvents } from './synthetic';
 import type { SourceWorkerData, ToSource } from './protocol';
 
 const data = workerData as SourceWorkerData;
@@ -57,11 +58,27 @@ function fatal(code: string, message: string): void {
 }
 
 /** Sample events of every synthetic shape, for Admission.warmUp. */
+/**
+ * Runs the ingest path (framing, validation, the ring write) over sample events of every
+ * synthetic shape, into a scratch ring, before the first real frame. V8 compiles hot code
+ * only after it has run a while; on the socket path the first few hundred milliseconds of
+ * traffic otherwise run in the interpreter in this thread, and every event behind them
+ * waits (p99 at 50,000 events/s: 23-33 ms cold against 8 ms warm).
+ */
 function warmUpAdmission(): void {
-  const frames = new SyntheticFrames({ cluster: data.cluster, host: data.host, alertEvery: 3 }, (v) => admission.pack(v));
   const now = nowMicros();
-  const samples = Array.from({ length: 54 }, (_, i) => Uint8Array.from(frames.frame(i, now)));
-  admission.warmUp(samples, 60);
+  const events = warmUpEvents({ cluster: data.cluster, host: data.host, alertEvery: 3 }, now, (v) => admission.pack(v));
+  const chunk = Buffer.concat(events.map((e) => encodeFrame(e)));
+  const ring = allocateRing(1 << 20);
+  const scratch = new Admission(ring, port, data.whenFull, () => true);
+  const consumer = new RingConsumer(ring);
+  // Samples are ~0.5-0.9 KB; the scratch reader takes them whatever maxEventBytes says.
+  const reader = new FrameReader(1 << 20);
+  for (let round = 0; round < 60; round++) {
+    reader.push(chunk, (frame) => void scratch.admitFrame(frame, now, 'warm-up'));
+    const span = consumer.claim(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+    if (span !== null) consumer.release(span.end);
+  }
 }
 
 // ---- msgpack frames over a Unix socket or TCP ----
