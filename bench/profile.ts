@@ -20,6 +20,7 @@ import { freePort } from './devkit';
 import { findPeersBin, spawnTracked, stopChild } from './peers/children';
 import { runLoadClient } from './peers/loadclient';
 import { readThreadCpuSeconds } from '../src/load/proc-sampler';
+import { BROKER_NODE_FLAGS } from '../src/cli/nodeFlags';
 
 interface ProfileNode {
   id: number;
@@ -87,6 +88,7 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-prof-'));
   const port = await freePort();
   const server = spawnTracked(process.execPath, [
+    ...BROKER_NODE_FLAGS,
     '--cpu-prof', '--cpu-prof-dir', dir,
     path.join(repoRoot, 'dist/src/cli/main.js'), 'serve', '--bind', '127.0.0.1', '--gRPC', String(port), '--gRPCHealthPort', '-1', '--metricsPort', '-1',
     '--source', 'synthetic', '--rate', String(values.rate), '--count', String(count), '--alert-every', String(values['alert-every']),

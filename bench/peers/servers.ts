@@ -15,6 +15,7 @@
  */
 import * as path from 'node:path';
 import { freePort } from '../devkit';
+import { BROKER_NODE_FLAGS } from '../../src/cli/nodeFlags';
 import { ProcSampler, sleep, spawnTracked, stopChild, withTimeout, type ProcSample, type TrackedChild } from './children';
 
 export type SystemName = 'armorfeed' | 'gofeeder';
@@ -152,6 +153,7 @@ const SPECS: Record<SystemName, SystemSpec> = {
   armorfeed: {
     command: () => process.execPath,
     args: (bin, port, g) => [
+      ...BROKER_NODE_FLAGS,
       path.join(bin.repoRoot, 'dist', 'src', 'cli', 'main.js'),
       'serve',
       '--bind', '127.0.0.1',
@@ -204,6 +206,7 @@ function socketLaunch(system: SystemName, bin: Binaries, socketPath: string): La
     return {
       command: process.execPath,
       args: (port, metricsPort) => [
+        ...BROKER_NODE_FLAGS,
         path.join(bin.repoRoot, 'dist', 'src', 'cli', 'main.js'),
         'serve',
         '--bind', '127.0.0.1',

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import type { HostPort } from './addresses';
 import { BrokerStartError } from './errors';
+import { BROKER_NODE_FLAGS } from '../cli/nodeFlags';
 
 export interface BrokerFlags {
   queueSize?: number;
@@ -75,7 +76,7 @@ export function brokerArgs(flags: BrokerFlags): string[] {
 }
 
 export function startBroker(flags: BrokerFlags, opts: { startTimeoutMs?: number; main?: string } = {}): Promise<RunningBroker> {
-  const child: ChildProcess = spawn(process.execPath, [opts.main ?? cliMainPath, ...brokerArgs(flags)], {
+  const child: ChildProcess = spawn(process.execPath, [...BROKER_NODE_FLAGS, opts.main ?? cliMainPath, ...brokerArgs(flags)], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

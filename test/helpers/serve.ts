@@ -19,6 +19,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import type { FeederStats } from '../../src/feeder';
 import { repoRoot } from './repo';
+import { BROKER_NODE_FLAGS } from '../../src/cli/nodeFlags';
 
 export interface ServeOptions {
   /** Line (stdout or stderr) that means "ready". Default: the armorfeed listening line. */
@@ -73,7 +74,7 @@ process.on('exit', () => {
 
 /** Starts `node dist/src/cli/main.js ARGS...` and waits for its listening line. */
 export function startServe(args: string[], opts: ServeOptions = {}): Promise<ServeProcess> {
-  return startProcess(process.execPath, [armorfeedMain, ...args], opts);
+  return startProcess(process.execPath, [...BROKER_NODE_FLAGS, armorfeedMain, ...args], opts);
 }
 
 /** GET /stats from the metrics server at `metrics` (HOST:PORT), asserting 200; `timeoutMs`, when given, bounds the request. */
