@@ -124,7 +124,11 @@ export function defaultConfig(): FeederConfig {
     // beside 8 stalled clients at 50k/s lost 0.02% when the box hiccuped for 25 ms; with
     // 4000 they lost none (bench/README.md, target 5).
     queueSize: 4000,
-    ringSize: 8 * 1024 * 1024,
+    // With backpressure a ring only has to cover the wake-up of the main thread, not a
+    // flood: under an unpaced producer a full 8 MiB ring held every event ~60 ms (p50 at
+    // 170,000 events/s) and 2 MiB ~15 ms, at the same rate (bench/README.md). A paced
+    // synthetic source, which drops instead, has ~70 ms of slack at 50,000 events/s.
+    ringSize: 2 * 1024 * 1024,
     // Nothing a producer wrote is lost at ingest unless it asks for that (Vector's
     // when_full: block, Fluent Bit's paused inputs).
     ingestWhenFull: 'block',
