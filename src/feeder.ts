@@ -107,7 +107,7 @@ function warmUpSample(config: FeederConfig): SharedArrayBuffer {
   const packr = new Packr({ useRecords: false });
   const now = nowMicros();
   const events = warmUpEvents({ cluster: config.cluster, host: config.host, alertEvery: 3 }, now, (v) => packr.pack(v));
-  const ring = allocateRing(1 << 20);
+  const ring = allocateRing(512 * 1024) // 512 sample records of ~700 bytes;
   const producer = new RingProducer(ring);
   for (let i = 0; i < Math.min(512, config.batchSize); i++) producer.offer(events[i % events.length], now);
   return ring;

@@ -69,7 +69,7 @@ function warmUpAdmission(): void {
   const now = nowMicros();
   const events = warmUpEvents({ cluster: data.cluster, host: data.host, alertEvery: 3 }, now, (v) => admission.pack(v));
   const chunk = Buffer.concat(events.map((e) => encodeFrame(e)));
-  const ring = allocateRing(1 << 20);
+  const ring = allocateRing(256 * 1024) // one round of samples at a time;
   const scratch = new Admission(ring, port, data.whenFull, () => true);
   const consumer = new RingConsumer(ring);
   // Samples are ~0.5-0.9 KB; the scratch reader takes them whatever maxEventBytes says.
