@@ -134,9 +134,10 @@ export function defaultConfig(): FeederConfig {
     ingestWhenFull: 'block',
     encoderThreads: defaultEncoderThreads,
     batchSize: 512,
-    // 64 measured best at 4 clients x 50k/s on 2 cores (p50 0.3 ms, p99 6-10 ms against
-    // 0.4-1 ms and 8-15 ms at 16), with no change unpaced, where backlogs go to the workers.
-    inlineMaxEvents: 64,
+    // The bound while the main thread is under half busy; a quarter of it (64) above, which
+    // measured best at 4 clients x 50k/s on 2 cores. 256 with one client at 50k/s on the
+    // socket path: p90 0.6-0.7 ms against 2.3-2.8 ms at 64 (encode/pool.ts).
+    inlineMaxEvents: 256,
     // 4 tasks in flight, 2-3 batches pinned by each group of stalled clients, a few more
     // for readers' queues and writes; 12 MiB of address space, touched as used.
     outputSlabs: 24,
@@ -177,7 +178,7 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'ingestWhenFull', flag: 'ingestWhenFull', kind: 'whenFull', describe: 'full ring: block (the producer waits) | drop (counted ring_full), or per source: socket:drop,tcp:block' },
   { key: 'encoderThreads', flag: 'encoderThreads', kind: 'int', min: 1, max: 64, describe: 'encoder worker threads' },
   { key: 'batchSize', flag: 'batchSize', kind: 'int', min: 1, max: 65_536, describe: 'most events per encoder task' },
-  { key: 'inlineMaxEvents', flag: 'inlineMaxEvents', kind: 'int', min: 0, max: 4096, describe: 'a ring backlog of up to this many events is encoded on the main thread (0 = always in workers)' },
+  { key: 'inlineMaxEvents', flag: 'inlineMaxEvents', kind: 'int', min: 0, max: 4096, describe: 'a ring backlog of up to this many events is encoded on the main thread while it is under half busy (a quarter of it above; 0 = always in workers)' },
   { key: 'outputSlabs', flag: 'outputSlabs', kind: 'int', min: 0, max: 4096, describe: 'encoder output slabs of 512 KiB shared with client queues (0 = a new buffer per batch)' },
   { key: 'maxEventBytes', flag: 'maxEventBytes', kind: 'int', min: 256, max: 64 * 1024 * 1024, describe: 'largest accepted event in bytes' },
   { key: 'metricsPort', flag: 'metricsPort', kind: 'int', min: -1, max: 65535, describe: 'Prometheus /metrics and /stats port (-1 = off, 0 = free port)' },
