@@ -2,7 +2,7 @@
  * armorfeed micro-benchmarks: one per pipeline stage, each candidate measured against
  * its baseline in the same run (tinybench).
  *
- *   node dist/bench/micro.js [--quick] [--only ring,encode,grpc,fanout,scan] [--results-dir DIR]
+ *   node dist/bench/micro.js [--quick] [--only ring,encode,grpc,fanout,scan,ingest] [--results-dir DIR]
  *
  * Prints the machine and versions, then one row per stage, then per-stage notes; writes
  * the same as JSON to bench/results/micro-<timestamp>.json. --quick gives each task
@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { benchSettings, type BenchSettings, type PairResult } from './common';
 import { benchEncode, benchScan } from './encode';
 import { benchFanout } from './fanout';
+import { benchIngest } from './ingest';
 import { benchGrpcWrite } from './grpc-write';
 import { findRepoRoot } from './devkit';
 import { busyWarning, formatMachine, machineInfo } from './machine';
@@ -26,6 +27,7 @@ const stages: Record<string, (s: BenchSettings) => Promise<PairResult>> = {
   grpc: benchGrpcWrite,
   fanout: benchFanout,
   scan: benchScan,
+  ingest: benchIngest,
 };
 
 interface Args {
@@ -34,7 +36,7 @@ interface Args {
   resultsDir: string | undefined;
 }
 
-const usage = 'usage: node dist/bench/micro.js [--quick] [--only ring,encode,grpc,fanout,scan] [--results-dir DIR]';
+const usage = 'usage: node dist/bench/micro.js [--quick] [--only ring,encode,grpc,fanout,scan,ingest] [--results-dir DIR]';
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { quick: false, only: Object.keys(stages), resultsDir: undefined };

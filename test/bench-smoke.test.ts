@@ -17,6 +17,8 @@ const BENCHMARKS = [
   'batch encode vs per-event encode',
   'batched framing vs per-message call.write()',
   'shared fan-out vs per-client copies',
+  'scan-only vs msgpackr unpack',
+  'socket ingest: frames to ring records',
 ];
 
 interface Run {
