@@ -60,7 +60,7 @@ export interface SourceStats {
 export interface FeederStats {
   uptimeSec: number;
   ingest: Record<string, SourceStats>;
-  encoded: { alerts: number; logs: number; batches: number; inlineBatches: number; encoderThreads: number; outputSlabs: SlabStats };
+  encoded: { alerts: number; logs: number; batches: number; inlineBatches: number; encoderThreads: number; /** Encoder threads up now: none until a client connects or a backlog needs them. */ encoderThreadsRunning: number; outputSlabs: SlabStats };
   messages: number;
   notices: number;
   /** Drops not owned by one client. */
@@ -214,7 +214,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     return {
       uptimeSec: (now - started) / 1000,
       ingest,
-      encoded: { alerts: hub.counters.alertsEncoded, logs: hub.counters.logsEncoded, batches: pool.batches, inlineBatches: pool.inlined, encoderThreads: config.encoderThreads, outputSlabs: pool.slabs.stats() },
+      encoded: { alerts: hub.counters.alertsEncoded, logs: hub.counters.logsEncoded, batches: pool.batches, inlineBatches: pool.inlined, encoderThreads: config.encoderThreads, encoderThreadsRunning: pool.threads, outputSlabs: pool.slabs.stats() },
       messages: hub.counters.messagesPublished,
       notices: hub.counters.notices,
       dropped: {
