@@ -64,6 +64,36 @@ describe('transcode - byte path equals the protobufjs reference', () => {
     });
   }
 
+  test('transcode - EventData from 90,000 Data tokens (~1 MB) is derived in linear time and equals the reference', () => {
+    // 60,000 distinct keys, every third one repeated later (the later value wins), some
+    // repeats differing only in the case of the first letter (the same key once capitalised).
+    const tokens: string[] = [];
+    for (let i = 0; i < 90_000; i++) {
+      const k = i % 60_000;
+      tokens.push(`${i >= 60_000 && k % 2 === 0 ? 'K' : 'k'}${k}=v${i}`);
+    }
+    const event: IngestEvent = { type: 'ContainerLog', source: '/bin/sh', operation: 'Network', data: tokens.join(' '), resource: 'k7=fromResource port=80' };
+    const bytes = packr.pack(event);
+    assert.ok(bytes.length > 900_000, `event of ${bytes.length} bytes`);
+    const started = performance.now();
+    const got = viaTranscoder(bytes);
+    const ms = performance.now() - started;
+    // Linear: tens of milliseconds. The pairwise duplicate check took ~39 s here.
+    assert.ok(ms < 5000, `transcoding took ${ms.toFixed(0)} ms`);
+    const want = viaReference(event);
+    assert.equal(Object.keys(got.decoded.EventData as object).length, 60_001);
+    assert.equal((got.decoded.EventData as Record<string, string>).K7, 'fromResource');
+    assert.equal((got.decoded.EventData as Record<string, string>).K2, 'v60002');
+    assert.deepStrictEqual(got.decoded, want);
+  });
+
+  test('transcode - EventData: a later equal key wins, keys equal once capitalised are one key', () => {
+    for (const data of ['a=1 b=2 a=3', 'a=1 A=2', 'A=1 a=2 b= =x c', 'x=1 y=2 z=3 x=4 y=5 Z=6', '\tk=1\n k=2\r\nk=3 ']) {
+      const event: IngestEvent = { type: 'ContainerLog', source: 's', data };
+      assert.deepStrictEqual(viaTranscoder(packr.pack(event)).decoded, viaReference(event), data);
+    }
+  });
+
   test('transcode - every synthetic shape, alerts and logs', () => {
     for (let i = 0; i < 90; i++) {
       const event = syntheticEvent(i, INGESTED_US + i, { cluster: 'c1', host: 'h1', alertEvery: 5 });

@@ -16,6 +16,7 @@
  * encode"). The protobufjs path stays as the reference the tests compare against
  * (test/transcode.test.ts) and as the encoder of daemon Messages and notices.
  */
+import { randomBytes } from 'node:crypto';
 import type * as protobuf from 'protobufjs';
 import { feederTypes } from '../wire/proto';
 import { formatUpdatedTime, parseUpdatedTime } from '../wire/time';
@@ -58,6 +59,14 @@ function eventSeconds(buf: Uint8Array, tape: Int32Array, ingestedUs: number): nu
 function eventMicros(buf: Uint8Array, tape: Int32Array, ingestedUs: number): number {
   const ts = tape[K.timestamp];
   return ts >= 0 ? readInt(buf, ts) * 1e6 : ingestedUs;
+}
+
+/** Pairs of a derived EventData compared pairwise; more go through a hash table. */
+const PAIRWISE_MAX = 16;
+
+/** ASCII lower-case letter to upper case; any other byte as is. */
+function upper(c: number): number {
+  return c >= 0x61 && c <= 0x7a ? c - 0x20 : c;
 }
 
 const WIRE_VARINT = 0;
@@ -124,6 +133,9 @@ export class Transcoder {
   private readonly sub: Int32Array = new Int32Array(6);
   private readonly utf8Scratch = new ProtoWriter(4096);
   private readonly pairs: number[] = [];
+  private overridden = new Uint8Array(64);
+  private keyTable = new Int32Array(0);
+  private readonly hashSeed = randomBytes(4).readUInt32LE(0);
 
   constructor(private readonly ctx: EventContext) {
     const t = feederTypes();
@@ -339,21 +351,106 @@ export class Transcoder {
     pairs.length = 0;
     this.collectPairs(buf, tape[K.data]);
     if (strEquals(buf, tape[K.operation], B.Network)) this.collectPairs(buf, tape[K.resource]);
-    // pairs: [keyStart, keyLen, valueStart, valueLen] per token; a later equal key wins.
-    for (let i = 0; i < pairs.length; i += 4) {
-      let overridden = false;
-      for (let j = i + 4; j < pairs.length && !overridden; j += 4) {
-        if (pairs[j + 1] !== pairs[i + 1]) continue;
-        overridden = this.sameKey(buf, pairs[i], pairs[j], pairs[i + 1]);
-      }
-      if (!overridden) this.writeEntry(tag, buf, pairs[i], pairs[i + 1], buf, pairs[i + 2], pairs[i + 3], true, w);
+    // pairs: [keyStart, keyLen, valueStart, valueLen] per token; a later equal key wins,
+    // written where its last occurrence is.
+    const n = pairs.length >> 2;
+    const overridden = this.markOverridden(buf, n);
+    for (let i = 0; i < n; i++) {
+      if (overridden[i] === 0) this.writeEntry(tag, buf, pairs[4 * i], pairs[4 * i + 1], buf, pairs[4 * i + 2], pairs[4 * i + 3], true, w);
     }
   }
 
-  private sameKey(buf: Uint8Array, a: number, b: number, len: number): boolean {
-    const up = (c: number): number => (c >= 0x61 && c <= 0x7a ? c - 0x20 : c);
-    if (up(buf[a]) !== up(buf[b])) return false;
-    for (let k = 1; k < len; k++) if (buf[a + k] !== buf[b + k]) return false;
+  /**
+   * overridden[i] = 1 when a later pair has the same key (keys equal once their first
+   * letter is capitalised). Upstream's events carry a handful of pairs, compared pairwise;
+   * past PAIRWISE_MAX a hash table keeps it linear (one ~1 MB Data of 90,000 tokens took
+   * ~39 s pairwise), with a sort as the bound should a Data be crafted to collide.
+   */
+  private markOverridden(buf: Uint8Array, n: number): Uint8Array {
+    if (this.overridden.length < n) this.overridden = new Uint8Array(Math.max(n, this.overridden.length * 2));
+    const overridden = this.overridden;
+    overridden.fill(0, 0, n);
+    const pairs = this.pairs;
+    if (n <= PAIRWISE_MAX) {
+      for (let i = 0; i < n; i++) {
+        for (let j = i + 1; j < n; j++) {
+          if (this.sameKey(buf, i, j)) {
+            overridden[i] = 1;
+            break;
+          }
+        }
+      }
+      return overridden;
+    }
+    let size = 64;
+    while (size < 2 * n) size *= 2;
+    if (this.keyTable.length < size) this.keyTable = new Int32Array(size);
+    const table = this.keyTable;
+    table.fill(0, 0, size);
+    const mask = size - 1;
+    // Probes beyond one per pair: a good hash makes a few; far more means collisions.
+    let probeBudget = 8 * n;
+    for (let i = 0; i < n; i++) {
+      let slot = this.hashKey(buf, pairs[4 * i], pairs[4 * i + 1]) & mask;
+      for (;;) {
+        const held = table[slot];
+        if (held === 0) {
+          table[slot] = i + 1;
+          break;
+        }
+        if (this.sameKey(buf, held - 1, i)) {
+          overridden[held - 1] = 1;
+          table[slot] = i + 1;
+          break;
+        }
+        slot = (slot + 1) & mask;
+        if (--probeBudget < 0) return this.markOverriddenSorted(buf, n);
+      }
+    }
+    return overridden;
+  }
+
+  /** markOverridden in O(n log n) whatever the keys: equal keys sort together, by position. */
+  private markOverriddenSorted(buf: Uint8Array, n: number): Uint8Array {
+    const overridden = this.overridden;
+    overridden.fill(0, 0, n);
+    const pairs = this.pairs;
+    const order = Array.from({ length: n }, (_, i) => i);
+    order.sort((a, b) => {
+      const la = pairs[4 * a + 1];
+      const lb = pairs[4 * b + 1];
+      if (la !== lb) return la - lb;
+      const sa = pairs[4 * a];
+      const sb = pairs[4 * b];
+      const d = upper(buf[sa]) - upper(buf[sb]);
+      if (d !== 0) return d;
+      for (let k = 1; k < la; k++) if (buf[sa + k] !== buf[sb + k]) return buf[sa + k] - buf[sb + k];
+      return a - b;
+    });
+    for (let k = 0; k + 1 < n; k++) if (this.sameKey(buf, order[k], order[k + 1])) overridden[order[k]] = 1;
+    return overridden;
+  }
+
+  /** FNV-1a over the key (first letter capitalised) from a per-process random seed, then mixed (murmur3's finaliser). */
+  private hashKey(buf: Uint8Array, start: number, len: number): number {
+    let h = Math.imul(this.hashSeed ^ upper(buf[start]), 0x01000193);
+    for (let k = 1; k < len; k++) h = Math.imul(h ^ buf[start + k], 0x01000193);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    return (h ^ (h >>> 16)) >>> 0;
+  }
+
+  /** True when pairs a and b have the same key once capitalised. */
+  private sameKey(buf: Uint8Array, a: number, b: number): boolean {
+    const pairs = this.pairs;
+    const len = pairs[4 * a + 1];
+    if (pairs[4 * b + 1] !== len) return false;
+    const sa = pairs[4 * a];
+    const sb = pairs[4 * b];
+    if (upper(buf[sa]) !== upper(buf[sb])) return false;
+    for (let k = 1; k < len; k++) if (buf[sa + k] !== buf[sb + k]) return false;
     return true;
   }
 
