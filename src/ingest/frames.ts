@@ -18,9 +18,16 @@ export function encodeFrame(payload: Uint8Array): Buffer {
   return out;
 }
 
+/**
+ * Reassembles frames from chunks. Invariant: `pending` holds the bytes of an incomplete
+ * frame (or header), `pendingBytes` of them, and fewer than `need`, the bytes that
+ * complete it; they are joined only once `need` is reached, so a frame arriving in many
+ * small pieces is copied about once, not once per piece (1 MiB in 4-byte pieces: ~11 s).
+ */
 export class FrameReader {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  private need = FRAME_HEADER_BYTES;
 
   constructor(private readonly maxFrameBytes: number) {}
 
@@ -30,14 +37,20 @@ export class FrameReader {
    * is then disconnected, since nothing after a bad length can be trusted.
    */
   push(chunk: Buffer, onFrame: (frame: Buffer) => void): void {
+    if (this.pendingBytes + chunk.length < this.need) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      return;
+    }
     let buf: Buffer;
     if (this.pendingBytes === 0) buf = chunk;
     else {
       this.pending.push(chunk);
       buf = Buffer.concat(this.pending, this.pendingBytes + chunk.length);
-      this.pending = [];
-      this.pendingBytes = 0;
     }
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.need = FRAME_HEADER_BYTES;
     let offset = 0;
     while (buf.length - offset >= FRAME_HEADER_BYTES) {
       const n = buf.readUInt32BE(offset);
@@ -45,7 +58,10 @@ export class FrameReader {
       if (n > this.maxFrameBytes) {
         throw new InputError('ERR_INPUT_OVERSIZED', `frame of ${n} bytes is over the limit of ${this.maxFrameBytes} (maxEventBytes)`);
       }
-      if (buf.length - offset - FRAME_HEADER_BYTES < n) break;
+      if (buf.length - offset - FRAME_HEADER_BYTES < n) {
+        this.need = FRAME_HEADER_BYTES + n;
+        break;
+      }
       onFrame(buf.subarray(offset + FRAME_HEADER_BYTES, offset + FRAME_HEADER_BYTES + n));
       offset += FRAME_HEADER_BYTES + n;
     }

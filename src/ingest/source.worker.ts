@@ -10,6 +10,7 @@ import { InputError } from '../errors';
 import { nowMicros } from '../wire/time';
 import { Admission } from './admission';
 import { encodeFrame, FrameReader } from './frames';
+import { LineReader } from './lines';
 import { allocateRing, RingConsumer } from '../ring';
 import { SyntheticFrames, warmUpEvents } from './synthetic';
 import type { SourceWorkerData, ToSource } from './protocol';
@@ -152,58 +153,41 @@ function readJsonLines(): void {
   warmUpAdmission();
   const fromStdin = data.jsonl === '-';
   const peer = fromStdin ? 'stdin' : data.jsonl;
-  let partial = '';
-  let discarding = false;
+  const lines = new LineReader(data.maxEventBytes);
   let position = 0;
   let stopped = false;
-  let lines = 0;
+  let lineCount = 0;
   const started = Date.now();
 
+  const onOversized = (): void => {
+    admission.reject(new InputError('ERR_INPUT_OVERSIZED', `line over the limit of ${data.maxEventBytes} bytes (maxEventBytes)`), peer);
+  };
   const onText = (text: string): void => {
     const now = nowMicros();
-    let start = 0;
-    for (;;) {
-      const nl = text.indexOf('\n', start);
-      if (nl < 0) break;
-      const line = partial + text.slice(start, nl);
-      partial = '';
-      start = nl + 1;
-      if (discarding) {
-        discarding = false;
-        continue;
-      }
-      handleLine(line, now);
-    }
-    partial += text.slice(start);
-    if (Buffer.byteLength(partial) > data.maxEventBytes && !discarding) {
-      admission.reject(new InputError('ERR_INPUT_OVERSIZED', `line over the limit of ${data.maxEventBytes} bytes (maxEventBytes)`), peer);
-      partial = '';
-      discarding = true;
-    } else if (discarding) partial = '';
+    lines.push(text, (line) => handleLine(line, now), onOversized);
   };
 
   const handleLine = (raw: string, now: number): void => {
     const line = raw.trim();
     if (line === '') return;
-    lines++;
+    lineCount++;
     if (line.length > data.maxEventBytes || Buffer.byteLength(line) > data.maxEventBytes) {
-      admission.reject(new InputError('ERR_INPUT_OVERSIZED', `line ${lines} is over the limit of ${data.maxEventBytes} bytes (maxEventBytes)`), peer);
+      admission.reject(new InputError('ERR_INPUT_OVERSIZED', `line ${lineCount} is over the limit of ${data.maxEventBytes} bytes (maxEventBytes)`), peer);
       return;
     }
     let value: unknown;
     try {
       value = JSON.parse(line);
     } catch (err) {
-      admission.reject(new InputError('ERR_INPUT_INVALID_JSON', `line ${lines} is not JSON: ${(err as Error).message}`), peer);
+      admission.reject(new InputError('ERR_INPUT_INVALID_JSON', `line ${lineCount} is not JSON: ${(err as Error).message}`), peer);
       return;
     }
     admission.admit(value, now, peer);
   };
 
   const finish = (): void => {
-    if (partial.trim() !== '' && !discarding) handleLine(partial, nowMicros());
-    partial = '';
-    admission.post({ type: 'finished', events: lines, elapsedMs: Date.now() - started });
+    lines.end((line) => handleLine(line, nowMicros()));
+    admission.post({ type: 'finished', events: lineCount, elapsedMs: Date.now() - started });
   };
 
   if (fromStdin) {
