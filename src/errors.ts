@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'ERR_INPUT_NOT_A_MAP'
   | 'ERR_INPUT_TOO_DEEP'
   | 'ERR_INPUT_OUT_OF_RANGE'
+  | 'ERR_INPUT_TRUNCATED'
+  | 'ERR_INPUT_DISCARDED'
   | 'ERR_FILTER_INVALID'
   | 'ERR_FILTER_TOO_COMPLEX'
   | 'ERR_OUTPUT_OPEN'
@@ -80,6 +82,10 @@ export const inputReason: Record<string, string> = {
   ERR_INPUT_NOT_A_MAP: 'not_a_map',
   ERR_INPUT_TOO_DEEP: 'too_deep',
   ERR_INPUT_OUT_OF_RANGE: 'out_of_range',
+  // A connection closed in the middle of a frame: the part received is counted once.
+  ERR_INPUT_TRUNCATED: 'truncated',
+  // Frames received after the one that made armorfeed hang up on their peer.
+  ERR_INPUT_DISCARDED: 'discarded',
 };
 
 /** Reasons in counter order (index = counter slot). */

@@ -3,8 +3,10 @@
  * line is counted by reason (GET /stats ingest.<source>.malformedByReason and
  * dropped.malformed_input), reported as a WARN Message on WatchMessages that names the
  * error code, and never stops the broker: another producer's valid events keep flowing.
- * Framing errors hang up on that peer only (with one `armorfeed: ERR_...` line);
- * event errors drop the event and keep the connection.
+ * Framing errors (bytes that are not msgpack, a length over the limit) hang up on that
+ * peer only (with one `armorfeed: ERR_...` line), after admitting the frames before them
+ * and counting what is thrown away; event errors (a bin/ext value, a length-0 frame
+ * included) drop the event and keep the connection.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -220,8 +222,94 @@ describe('bad input over TCP', () => {
     await expectHangUp(Buffer.concat([header, Buffer.alloc(MAX_EVENT_BYTES + 1, 0x61)]), 'ERR_INPUT_OVERSIZED', 'oversized');
   });
 
-  test('bad input - a zero-length frame closes that connection with ERR_INPUT_MALFORMED_FRAME', { timeout: 20_000 }, async () => {
-    await expectHangUp(Buffer.alloc(4), 'ERR_INPUT_MALFORMED_FRAME', 'malformed_frame');
+  /**
+   * Writes `before` valid frames, `bad`, then `after` valid frames in one write: the bad
+   * frame is counted once as `reason`, the connection stays up and every valid frame is
+   * delivered, in order.
+   */
+  function expectOneBadAmongValid(bad: Buffer, code: string, reason: string): Promise<void> {
+    return spaced(async (from) => {
+      const sock = await connectTo(tcp);
+      let closed = false;
+      sock.on('close', () => {
+        closed = true;
+      });
+      try {
+        const valid = [nextSeq++, nextSeq++, nextSeq++, nextSeq++];
+        const bytes = Buffer.concat([frameOf(logEvent(valid[0])), frameOf(logEvent(valid[1])), bad, frameOf(logEvent(valid[2])), frameOf(logEvent(valid[3]))]);
+        await expectCounted(reason, () => write(sock, bytes));
+        await waitUntil(`events ${valid.join(',')} on WatchLogs`, () => valid.every((v) => seqs(logs).includes(v)), 5_000, () => `(have ${JSON.stringify(seqs(logs).slice(-6))})`);
+        assert.deepEqual(seqs(logs).slice(-4), valid, 'the frames around the bad one arrive, in order');
+        await expectWarn(code, from);
+        assert.equal(closed, false, 'the connection stays open');
+        await deliveredVia(sock);
+      } finally {
+        sock.destroy();
+      }
+    });
+  }
+
+  test('bad input - a zero-length frame is counted malformed_frame and the frames after it in the same write are delivered', { timeout: 20_000 }, async () => {
+    await expectOneBadAmongValid(Buffer.alloc(4), 'ERR_INPUT_MALFORMED_FRAME', 'malformed_frame');
+  });
+
+  test('bad input - a msgpack bin value is counted wrong_type and the frames after it in the same write are delivered', { timeout: 20_000 }, async () => {
+    await expectOneBadAmongValid(frameOf({ ...logEvent(0), podName: Buffer.from('nginx-1') }), 'ERR_INPUT_WRONG_TYPE', 'wrong_type');
+  });
+
+  test('bad input - a msgpack ext value (a timestamp, nested in labels) is counted wrong_type and the frames after it are delivered', { timeout: 20_000 }, async () => {
+    // fixext 4, type -1 (msgpack's timestamp), inside an array under a known key.
+    const ext = Buffer.of(0x91, 0xd6, 0xff, 0x65, 0x53, 0xf1, 0x00);
+    await expectOneBadAmongValid(encodeFrame(mapWithRawValue({ type: 'ContainerLog', source: '/bin/sh' }, 'labels', ext)), 'ERR_INPUT_WRONG_TYPE', 'wrong_type');
+  });
+
+  test('bad input - a map with an integer key is counted wrong_type and the frames after it are delivered', { timeout: 20_000 }, async () => {
+    const intKey = Buffer.concat([Buffer.of(0x83), pack('type'), pack('ContainerLog'), pack('source'), pack('/bin/sh'), Buffer.of(0x07), pack('seven')]);
+    await expectOneBadAmongValid(encodeFrame(intKey), 'ERR_INPUT_WRONG_TYPE', 'wrong_type');
+  });
+
+  test('bad input - frames before garbage in the same write are delivered; the garbage and what follows it are counted, then the connection closes', { timeout: 20_000 }, async () => {
+    await spaced(async (from) => {
+      const before = await tcpStats();
+      const sock = await connectTo(tcp);
+      const closed = readUntilClosed(sock, 10_000);
+      closed.catch(() => undefined);
+      try {
+        const valid = [nextSeq++, nextSeq++];
+        const garbage = Buffer.concat([Buffer.of(0xc1), Buffer.from('not msgpack')]);
+        const header = Buffer.alloc(4);
+        header.writeUInt32BE(garbage.length);
+        const afterIt = [frameOf(logEvent(0)), frameOf(logEvent(0)), frameOf(logEvent(0)).subarray(0, 9)];
+        await write(sock, Buffer.concat([frameOf(logEvent(valid[0])), frameOf(logEvent(valid[1])), header, garbage, ...afterIt]));
+        const text = (await closed).text;
+        assert.match(text, /^armorfeed: ERR_INPUT_MALFORMED_FRAME\b/);
+        await waitUntil(`events ${valid.join(',')} on WatchLogs`, () => valid.every((v) => seqs(logs).includes(v)), 5_000);
+        // The garbage (malformed_frame), two whole frames after it and the half one (discarded).
+        const want = { ...before.malformedByReason, malformed_frame: (before.malformedByReason.malformed_frame ?? 0) + 1, discarded: (before.malformedByReason.discarded ?? 0) + 3 };
+        await waitUntil('malformed_frame +1 and discarded +3', async () => JSON.stringify((await tcpStats()).malformedByReason) === JSON.stringify(want), 5_000, async () => JSON.stringify(await tcpStats()));
+        const s = await tcpStats();
+        assert.equal(s.dropped.malformed_input, before.dropped.malformed_input + 4);
+        assert.equal(s.events, before.events + 2);
+        await waitUntil('a WARN naming the discarded frames', () => messages.messages.slice(from).some((m) => m.Level === 'WARN' && /ERR_INPUT_MALFORMED_FRAME.*3 frames after it discarded/.test(String(m.Message))), 5_000,
+          () => JSON.stringify(messages.messages.slice(from).map((m) => String(m.Message))));
+      } finally {
+        sock.destroy();
+      }
+      await stillServing();
+    });
+  });
+
+  test('bad input - half a frame left when the producer closes is counted truncated', { timeout: 20_000 }, async () => {
+    await spaced(async () => {
+      const seq = nextSeq++;
+      const frame = frameOf(logEvent(0));
+      await expectCounted('truncated', async () => {
+        const sock = await connectTo(tcp);
+        await write(sock, Buffer.concat([frameOf(logEvent(seq)), frame.subarray(0, frame.length - 3)]));
+        await waitUntil(`event ${seq}`, () => seqs(logs).includes(seq), 5_000);
+        sock.end();
+      });
+    });
   });
 
   test('bad input - a field of the wrong type is counted wrong_type and the connection keeps delivering', { timeout: 20_000 }, async () => {

@@ -6,6 +6,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { encodeFrame, FrameReader } from '../src/ingest/frames';
+import { InputError } from '../src/errors';
 import { LineReader } from '../src/ingest/lines';
 
 const MiB = 1024 * 1024;
@@ -27,8 +28,9 @@ test('framing - a 1 MiB frame arriving in 4-byte pieces is reassembled in linear
   assert.equal(reader.buffered, 0);
 });
 
-test('framing - frames cut at every offset come out whole and in order', () => {
-  const payloads = [Buffer.of(0x81, 0xa1, 0x61, 0x01), Buffer.alloc(300, 7), Buffer.of(0x90)];
+test('framing - frames cut at every offset come out whole and in order, a length-0 one as an empty frame', () => {
+  // A length-0 frame comes out empty, and the framing goes on after it.
+  const payloads = [Buffer.of(0x81, 0xa1, 0x61, 0x01), Buffer.alloc(0), Buffer.alloc(300, 7), Buffer.of(0x90)];
   const bytes = Buffer.concat(payloads.map(encodeFrame));
   for (let cut = 1; cut < bytes.length; cut++) {
     const reader = new FrameReader(1024);
@@ -38,6 +40,17 @@ test('framing - frames cut at every offset come out whole and in order', () => {
     assert.deepEqual(frames, payloads, `cut at ${cut}`);
     assert.equal(reader.buffered, 0);
   }
+});
+
+test('framing - a length over the limit throws oversized after handing over the frames before it, and keeps nothing', () => {
+  const reader = new FrameReader(16);
+  const frames: Buffer[] = [];
+  const tooLong = Buffer.alloc(4);
+  tooLong.writeUInt32BE(17);
+  const bytes = Buffer.concat([encodeFrame(Buffer.of(0x80)), encodeFrame(Buffer.of(0x90)), tooLong, Buffer.alloc(40)]);
+  assert.throws(() => reader.push(bytes, (f) => frames.push(Buffer.from(f))), (err: unknown) => err instanceof InputError && err.code === 'ERR_INPUT_OVERSIZED');
+  assert.deepEqual(frames, [Buffer.of(0x80), Buffer.of(0x90)]);
+  assert.equal(reader.buffered, 0);
 });
 
 test('framing - a 1 MiB line arriving in 16-byte pieces is reassembled in linear time', () => {

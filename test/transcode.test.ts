@@ -198,6 +198,30 @@ describe('scan - validation names the problem', () => {
     });
   }
 
+  test('scan - msgpack bin and ext values and non-string keys are wrong_type (one bad event), bytes that are not msgpack are malformed_frame', () => {
+    const code = (bytes: Uint8Array): string => {
+      try {
+        validateFrame(bytes, 0, bytes.length, createTape());
+        return 'accepted';
+      } catch (err) {
+        if (err instanceof InputError) return err.code;
+        throw err;
+      }
+    };
+    const event = { type: 'ContainerLog', source: 's' };
+    assert.equal(code(packr.pack({ ...event, podName: Buffer.from('p') })), 'ERR_INPUT_WRONG_TYPE');
+    assert.equal(code(packr.pack({ ...event, podName: Buffer.alloc(70_000) })), 'ERR_INPUT_WRONG_TYPE', 'bin 32');
+    assert.equal(code(mapWithRawValue(event, 'labels', Buffer.of(0xd6, 0xff, 0, 0, 0, 1))), 'ERR_INPUT_WRONG_TYPE', 'fixext 4');
+    assert.equal(code(mapWithRawValue(event, 'tags', Buffer.of(0xc7, 0x02, 0x05, 0xaa, 0xbb))), 'ERR_INPUT_WRONG_TYPE', 'ext 8');
+    assert.equal(code(mapWithRawValue(event, 'atags', Buffer.of(0x92, 0xa1, 0x61, 0xc4, 0x01, 0x00))), 'ERR_INPUT_WRONG_TYPE', 'bin inside an array');
+    assert.equal(code(Buffer.concat([Buffer.of(0x83), packr.pack('type'), packr.pack('ContainerLog'), packr.pack('source'), packr.pack('s'), Buffer.of(0x07, 0xc0)])), 'ERR_INPUT_WRONG_TYPE', 'integer key');
+    assert.equal(code(Buffer.of(0xc4, 0x01, 0x00)), 'ERR_INPUT_NOT_A_MAP', 'a bare bin value');
+    // Broken: a bin whose length runs past the frame, a byte msgpack never uses.
+    assert.equal(code(mapWithRawValue(event, 'podName', Buffer.of(0xc4, 0x09, 0x00))), 'ERR_INPUT_MALFORMED_FRAME');
+    assert.equal(code(mapWithRawValue(event, 'podName', Buffer.of(0xc1))), 'ERR_INPUT_MALFORMED_FRAME');
+    assert.equal(code(Buffer.concat([Buffer.of(0x82), packr.pack('type'), packr.pack('ContainerLog'), Buffer.of(0xc1, 0xc0)])), 'ERR_INPUT_MALFORMED_FRAME');
+  });
+
   test('scan - rejects bytes that are not msgpack', () => {
     const bytes = Buffer.from('{"type":"ContainerLog"}');
     assert.throws(() => validateFrame(bytes, 0, bytes.length, createTape()), InputError);

@@ -9,7 +9,9 @@
  *                 or -1 when the key is absent (or nil / undefined)
  *
  * Only plain msgpack is accepted (maps, strings, ints, arrays, nil, msgpackr's
- * `undefined`); bin and ext types are rejected, since no upstream key holds them.
+ * `undefined`); bin and ext values and keys that are not strings are rejected as
+ * wrong_type, since no upstream key holds them. Bytes that are not msgpack at all are
+ * malformed_frame.
  */
 import { InputError } from '../errors';
 import { alertTypes, ingestFields, logTypes, type FieldKind } from './schema';
@@ -187,13 +189,30 @@ function tooDeep(): InputError {
 /** Items still to skip in each open container (skipValue); index = level - 1. */
 const openItems = new Float64Array(MAX_NESTING);
 
+/** Bytes of a bin or ext value's header and body at `pos` (msgpack spec), or 0 when it is neither. */
+function binaryValueSize(buf: Uint8Array, pos: number): number {
+  const b = buf[pos];
+  if (b >= 0xd4 && b <= 0xd8) return 2 + (1 << (b - 0xd4)); // fixext 1..16: type, data
+  switch (b) {
+    case 0xc4: return 2 + buf[pos + 1];
+    case 0xc5: return 3 + ((buf[pos + 1] << 8) | buf[pos + 2]);
+    case 0xc6: return 5 + (((buf[pos + 1] << 24) | (buf[pos + 2] << 16) | (buf[pos + 3] << 8) | buf[pos + 4]) >>> 0);
+    case 0xc7: return 3 + buf[pos + 1]; // ext 8: length, type, data
+    case 0xc8: return 4 + ((buf[pos + 1] << 8) | buf[pos + 2]);
+    case 0xc9: return 6 + (((buf[pos + 1] << 24) | (buf[pos + 2] << 16) | (buf[pos + 3] << 8) | buf[pos + 4]) >>> 0);
+    default: return 0;
+  }
+}
+
 /**
- * Offset just past the value at `pos`, or -1 if it is not plain msgpack or runs past
- * `end`. `level` is how many containers are already open around it. Iterative, with one
- * counter per open container, so a hostile frame cannot exhaust the stack: nesting past
- * MAX_NESTING throws ERR_INPUT_TOO_DEEP.
+ * Offset just past the value at `pos`, or -1 if it is not plain msgpack (or, with
+ * `binary`, not msgpack at all) or runs past `end`. `level` is how many containers are
+ * already open around it. Iterative, with one counter per open container, so a hostile
+ * frame cannot exhaust the stack: nesting past MAX_NESTING throws ERR_INPUT_TOO_DEEP.
+ * `binary`: bin and ext values are skipped too (telling a value of a type no upstream key
+ * holds from bytes that are not msgpack at all).
  */
-export function skipValue(buf: Uint8Array, pos: number, end: number, level = 0): number {
+export function skipValue(buf: Uint8Array, pos: number, end: number, level = 0, binary = false): number {
   const base = level;
   let p = pos;
   for (;;) {
@@ -209,6 +228,7 @@ export function skipValue(buf: Uint8Array, pos: number, end: number, level = 0):
     else if (b === 0xce || b === 0xd2 || b === 0xca) p += 5;
     else if (b === 0xcf || b === 0xd3 || b === 0xcb) p += 9;
     else if (isUndefined(buf, p)) p += 3;
+    else if (binary && binaryValueSize(buf, p) > 0) p += binaryValueSize(buf, p);
     else {
       const isMap = (b >= 0x80 && b <= 0x8f) || b === 0xde || b === 0xdf;
       const isArr = (b >= 0x90 && b <= 0x9f) || b === 0xdc || b === 0xdd;
@@ -326,6 +346,20 @@ function wrongType(key: string, want: string, buf: Uint8Array, pos: number): Inp
   return new InputError('ERR_INPUT_WRONG_TYPE', `field "${key}" must be ${want}, got ${typeName(buf, pos)}`);
 }
 
+/**
+ * True when buf[start, end) is exactly one well-formed msgpack value, bin and ext types
+ * included. Asked only on the way to an error: a frame that is msgpack, but holds a value
+ * (or a map key) of a type no upstream key takes, is one bad event; one that is not
+ * msgpack at all means the peer does not speak the protocol.
+ */
+function isOneMsgpackValue(buf: Uint8Array, start: number, end: number): boolean {
+  return skipValue(buf, start, end, 0, true) === end;
+}
+
+function notPlain(key: string): InputError {
+  return new InputError('ERR_INPUT_WRONG_TYPE', `field "${key}" holds msgpack binary or extension data (upstream's keys hold strings, integers, arrays and maps)`);
+}
+
 const scratch: StrRef = { start: 0, length: 0 };
 
 function checkStringMap(buf: Uint8Array, pos: number, end: number, key: string, allowed: readonly Uint8Array[] | null): void {
@@ -373,14 +407,17 @@ export function scanEvent(buf: Uint8Array, start: number, end: number, tape: Int
   if (hdr === null) {
     // One well-formed msgpack value of another type is a map that was expected; anything
     // else is not msgpack at all, and the peer is not speaking this protocol.
-    if (skipValue(buf, start, end) !== end) {
+    if (!isOneMsgpackValue(buf, start, end)) {
       throw new InputError('ERR_INPUT_MALFORMED_FRAME', `frame is not one msgpack value (starts with byte 0x${(buf[start] ?? 0).toString(16)})`);
     }
     throw new InputError('ERR_INPUT_NOT_A_MAP', `an event must be a map of upstream log keys, got ${typeName(buf, start)}`);
   }
   let p = hdr[1];
   for (let i = 0; i < hdr[0]; i++) {
-    if (p >= end || !readStr(buf, p, scratch)) throw new InputError('ERR_INPUT_MALFORMED_FRAME', 'map keys must be strings');
+    if (p >= end || !readStr(buf, p, scratch)) {
+      if (p < end && isOneMsgpackValue(buf, start, end)) throw new InputError('ERR_INPUT_WRONG_TYPE', `map keys must be strings, got ${typeName(buf, p)}`);
+      throw new InputError('ERR_INPUT_MALFORMED_FRAME', 'map keys must be strings');
+    }
     const ks = scratch.start;
     const kl = scratch.length;
     if (ks + kl > end) throw new InputError('ERR_INPUT_MALFORMED_FRAME', 'key runs past the end of the frame');
@@ -401,7 +438,10 @@ export function scanEvent(buf: Uint8Array, start: number, end: number, tape: Int
       throw new InputError('ERR_INPUT_UNKNOWN_FIELD', `field "${name}" is not an upstream log key (keys are lowerCamelCase, e.g. "namespaceName")`);
     }
     const next = valueEnd(buf, v, end);
-    if (next < 0) throw new InputError('ERR_INPUT_MALFORMED_FRAME', `value of "${ingestFields[field][0]}" is not plain msgpack or runs past the end of the frame`);
+    if (next < 0) {
+      if (isOneMsgpackValue(buf, start, end)) throw notPlain(ingestFields[field][0]);
+      throw new InputError('ERR_INPUT_MALFORMED_FRAME', `value of "${ingestFields[field][0]}" is not msgpack or runs past the end of the frame`);
+    }
     const b = buf[v];
     if (trusted) {
       if (b !== NIL && !isUndefined(buf, v)) tape[field] = v;

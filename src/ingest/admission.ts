@@ -71,9 +71,10 @@ export class Admission {
     return this.packr.pack(value);
   }
 
-  reject(err: InputError, peer: string): void {
+  /** Counts `events` (1 unless told) rejected for `err`, and samples it for the main thread's WARN. */
+  reject(err: InputError, peer: string, events = 1): void {
     const reason = inputReason[err.code] ?? 'malformed';
-    this.producer.countMalformed(inputReasons.indexOf(reason));
+    this.producer.countMalformed(inputReasons.indexOf(reason), events);
     const second = Math.floor(Date.now() / 1000);
     if (second !== this.sampleWindow) {
       this.sampleWindow = second;

@@ -33,8 +33,10 @@ export class FrameReader {
 
   /**
    * Feeds a chunk; calls `onFrame` for each complete frame (a view valid only during
-   * the call). Throws InputError when the stream cannot be framed any more: the peer
-   * is then disconnected, since nothing after a bad length can be trusted.
+   * the call; empty for a length-0 frame, after which the framing is still intact).
+   * Throws InputError when the stream cannot be framed any more (a length over the
+   * limit): the peer is then disconnected, since nothing after a bad length can be
+   * trusted. Frames before it have been handed to `onFrame`; nothing after it is kept.
    */
   push(chunk: Buffer, onFrame: (frame: Buffer) => void): void {
     if (this.pendingBytes + chunk.length < this.need) {
@@ -54,7 +56,6 @@ export class FrameReader {
     let offset = 0;
     while (buf.length - offset >= FRAME_HEADER_BYTES) {
       const n = buf.readUInt32BE(offset);
-      if (n === 0) throw new InputError('ERR_INPUT_MALFORMED_FRAME', 'frame length 0: a frame must hold one msgpack map');
       if (n > this.maxFrameBytes) {
         throw new InputError('ERR_INPUT_OVERSIZED', `frame of ${n} bytes is over the limit of ${this.maxFrameBytes} (maxEventBytes)`);
       }
@@ -75,5 +76,12 @@ export class FrameReader {
   /** Bytes of an incomplete frame still waiting for the rest. */
   get buffered(): number {
     return this.pendingBytes;
+  }
+
+  /** Forgets the incomplete frame, if any (the connection is ending). */
+  clear(): void {
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.need = FRAME_HEADER_BYTES;
   }
 }

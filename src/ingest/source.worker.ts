@@ -91,9 +91,12 @@ function serveFrames(): void {
     sockets.add(socket);
     const peer = data.kind === 'tcp' ? `${socket.remoteAddress}:${socket.remotePort}` : `unix:${data.socket}`;
     const reader = new FrameReader(data.maxEventBytes);
+    let hungUp = false;
     // The stream can no longer be trusted: say why, then hang up on this peer only.
-    const hangUp = (err: InputError): void => {
-      admission.post({ type: 'disconnected', peer, code: err.code, message: err.message });
+    const hangUp = (err: InputError, discarded: number): void => {
+      hungUp = true;
+      const after = discarded > 0 ? `; ${discarded} frame${discarded === 1 ? '' : 's'} after it discarded` : '';
+      admission.post({ type: 'disconnected', peer, code: err.code, message: `${err.message}${after}` });
       socket.removeAllListeners('data');
       socket.end(`armorfeed: ${err.code}: ${err.message}\n`);
       socket.destroySoon();
@@ -101,9 +104,19 @@ function serveFrames(): void {
     socket.on('data', (chunk: Buffer) => {
       const now = nowMicros();
       let garbage: InputError | undefined;
+      // Frames after the one that ends the connection: whole ones, and one for the rest.
+      let discarded = 0;
       try {
         reader.push(chunk, (frame) => {
-          if (garbage !== undefined) return;
+          if (garbage !== undefined) {
+            discarded++;
+            return;
+          }
+          // A length-0 frame holds no event, but the next 4 bytes are a length again.
+          if (frame.length === 0) {
+            admission.reject(new InputError('ERR_INPUT_MALFORMED_FRAME', 'frame length 0: a frame must hold one msgpack map'), peer);
+            return;
+          }
           // A bad event costs that event only, but bytes that are not msgpack at all
           // mean the peer does not speak this protocol.
           const r = admission.admitFrame(frame, now, peer);
@@ -111,13 +124,27 @@ function serveFrames(): void {
         });
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
-        admission.reject(err, peer);
-        garbage = err;
+        if (garbage === undefined) {
+          admission.reject(err, peer);
+          garbage = err;
+        } else discarded++;
       }
-      if (garbage !== undefined) hangUp(garbage);
+      if (garbage === undefined) return;
+      if (reader.buffered > 0) discarded++;
+      reader.clear();
+      if (discarded > 0) {
+        admission.reject(new InputError('ERR_INPUT_DISCARDED', `${discarded} frames after ${garbage.code} discarded`), peer, discarded);
+      }
+      hangUp(garbage, discarded);
     });
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => sockets.delete(socket));
+    socket.on('close', () => {
+      sockets.delete(socket);
+      if (!hungUp && reader.buffered > 0) {
+        admission.reject(new InputError('ERR_INPUT_TRUNCATED', `connection closed ${reader.buffered} bytes into a frame`), peer);
+        reader.clear();
+      }
+    });
   });
   server.on('error', (err) => fatal('ERR_CONFIG_INVALID', `${data.kind} source cannot listen: ${err.message}`));
   if (data.kind === 'socket') {

@@ -134,10 +134,11 @@ export class RingProducer {
     return queued;
   }
 
-  /** Counts an event this producer rejected before it reached the ring, with its reason slot. */
-  countMalformed(reasonIndex: number): void {
-    Atomics.add(this.ring.counters, Counter.DROPPED_MALFORMED, 1n);
-    if (reasonIndex >= 0 && reasonIndex < MAX_MALFORMED_REASONS) Atomics.add(this.ring.counters, Counter.MALFORMED_BY_REASON + reasonIndex, 1n);
+  /** Counts `events` (1 unless told) this producer rejected before they reached the ring, with their reason slot. */
+  countMalformed(reasonIndex: number, events = 1): void {
+    const n = BigInt(events);
+    Atomics.add(this.ring.counters, Counter.DROPPED_MALFORMED, n);
+    if (reasonIndex >= 0 && reasonIndex < MAX_MALFORMED_REASONS) Atomics.add(this.ring.counters, Counter.MALFORMED_BY_REASON + reasonIndex, n);
   }
 
   /** Marks the source finished and wakes the consumer so it can drain and notice. */
