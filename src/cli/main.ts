@@ -32,7 +32,7 @@ export function main(argv: string[]): void {
   program.parseAsync(argv, { from: 'user' }).catch((err: unknown) => exitOnError(err));
 }
 
-/** Maps a start-up failure to its exit status: 2 for usage and config errors, 1 otherwise. */
+/** Maps a start-up failure to its exit status: 2 for usage and config errors (a socket path in use included), 1 otherwise. */
 export function exitOnError(err: unknown): never {
   if (err instanceof CommanderError) {
     // commander already printed the message; help and version exit 0.
@@ -40,7 +40,7 @@ export function exitOnError(err: unknown): never {
   }
   if (err instanceof ArmorfeedError) {
     process.stderr.write(`armorfeed: ${err.code}: ${err.message}\n`);
-    process.exit(err.code.startsWith('ERR_CONFIG') ? EXIT_USAGE : 1);
+    process.exit(err.code.startsWith('ERR_CONFIG') || err.code === 'ERR_SOCKET_IN_USE' ? EXIT_USAGE : 1);
   }
   process.stderr.write(`armorfeed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);

@@ -6,6 +6,7 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { whenFullFor, type FeederConfig, type SourceKind } from '../config';
+import { ArmorfeedError } from '../errors';
 import type { FromSource, SourceWorkerData } from './protocol';
 
 export { encodeFrame, FrameReader, FRAME_HEADER_BYTES } from './frames';
@@ -73,7 +74,7 @@ export class IngestThread {
             break;
           case 'fatal':
             events.onFatal(name, msg);
-            reject(new Error(msg.message));
+            reject(new ArmorfeedError(msg.code, msg.message));
             break;
           case 'stopped':
             this.stoppedResolve?.();

@@ -3,6 +3,7 @@
  * Events themselves never travel here: they go through the ring.
  */
 import type { SourceKind, WhenFull } from '../config';
+import type { ErrorCode } from '../errors';
 
 export interface SourceWorkerData {
   kind: Exclude<SourceKind, 'none'>;
@@ -31,5 +32,5 @@ export type FromSource =
   | { type: 'rejected'; code: string; reason: string; message: string; peer: string }
   | { type: 'disconnected'; peer: string; code: string; message: string }
   | { type: 'finished'; events: number; elapsedMs: number }
-  | { type: 'fatal'; code: string; message: string }
+  | { type: 'fatal'; code: ErrorCode; message: string }
   | { type: 'stopped' };

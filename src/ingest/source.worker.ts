@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { InputError } from '../errors';
+import { InputError, type ErrorCode } from '../errors';
 import { nowMicros } from '../wire/time';
 import { Admission } from './admission';
 import { encodeFrame, FrameReader } from './frames';
@@ -54,7 +54,7 @@ async function stop(): Promise<void> {
   port.close();
 }
 
-function fatal(code: string, message: string): void {
+function fatal(code: ErrorCode, message: string): void {
   admission.post({ type: 'fatal', code, message });
 }
 
@@ -148,12 +148,10 @@ function serveFrames(): void {
   });
   server.on('error', (err) => fatal('ERR_CONFIG_INVALID', `${data.kind} source cannot listen: ${err.message}`));
   if (data.kind === 'socket') {
-    try {
-      if (fs.statSync(data.socket).isSocket()) fs.unlinkSync(data.socket);
-    } catch {
-      // No stale socket to remove.
-    }
-    server.listen(data.socket, () => admission.post({ type: 'ready', address: data.socket }));
+    void claimSocketPath(data.socket).then((refused) => {
+      if (refused !== undefined) fatal(refused.code, refused.message);
+      else server.listen(data.socket, () => admission.post({ type: 'ready', address: data.socket }));
+    });
   } else {
     const m = /^(.*):(\d+)$/.exec(data.tcp) as RegExpExecArray;
     const host = m[1].replace(/^\[|\]$/g, '');
@@ -172,6 +170,52 @@ function serveFrames(): void {
         }, 200).unref();
       }),
   );
+}
+
+/** How long a socket that exists may take to accept a connection before it counts as in use. */
+const SOCKET_PROBE_MS = 1000;
+
+/**
+ * Makes `socketPath` free to listen on: a socket file that no process listens on any more
+ * (connecting is refused) is removed; one that accepts a connection belongs to a live
+ * process (another armorfeed, say), which must not lose it, so start-up is refused. A
+ * path that is not a socket is left for listen() to report.
+ */
+async function claimSocketPath(socketPath: string): Promise<{ code: ErrorCode; message: string } | undefined> {
+  try {
+    if (!fs.statSync(socketPath).isSocket()) return undefined;
+  } catch {
+    return undefined; // Nothing there.
+  }
+  const outcome = await new Promise<string>((resolve) => {
+    const probe = net.connect(socketPath);
+    const timer = setTimeout(() => {
+      probe.destroy();
+      resolve('ETIMEDOUT');
+    }, SOCKET_PROBE_MS);
+    probe.once('connect', () => {
+      clearTimeout(timer);
+      probe.destroy();
+      resolve('connected');
+    });
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(err.code ?? err.message);
+    });
+  });
+  if (outcome === 'ECONNREFUSED' || outcome === 'ENOENT') {
+    try {
+      fs.unlinkSync(socketPath);
+    } catch {
+      // Gone already.
+    }
+    return undefined;
+  }
+  // Connected, or a full backlog (EAGAIN) or a wait: a process holds it.
+  if (outcome === 'connected' || outcome === 'EAGAIN' || outcome === 'ETIMEDOUT') {
+    return { code: 'ERR_SOCKET_IN_USE', message: `socket: another process is listening on ${socketPath}; stop it or choose another --socket` };
+  }
+  return { code: 'ERR_CONFIG_INVALID', message: `socket: cannot tell whether ${socketPath} is in use (connecting to it failed: ${outcome}); remove it or choose another --socket` };
 }
 
 // ---- JSON lines (upstream logPath format) from a file or stdin ----

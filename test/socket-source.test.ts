@@ -1,0 +1,76 @@
+/**
+ * The Unix socket source of real `armorfeed serve` processes: a second instance given the
+ * socket path of a live one refuses to start (exit 2, ERR_SOCKET_IN_USE naming the path)
+ * and leaves the live one's socket alone; a stale socket, left by a killed instance, is
+ * replaced.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { awaitExit, exitCodeOf } from './helpers/child';
+import { connect } from './helpers/client';
+import { seqLog, seqs } from './helpers/events';
+import { armorfeedMain, fetchStats, startServe } from './helpers/serve';
+import { connectTo, frameOf, write } from './helpers/tcp';
+import { waitUntil } from './helpers/wait';
+
+const BASE_ARGS = ['serve', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0', '--source', 'socket'];
+
+/** Runs `armorfeed ARGS` to its exit (bounded); returns the status and stderr. */
+async function runToExit(args: string[], timeoutMs: number): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [armorfeedMain, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const code = await awaitExit(child, exitCodeOf(child), timeoutMs);
+  return { code, stderr };
+}
+
+test('socket source - a second instance on a live socket path exits 2 with ERR_SOCKET_IN_USE; the first keeps its socket; a stale socket is replaced', { timeout: 90_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-socket-'));
+  const sockPath = path.join(dir, 'in.sock');
+  const first = await startServe([...BASE_ARGS, '--socket', sockPath]);
+  const conn = connect(first.addresses.grpc);
+  try {
+    const logs = conn.watch('WatchLogs', 'all');
+    await waitUntil('the WatchLogs stream registered', async () => (await fetchStats(first.addresses.metrics)).clients.some((c) => c.open), 10_000);
+    const inode = fs.statSync(sockPath).ino;
+
+    const second = await runToExit([...BASE_ARGS, '--socket', sockPath], 15_000);
+    assert.equal(second.code, 2, second.stderr);
+    assert.match(second.stderr, /ERR_SOCKET_IN_USE/);
+    assert.ok(second.stderr.includes(`another process is listening on ${sockPath}`), second.stderr);
+    assert.doesNotMatch(second.stderr, /armorfeed: listening/);
+
+    // The first instance still owns the path and takes events through it.
+    assert.equal(fs.statSync(sockPath).ino, inode, 'the socket file was not replaced');
+    const sock = await connectTo(sockPath);
+    try {
+      await write(sock, frameOf(seqLog(1)));
+      await logs.waitFor(1, 5_000);
+    } finally {
+      sock.destroy();
+    }
+    assert.deepEqual(seqs(logs), [1]);
+  } finally {
+    conn.close();
+    // Killed without a chance to clean up, the first instance leaves a stale socket behind.
+    await first.stop('SIGKILL');
+  }
+
+  try {
+    assert.ok(fs.statSync(sockPath).isSocket(), 'a stale socket file is left');
+    const third = await startServe([...BASE_ARGS, '--socket', sockPath]);
+    try {
+      const sock = await connectTo(sockPath);
+      sock.destroy();
+    } finally {
+      const exit = await third.stop('SIGTERM', 10_000);
+      assert.equal(exit.code, 0, exit.stderr.slice(-2000));
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
