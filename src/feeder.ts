@@ -18,7 +18,7 @@ import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind } from
 export type { LatencySummary };
 import { IngestThread } from './ingest';
 import { warmUpEvents } from './ingest/synthetic';
-import { DaemonLog, RateLimitedNotice } from './messages';
+import { DaemonLog, notShown, RateLimitedNotice } from './messages';
 import { LogPathOutput } from './output/logPath';
 import { allocateRing, RingProducer, type RingConsumer } from './ring';
 import { startServer, type RunningServer, type WriteMode } from './server';
@@ -121,7 +121,10 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   log.attach((encoded, us) => hub.publishMessage(encoded, us));
   const output = LogPathOutput.open(config.logPath);
   const dropped = { encode_error: 0 };
+  // Every WARN (and ERROR) a peer can cause is rate limited, counting what it leaves out.
   const malformedNotice = new RateLimitedNotice(1000);
+  const disconnectNotice = new RateLimitedNotice(1000);
+  const encodeErrorNotice = new RateLimitedNotice(1000);
   const clientDropNotice = new RateLimitedNotice(10_000);
 
   const settings: EncoderSettings = {
@@ -137,7 +140,8 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     hub.publishBatch(batch);
     if (batch.failed > 0) {
       dropped.encode_error += batch.failed;
-      log.error(`encoder could not decode ${batch.failed} ring records (dropped as encode_error): ${batch.failure}`);
+      const suppressed = encodeErrorNotice.take();
+      if (suppressed >= 0) log.error(`encoder could not decode ${batch.failed} ring records (dropped as encode_error): ${batch.failure}${notShown(suppressed)}`);
     }
   };
   const pool = new EncoderPool(
@@ -146,7 +150,8 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     onBatch,
     (failure) => {
       dropped.encode_error += failure.events;
-      log.error(`encoder task failed for ${failure.events} events from ${failure.source} (dropped as encode_error): ${failure.message}`);
+      const suppressed = encodeErrorNotice.take();
+      if (suppressed >= 0) log.error(`encoder task failed for ${failure.events} events from ${failure.source} (dropped as encode_error): ${failure.message}${notShown(suppressed)}`);
     },
     () => hub.hasFilteredSubscribers(),
   );
@@ -165,12 +170,11 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   const sourceEvents = {
     onRejected: (source: string, msg: { code: string; reason: string; message: string; peer: string }) => {
       const suppressed = malformedNotice.take();
-      if (suppressed >= 0) {
-        log.warn(`malformed_input from ${source} (${msg.peer}): ${msg.code}: ${msg.message}${suppressed > 0 ? ` (${suppressed} more not shown)` : ''}`);
-      }
+      if (suppressed >= 0) log.warn(`malformed_input from ${source} (${msg.peer}): ${msg.code}: ${msg.message}${notShown(suppressed)}`);
     },
     onDisconnected: (source: string, msg: { peer: string; code: string; message: string }) => {
-      log.warn(`disconnected ${msg.peer} from ${source}: ${msg.code}: ${msg.message}`);
+      const suppressed = disconnectNotice.take();
+      if (suppressed >= 0) log.warn(`disconnected ${msg.peer} from ${source}: ${msg.code}: ${msg.message}${notShown(suppressed)}`);
     },
     onFinished: (source: string, msg: { events: number; elapsedMs: number }) => {
       log.info(`source ${source} finished: ${msg.events} events in ${(msg.elapsedMs / 1000).toFixed(3)} s`);
@@ -272,8 +276,16 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   }
 
   // Upstream logs drops only when every client lost an event; armorfeed counts every
-  // drop per client, and says so on WatchMessages at most once per 10 s.
+  // drop per client, and says so on WatchMessages at most once per 10 s. The same tick
+  // reports what the per-second notices left out.
   const dropWatch = setInterval(() => {
+    // The tail of a burst of rate-limited lines is told within a second or two.
+    let n = malformedNotice.takeSuppressed();
+    if (n > 0) log.warn(`malformed_input:${notShown(n)}`);
+    n = disconnectNotice.takeSuppressed();
+    if (n > 0) log.warn(`disconnected:${notShown(n)}`);
+    n = encodeErrorNotice.takeSuppressed();
+    if (n > 0) log.error(`encode_error:${notShown(n)}`);
     const lossy = hub.openSubscribers().filter((s) => s.dropped.client_queue_full > 0);
     if (lossy.length === 0) return;
     if (clientDropNotice.take() < 0) return;

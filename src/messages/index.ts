@@ -62,7 +62,11 @@ export class DaemonLog {
   }
 }
 
-/** Counts occurrences and lets one line through per interval, with the count since the last. */
+/**
+ * Counts occurrences and lets one line through per interval, with the count since the
+ * last. What a burst leaves out is reported by `takeSuppressed`, asked periodically, so
+ * the count is not held back until the next occurrence.
+ */
 export class RateLimitedNotice {
   private suppressed = 0;
   private last = 0;
@@ -81,4 +85,21 @@ export class RateLimitedNotice {
     this.suppressed++;
     return -1;
   }
+
+  /**
+   * Once an interval has passed since the last line: how many were suppressed since it
+   * (then cleared); else 0. The next occurrence is let through, so an interval holds at
+   * most one line and one count.
+   */
+  takeSuppressed(): number {
+    if (this.suppressed === 0 || Date.now() - this.last < this.intervalMs) return 0;
+    const n = this.suppressed;
+    this.suppressed = 0;
+    return n;
+  }
+}
+
+/** " (N more not shown)" for a rate-limited line, or nothing. */
+export function notShown(suppressed: number): string {
+  return suppressed > 0 ? ` (${suppressed} more not shown)` : '';
 }
