@@ -10,7 +10,7 @@
 import * as os from 'node:os';
 import { Packr } from 'msgpackr';
 import { defaultConfig, readNodeID, validate, whenFullFor, type FeederConfig, type WhenFull } from './config';
-import { EncoderPool, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
+import { EncoderPool, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
 import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
 import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
 import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind } from './fanout';
@@ -64,7 +64,7 @@ export interface FeederStats {
   messages: number;
   notices: number;
   /** Drops not owned by one client. */
-  dropped: { ring_full: number; malformed_input: number; throttled: number; encode_error: number; output_backpressure: number };
+  dropped: { ring_full: number; malformed_input: number; throttled: number; encode_error: number; encoded_oversized: number; output_backpressure: number };
   clients: ClientStats[];
 }
 
@@ -120,11 +120,12 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   const hub = new FanoutHub({ enabled: config.alertThrottling, maxAlertPerSec: config.maxAlertPerSec, throttleSec: config.throttleSec });
   log.attach((encoded, us) => hub.publishMessage(encoded, us));
   const output = LogPathOutput.open(config.logPath);
-  const dropped = { encode_error: 0 };
+  const dropped = { encode_error: 0, encoded_oversized: 0 };
   // Every WARN (and ERROR) a peer can cause is rate limited, counting what it leaves out.
   const malformedNotice = new RateLimitedNotice(1000);
   const disconnectNotice = new RateLimitedNotice(1000);
   const encodeErrorNotice = new RateLimitedNotice(1000);
+  const oversizedNotice = new RateLimitedNotice(1000);
   const clientDropNotice = new RateLimitedNotice(10_000);
 
   const settings: EncoderSettings = {
@@ -142,6 +143,15 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       dropped.encode_error += batch.failed;
       const suppressed = encodeErrorNotice.take();
       if (suppressed >= 0) log.error(`encoder could not decode ${batch.failed} ring records (dropped as encode_error): ${batch.failure}${notShown(suppressed)}`);
+    }
+    if (batch.oversized > 0) {
+      dropped.encoded_oversized += batch.oversized;
+      const suppressed = oversizedNotice.take();
+      if (suppressed >= 0) {
+        log.warn(
+          `dropped ${batch.oversized} events as encoded_oversized: encoded to up to ${batch.oversizedBytes} bytes, over the ${MAX_MESSAGE_BYTES} a gRPC client (karmor) accepts${notShown(suppressed)}`,
+        );
+      }
     }
   };
   const pool = new EncoderPool(
@@ -226,6 +236,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         malformed_input: malformed,
         throttled: hub.counters.throttled,
         encode_error: dropped.encode_error,
+        encoded_oversized: dropped.encoded_oversized,
         output_backpressure: output?.dropped ?? 0,
       },
       clients: hub.all().map((s) => ({
@@ -286,6 +297,8 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     if (n > 0) log.warn(`disconnected:${notShown(n)}`);
     n = encodeErrorNotice.takeSuppressed();
     if (n > 0) log.error(`encode_error:${notShown(n)}`);
+    n = oversizedNotice.takeSuppressed();
+    if (n > 0) log.warn(`encoded_oversized:${notShown(n)}`);
     const lossy = hub.openSubscribers().filter((s) => s.dropped.client_queue_full > 0);
     if (lossy.length === 0) return;
     if (clientDropNotice.take() < 0) return;

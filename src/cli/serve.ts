@@ -33,7 +33,7 @@ function summaryTable(stats: FeederStats): string {
     .map(([name, s]) => `${name}: in=${s.events} ring_full=${s.dropped.ring_full} malformed_input=${s.dropped.malformed_input}`)
     .join('; ');
   lines.push(`encoded alerts=${stats.encoded.alerts} logs=${stats.encoded.logs}; sources ${sources || 'none'}`);
-  lines.push(`dropped (not per client) ring_full=${d.ring_full} malformed_input=${d.malformed_input} throttled=${d.throttled} encode_error=${d.encode_error} output_backpressure=${d.output_backpressure}`);
+  lines.push(`dropped (not per client) ring_full=${d.ring_full} malformed_input=${d.malformed_input} throttled=${d.throttled} encode_error=${d.encode_error} encoded_oversized=${d.encoded_oversized} output_backpressure=${d.output_backpressure}`);
   return lines.map((l) => `armorfeed: ${l}`).join('\n') + '\n';
 }
 

@@ -180,7 +180,8 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'batchSize', flag: 'batchSize', kind: 'int', min: 1, max: 65_536, describe: 'most events per encoder task' },
   { key: 'inlineMaxEvents', flag: 'inlineMaxEvents', kind: 'int', min: 0, max: 4096, describe: 'a ring backlog of up to this many events is encoded on the main thread while it is under half busy (a quarter of it above; 0 = always in workers)' },
   { key: 'outputSlabs', flag: 'outputSlabs', kind: 'int', min: 0, max: 4096, describe: 'encoder output slabs of 512 KiB shared with client queues (0 = a new buffer per batch)' },
-  { key: 'maxEventBytes', flag: 'maxEventBytes', kind: 'int', min: 256, max: 64 * 1024 * 1024, describe: 'largest accepted event in bytes' },
+  // Up to gRPC clients' default receive limit (4 MiB): a larger event could never be sent.
+  { key: 'maxEventBytes', flag: 'maxEventBytes', kind: 'int', min: 256, max: 4 * 1024 * 1024, describe: 'largest accepted event in bytes (at most 4 MiB, what gRPC clients take)' },
   { key: 'metricsPort', flag: 'metricsPort', kind: 'int', min: -1, max: 65535, describe: 'Prometheus /metrics and /stats port (-1 = off, 0 = free port)' },
   { key: 'metricsBind', flag: 'metricsBind', kind: 'string', describe: 'address the metrics endpoint binds to' },
   { key: 'gracePeriodMs', flag: 'gracePeriodMs', kind: 'int', min: 0, max: 600_000, describe: 'shutdown: ms to flush client queues' },

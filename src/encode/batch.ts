@@ -63,7 +63,20 @@ export interface EncodedBatch {
   /** Records that failed to decode here (should be 0: sources validate first). */
   failed: number;
   failure: string;
+  /** Events dropped because their encoded message was over MAX_MESSAGE_BYTES (encoded_oversized). */
+  oversized: number;
+  /** Size of the largest of those, for the daemon's message. */
+  oversizedBytes: number;
 }
+
+/**
+ * Largest Alert/Log sent to a client, in bytes of protobuf: grpc-go's (karmor, the relay)
+ * and grpc-js's default max receive message size. A larger one would end the client's
+ * stream with RESOURCE_EXHAUSTED, so the encoder drops it (counted encoded_oversized).
+ * An event's protobuf can be several times its msgpack (ATags from Tags, EventData from
+ * Data), so no maxEventBytes alone can guarantee this.
+ */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 export const ATTR_NAMESPACE = 0;
 export const ATTR_OPERATION = 1;

@@ -10,7 +10,7 @@ import { forEachRecord } from '../ring/consumer';
 import { createTape, isAlertTape, K, readStr, scanEvent, type StrRef } from '../event/scan';
 import { logLine } from '../event/logLine';
 import type { IngestEvent } from '../event/schema';
-import { ATTRS_PER_EVENT, GRPC_FRAME_HEADER, writeFrameHeader, type EncodeTask, type EncodedBatch, type EncodedStream, type EncoderSettings } from './batch';
+import { ATTRS_PER_EVENT, GRPC_FRAME_HEADER, MAX_MESSAGE_BYTES, writeFrameHeader, type EncodeTask, type EncodedBatch, type EncodedStream, type EncoderSettings } from './batch';
 import { ProtoWriter } from './protoWriter';
 import { NO_SLAB, type SlabArea } from './slabs';
 import { Transcoder, type EventFacts } from './transcode';
@@ -188,6 +188,8 @@ function encodeSpan(
   const lines: string[] = [];
   let failed = 0;
   let failure = '';
+  let oversized = 0;
+  let oversizedBytes = 0;
 
   forEachRecord(task.ring, task, (payload, ingestedUs) => {
     try {
@@ -204,6 +206,14 @@ function encodeSpan(
     const stream = alert ? alerts : logs;
     const at = stream.begin();
     transcoder.encode(payload, tape, alert, ingestedUs, stream.w, facts);
+    const size = stream.w.pos - at - GRPC_FRAME_HEADER;
+    if (size > MAX_MESSAGE_BYTES) {
+      // No client could take it: taken back out of the batch, and counted.
+      stream.w.pos = at;
+      oversized++;
+      oversizedBytes = Math.max(oversizedBytes, size);
+      return;
+    }
     let ns = 0;
     let op = 0;
     let ty = 0;
@@ -226,6 +236,8 @@ function encodeSpan(
     logLines: lines.length > 0 ? lines.join('\n') + '\n' : '',
     failed,
     failure,
+    oversized,
+    oversizedBytes,
   };
 }
 

@@ -67,7 +67,7 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     [{ stream: 'logs' }, s.encoded.logs],
     [{ stream: 'messages' }, s.messages],
   ], stats);
-  counterFrom(r, 'armorfeed_dropped_total', 'Drops not owned by a single client, per reason (ring_full, malformed_input, throttled, encode_error, output_backpressure)', ['reason'], (s) =>
+  counterFrom(r, 'armorfeed_dropped_total', 'Drops not owned by a single client, per reason (ring_full, malformed_input, throttled, encode_error, encoded_oversized, output_backpressure)', ['reason'], (s) =>
     Object.entries(s.dropped).map(([reason, n]) => [{ reason }, n]), stats);
   counterFrom(r, 'armorfeed_client_delivered_total', 'Events written to a client and confirmed by gRPC', ['client', 'id', 'stream'], (s) =>
     s.clients.map((c) => [client(c), c.delivered]), stats);
