@@ -48,5 +48,6 @@ test('message size - maxEventBytes above 4 MiB is refused, naming the key', () =
     () => loadConfig({ flags: { maxEventBytes: String(4 * MiB + 1), ringSize: String(64 * MiB) }, env: {} }),
     (err: unknown) => err instanceof ConfigError && err.key.startsWith('maxEventBytes') && /4194304/.test(err.message),
   );
-  assert.equal(loadConfig({ flags: { maxEventBytes: String(4 * MiB) }, env: {} }).maxEventBytes, 4 * MiB);
+  // The ring must hold two of the largest events (the default ring is 2 MiB).
+  assert.equal(loadConfig({ flags: { maxEventBytes: String(4 * MiB), ringSize: String(8 * MiB) }, env: {} }).maxEventBytes, 4 * MiB);
 });
