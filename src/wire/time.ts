@@ -7,16 +7,24 @@ function pad(n: number, width: number): string {
   return n.toString().padStart(width, '0');
 }
 
+// Events stamped on arrival come in runs within the same second: the date part is
+// formatted once per second (a Date and six pads per event were ~0.2 us of the encoder's
+// time per event on the socket path, where producers leave UpdatedTime to the feeder).
+let cachedSecond = Number.NaN;
+let cachedPrefix = '';
+
 /** Formats epoch microseconds as upstream's UpdatedTime. */
 export function formatUpdatedTime(epochMicros: number): string {
-  const ms = Math.floor(epochMicros / 1000);
-  const d = new Date(ms);
-  const micros = Math.floor(epochMicros - ms * 1000);
-  return (
-    `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1, 2)}-${pad(d.getUTCDate(), 2)}` +
-    `T${pad(d.getUTCHours(), 2)}:${pad(d.getUTCMinutes(), 2)}:${pad(d.getUTCSeconds(), 2)}` +
-    `.${pad(d.getUTCMilliseconds(), 3)}${pad(micros, 3)}Z`
-  );
+  const us = Math.floor(epochMicros);
+  const second = Math.floor(us / 1e6);
+  if (second !== cachedSecond) {
+    const d = new Date(second * 1000);
+    cachedPrefix =
+      `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1, 2)}-${pad(d.getUTCDate(), 2)}` +
+      `T${pad(d.getUTCHours(), 2)}:${pad(d.getUTCMinutes(), 2)}:${pad(d.getUTCSeconds(), 2)}.`;
+    cachedSecond = second;
+  }
+  return `${cachedPrefix}${pad(us - second * 1e6, 6)}Z`;
 }
 
 /** Wall clock in epoch microseconds, with sub-millisecond precision. */
