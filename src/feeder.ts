@@ -289,6 +289,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   // Upstream logs drops only when every client lost an event; armorfeed counts every
   // drop per client, and says so on WatchMessages at most once per 10 s. The same tick
   // reports what the per-second notices left out.
+  const reportedQueueFull = new WeakMap<object, number>();
   const dropWatch = setInterval(() => {
     // The tail of a burst of rate-limited lines is told within a second or two.
     let n = malformedNotice.takeSuppressed();
@@ -299,10 +300,20 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     if (n > 0) log.error(`encode_error:${notShown(n)}`);
     n = oversizedNotice.takeSuppressed();
     if (n > 0) log.warn(`encoded_oversized:${notShown(n)}`);
-    const lossy = hub.openSubscribers().filter((s) => s.dropped.client_queue_full > 0);
+    // Only clients that dropped since the last report: one that recovered is not warned about again.
+    const lossy = hub.openSubscribers().filter((s) => s.dropped.client_queue_full > (reportedQueueFull.get(s) ?? 0));
     if (lossy.length === 0) return;
     if (clientDropNotice.take() < 0) return;
-    log.warn(`client queues full: ${lossy.map((s) => `${s.info.name} dropped ${s.dropped.client_queue_full}`).join(', ')}`);
+    log.warn(
+      `client queues full: ${lossy
+        .map((s) => {
+          const total = s.dropped.client_queue_full;
+          const fresh = total - (reportedQueueFull.get(s) ?? 0);
+          reportedQueueFull.set(s, total);
+          return `${s.info.name} dropped ${fresh}${fresh !== total ? ` more (${total} in all)` : ''}`;
+        })
+        .join(', ')}`,
+    );
   }, 1000);
   dropWatch.unref();
 

@@ -165,3 +165,30 @@ test('messages - a push nested 50,000 levels deep, or cyclic, throws InputError 
     tc.close();
   }
 });
+
+test('messages - a client whose queue overflowed is warned about once per crossing, not again after it recovered', { timeout: 40_000 }, async () => {
+  const f = await startFeeder({ queueSize: 8 });
+  const tc: TestClient = connect(f.addresses.grpc);
+  const messages = tc.watch('WatchMessages', '');
+  const logs = tc.watch('WatchLogs', 'system');
+  const warnings = (): string[] => messages.messages.map((m) => String(m.Message)).filter((m) => m.startsWith('client queues full'));
+  try {
+    await until('both streams to register', () => openOn(f) === 2);
+    logs.pause();
+    // Enough to overflow an 8-event queue plus what grpc-js and the sockets hold.
+    for (let i = 1; i <= 20_000; i++) f.push({ type: 'ContainerLog', source: '/bin/sh', operation: 'File', resource: `/etc/f-${i}`, hostPid: i });
+    await until('a queue_full warning', () => warnings().length === 1, 15_000);
+    logs.resume();
+    // No new drops from here on: the next two reporting ticks (10 s apart at most) stay quiet.
+    const dropped = f.stats().clients.find((c) => c.stream === 'logs')?.dropped.client_queue_full ?? 0;
+    assert.ok(dropped > 0);
+    await delay(12_000);
+    assert.equal(f.stats().clients.find((c) => c.stream === 'logs')?.dropped.client_queue_full, dropped, 'no more drops after resuming');
+    assert.equal(warnings().length, 1, `warned again about a client that recovered: ${JSON.stringify(warnings())}`);
+  } finally {
+    messages.cancel();
+    logs.cancel();
+    tc.close();
+    await f.close();
+  }
+});
