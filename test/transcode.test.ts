@@ -126,6 +126,20 @@ describe('transcode - byte path equals the protobufjs reference', () => {
     }
   });
 
+  test('transcode - a Network Resource that is not valid UTF-8 gives EventData from the repaired bytes', () => {
+    // A fuzz counterexample (test/fuzz.test.ts): one byte of a synthetic Network log's
+    // Resource flipped to 0x80. The pairs were cut from the raw bytes, so an EventData key
+    // carried the invalid byte, and Go's decoder ends the whole stream on such a string.
+    const resource = Buffer.concat([Buffer.of(0x80), Buffer.from('emoteip=10.96.0.10 po'), Buffer.of(0xff), Buffer.from('rt=53 x='), Buffer.of(0xe2, 0x82)]);
+    const fields = { type: 'ContainerLog', source: '/bin/bash', operation: 'Network', data: 'syscall=SYS_CONNECT port=1' };
+    const bytes = mapWithRawValue(fields, 'resource', Buffer.concat([Buffer.of(0xd9, resource.length), resource]));
+    validateFrame(bytes, 0, bytes.length, createTape());
+    const got = viaTranscoder(bytes).decoded;
+    assert.deepStrictEqual(got.EventData, { Syscall: 'SYS_CONNECT', Port: '53', Emoteip: '10.96.0.10', X: '' });
+    assert.equal(got.Resource, 'emoteip=10.96.0.10 port=53 x=');
+    assert.deepStrictEqual(got, viaReference({ ...fields, resource: resource.toString('utf8') }));
+  });
+
   test('transcode - throttle eligibility follows upstream 2.6', () => {
     const eligible = (e: IngestEvent): boolean => viaTranscoder(packr.pack({ source: 's', ...e })).facts.throttleEligible;
     assert.equal(eligible({ type: 'MatchedPolicy', action: 'Audit', enforcer: 'eBPF Monitor' }), true);

@@ -132,7 +132,11 @@ export class Transcoder {
   private readonly s: StrRef = { start: 0, length: 0 };
   private readonly sub: Int32Array = new Int32Array(6);
   private readonly utf8Scratch = new ProtoWriter(4096);
+  /** Resource made valid UTF-8, for the EventData pairs of a Network event. */
+  private readonly resourceScratch = new ProtoWriter(4096);
   private readonly pairs: number[] = [];
+  /** The buffer each pair's offsets point into (the event, or resourceScratch). */
+  private readonly pairSources: Uint8Array[] = [];
   private overridden = new Uint8Array(64);
   private keyTable = new Int32Array(0);
   private readonly hashSeed = randomBytes(4).readUInt32LE(0);
@@ -348,15 +352,28 @@ export class Transcoder {
    */
   private writeDerivedEventData(tag: number, buf: Uint8Array, tape: Int32Array, w: ProtoWriter): void {
     const pairs = this.pairs;
+    const sources = this.pairSources;
     pairs.length = 0;
-    this.collectPairs(buf, tape[K.data]);
-    if (strEquals(buf, tape[K.operation], B.Network)) this.collectPairs(buf, tape[K.resource]);
-    // pairs: [keyStart, keyLen, valueStart, valueLen] per token; a later equal key wins,
-    // written where its last occurrence is.
+    sources.length = 0;
+    const s = this.s;
+    if (tape[K.data] >= 0 && readStr(buf, tape[K.data], s)) this.collectPairs(buf, s.start, s.start + s.length);
+    if (strEquals(buf, tape[K.operation], B.Network) && tape[K.resource] >= 0 && readStr(buf, tape[K.resource], s)) {
+      // Resource is the one string not validated at ingest: its pairs come from the repaired
+      // bytes, as Resource itself is sent (Go's decoder drops a stream with invalid UTF-8).
+      if (this.isAscii(buf, s.start, s.length)) this.collectPairs(buf, s.start, s.start + s.length);
+      else {
+        const repaired = this.resourceScratch;
+        this.toValidUtf8(buf, s.start, s.length, repaired);
+        this.collectPairs(repaired.buf, 0, repaired.pos);
+      }
+    }
+    // pairs: [keyStart, keyLen, valueStart, valueLen] per token, in sources[token]; a later
+    // equal key wins, written where its last occurrence is.
     const n = pairs.length >> 2;
-    const overridden = this.markOverridden(buf, n);
+    const overridden = this.markOverridden(n);
     for (let i = 0; i < n; i++) {
-      if (overridden[i] === 0) this.writeEntry(tag, buf, pairs[4 * i], pairs[4 * i + 1], buf, pairs[4 * i + 2], pairs[4 * i + 3], true, w);
+      const src = sources[i];
+      if (overridden[i] === 0) this.writeEntry(tag, src, pairs[4 * i], pairs[4 * i + 1], src, pairs[4 * i + 2], pairs[4 * i + 3], true, w);
     }
   }
 
@@ -366,7 +383,7 @@ export class Transcoder {
    * past PAIRWISE_MAX a hash table keeps it linear (one ~1 MB Data of 90,000 tokens took
    * ~39 s pairwise), with a sort as the bound should a Data be crafted to collide.
    */
-  private markOverridden(buf: Uint8Array, n: number): Uint8Array {
+  private markOverridden(n: number): Uint8Array {
     if (this.overridden.length < n) this.overridden = new Uint8Array(Math.max(n, this.overridden.length * 2));
     const overridden = this.overridden;
     overridden.fill(0, 0, n);
@@ -374,7 +391,7 @@ export class Transcoder {
     if (n <= PAIRWISE_MAX) {
       for (let i = 0; i < n; i++) {
         for (let j = i + 1; j < n; j++) {
-          if (this.sameKey(buf, i, j)) {
+          if (this.sameKey(i, j)) {
             overridden[i] = 1;
             break;
           }
@@ -391,43 +408,46 @@ export class Transcoder {
     // Probes beyond one per pair: a good hash makes a few; far more means collisions.
     let probeBudget = 8 * n;
     for (let i = 0; i < n; i++) {
-      let slot = this.hashKey(buf, pairs[4 * i], pairs[4 * i + 1]) & mask;
+      let slot = this.hashKey(this.pairSources[i], pairs[4 * i], pairs[4 * i + 1]) & mask;
       for (;;) {
         const held = table[slot];
         if (held === 0) {
           table[slot] = i + 1;
           break;
         }
-        if (this.sameKey(buf, held - 1, i)) {
+        if (this.sameKey(held - 1, i)) {
           overridden[held - 1] = 1;
           table[slot] = i + 1;
           break;
         }
         slot = (slot + 1) & mask;
-        if (--probeBudget < 0) return this.markOverriddenSorted(buf, n);
+        if (--probeBudget < 0) return this.markOverriddenSorted(n);
       }
     }
     return overridden;
   }
 
   /** markOverridden in O(n log n) whatever the keys: equal keys sort together, by position. */
-  private markOverriddenSorted(buf: Uint8Array, n: number): Uint8Array {
+  private markOverriddenSorted(n: number): Uint8Array {
     const overridden = this.overridden;
     overridden.fill(0, 0, n);
     const pairs = this.pairs;
+    const sources = this.pairSources;
     const order = Array.from({ length: n }, (_, i) => i);
     order.sort((a, b) => {
       const la = pairs[4 * a + 1];
       const lb = pairs[4 * b + 1];
       if (la !== lb) return la - lb;
+      const ba = sources[a];
+      const bb = sources[b];
       const sa = pairs[4 * a];
       const sb = pairs[4 * b];
-      const d = upper(buf[sa]) - upper(buf[sb]);
+      const d = upper(ba[sa]) - upper(bb[sb]);
       if (d !== 0) return d;
-      for (let k = 1; k < la; k++) if (buf[sa + k] !== buf[sb + k]) return buf[sa + k] - buf[sb + k];
+      for (let k = 1; k < la; k++) if (ba[sa + k] !== bb[sb + k]) return ba[sa + k] - bb[sb + k];
       return a - b;
     });
-    for (let k = 0; k + 1 < n; k++) if (this.sameKey(buf, order[k], order[k + 1])) overridden[order[k]] = 1;
+    for (let k = 0; k + 1 < n; k++) if (this.sameKey(order[k], order[k + 1])) overridden[order[k]] = 1;
     return overridden;
   }
 
@@ -443,22 +463,22 @@ export class Transcoder {
   }
 
   /** True when pairs a and b have the same key once capitalised. */
-  private sameKey(buf: Uint8Array, a: number, b: number): boolean {
+  private sameKey(a: number, b: number): boolean {
     const pairs = this.pairs;
     const len = pairs[4 * a + 1];
     if (pairs[4 * b + 1] !== len) return false;
+    const ba = this.pairSources[a];
+    const bb = this.pairSources[b];
     const sa = pairs[4 * a];
     const sb = pairs[4 * b];
-    if (upper(buf[sa]) !== upper(buf[sb])) return false;
-    for (let k = 1; k < len; k++) if (buf[sa + k] !== buf[sb + k]) return false;
+    if (upper(ba[sa]) !== upper(bb[sb])) return false;
+    for (let k = 1; k < len; k++) if (ba[sa + k] !== bb[sb + k]) return false;
     return true;
   }
 
-  private collectPairs(buf: Uint8Array, pos: number): void {
-    const s = this.s;
-    if (pos < 0 || !readStr(buf, pos, s)) return;
-    const end = s.start + s.length;
-    let i = s.start;
+  /** Collects the `k=v` tokens of buf[from, end) into pairs (offsets into buf). */
+  private collectPairs(buf: Uint8Array, from: number, end: number): void {
+    let i = from;
     while (i < end) {
       while (i < end && (buf[i] === 0x20 || buf[i] === 0x09 || buf[i] === 0x0a || buf[i] === 0x0d)) i++;
       const start = i;
@@ -467,8 +487,16 @@ export class Transcoder {
         if (eq < 0 && buf[i] === 0x3d) eq = i;
         i++;
       }
-      if (eq > start) this.pairs.push(start, eq - start, eq + 1, i - eq - 1);
+      if (eq > start) {
+        this.pairs.push(start, eq - start, eq + 1, i - eq - 1);
+        this.pairSources.push(buf);
+      }
     }
+  }
+
+  private isAscii(buf: Uint8Array, start: number, length: number): boolean {
+    for (let i = start; i < start + length; i++) if (buf[i] >= 0x80) return false;
+    return true;
   }
 
   /**
@@ -476,13 +504,17 @@ export class Transcoder {
    * is what invalid input became if it passed through a JS string on its way here.
    */
   private writeValidUtf8(tag: number, buf: Uint8Array, start: number, length: number, w: ProtoWriter): void {
-    let asciiOnly = true;
-    for (let i = start; i < start + length; i++) if (buf[i] >= 0x80) { asciiOnly = false; break; }
-    if (asciiOnly) {
+    if (this.isAscii(buf, start, length)) {
       w.lenField(tag, buf, start, length);
       return;
     }
     const out = this.utf8Scratch;
+    this.toValidUtf8(buf, start, length, out);
+    if (out.pos > 0) w.lenField(tag, out.buf, 0, out.pos);
+  }
+
+  /** buf[start, start+length) without its invalid bytes and U+FFFD, into `out` (from its start). */
+  private toValidUtf8(buf: Uint8Array, start: number, length: number, out: ProtoWriter): void {
     out.pos = 0;
     out.ensure(length);
     const end = start + length;
@@ -497,7 +529,5 @@ export class Transcoder {
       for (let k = 0; k < n; k++) out.buf[out.pos++] = buf[i + k];
       i += n;
     }
-    if (out.pos > 0) w.lenField(tag, out.buf, 0, out.pos);
   }
 }
-
