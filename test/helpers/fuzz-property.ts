@@ -296,7 +296,8 @@ function readAll(chunks: readonly Uint8Array[], maxFrameBytes: number): Framed {
   for (const chunk of chunks) {
     try {
       reader.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length), (frame) => {
-        if (frame.length === 0 || frame.length > maxFrameBytes) violated(`FrameReader handed over a frame of ${frame.length} bytes (limit ${maxFrameBytes})`);
+        // A length-0 frame is handed over (the source counts it and reads on): only the limit is checked.
+        if (frame.length > maxFrameBytes) violated(`FrameReader handed over a frame of ${frame.length} bytes (limit ${maxFrameBytes})`);
         out.frames.push(Buffer.from(frame));
       });
     } catch (err) {
