@@ -221,3 +221,19 @@ test('config - flag beats environment beats file beats default, end to end', { t
     assert.equal(exit.code, 0, exit.stderr.slice(-2000));
   }
 });
+
+test('config - createFeeder checks its object with the same per-key rules as flags', async () => {
+  const { createFeeder } = await import('../src/feeder');
+  const base = { gRPC: 0, bind: '127.0.0.1', gRPCHealthPort: -1, metricsPort: -1 };
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ queueSize: -5 }, /queueSize/],
+    [{ queueSize: '7' }, /queueSize/],
+    [{ ringSize: 1000 }, /ringSize/],
+    [{ alertThrottling: 'yes' }, /alertThrottling/],
+    [{ source: ['bogus'] }, /source/],
+    [{ ingestWhenFull: 'wait' }, /ingestWhenFull/],
+  ];
+  for (const [bad, key] of cases) {
+    await assert.rejects(createFeeder({ ...base, ...bad } as never), (err: Error & { code?: string }) => err.code === 'ERR_CONFIG_INVALID' && key.test(err.message), JSON.stringify(bad));
+  }
+});

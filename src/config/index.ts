@@ -323,6 +323,16 @@ function checkHostPort(key: string, value: string): void {
 
 /** Cross-field checks that single values cannot express. */
 export function validate(config: FeederConfig): FeederConfig {
+  // Every path (flags, environment, file, createFeeder's object) meets the same per-key
+  // rules: values that did not come through coerce() are checked against it here.
+  const record = config as unknown as Record<string, unknown>;
+  for (const spec of optionSpecs) {
+    const value = record[spec.key];
+    if (value === undefined) throw new ConfigError(spec.key, 'is missing');
+    const kept = coerce(spec, value, 'option');
+    if (spec.kind === 'int' && kept !== value) throw new ConfigError(`${spec.key} (option)`, `must be a number, got ${JSON.stringify(value)}`);
+    if (spec.kind === 'bool' && typeof value !== 'boolean') throw new ConfigError(`${spec.key} (option)`, `must be true or false, got ${JSON.stringify(value)}`);
+  }
   if (config.source.includes('none') && config.source.length > 1) {
     throw new ConfigError('source', '"none" cannot be combined with other sources');
   }
