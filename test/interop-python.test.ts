@@ -10,21 +10,15 @@
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { repoRoot } from './helpers/repo';
 import type { IngestEvent } from '../src/event';
 import { seqLog } from './helpers/events';
+import { describeRun, generatePythonStubs, isObject, runFeederClient, type ClientRun, type JsonObject } from './helpers/python';
 import { fetchStats, freePort, startProcess, startServe, type ServeExit } from './helpers/serve';
 import { frameOf, sendAndEnd } from './helpers/tcp';
 import { waitUntil } from './helpers/wait';
 
-const PYTHON = '/usr/bin/python3';
-const CLIENT = path.join(repoRoot, 'test', 'interop', 'feeder_client.py');
-const KUBEARMOR_PROTO_DIR = path.join(repoRoot, 'proto');
-const HEALTH_PROTO_DIR = path.join(repoRoot, 'test', 'interop');
 const ALERTS = 30;
 const LOGS = 30;
 /** The Python client's own deadline; the process is killed a little after it. */
@@ -35,22 +29,6 @@ const SERVE_ARGS = [
   'serve', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0',
   '--source', 'synthetic', '--rate', '2000', '--count', '0', '--alert-every', '3',
 ];
-
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type JsonObject = { [key: string]: Json };
-
-interface ClientRun {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  lines: JsonObject[];
-  stderr: string;
-  /** Raw stdout, for failure messages. */
-  stdout: string;
-}
-
-function isObject(v: Json | undefined): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function str(o: JsonObject, key: string): string {
   const v = o[key];
@@ -78,43 +56,7 @@ function strings(o: JsonObject, key: string): string[] {
 
 /** Runs feeder_client.py to completion (bounded) and parses its JSON lines. */
 function runClient(args: string[]): Promise<ClientRun> {
-  return new Promise<ClientRun>((resolve, reject) => {
-    const child = spawn(PYTHON, [CLIENT, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    const killer = setTimeout(() => child.kill('SIGKILL'), (CLIENT_TIMEOUT_S + 10) * 1000);
-    child.on('error', (err) => {
-      clearTimeout(killer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(killer);
-      const lines: JsonObject[] = [];
-      for (const line of stdout.split('\n')) {
-        if (line.trim() === '') continue;
-        let parsed: Json;
-        try {
-          parsed = JSON.parse(line) as Json;
-        } catch {
-          reject(new Error(`feeder_client.py printed a non-JSON line: ${line}\nstderr:\n${stderr}`));
-          return;
-        }
-        if (!isObject(parsed)) {
-          reject(new Error(`feeder_client.py printed a non-object line: ${line}`));
-          return;
-        }
-        lines.push(parsed);
-      }
-      resolve({ code, signal, lines, stderr, stdout });
-    });
-  });
-}
-
-function describeRun(run: ClientRun): string {
-  const summary = run.lines.find((l) => l.kind === 'summary');
-  return `exit=${run.code} signal=${run.signal}\nsummary: ${JSON.stringify(summary)}\nstderr:\n${run.stderr.slice(-2048)}`;
+  return runFeederClient(args, CLIENT_TIMEOUT_S + 10);
 }
 
 /**
@@ -195,36 +137,7 @@ describe('interop - python grpcio client decodes alerts and logs', () => {
   let genDir = '';
 
   before(() => {
-    const need = 'install protobuf-compiler, python3-grpcio and python3-protobuf (.ci/run does)';
-    try {
-      execFileSync('protoc', ['--version'], { stdio: 'pipe', timeout: 10_000 });
-    } catch (err) {
-      assert.fail(`protoc is not runnable: ${(err as Error).message}; ${need}`);
-    }
-    try {
-      execFileSync(PYTHON, ['-c', 'import grpc, google.protobuf'], { stdio: 'pipe', timeout: 20_000 });
-    } catch (err) {
-      assert.fail(`${PYTHON} cannot import grpc and google.protobuf: ${(err as Error).message}; ${need}`);
-    }
-    genDir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-pystubs-'));
-    execFileSync(
-      'protoc',
-      [
-        `--python_out=${genDir}`, '-I', KUBEARMOR_PROTO_DIR, '-I', HEALTH_PROTO_DIR,
-        path.join(KUBEARMOR_PROTO_DIR, 'kubearmor.proto'), path.join(HEALTH_PROTO_DIR, 'health.proto'),
-      ],
-      { stdio: 'pipe', timeout: 20_000 },
-    );
-    // Generated code and the protobuf runtime must agree; say so here rather than mid-test.
-    try {
-      execFileSync(PYTHON, ['-c', 'import sys; sys.path.insert(0, sys.argv[1]); import kubearmor_pb2, health_pb2', genDir], {
-        stdio: 'pipe',
-        timeout: 20_000,
-      });
-    } catch (err) {
-      const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
-      assert.fail(`protoc's Python output does not import with this python3-protobuf (version skew?):\n${stderr}`);
-    }
+    genDir = generatePythonStubs();
   });
 
   after(() => {
