@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'ERR_CONFIG_FILE'
   | 'ERR_SOCKET_IN_USE'
   | 'ERR_INGEST_THREAD'
+  | 'ERR_CONFIG_TLS'
   | 'ERR_INPUT_MALFORMED_FRAME'
   | 'ERR_INPUT_OVERSIZED'
   | 'ERR_INPUT_INVALID_JSON'
@@ -43,6 +44,18 @@ export class ConfigError extends ArmorfeedError {
   constructor(key: string, message: string, code: ErrorCode = 'ERR_CONFIG_INVALID') {
     super(code, `${key}: ${message}`);
     this.key = key;
+  }
+}
+
+/**
+ * A TLS file under tlsCertPath is missing, unreadable or not what it should be (a PEM
+ * certificate, a key that matches it, a CA). `key` names the option, `file` the path.
+ */
+export class TlsMaterialError extends ConfigError {
+  readonly file: string;
+  constructor(key: string, file: string, message: string) {
+    super(key, `${file}: ${message}`, 'ERR_CONFIG_TLS');
+    this.file = file;
   }
 }
 
