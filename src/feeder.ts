@@ -23,6 +23,7 @@ import { LogPathOutput } from './output/logPath';
 import { allocateRing, RingProducer, type RingConsumer } from './ring';
 import { startServer, type RunningServer, type WriteMode } from './server';
 import { startMetrics, type MetricsServer } from './metrics';
+import { ServerTls, type TlsStats } from './tls';
 import { nowMicros } from './wire/time';
 
 export interface ClientStats {
@@ -66,6 +67,8 @@ export interface FeederStats {
   /** Drops not owned by one client. */
   dropped: { ring_full: number; malformed_input: number; throttled: number; encode_error: number; encoded_oversized: number; output_backpressure: number };
   clients: ClientStats[];
+  /** With tlsEnabled: the certificates in use and their reloads. */
+  tls?: TlsStats;
 }
 
 export interface FeederAddresses {
@@ -119,6 +122,8 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   const log = new DaemonLog({ cluster: config.cluster, host: config.host, hostIP: hostIP(), debug: config.debug, echo: options.echo ?? false });
   const hub = new FanoutHub({ enabled: config.alertThrottling, maxAlertPerSec: config.maxAlertPerSec, throttleSec: config.throttleSec });
   log.attach((encoded, us) => hub.publishMessage(encoded, us));
+  // First, so that a missing or bad certificate stops the start before anything runs.
+  const tls = config.tlsEnabled ? await ServerTls.start({ certPath: config.tlsCertPath, provider: config.tlsCertProvider, log }) : undefined;
   const output = LogPathOutput.open(config.logPath);
   const dropped = { encode_error: 0, encoded_oversized: 0 };
   // Every WARN (and ERROR) a peer can cause is rate limited, counting what it leaves out.
@@ -254,6 +259,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         queueCapacity: s.queue.capacity,
         latencyUs: s.latency(),
       })),
+      ...(tls !== undefined ? { tls: tls.stats() } : {}),
     };
   };
 
@@ -261,10 +267,15 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   let metrics: MetricsServer | undefined;
   try {
     await Promise.all(threads.map((t) => t.whenReady()));
-    server = await startServer({ bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, writeMode: options.writeMode, slabs: pool.slabs }, hub, log);
-    if (config.metricsPort >= 0) metrics = await startMetrics(config.metricsBind, config.metricsPort, stats);
+    server = await startServer(
+      { bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, writeMode: options.writeMode, slabs: pool.slabs, credentials: tls?.credentials },
+      hub,
+      log,
+    );
+    if (config.metricsPort >= 0) metrics = await startMetrics(config.metricsBind, config.metricsPort, stats, config.metricsTLS ? tls : undefined);
   } catch (err) {
     // Whatever did start is stopped again, so a failed start leaves nothing running.
+    tls?.close();
     await server?.shutdown(0);
     await Promise.all(threads.map((t) => t.stop(500)));
     await pool.close();
@@ -346,6 +357,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       await pool.close();
       await metrics?.close();
       await output?.close();
+      tls?.close();
       return final;
     })();
     return closing;

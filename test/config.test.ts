@@ -237,3 +237,27 @@ test('config - createFeeder checks its object with the same per-key rules as fla
     await assert.rejects(createFeeder({ ...base, ...bad } as never), (err: Error & { code?: string }) => err.code === 'ERR_CONFIG_INVALID' && key.test(err.message), JSON.stringify(bad));
   }
 });
+
+test('config - TLS keys: upstream names and defaults, from flags, environment and file', () => {
+  const d = loadConfig({ flags: {}, env: {} });
+  assert.deepEqual(
+    { tlsEnabled: d.tlsEnabled, tlsCertPath: d.tlsCertPath, tlsCertProvider: d.tlsCertProvider, metricsTLS: d.metricsTLS },
+    { tlsEnabled: false, tlsCertPath: '/var/lib/kubearmor/tls', tlsCertProvider: 'self', metricsTLS: false },
+  );
+  assert.equal(envName('tlsCertPath'), 'ARMORFEED_TLS_CERT_PATH');
+  assert.equal(envName('metricsTLS'), 'ARMORFEED_METRICS_TLS');
+  const file = yamlFile('tls.yaml', 'tlsEnabled: true\ntlsCertProvider: external\ntlsCertPath: /from/file\n');
+  const c = loadConfig({ flags: { metricsTLS: true }, env: { ARMORFEED_TLS_CERT_PATH: '/from/env' }, file });
+  assert.deepEqual(
+    { tlsEnabled: c.tlsEnabled, tlsCertPath: c.tlsCertPath, tlsCertProvider: c.tlsCertProvider, metricsTLS: c.metricsTLS },
+    { tlsEnabled: true, tlsCertPath: '/from/env', tlsCertProvider: 'external', metricsTLS: true },
+  );
+});
+
+test('config - --tlsCertProvider vault exits 2 naming tlsCertProvider and the choices', { timeout: 15_000 }, async () => {
+  await expectUsageError(['--tlsCertProvider', 'vault'], [/tlsCertProvider/, /vault/, /self, external/]);
+});
+
+test('config - --metricsTLS without --tlsEnabled exits 2 naming metricsTLS', { timeout: 15_000 }, async () => {
+  await expectUsageError(['--metricsTLS'], [/metricsTLS/, /tlsEnabled/]);
+});

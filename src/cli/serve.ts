@@ -75,10 +75,11 @@ async function runServe(config: FeederConfig): Promise<void> {
   }
   process.stderr.write(`armorfeed: listening ${tokens.join(' ')}\n`);
   const port = a.grpc.slice(a.grpc.lastIndexOf(':') + 1);
+  const scheme = config.metricsTLS ? 'https' : 'http';
   process.stderr.write(
     `armorfeed: sources ${config.source.join(',')}; queueSize=${config.queueSize} encoderThreads=${config.encoderThreads}\n` +
       `armorfeed: connect with  npx armorfeed log --gRPC 127.0.0.1:${port} --logFilter all   (or karmor logs --gRPC 127.0.0.1:${port} --logFilter all)\n` +
-      (a.metrics !== undefined ? `armorfeed: metrics at http://${a.metrics}/metrics, JSON at http://${a.metrics}/stats\n` : ''),
+      (a.metrics !== undefined ? `armorfeed: metrics at ${scheme}://${a.metrics}/metrics, JSON at ${scheme}://${a.metrics}/stats\n` : ''),
   );
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors';
+import { certProviders, DEFAULT_TLS_CERT_PATH, type CertProvider } from '../tls/files';
 
 export type SourceKind = 'synthetic' | 'socket' | 'tcp' | 'jsonl' | 'none';
 
@@ -75,6 +76,14 @@ export interface FeederConfig {
   /** Prometheus /metrics and JSON /stats port; -1 disables, 0 picks a free port. */
   metricsPort: number;
   metricsBind: string;
+  /** Serve /metrics and /stats over HTTPS with the gRPC port's server certificate (needs tlsEnabled). */
+  metricsTLS: boolean;
+  /** mTLS on the gRPC port (upstream `tlsEnabled`); the health port stays plaintext. */
+  tlsEnabled: boolean;
+  /** Directory of ca.crt, ca.key, server.crt, server.key (upstream `tlsCertPath`). */
+  tlsCertPath: string;
+  /** `self`: sign the server certificate at start from ca.crt + ca.key; `external`: use server.crt/server.key. */
+  tlsCertProvider: CertProvider;
   /** Shutdown: how long client queues may take to flush, in ms. */
   gracePeriodMs: number;
 }
@@ -144,6 +153,11 @@ export function defaultConfig(): FeederConfig {
     maxEventBytes: 1024 * 1024,
     metricsPort: 9464,
     metricsBind: '127.0.0.1',
+    metricsTLS: false,
+    tlsEnabled: false,
+    tlsCertPath: DEFAULT_TLS_CERT_PATH,
+    // Upstream's daemon default (the relay's is external).
+    tlsCertProvider: 'self',
     gracePeriodMs: 5000,
   };
 }
@@ -184,6 +198,10 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'maxEventBytes', flag: 'maxEventBytes', kind: 'int', min: 256, max: 4 * 1024 * 1024, describe: 'largest accepted event in bytes (at most 4 MiB, what gRPC clients take)' },
   { key: 'metricsPort', flag: 'metricsPort', kind: 'int', min: -1, max: 65535, describe: 'Prometheus /metrics and /stats port (-1 = off, 0 = free port)' },
   { key: 'metricsBind', flag: 'metricsBind', kind: 'string', describe: 'address the metrics endpoint binds to' },
+  { key: 'metricsTLS', flag: 'metricsTLS', kind: 'bool', describe: 'serve the metrics endpoint over HTTPS with the gRPC server certificate (needs tlsEnabled)' },
+  { key: 'tlsEnabled', flag: 'tlsEnabled', kind: 'bool', describe: 'mutual TLS on the gRPC port: clients must present a certificate from ca.crt (the health port stays plaintext)' },
+  { key: 'tlsCertPath', flag: 'tlsCertPath', kind: 'string', describe: 'directory of ca.crt, ca.key (self) or ca.crt, server.crt, server.key (external); reloaded when they change' },
+  { key: 'tlsCertProvider', flag: 'tlsCertProvider', kind: 'string', choices: certProviders, describe: 'self (sign the server certificate from ca.crt + ca.key at start) | external (use server.crt/server.key)' },
   { key: 'gracePeriodMs', flag: 'gracePeriodMs', kind: 'int', min: 0, max: 600_000, describe: 'shutdown: ms to flush client queues' },
 ];
 
@@ -221,6 +239,9 @@ function coerce(spec: OptionSpec, raw: unknown, origin: string): FeederConfig[ke
     }
     case 'string':
       if (typeof raw !== 'string' && typeof raw !== 'number') throw new ConfigError(where, `must be a string, got ${JSON.stringify(raw)}`);
+      if (spec.choices !== undefined && !spec.choices.includes(String(raw))) {
+        throw new ConfigError(where, `must be one of ${spec.choices.join(', ')}, got ${JSON.stringify(raw)}`);
+      }
       return String(raw);
     case 'sources': {
       const list = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
@@ -341,6 +362,13 @@ export function validate(config: FeederConfig): FeederConfig {
   if (config.cluster === '') throw new ConfigError('cluster', 'must not be empty');
   if (config.logPath === '') throw new ConfigError('logPath', 'must be none, stdout or a file path');
   parseWhenFull(String(config.ingestWhenFull), 'ingestWhenFull');
+  if (!certProviders.includes(config.tlsCertProvider)) {
+    throw new ConfigError('tlsCertProvider', `must be one of ${certProviders.join(', ')}, got ${JSON.stringify(config.tlsCertProvider)}`);
+  }
+  if (config.metricsTLS && !config.tlsEnabled) {
+    throw new ConfigError('metricsTLS', 'needs tlsEnabled: the metrics endpoint serves the gRPC port\'s server certificate');
+  }
+  if (config.tlsEnabled && config.tlsCertPath === '') throw new ConfigError('tlsCertPath', 'must name the directory of the TLS files');
   if (config.maxEventBytes > config.ringSize / 2) {
     throw new ConfigError('maxEventBytes', `must be at most half of ringSize (${config.ringSize}), got ${config.maxEventBytes}`);
   }

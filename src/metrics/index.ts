@@ -3,12 +3,23 @@
  * the feeder's stats at scrape time, so the hot path keeps plain counters only.
  *   GET /metrics  Prometheus text
  *   GET /stats    FeederStats as JSON (armorfeed load reads this)
+ * Plaintext on 127.0.0.1 by default. With metricsTLS it is HTTPS with the gRPC port's
+ * server certificate, following its reloads; it asks for no client certificate
+ * (scrapers seldom have one; bind it where only they reach it).
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError, inputReasons } from '../errors';
 import type { FeederStats } from '../feeder';
+import type { ServerMaterial } from '../tls';
+
+/** The gRPC port's certificate and its reloads (ServerTls). */
+export interface MetricsTls {
+  readonly current: ServerMaterial;
+  onUpdate(listener: (m: ServerMaterial) => void): void;
+}
 
 export interface MetricsServer {
   address: string;
@@ -91,14 +102,18 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     [{ state: 'total' }, s.encoded.outputSlabs.slabs],
   ], stats);
   counterFrom(r, 'armorfeed_output_slabs_exhausted_total', 'Encoder batches that found every output slab taken and used a buffer of their own', [], (s) => [[{}, s.encoded.outputSlabs.exhausted]], stats);
+  counterFrom(r, 'armorfeed_tls_reloads_total', 'Certificate reloads of the gRPC port (tlsEnabled), by result: ok (new connections use the new files), failed (the previous certificates stay in use)', ['result'], (s) =>
+    s.tls === undefined ? [] : [[{ result: 'ok' }, s.tls.reloads], [{ result: 'failed' }, s.tls.reloadFailures]], stats);
+  gaugeFrom(r, 'armorfeed_tls_server_cert_not_after_seconds', 'Expiry of the gRPC port\'s server certificate, Unix seconds (tlsEnabled)', [], (s) =>
+    s.tls === undefined ? [] : [[{}, Date.parse(s.tls.serverCertNotAfter) / 1000]], stats);
   gaugeFrom(r, 'armorfeed_clients', 'Open Watch* streams', ['stream'], (s) =>
     (['alerts', 'logs', 'messages'] as const).map((stream) => [{ stream }, s.clients.filter((c) => c.open && c.stream === stream).length]), stats);
   return r;
 }
 
-export async function startMetrics(bind: string, port: number, stats: () => FeederStats): Promise<MetricsServer> {
+export async function startMetrics(bind: string, port: number, stats: () => FeederStats, tls?: MetricsTls): Promise<MetricsServer> {
   const registry = buildRegistry(stats);
-  const server = http.createServer((req, res) => {
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = (req.url ?? '/').split('?')[0];
     if (url === '/metrics') {
       registry.metrics().then(
@@ -118,7 +133,15 @@ export async function startMetrics(bind: string, port: number, stats: () => Feed
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('armorfeed: try /metrics or /stats\n');
     }
-  });
+  };
+  let server: http.Server | https.Server;
+  if (tls !== undefined) {
+    const secure = https.createServer({ cert: tls.current.cert, key: tls.current.key }, handle);
+    tls.onUpdate((m) => secure.setSecureContext({ cert: m.cert, key: m.key }));
+    server = secure;
+  } else {
+    server = http.createServer(handle);
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new ConfigError('metricsPort', `cannot listen on ${bind}:${port}: ${err.message}`)));
     server.listen(port, bind, () => resolve());

@@ -2,7 +2,9 @@
  * The gRPC face of the feeder: `feeder.LogService` (HealthCheck and the three Watch*
  * streams) with upstream's filter and keepalive semantics, server reflection on the
  * same port, and grpc.health.v1 on its own port (upstream v1.7.4+) as well as on the
- * main port (up to v1.7.3), so clients of either era find it.
+ * main port (up to v1.7.3), so clients of either era find it. With TLS credentials the
+ * main port (every service on it) is behind mTLS; the health port stays plaintext, as
+ * upstream's does (Kubernetes gRPC probes cannot present a client certificate).
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -24,6 +26,8 @@ export interface ServerOptions {
   writeMode?: WriteMode;
   /** The encoders' output slabs, which client queues and writes hold references to. */
   slabs?: SlabRefs;
+  /** Credentials of the main port (tlsEnabled: ServerTls's mTLS); plaintext when absent. */
+  credentials?: grpc.ServerCredentials;
 }
 
 export interface RunningServer {
@@ -100,9 +104,9 @@ export function parseServerFilter(metadata: grpc.Metadata): AttrFilter | undefin
   return any ? filter : undefined;
 }
 
-function bindAsync(server: grpc.Server, address: string): Promise<number> {
+function bindAsync(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
   });
 }
 
@@ -174,14 +178,14 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
   health.addToServer(server);
   new ReflectionService(protoLoader.loadSync(protoPath)).addToServer(server);
 
-  const listen = async (s: grpc.Server, key: string, port: number): Promise<number> => {
+  const listen = async (s: grpc.Server, key: string, port: number, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> => {
     try {
-      return await bindAsync(s, hostPort(options.bind, port));
+      return await bindAsync(s, hostPort(options.bind, port), credentials);
     } catch (err) {
       throw new ConfigError(key, `cannot listen on ${hostPort(options.bind, port)}: ${(err as Error).message}`);
     }
   };
-  const port = await listen(server, 'gRPC', options.port);
+  const port = await listen(server, 'gRPC', options.port, options.credentials);
   let healthServer: grpc.Server | undefined;
   let healthAddress: string | undefined;
   if (options.healthPort >= 0) {

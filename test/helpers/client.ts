@@ -53,9 +53,10 @@ export function openStreams(address: string, streams: readonly (readonly [Rpc, s
   };
 }
 
-export function connect(address: string): TestClient {
+/** A client of `address`, plaintext unless `credentials` say otherwise (TLS tests). */
+export function connect(address: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()): TestClient {
   const t = feederTypes();
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const client = new grpc.Client(address, credentials);
   const typeOf: Record<Rpc, protobuf.Type> = { WatchAlerts: t.Alert, WatchLogs: t.Log, WatchMessages: t.Message };
   return {
     client,

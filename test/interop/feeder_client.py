@@ -10,10 +10,14 @@ grpc_tools nor grpc_health. What it does, in order:
   3. WatchAlerts("policy") and WatchLogs("system") at the same time, until --alerts and
      --logs messages have arrived (then it cancels the streams) or --timeout passes.
 
+With --ca the LogService channel is TLS (grpc.ssl_channel_credentials): the server is
+verified against that CA, and --cert/--key add a client certificate for mutual TLS.
+The --health-addr channel is always plaintext (the health port has no TLS, as upstream).
+
 Output is one JSON object per line on stdout: a "runtime" line, one line per health
-check, a "nonce" line, one "alert" / "log" line per decoded message (every field of
-the message as Python decoded it, plus which fields were present on the wire), and a
-final "summary" line. Exit status: 0 when every RPC succeeded, the nonce was echoed and
+check, a "channel" line (plaintext or TLS), a "nonce" line, one "alert" / "log" line
+per decoded message (every field of the message as Python decoded it, plus which
+fields were present on the wire), and a final "summary" line. Exit status: 0 when every RPC succeeded, the nonce was echoed and
 all expected messages arrived; 1 otherwise (reasons on stderr and in the summary);
 2 on bad arguments. Semantic checks on field values are left to the caller.
 """
@@ -38,7 +42,14 @@ def parse_args():
     p.add_argument("--health-service", action="append", default=None,
                    help="service name to check (repeatable; default feeder.LogService)")
     p.add_argument("--timeout", type=float, default=20.0, help="overall deadline in seconds")
+    p.add_argument("--ca", help="PEM CA file: use TLS on --addr and verify the server against it")
+    p.add_argument("--cert", help="PEM client certificate for mutual TLS (with --key and --ca)")
+    p.add_argument("--key", help="PEM client key for mutual TLS (with --cert and --ca)")
     args = p.parse_args()
+    if (args.cert is None) != (args.key is None):
+        p.error("--cert and --key go together")
+    if args.cert is not None and args.ca is None:
+        p.error("--cert/--key need --ca")
     for name in ("addr", "health_addr"):
         value = getattr(args, name)
         if value is not None and not is_loopback(value):
@@ -129,7 +140,18 @@ def main():
                 errors.append("grpc.health.v1 Check(%s): %s %s" % (service, err.code().name, err.details()))
         hchannel.close()
 
-    channel = grpc.insecure_channel(args.addr, options=options)
+    if args.ca is None:
+        channel = grpc.insecure_channel(args.addr, options=options)
+    else:
+        def read(path):
+            with open(path, "rb") as f:
+                return f.read()
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=read(args.ca),
+            private_key=read(args.key) if args.key else None,
+            certificate_chain=read(args.cert) if args.cert else None)
+        channel = grpc.secure_channel(args.addr, creds, options=options)
+    emit({"kind": "channel", "tls": args.ca is not None, "client_cert": args.cert is not None})
     try:
         grpc.channel_ready_future(channel).result(timeout=min(10.0, remaining()))
     except grpc.FutureTimeoutError:
