@@ -1,7 +1,8 @@
 /**
  * tls - mutual TLS on the feeder port (tlsEnabled), as upstream: a client must present a
  * certificate from ca.crt. Real `armorfeed serve` processes on 127.0.0.1; real clients:
- * the Python grpcio client (test/interop/feeder_client.py), grpc-js and Node's https. Certificates are made with openssl in a temp directory, and
+ * the Python grpcio client (test/interop/feeder_client.py), `armorfeed log --secure`,
+ * grpc-js and Node's https. Certificates are made with openssl in a temp directory, and
  * replaced under the running server the two ways it happens in practice (a rename over
  * each file; a Kubernetes secret volume's `..data` symlink swap).
  */
@@ -131,6 +132,10 @@ function runArmorfeed(args: string[], timeoutMs: number): Promise<RunResult> {
   });
 }
 
+function jsonLines(text: string): Record<string, unknown>[] {
+  return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
 describe('tls - self: the server signs its certificate at start from ca.crt + ca.key', () => {
   let server: ServeProcess;
   let selfDir = '';
@@ -187,6 +192,22 @@ describe('tls - self: the server signs its certificate at start from ca.crt + ca
     assert.ok(days > 364 && days <= 365, `valid for ${days} more days`);
     assert.equal(s.tls?.serverCertNotAfter, new Date(res.cert.valid_to).toISOString(), 'the gRPC port and the metrics port serve the same certificate');
     await assert.rejects(fetch(`http://${server.addresses.metrics}/stats`, { signal: AbortSignal.timeout(5000) }), 'plain HTTP is not answered');
+  });
+
+  test('tls - armorfeed log --secure receives events: with a client certificate signed from ca.key (self) and with client.crt (external); without --secure it cannot connect', { timeout: 60_000 }, async () => {
+    const common = ['log', '--gRPC', server.addresses.grpc, '--logFilter', 'all', '--limit', '3', '--json'];
+    for (const [provider, dir] of [['self', selfDir], ['external', setA]] as const) {
+      const r = await runArmorfeed([...common, '--secure', '--tlsCertPath', dir, '--tlsCertProvider', provider], 30_000);
+      assert.equal(r.code, 0, `--tlsCertProvider ${provider}\n${r.stderr}`);
+      const events = jsonLines(r.stdout);
+      assert.equal(events.length, 6, `3 alerts and 3 logs with --tlsCertProvider ${provider}\n${r.stdout}`);
+      assert.equal(events.filter((e) => e.Type === 'ContainerLog').length, 3);
+      assert.match(r.stderr, /Checked the liveness of the gRPC server/);
+    }
+    const plain = await runArmorfeed([...common, '--no-reconnect'], 30_000);
+    assert.equal(plain.code, 1, plain.stderr);
+    assert.match(plain.stderr, /ERR_STREAM_BROKEN: .*UNAVAILABLE/);
+    assert.equal(plain.stdout, '');
   });
 
   test('tls - a new CA renamed over ca.crt and ca.key: the next connection gets a leaf from it, and a client certificate from the old CA is refused', { timeout: 90_000 }, async () => {
@@ -273,7 +294,7 @@ describe('tls - external: certificates from a Kubernetes secret volume reload wi
   });
 });
 
-test('tls - a missing or unusable file at start is ERR_CONFIG_TLS naming tlsCertPath and the file: serve exits 2 without a stack trace', { timeout: 60_000 }, async () => {
+test('tls - a missing or unusable file at start is ERR_CONFIG_TLS naming tlsCertPath and the file: serve and log --secure exit 2 without a stack trace', { timeout: 60_000 }, async () => {
   const empty = fs.mkdtempSync(path.join(tmp, 'empty-'));
   const caOnly = copyFiles(setA, path.join(tmp, 'ca-only'), ['ca.crt']);
   const mismatched = copyFiles(setA, path.join(tmp, 'mismatched'), ['ca.crt']);
@@ -283,6 +304,7 @@ test('tls - a missing or unusable file at start is ERR_CONFIG_TLS naming tlsCert
     [[...SERVE, ...quiet, '--tlsEnabled', '--tlsCertPath', empty], path.join(empty, 'ca.crt'), /tlsCertPath: .*: cannot read the CA certificate: no such file/],
     [[...SERVE, ...quiet, '--tlsEnabled', '--tlsCertPath', caOnly, '--tlsCertProvider', 'external'], path.join(caOnly, 'server.crt'), /cannot read the server certificate/],
     [[...SERVE, ...quiet, '--tlsEnabled', '--tlsCertPath', mismatched], path.join(mismatched, 'ca.key'), /does not belong to any certificate in ca\.crt/],
+    [['log', '--gRPC', '127.0.0.1:1', '--secure', '--tlsCertPath', caOnly], path.join(caOnly, 'ca.key'), /--tlsCertPath: .*cannot read the CA key/],
   ];
   for (const [args, file, message] of cases) {
     const r = await runArmorfeed(args, 20_000);

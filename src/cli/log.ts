@@ -1,12 +1,15 @@
 /**
  * `armorfeed log`: a drop-in for `karmor logs` (kubearmor-wire.md 3) that reconnects.
- * Same flags and meanings as karmor; additions: --no-reconnect, --server-filter,
- * --client-name and the backoff bounds. Bad flags throw ConfigError (exit 2).
+ * Same flags and meanings as karmor (--secure, --tlsCertPath and --tlsCertProvider
+ * included; the CA is read from tlsCertPath, never from a Kubernetes secret); additions:
+ * --no-reconnect, --server-filter, --client-name and the backoff bounds. Bad flags and
+ * unusable TLS files throw ConfigError (exit 2).
  */
 import { Command, Option } from 'commander';
 import { ConfigError } from '../errors';
 import { compileGoRegex, runLog, type LogFilter, type LogRunOptions, type OutputFormat } from '../client';
 import type { FilterOptions } from '../client/filters';
+import { certProviders, DEFAULT_TLS_CERT_PATH, loadClientTls, type CertProvider } from '../tls';
 
 /** The regex filters keep their FilterOptions names; labels always holds an array here. */
 interface LogFlags extends Omit<FilterOptions, 'labels'> {
@@ -24,6 +27,9 @@ interface LogFlags extends Omit<FilterOptions, 'labels'> {
   backoffInitial: string;
   backoffMax: string;
   healthTimeout: string;
+  secure?: boolean;
+  tlsCertPath?: string;
+  tlsCertProvider?: CertProvider;
 }
 
 export const DEFAULT_FEEDER = 'localhost:32767';
@@ -129,8 +135,16 @@ export function registerLog(program: Command): void {
     .option('--backoff-initial <ms>', 'first reconnect delay in ms', '250')
     .option('--backoff-max <ms>', 'largest reconnect delay in ms', '10000')
     .option('--health-timeout <ms>', 'deadline of the HealthCheck call in ms', '10000')
+    .option('--secure', 'mutual TLS: verify the server against ca.crt and present a client certificate (see --tlsCertProvider)')
+    .option('--tlsCertPath <dir>', 'directory of ca.crt and ca.key (self) or ca.crt, client.crt and client.key (external)', DEFAULT_TLS_CERT_PATH)
+    .addOption(
+      new Option('--tlsCertProvider <provider>', 'self: sign a client certificate now from ca.crt + ca.key (karmor\'s default); external: present client.crt/client.key')
+        .choices(certProviders)
+        .default('self'),
+    )
     .action(async (flags: LogFlags) => {
       const opts = logOptionsFromFlags(flags, process.env);
+      if (flags.secure === true) opts.tls = await loadClientTls(flags.tlsCertPath ?? DEFAULT_TLS_CERT_PATH, flags.tlsCertProvider ?? 'self');
       await runLog(opts);
       // Ctrl-C, the limit, and a reader that went away (EPIPE) are all normal ends; failures
       // were thrown above and reach main's exitOnError. Exiting here also ends any grpc timer.

@@ -75,10 +75,17 @@ async function runServe(config: FeederConfig): Promise<void> {
   }
   process.stderr.write(`armorfeed: listening ${tokens.join(' ')}\n`);
   const port = a.grpc.slice(a.grpc.lastIndexOf(':') + 1);
+  // A self server's directory holds ca.key, from which the client signs its own certificate
+  // (karmor's default); for an external one the client needs its own client.crt.
+  const secure = !config.tlsEnabled
+    ? ''
+    : config.tlsCertProvider === 'self'
+      ? ` --secure --tlsCertPath ${config.tlsCertPath}`
+      : ' --secure --tlsCertProvider external --tlsCertPath DIR_WITH_ca.crt_client.crt_client.key';
   const scheme = config.metricsTLS ? 'https' : 'http';
   process.stderr.write(
     `armorfeed: sources ${config.source.join(',')}; queueSize=${config.queueSize} encoderThreads=${config.encoderThreads}\n` +
-      `armorfeed: connect with  npx armorfeed log --gRPC 127.0.0.1:${port} --logFilter all   (or karmor logs --gRPC 127.0.0.1:${port} --logFilter all)\n` +
+      `armorfeed: connect with  npx armorfeed log --gRPC 127.0.0.1:${port} --logFilter all${secure}   (or karmor logs --gRPC 127.0.0.1:${port} --logFilter all${secure}${secure !== '' ? ' --readCAFromSecret=false' : ''})\n` +
       (a.metrics !== undefined ? `armorfeed: metrics at ${scheme}://${a.metrics}/metrics, JSON at ${scheme}://${a.metrics}/stats\n` : ''),
   );
   let stopping = false;

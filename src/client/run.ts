@@ -9,6 +9,7 @@
 import { EventFilter, type FilterOptions } from './filters';
 import { alertSpec, goFields, goJsonIndent, logSpec, marshalGoFields, marshalMessage, type WireRecord } from './gojson';
 import { OutputSink } from './output';
+import type { ClientTlsMaterial } from '../tls';
 import { formatEventText, formatMessageText } from './text';
 import { FeederWatch, wantsStream, type BackoffOptions, type LogFilter, type StreamName, type WatchOptions } from './watch';
 
@@ -33,6 +34,8 @@ export interface LogRunOptions {
   healthTimeoutMs: number;
   /** Live status line period; only used when stderr is a terminal. */
   statusIntervalMs: number;
+  /** `--secure`: the mTLS material (loadClientTls); plaintext when absent. */
+  tls?: ClientTlsMaterial;
 }
 
 export interface StreamCounters {
@@ -148,6 +151,7 @@ export async function runLog(opts: LogRunOptions): Promise<LogRunResult> {
     reconnect: opts.reconnect,
     backoff: opts.backoff,
     healthTimeoutMs: opts.healthTimeoutMs,
+    tls: opts.tls,
   };
 
   const onEvent = (stream: StreamName, rec: WireRecord): void => {

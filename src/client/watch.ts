@@ -14,6 +14,7 @@ import { randomInt } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type * as protobuf from 'protobufjs';
 import { ArmorfeedError, FilterError, HealthMismatchError } from '../errors';
+import type { ClientTlsMaterial } from '../tls';
 import { compileServerFilter } from '../wire/goRegexp';
 import { feederTypes, filterMetadataKeys, rpcPath } from '../wire/proto';
 import type { WireRecord } from './gojson';
@@ -54,6 +55,8 @@ export interface WatchOptions {
   backoff: BackoffOptions;
   /** Deadline of the HealthCheck call, in ms (karmor sets none; a hung peer must not stall us). */
   healthTimeoutMs: number;
+  /** `--secure`: mTLS with this material (the server is verified against its CA); plaintext when absent. */
+  tls?: ClientTlsMaterial;
 }
 
 export interface WatchEvents {
@@ -139,11 +142,14 @@ export class FeederWatch {
   private settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private readonly alertLogMetadata: grpc.Metadata;
   private readonly commonMetadata: grpc.Metadata;
+  private readonly credentials: grpc.ChannelCredentials;
 
   constructor(
     private readonly opts: WatchOptions,
     private readonly events: WatchEvents,
   ) {
+    this.credentials =
+      opts.tls !== undefined ? grpc.credentials.createSsl(opts.tls.rootCerts, opts.tls.privateKey, opts.tls.certChain) : grpc.credentials.createInsecure();
     this.commonMetadata = new grpc.Metadata();
     if (opts.clientName !== undefined && opts.clientName !== '') {
       this.commonMetadata.set(filterMetadataKeys.clientName, opts.clientName);
@@ -202,7 +208,7 @@ export class FeederWatch {
   private connect(): void {
     if (this.stopped) return;
     const types = feederTypes();
-    const client = new grpc.Client(this.opts.target, grpc.credentials.createInsecure(), {
+    const client = new grpc.Client(this.opts.target, this.credentials, {
       // Our own backoff decides when to retry; a new channel per session starts at once.
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1000,
