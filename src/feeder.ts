@@ -55,6 +55,8 @@ export interface SourceStats {
   whenFull: WhenFull;
   /** Backpressure: how often and how long the source waited for room (its producers' writes waited). */
   backpressure: { waits: number; seconds: number };
+  /** `--follow`: times the file was replaced (renamed away or truncated) and read again from its start. */
+  rotations: number;
   finished: boolean;
 }
 
@@ -195,6 +197,9 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       log.info(`source ${source} finished: ${msg.events} events in ${(msg.elapsedMs / 1000).toFixed(3)} s`);
       checkFinished();
     },
+    onRotated: (source: string, msg: { path: string; how: string }) => {
+      log.info(`source ${source}: ${msg.path} was ${msg.how === 'renamed' ? 'replaced (renamed or removed)' : 'truncated'}; reading the new file from its start`);
+    },
     onFatal: (source: string, msg: { code: string; message: string }) => {
       log.error(`source ${source} failed: ${msg.code}: ${msg.message}`);
     },
@@ -224,6 +229,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         ring: { capacity: s.capacity, usedBytes: s.usedBytes },
         whenFull: t !== undefined ? whenFullFor(config, t.kind) : 'drop',
         backpressure: { waits: s.blocks, seconds: s.blockedUs / 1e6 },
+        rotations: s.rotations,
         finished: t?.finished ?? false,
       };
       ringFull += s.droppedFull;

@@ -18,6 +18,7 @@ export interface SourceEvents {
   onRejected(source: string, msg: Extract<FromSource, { type: 'rejected' }>): void;
   onDisconnected(source: string, msg: Extract<FromSource, { type: 'disconnected' }>): void;
   onFinished(source: string, msg: Extract<FromSource, { type: 'finished' }>): void;
+  onRotated(source: string, msg: Extract<FromSource, { type: 'rotated' }>): void;
   onFatal(source: string, msg: Extract<FromSource, { type: 'fatal' }>): void;
 }
 
@@ -71,6 +72,9 @@ export class IngestThread {
           case 'finished':
             this.finished = true;
             events.onFinished(name, msg);
+            break;
+          case 'rotated':
+            events.onRotated(name, msg);
             break;
           case 'fatal':
             events.onFatal(name, msg);

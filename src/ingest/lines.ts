@@ -42,6 +42,7 @@ export class LineReader {
   end(onLine: (line: string) => void): void {
     const last = this.take('');
     if (last.trim() !== '' && !this.discarding) onLine(last);
+    this.discarding = false;
   }
 
   /** The line held so far followed by `tail`; starts a new one. */

@@ -32,5 +32,6 @@ export type FromSource =
   | { type: 'rejected'; code: string; reason: string; message: string; peer: string }
   | { type: 'disconnected'; peer: string; code: string; message: string }
   | { type: 'finished'; events: number; elapsedMs: number }
+  | { type: 'rotated'; path: string; how: 'renamed' | 'truncated' }
   | { type: 'fatal'; code: ErrorCode; message: string }
   | { type: 'stopped' };

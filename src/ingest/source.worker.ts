@@ -220,6 +220,9 @@ async function claimSocketPath(socketPath: string): Promise<{ code: ErrorCode; m
 
 // ---- JSON lines (upstream logPath format) from a file or stdin ----
 
+/** Bytes of a followed file's start kept to tell a rewritten file from a grown one. */
+const HEAD_BYTES = 256;
+
 function readJsonLines(): void {
   warmUpAdmission();
   const fromStdin = data.jsonl === '-';
@@ -281,24 +284,72 @@ function readJsonLines(): void {
     return;
   }
   const buf = Buffer.allocUnsafe(1 << 16);
-  const decoder = new TextDecoder('utf-8');
-  // Reads what is there, then (with follow) polls for growth like `tail -f`.
-  const pump = (): void => {
-    if (stopped) return;
+  let decoder = new TextDecoder('utf-8');
+  let inode = fs.fstatSync(fd).ino;
+  // The file's first bytes as read: a file truncated and written again between two polls
+  // is no shorter than before, but it starts differently (Vector's checksum fingerprint).
+  let head = Buffer.alloc(0);
+  const samePrefix = (): boolean => {
+    if (head.length === 0) return true;
+    const now = Buffer.allocUnsafe(head.length);
+    return fs.readSync(fd, now, 0, head.length, 0) === head.length && now.equals(head);
+  };
+  const restart = (how: 'renamed' | 'truncated'): void => {
+    // A last line without its newline ends with its file.
+    lines.end((line) => handleLine(line, nowMicros()));
+    decoder = new TextDecoder('utf-8');
+    position = 0;
+    head = Buffer.alloc(0);
+    admission.producer.countRotation();
+    admission.post({ type: 'rotated', path: data.jsonl, how });
+  };
+  /** Whether the followed path now names another file, or this one was cut back: checked before reading on. */
+  const checkRotated = (): void => {
+    let current: fs.Stats | undefined;
+    try {
+      current = fs.statSync(data.jsonl);
+    } catch {
+      // Removed: keep reading the descriptor we have until a new file appears.
+    }
+    if (current !== undefined && current.ino !== inode) {
+      try {
+        const next = fs.openSync(data.jsonl, 'r');
+        // What the old file still held is read first.
+        readToEnd();
+        fs.closeSync(fd);
+        fd = next;
+        inode = fs.fstatSync(fd).ino;
+        restart('renamed');
+        return;
+      } catch {
+        // Gone again between the stat and the open: the next poll sees.
+      }
+    }
+    try {
+      if (fs.fstatSync(fd).size < position || !samePrefix()) restart('truncated');
+    } catch {
+      // The descriptor went bad; the next poll tries again.
+    }
+  };
+  const readToEnd = (): void => {
     let n: number;
     while ((n = fs.readSync(fd, buf, 0, buf.length, position)) > 0) {
+      if (head.length < HEAD_BYTES && position === head.length) head = Buffer.concat([head, buf.subarray(0, Math.min(n, HEAD_BYTES - head.length))]);
       position += n;
       onText(decoder.decode(buf.subarray(0, n), { stream: true }));
     }
+  };
+  // Reads what is there, then (with follow) polls for growth like `tail -F`: a file renamed
+  // away (or removed) and created again, or truncated (copytruncate) even if written past
+  // its old size before the next poll, is read again from its start.
+  const pump = (): void => {
+    if (stopped) return;
+    if (data.follow && position > 0) checkRotated();
+    readToEnd();
     if (!data.follow) {
       finish();
       fs.closeSync(fd);
       return;
-    }
-    try {
-      if (fs.fstatSync(fd).size < position) position = 0; // truncated: start again
-    } catch {
-      // The file went away; keep the descriptor we have.
     }
     setTimeout(pump, 100);
   };

@@ -69,6 +69,8 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     ]), stats);
   counterFrom(r, 'armorfeed_ingest_backpressure_waits_total', 'Times a source found its ring full and waited for room (ingestWhenFull block): its producers\' writes waited meanwhile', ['source'], (s) =>
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.backpressure.waits]), stats);
+  counterFrom(r, 'armorfeed_ingest_file_rotations_total', 'A followed jsonl file that was replaced (renamed away or truncated) and read again from its start', ['source'], (s) =>
+    Object.entries(s.ingest).map(([source, v]) => [{ source }, v.rotations]), stats);
   counterFrom(r, 'armorfeed_ingest_backpressure_seconds_total', 'Time a source spent waiting for room in its ring (ingestWhenFull block)', ['source'], (s) =>
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.backpressure.seconds]), stats);
   counterFrom(r, 'armorfeed_malformed_input_total', `Rejected input per source and detail (${inputReasons.join(', ')})`, ['source', 'detail'], (s) =>

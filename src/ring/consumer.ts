@@ -9,6 +9,8 @@ export interface RingStats {
   /** Backpressure: how often and how long (us) the producer waited for room. */
   blocks: number;
   blockedUs: number;
+  /** A followed file that was replaced (renamed away, or truncated) and read again from its start. */
+  rotations: number;
   /** Per reason slot, in errors.ts `inputReasons` order. */
   malformedByReason: number[];
   closed: boolean;
@@ -134,6 +136,7 @@ export class RingConsumer {
       droppedMalformed: Number(Atomics.load(counters, Counter.DROPPED_MALFORMED)),
       blocks: Number(Atomics.load(counters, Counter.BLOCKS)),
       blockedUs: Number(Atomics.load(counters, Counter.BLOCKED_US)),
+      rotations: Number(Atomics.load(counters, Counter.ROTATIONS)),
       malformedByReason: Array.from({ length: MAX_MALFORMED_REASONS }, (_, i) => Number(Atomics.load(counters, Counter.MALFORMED_BY_REASON + i))),
       closed: Atomics.load(header, Slot.CLOSED) !== 0,
     };

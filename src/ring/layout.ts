@@ -11,6 +11,7 @@
  *   2 SIGNAL        data wake-up counter (producer)  2 DROPPED_MALFORMED events refused: malformed_input
  *   3 WAITING       consumer is parked (0/1)         3 BLOCKED_US        time the producer waited for room
  *   4 CLOSED        producer finished (0/1)          4 BLOCKS            how many times it waited
+ *                                                    5 ROTATIONS         followed file replaced (jsonl)
  *   5 SPACE         room wake-up counter (consumer)  8.. MALFORMED_BY_REASON, one slot per reason
  *   6 SPACE_WAITING producer is parked (0/1)             in errors.ts `inputReasons` order
  *
@@ -59,6 +60,7 @@ export const Counter = {
   DROPPED_MALFORMED: 2,
   BLOCKED_US: 3,
   BLOCKS: 4,
+  ROTATIONS: 5,
   MALFORMED_BY_REASON: 8,
 } as const;
 

@@ -141,6 +141,11 @@ export class RingProducer {
     if (reasonIndex >= 0 && reasonIndex < MAX_MALFORMED_REASONS) Atomics.add(this.ring.counters, Counter.MALFORMED_BY_REASON + reasonIndex, n);
   }
 
+  /** Counts a followed file that was replaced and is read again from its start. */
+  countRotation(): void {
+    Atomics.add(this.ring.counters, Counter.ROTATIONS, 1n);
+  }
+
   /** Marks the source finished and wakes the consumer so it can drain and notice. */
   close(): void {
     Atomics.store(this.ring.header, Slot.CLOSED, 1);
