@@ -57,6 +57,8 @@ export interface SourceStats {
   backpressure: { waits: number; seconds: number };
   /** `--follow`: times the file was replaced (renamed away or truncated) and read again from its start. */
   rotations: number;
+  /** Producer connections the broker closed or refused, by code (ERR_INGEST_FRAME_TIMEOUT, ERR_INGEST_TOO_MANY_CONNECTIONS, ...). */
+  disconnects: Record<string, number>;
   finished: boolean;
 }
 
@@ -184,12 +186,17 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       void pool.drain().then(() => finishWaiters.splice(0).forEach((f) => f()));
     }
   };
+  /** Producer connections the broker closed or refused, per source and code. */
+  const disconnects = new Map<string, Map<string, number>>();
   const sourceEvents = {
     onRejected: (source: string, msg: { code: string; reason: string; message: string; peer: string }) => {
       const suppressed = malformedNotice.take();
       if (suppressed >= 0) log.warn(`malformed_input from ${source} (${msg.peer}): ${msg.code}: ${msg.message}${notShown(suppressed)}`);
     },
     onDisconnected: (source: string, msg: { peer: string; code: string; message: string }) => {
+      const byCode = disconnects.get(source) ?? new Map<string, number>();
+      disconnects.set(source, byCode);
+      byCode.set(msg.code, (byCode.get(msg.code) ?? 0) + 1);
       const suppressed = disconnectNotice.take();
       if (suppressed >= 0) log.warn(`disconnected ${msg.peer} from ${source}: ${msg.code}: ${msg.message}${notShown(suppressed)}`);
     },
@@ -230,6 +237,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         whenFull: t !== undefined ? whenFullFor(config, t.kind) : 'drop',
         backpressure: { waits: s.blocks, seconds: s.blockedUs / 1e6 },
         rotations: s.rotations,
+        disconnects: Object.fromEntries(disconnects.get(name) ?? []),
         finished: t?.finished ?? false,
       };
       ringFull += s.droppedFull;

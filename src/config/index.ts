@@ -59,6 +59,14 @@ export interface FeederConfig {
   queueSize: number;
   /** Bytes of each ingest ring. */
   ringSize: number;
+  /** Producer connections one socket or TCP source accepts at once; more are refused. */
+  ingestMaxConnections: number;
+  /** A frame begun must be complete within this many ms, or the connection is closed (0 = no limit). */
+  ingestFrameTimeoutMs: number;
+  /** A connection that sends nothing for this many ms is closed (0 = never: a quiet producer is normal). */
+  ingestIdleTimeoutMs: number;
+  /** Bytes of incomplete frames one source holds across its connections; the one that passes it is closed. */
+  ingestBufferedBytes: number;
   /**
    * A full ring: `block` (wait: the producer's writes wait) or `drop` (refuse and count
    * ring_full), for every source, or per source as `socket:drop,tcp:block`.
@@ -141,6 +149,12 @@ export function defaultConfig(): FeederConfig {
     // Nothing a producer wrote is lost at ingest unless it asks for that (Vector's
     // when_full: block, Fluent Bit's paused inputs).
     ingestWhenFull: 'block',
+    // A node has one system monitor, perhaps a few helpers: 128 is generous, and bounds
+    // what idle or hostile connections can hold (each up to maxEventBytes of a partial frame).
+    ingestMaxConnections: 128,
+    ingestFrameTimeoutMs: 10_000,
+    ingestIdleTimeoutMs: 0,
+    ingestBufferedBytes: 64 * 1024 * 1024,
     encoderThreads: defaultEncoderThreads,
     batchSize: 512,
     // The bound while the main thread is under half busy; a quarter of it (64) above, which
@@ -189,6 +203,10 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'waitClients', flag: 'wait-clients', kind: 'int', min: 0, max: 100_000, describe: 'synthetic source starts once this many Watch* streams are open' },
   { key: 'queueSize', flag: 'queueSize', kind: 'int', min: 1, max: 10_000_000, describe: 'per-client queue, in events' },
   { key: 'ringSize', flag: 'ringSize', kind: 'int', min: 65_536, max: 1 << 30, describe: 'bytes per ingest ring' },
+  { key: 'ingestMaxConnections', flag: 'ingestMaxConnections', kind: 'int', min: 1, max: 100_000, describe: 'producer connections a socket or TCP source accepts at once (more are refused)' },
+  { key: 'ingestFrameTimeoutMs', flag: 'ingestFrameTimeoutMs', kind: 'int', min: 0, max: 3_600_000, describe: 'ms a begun frame may take to complete before the connection is closed (0 = no limit)' },
+  { key: 'ingestIdleTimeoutMs', flag: 'ingestIdleTimeoutMs', kind: 'int', min: 0, max: 86_400_000, describe: 'ms a producer connection may send nothing before it is closed (0 = never)' },
+  { key: 'ingestBufferedBytes', flag: 'ingestBufferedBytes', kind: 'int', min: 65_536, max: 4 * 1024 * 1024 * 1024, describe: 'bytes of incomplete frames one source holds across its connections' },
   { key: 'ingestWhenFull', flag: 'ingestWhenFull', kind: 'whenFull', describe: 'full ring: block (the producer waits) | drop (counted ring_full), or per source: socket:drop,tcp:block' },
   { key: 'encoderThreads', flag: 'encoderThreads', kind: 'int', min: 1, max: 64, describe: 'encoder worker threads' },
   { key: 'batchSize', flag: 'batchSize', kind: 'int', min: 1, max: 65_536, describe: 'most events per encoder task' },
@@ -369,6 +387,9 @@ export function validate(config: FeederConfig): FeederConfig {
     throw new ConfigError('metricsTLS', 'needs tlsEnabled: the metrics endpoint serves the gRPC port\'s server certificate');
   }
   if (config.tlsEnabled && config.tlsCertPath === '') throw new ConfigError('tlsCertPath', 'must name the directory of the TLS files');
+  if (config.ingestBufferedBytes < config.maxEventBytes) {
+    throw new ConfigError('ingestBufferedBytes', `must be at least maxEventBytes (${config.maxEventBytes}), got ${config.ingestBufferedBytes}`);
+  }
   if (config.maxEventBytes > config.ringSize / 2) {
     throw new ConfigError('maxEventBytes', `must be at most half of ringSize (${config.ringSize}), got ${config.maxEventBytes}`);
   }

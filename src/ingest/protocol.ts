@@ -12,6 +12,10 @@ export interface SourceWorkerData {
   maxEventBytes: number;
   /** A full ring: wait for room (the source stops reading) or drop and count. */
   whenFull: WhenFull;
+  maxConnections: number;
+  frameTimeoutMs: number;
+  idleTimeoutMs: number;
+  bufferedBytes: number;
   socket: string;
   tcp: string;
   jsonl: string;

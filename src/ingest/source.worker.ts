@@ -87,11 +87,55 @@ function warmUpAdmission(): void {
 function serveFrames(): void {
   warmUpAdmission();
   const sockets = new Set<net.Socket>();
+  // Bytes of incomplete frames held across this source's connections (ingestBufferedBytes).
+  let bufferedAll = 0;
   const server = net.createServer((socket) => {
-    sockets.add(socket);
     const peer = data.kind === 'tcp' ? `${socket.remoteAddress}:${socket.remotePort}` : `unix:${data.socket}`;
+    if (sockets.size >= data.maxConnections) {
+      // Refused with a line that says why, and counted: the producers already connected keep their place.
+      const reason = `${data.maxConnections} producer connections are open (ingestMaxConnections)`;
+      admission.post({ type: 'disconnected', peer, code: 'ERR_INGEST_TOO_MANY_CONNECTIONS', message: reason });
+      socket.on('error', () => socket.destroy());
+      socket.end(`armorfeed: ERR_INGEST_TOO_MANY_CONNECTIONS: ${reason}\n`);
+      socket.destroySoon();
+      return;
+    }
+    sockets.add(socket);
     const reader = new FrameReader(data.maxEventBytes);
+    let held = 0;
+    const holdBuffered = (): void => {
+      bufferedAll += reader.buffered - held;
+      held = reader.buffered;
+    };
     let hungUp = false;
+    // A frame begun must end within frameTimeoutMs (a producer stuck mid-frame, or a
+    // slowloris), and with idleTimeoutMs a connection must send something that often.
+    let frameTimer: NodeJS.Timeout | undefined;
+    const close = (code: 'ERR_INGEST_FRAME_TIMEOUT' | 'ERR_INGEST_IDLE_TIMEOUT' | 'ERR_INGEST_BUFFER_CAP', message: string): void => {
+      if (hungUp) return;
+      hungUp = true;
+      clearTimeout(frameTimer);
+      const partial = reader.buffered > 0;
+      if (partial) admission.reject(new InputError('ERR_INPUT_TRUNCATED', `${message}: ${reader.buffered} bytes into a frame dropped`), peer);
+      reader.clear();
+      holdBuffered();
+      admission.post({ type: 'disconnected', peer, code, message });
+      socket.removeAllListeners('data');
+      socket.end(`armorfeed: ${code}: ${message}\n`);
+      socket.destroySoon();
+    };
+    if (data.idleTimeoutMs > 0) {
+      socket.setTimeout(data.idleTimeoutMs, () => close('ERR_INGEST_IDLE_TIMEOUT', `nothing received for ${data.idleTimeoutMs} ms (ingestIdleTimeoutMs)`));
+    }
+    const armFrameTimer = (): void => {
+      if (data.frameTimeoutMs === 0) return;
+      if (reader.buffered === 0) {
+        clearTimeout(frameTimer);
+        frameTimer = undefined;
+      } else if (frameTimer === undefined) {
+        frameTimer = setTimeout(() => close('ERR_INGEST_FRAME_TIMEOUT', `a frame begun ${data.frameTimeoutMs} ms ago is still incomplete (ingestFrameTimeoutMs)`), data.frameTimeoutMs);
+      }
+    };
     // The stream can no longer be trusted: say why, then hang up on this peer only.
     const hangUp = (err: InputError, discarded: number): void => {
       hungUp = true;
@@ -129,9 +173,18 @@ function serveFrames(): void {
           garbage = err;
         } else discarded++;
       }
-      if (garbage === undefined) return;
+      if (garbage === undefined) {
+        holdBuffered();
+        armFrameTimer();
+        if (bufferedAll > data.bufferedBytes) {
+          close('ERR_INGEST_BUFFER_CAP', `incomplete frames on this source hold ${bufferedAll} bytes, over ${data.bufferedBytes} (ingestBufferedBytes)`);
+        }
+        return;
+      }
       if (reader.buffered > 0) discarded++;
       reader.clear();
+      holdBuffered();
+      clearTimeout(frameTimer);
       if (discarded > 0) {
         admission.reject(new InputError('ERR_INPUT_DISCARDED', `${discarded} frames after ${garbage.code} discarded`), peer, discarded);
       }
@@ -140,10 +193,12 @@ function serveFrames(): void {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       sockets.delete(socket);
+      clearTimeout(frameTimer);
       if (!hungUp && reader.buffered > 0) {
         admission.reject(new InputError('ERR_INPUT_TRUNCATED', `connection closed ${reader.buffered} bytes into a frame`), peer);
         reader.clear();
       }
+      holdBuffered();
     });
   });
   server.on('error', (err) => fatal('ERR_CONFIG_INVALID', `${data.kind} source cannot listen: ${err.message}`));
