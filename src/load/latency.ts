@@ -3,7 +3,7 @@
  * implementation: the wasm build would add a compile step and a memory we must free).
  * Values are microseconds; 3 significant digits, auto-resizing.
  */
-import { build, type Histogram } from 'hdr-histogram-js';
+import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram } from 'hdr-histogram-js';
 
 export interface LatencySummary {
   count: number;
@@ -30,6 +30,18 @@ export class LatencyRecorder {
     autoResize: true,
     useWebAssembly: false,
   });
+
+  /** The histogram as compressed base64 (HdrHistogram's V2 encoding), to pass it between threads. */
+  encode(): string {
+    return encodeIntoCompressedBase64(this.histogram);
+  }
+
+  /** A recorder holding what `encode()` produced (in another thread). */
+  static decode(encoded: string): LatencyRecorder {
+    const r = new LatencyRecorder();
+    if (encoded !== '') r.histogram.add(decodeFromCompressedBase64(encoded, 32, false));
+    return r;
+  }
 
   record(micros: number): void {
     // Clock steps can make a value negative; count it as 0 rather than lose the event.

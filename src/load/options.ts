@@ -43,6 +43,11 @@ export interface LoadOptions {
   runTag: string;
   alertFilter: string;
   logFilter: string;
+  /** Subscriber threads (clients share them round-robin); default min(clients, 8). */
+  clientThreads?: number;
+  /** Debug: the first `burnClients` clients burn `burnUsPerEvent` µs of CPU per event (a client that is its own limit). */
+  burnClients?: number;
+  burnUsPerEvent?: number;
 }
 
 /** Hard bounds: no flag combination can run longer or send more than this. */

@@ -12,6 +12,8 @@ export interface ProcSample {
   t: number;
   /** CPU use since the previous sample, in % of one core (200 = two cores busy). */
   cpuPct: number;
+  /** The same for the broker's main thread alone (tid = pid: in armorfeed, the fan-out loop). */
+  mainCpuPct: number;
   rssBytes: number;
 }
 
@@ -21,6 +23,8 @@ export interface ProcSummary {
   cpuSec: number;
   maxRssBytes: number;
   meanCpuPct: number;
+  /** Mean CPU of the main thread alone, in % of one core. */
+  mainThreadMeanCpuPct: number;
 }
 
 let clockTicks: number | undefined;
@@ -38,7 +42,7 @@ function ticksPerSecond(): number {
 }
 
 /** utime+stime in seconds from a /proc stat file, or undefined if it is gone. */
-function statCpuSeconds(file: string): number | undefined {
+export function statCpuSeconds(file: string): number | undefined {
   try {
     const stat = fs.readFileSync(file, 'utf8');
     // comm (field 2) may contain spaces and parentheses: split after the last ')'.
@@ -87,6 +91,8 @@ export class ProcSampler {
   private readonly startCpu: number;
   private lastCpu: number;
   private lastAt: number;
+  private readonly startMainCpu: number;
+  private lastMainCpu: number;
 
   constructor(
     readonly pid: number,
@@ -95,6 +101,12 @@ export class ProcSampler {
     this.startCpu = readCpuSeconds(pid) ?? 0;
     this.lastCpu = this.startCpu;
     this.lastAt = this.start;
+    this.startMainCpu = this.mainCpu() ?? 0;
+    this.lastMainCpu = this.startMainCpu;
+  }
+
+  private mainCpu(): number | undefined {
+    return statCpuSeconds(`/proc/${this.pid}/task/${this.pid}/stat`);
   }
 
   begin(): void {
@@ -105,11 +117,18 @@ export class ProcSampler {
   sample(): void {
     const cpu = readCpuSeconds(this.pid);
     const rss = readRssBytes(this.pid);
+    const main = this.mainCpu() ?? this.lastMainCpu;
     if (cpu === undefined || rss === undefined) return;
     const now = performance.now();
     const dt = (now - this.lastAt) / 1000;
-    this.samples.push({ t: (now - this.start) / 1000, cpuPct: dt > 0 ? ((cpu - this.lastCpu) / dt) * 100 : 0, rssBytes: rss });
+    this.samples.push({
+      t: (now - this.start) / 1000,
+      cpuPct: dt > 0 ? ((cpu - this.lastCpu) / dt) * 100 : 0,
+      mainCpuPct: dt > 0 ? ((main - this.lastMainCpu) / dt) * 100 : 0,
+      rssBytes: rss,
+    });
     this.lastCpu = cpu;
+    this.lastMainCpu = main;
     this.lastAt = now;
   }
 
@@ -124,6 +143,7 @@ export class ProcSampler {
       cpuSec,
       maxRssBytes: this.samples.reduce((m, s) => Math.max(m, s.rssBytes), 0),
       meanCpuPct: elapsed > 0 ? (cpuSec / elapsed) * 100 : 0,
+      mainThreadMeanCpuPct: elapsed > 0 ? ((this.lastMainCpu - this.startMainCpu) / elapsed) * 100 : 0,
     };
   }
 }

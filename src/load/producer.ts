@@ -7,12 +7,15 @@
  * stalls are caught up and the long-run rate is exact. Frames due together are
  * written as one chunk; the producer waits for 'drain' when the socket's buffer
  * is full, so at --rate 0 it goes exactly as fast as the broker reads.
+ *
+ * It runs in its own worker thread (src/load/load.worker.ts), so building and
+ * encoding frames competes with no subscriber for its event loop.
  */
 import * as net from 'node:net';
 import { Packr } from 'msgpackr';
 import type { IngestTarget } from './addresses';
 import { buildEvent, firstSeq, kindOfSeq } from './events';
-import type { SendTimes } from './send-times';
+import { epochMs, type SendTimes } from './send-times';
 import { nowMicros } from '../wire/time';
 
 export interface ProducerSettings {
@@ -106,7 +109,10 @@ export class Producer {
       const first = nextSeq;
       const chunk = this.buildChunk(first, n, alertEvery);
       nextSeq += n;
-      const flushed = socket.write(chunk, () => this.sendTimes.markSent(first, first + n - 1, performance.now()));
+      // Marked before the write: the subscribers run on other threads and may read an
+      // event before a write callback here could run. The socket writes at once when it can.
+      this.sendTimes.markSent(first, first + n - 1, epochMs());
+      const flushed = socket.write(chunk);
       if (!flushed) await waitDrain(socket);
       else if (rate === 0 || due - this.sent > maxFramesPerChunk) await yieldToIo();
     }

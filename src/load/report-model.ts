@@ -42,7 +42,7 @@ export interface ClientReport {
   /** (received - 1) / (last receive - first receive). */
   rateEps: number;
   latencyFromUpdatedUs: LatencySummary;
-  /** From the producer's flush to the kernel; null without our producer. */
+  /** From the producer handing the frame to its socket; null without our producer. */
   latencyFromSendUs: LatencySummary | null;
   curveFromUpdatedUs: (number | null)[];
   curveFromSendUs: (number | null)[] | null;
@@ -52,6 +52,33 @@ export interface ClientReport {
   /** The broker's drops for this client per second of the run (from /stats polls). */
   serverDroppedPerSecond: number[] | null;
   server: ServerDropsForClient | null;
+  /** Which of the tool's threads ran this client (an index into LoadReport.threads). */
+  thread: number;
+  /** What limited this client: see ./limits.ts. */
+  limitedBy: LimitKind;
+  /** One sentence saying what limited it. */
+  limit: string;
+}
+
+export type LimitKind = 'nothing' | 'client' | 'broker-queue' | 'broker-cpu' | 'broker-ingest' | 'unknown';
+
+/** One of the load tool's own threads, metered from inside (src/load/thread-meter.ts). */
+export interface ThreadReport {
+  name: string;
+  role: 'producer' | 'subscribers';
+  /** Client indexes this thread ran (empty for the producer). */
+  clients: number[];
+  /** Event-loop utilization over the run, 0..1. */
+  meanElu: number;
+  /** Share of 0.5 s samples with ELU >= 0.9. */
+  saturatedShare: number;
+  /** The thread was the limit: mean ELU >= 0.9 or saturated in >= 25% of the samples. */
+  saturated: boolean;
+  cpuSec: number | null;
+  delayP99Ms: number;
+  delayMaxMs: number;
+  /** t = seconds since the producer started (or the run started, subscriber-only). */
+  samples: { t: number; elu: number; cpuPct: number | null }[];
 }
 
 export interface ProducerReport {
@@ -103,12 +130,18 @@ export interface LoadReport {
   aggregate: { received: number; rateEps: number; latencyFromUpdatedUs: LatencySummary };
   broker: ProcSummary | null;
   loadgenCpuSec: number;
+  /** The tool's worker threads: the producer's first (if any), then the subscriber groups. */
+  threads: ThreadReport[];
   percentileCurveX: number[];
   verdict: {
     /** Every client's missing count equals the broker's drop counters for it; null if either is unknown. */
     lossAccounted: boolean | null;
-    /** No fast client missed an event; null if loss is unknown. */
+    /** No fast client missed an event, among those not client-limited; null if loss is unknown (or every fast client was client-limited). */
     fastClientsLossless: boolean | null;
+    /** Names of the clients whose own thread was the limit: their loss is not the broker's. */
+    clientLimited: string[];
+    /** The producer's thread was saturated: the run measured what it managed to send, maybe less than asked. */
+    producerLimited: boolean;
     notes: string[];
   };
   failures: string[];

@@ -1,6 +1,10 @@
 /**
  * One load run, end to end:
  *
+ * The producer and the subscribers run in worker threads (./load.worker.ts): the
+ * producer alone on one, the clients in groups of one (up to 8 threads, then shared
+ * round-robin). This thread only orchestrates, polls /stats and merges the results.
+ *
  *   connect K clients (HealthCheck, open streams) -> wait until the broker lists them
  *   -> produce (rate / burst / max, bounded by count and duration)
  *   -> release stalled clients, drain until every client has all its events or has
@@ -11,16 +15,22 @@
  * make client-side loss and broker drop counters disagree.
  */
 import * as os from 'node:os';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { formatHostPort } from './addresses';
 import { kindOfSeq } from './events';
 import { LatencyRecorder, percentileCurveX, type LatencySummary } from './latency';
 import type { LoadOptions } from './options';
+import { explainClient, threadBusyText } from './limits';
+import type { FromWorker, ToWorker, WorkerInit } from './load.worker';
 import { findListenerPid, ProcSampler, type ProcSummary } from './proc-sampler';
-import { Producer, type ProducerResult } from './producer';
-import type { BrokerCounters, ClientReport, LoadReport, ServerDropsForClient } from './report-model';
-import { SendTimes } from './send-times';
+import type { ProducerResult } from './producer';
+import type { BrokerCounters, ClientReport, LoadReport, ServerDropsForClient, ThreadReport } from './report-model';
+import { SequenceTracker } from './sequence';
+import { epochMs, SendTimes } from './send-times';
 import { entriesFor, fetchServerStats, ingestTotals, type ServerStats } from './server-stats';
-import { Subscriber, type ClientBehaviour, type StreamKind } from './subscriber';
+import type { ClientBehaviour, StreamKind, StreamState, SubscriberResult, SubscriberSettings } from './subscriber';
+import { isSaturated, type ThreadSummary } from './thread-meter';
 
 export interface LoadProgress {
   phase: 'connect' | 'produce' | 'drain';
@@ -72,6 +82,82 @@ function sumDrops(stats: ServerStats, name: string): number {
   return n;
 }
 
+/** At most this many subscriber threads; more clients share them round-robin. */
+export const maxSubscriberThreads = 8;
+
+/** A client as the main thread sees it: live progress during the run, the worker's result after. */
+interface ClientView {
+  settings: SubscriberSettings;
+  thread: number;
+  received: number;
+  distinct: number;
+  lastReceiveAt: number;
+  result?: SubscriberResult;
+}
+
+/** One worker thread and the messages it sends. */
+class LoadWorker {
+  readonly worker: Worker;
+  private readonly waiters = new Map<FromWorker['type'], (m: FromWorker) => void>();
+  private readonly seen = new Map<FromWorker['type'], FromWorker>();
+  error: string | undefined;
+
+  constructor(
+    readonly name: string,
+    init: WorkerInit,
+    onProgress: (m: Extract<FromWorker, { type: 'progress' }>) => void,
+  ) {
+    this.worker = new Worker(path.resolve(__dirname, 'load.worker.js'), { workerData: init });
+    this.worker.on('message', (m: FromWorker) => {
+      if (m.type === 'progress') onProgress(m);
+      this.seen.set(m.type, m);
+      this.waiters.get(m.type)?.(m);
+      this.waiters.delete(m.type);
+    });
+    const fail = (why: string): void => {
+      this.error ??= why;
+      for (const w of this.waiters.values()) w({ type: 'connected', errors: [why] });
+      this.waiters.clear();
+    };
+    this.worker.on('error', (err) => fail(`${name} thread: ${err.message}`));
+    this.worker.on('exit', (code) => fail(`${name} thread exited (${code})`));
+  }
+
+  /** The next message of `type` (or the one already received); undefined if the worker failed. */
+  next<T extends FromWorker['type']>(type: T): Promise<Extract<FromWorker, { type: T }> | undefined> {
+    const already = this.seen.get(type);
+    if (already !== undefined) return Promise.resolve(already as Extract<FromWorker, { type: T }>);
+    if (this.error !== undefined) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      this.waiters.set(type, (m) => resolve(m.type === type ? (m as Extract<FromWorker, { type: T }>) : undefined));
+    });
+  }
+
+  send(m: ToWorker): void {
+    if (this.error === undefined) this.worker.postMessage(m);
+  }
+
+  async close(): Promise<void> {
+    this.worker.removeAllListeners('exit');
+    await this.worker.terminate();
+  }
+}
+
+function threadReport(name: string, role: ThreadReport['role'], clients: number[], t: ThreadSummary, t0: number): ThreadReport {
+  return {
+    name,
+    role,
+    clients,
+    meanElu: t.meanElu,
+    saturatedShare: t.saturatedShare,
+    saturated: isSaturated(t),
+    cpuSec: t.cpuSec,
+    delayP99Ms: t.delayP99Ms,
+    delayMaxMs: t.delayMaxMs,
+    samples: t.samples.map((x) => ({ t: Math.round((x.at - t0) / 100) / 10, elu: Math.round(x.elu * 1000) / 1000, cpuPct: x.cpuPct === null ? null : Math.round(x.cpuPct) })),
+  };
+}
+
 export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Promise<LoadReport> {
   const startedAt = new Date();
   const wallStart = performance.now();
@@ -93,8 +179,9 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
   const brokerPid = o.brokerPid ?? findListenerPid(o.addr.port);
   if (brokerPid === undefined) note(`no process on this machine is visible listening on port ${o.addr.port}: no CPU/RSS figures`);
 
-  const subscribers = Array.from({ length: o.clients }, (_, i) =>
-    new Subscriber({
+  const threadCount = Math.min(o.clients, o.clientThreads ?? maxSubscriberThreads);
+  const clients: ClientView[] = Array.from({ length: o.clients }, (_, i) => ({
+    settings: {
       index: i,
       addr: o.addr,
       name: clientName(o, i),
@@ -103,22 +190,69 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
       alertFilter: o.alertFilter,
       logFilter: o.logFilter,
       trackSequence: o.ingest !== undefined,
-      sendTimes,
+      burnUsPerEvent: i < (o.burnClients ?? 0) ? o.burnUsPerEvent : undefined,
+    },
+    thread: i % threadCount,
+    received: 0,
+    distinct: 0,
+    lastReceiveAt: Number.NaN,
+  }));
+  const onProgress = (m: Extract<FromWorker, { type: 'progress' }>): void => {
+    for (const p of m.clients) {
+      const c = clients[p.index];
+      c.received = p.received;
+      c.distinct = p.distinct;
+      c.lastReceiveAt = p.lastReceiveAt;
+    }
+  };
+  const groups = Array.from({ length: threadCount }, (_, g) => clients.filter((c) => c.thread === g));
+  const subscriberWorkers = groups.map(
+    (group) =>
+      new LoadWorker(
+        `clients ${group.map((c) => `c${c.settings.index}`).join(',')}`,
+        { role: 'subscribers', clients: group.map((c) => c.settings), sendTimes: sendTimes?.buffers ?? null },
+        onProgress,
+      ),
+  );
+  const connectedOk = new Array<boolean>(o.clients).fill(false);
+  await Promise.all(
+    subscriberWorkers.map(async (w, g) => {
+      const m = await w.next('connected');
+      groups[g].forEach((c, k) => {
+        const err = m === undefined ? (w.error ?? 'thread failed') : m.errors[k];
+        if (err === null || err === undefined) connectedOk[c.settings.index] = true;
+        else failures.push(`client ${c.settings.index}: ${err}`);
+      });
     }),
   );
-  const connected = await Promise.allSettled(subscribers.map((s) => s.connect()));
-  connected.forEach((r, i) => {
-    if (r.status === 'rejected') {
-      const err = r.reason as Error;
-      failures.push(`client ${i}: ${err.message}`);
+  const anyConnected = connectedOk.some((x) => x);
+
+  if (anyConnected) await waitRegistered(statsUrl, clients.filter((_, i) => connectedOk[i]).map((c) => c.settings.name), kinds.length);
+
+  // The producer connects before the clock starts, so its start is the run's start.
+  let producerWorker: LoadWorker | undefined;
+  let sent = 0;
+  if (anyConnected && o.ingest !== undefined && sendTimes !== undefined) {
+    producerWorker = new LoadWorker(
+      'producer',
+      {
+        role: 'producer',
+        settings: { target: o.ingest, rate: o.rate, burst: o.burst, count: o.count ?? Number.MAX_SAFE_INTEGER, durationMs: o.durationMs, alertEvery: o.alertEvery },
+        sendTimes: sendTimes.buffers,
+      },
+      (m) => (sent = m.sent),
+    );
+    const m = await producerWorker.next('connected');
+    const err = m === undefined ? (producerWorker.error ?? 'thread failed') : m.errors[0];
+    if (err !== null && err !== undefined) {
+      failures.push(`producer: cannot connect to the ingest socket: ${err}`);
+      await producerWorker.close();
+      producerWorker = undefined;
     }
-  });
-  const anyConnected = connected.some((r) => r.status === 'fulfilled');
+  }
 
-  if (anyConnected) await waitRegistered(statsUrl, subscribers, kinds.length);
-
-  const t0 = performance.now();
-  for (const s of subscribers) s.setTimeOrigin(t0);
+  const t0 = epochMs();
+  for (const w of subscriberWorkers) w.send({ type: 'start', timeOrigin: t0 });
   const sampler = brokerPid !== undefined ? new ProcSampler(brokerPid) : undefined;
   sampler?.begin();
 
@@ -134,20 +268,18 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
       if (st === undefined) return;
       lastStats = st;
       const droppedByName = new Map<string, number>();
-      for (const s of subscribers) droppedByName.set(s.settings.name, sumDrops(st, s.settings.name));
-      statsSamples.push({ t: (performance.now() - t0) / 1000, droppedByName });
+      for (const c of clients) droppedByName.set(c.settings.name, sumDrops(st, c.settings.name));
+      statsSamples.push({ t: (epochMs() - t0) / 1000, droppedByName });
     });
   }, 1000);
 
-  let producer: Producer | undefined;
   let phase: LoadProgress['phase'] = 'produce';
   const plannedSec = o.durationMs / 1000;
   const progressTimer = setInterval(() => {
-    const elapsedSec = (performance.now() - t0) / 1000;
-    const sent = producer?.sent ?? 0;
+    const elapsedSec = (epochMs() - t0) / 1000;
     const byCount = o.count !== undefined && o.ingest !== undefined ? sent / o.count : 0;
-    const received = subscribers.map((s) => s.received);
-    const serverDropped = lastStats === undefined ? null : subscribers.reduce((n, s) => n + sumDrops(lastStats as ServerStats, s.settings.name), 0);
+    const received = clients.map((c) => c.received);
+    const serverDropped = lastStats === undefined ? null : clients.reduce((n, c) => n + sumDrops(lastStats as ServerStats, c.settings.name), 0);
     observer.onProgress?.({
       phase,
       elapsedSec,
@@ -161,26 +293,26 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
   }, 250);
 
   let produced: ProducerResult | undefined;
-  if (anyConnected && o.ingest !== undefined) {
-    producer = new Producer(
-      { target: o.ingest, rate: o.rate, burst: o.burst, count: o.count ?? Number.MAX_SAFE_INTEGER, durationMs: o.durationMs, alertEvery: o.alertEvery },
-      sendTimes as SendTimes,
-    );
-    try {
-      await producer.connect();
-      produced = await producer.run();
+  let producerThread: ThreadSummary | undefined;
+  if (producerWorker !== undefined) {
+    producerWorker.send({ type: 'run' });
+    const m = await producerWorker.next('producer-result');
+    if (m === undefined) failures.push(`producer: ${producerWorker.error ?? 'thread failed'}`);
+    else {
+      produced = m.result;
+      producerThread = m.thread;
+      sent = produced.sent;
       if (produced.error !== undefined) failures.push(`producer: ${produced.error}`);
-    } catch (err) {
-      failures.push(`producer: cannot connect to the ingest socket: ${(err as Error).message}`);
     }
-  } else if (anyConnected) {
-    await waitSubscriberOnly(o, subscribers, t0);
+    await producerWorker.close();
+  } else if (anyConnected && o.ingest === undefined) {
+    await waitSubscriberOnly(o, clients, t0);
   }
 
   // Drain: stalled clients start reading; wait until each client has everything or is idle.
   phase = 'drain';
-  const producerEnd = performance.now();
-  for (const s of subscribers) s.release();
+  const producerEnd = epochMs();
+  for (const w of subscriberWorkers) w.send({ type: 'release' });
   const expectedOf = (kindsOf: StreamKind[]): number | null => {
     if (produced === undefined) return o.expect ?? null;
     return (kindsOf.includes('alerts') ? produced.alerts : 0) + (kindsOf.includes('logs') ? produced.logs : 0);
@@ -188,12 +320,15 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
   if (anyConnected) {
     const expected = expectedOf(kinds);
     const deadline = producerEnd + o.drainTimeoutMs;
+    // Progress arrives every 250 ms: a client counts as idle once idleMs passed since the last one it reported.
+    await sleep(300);
     for (;;) {
-      const now = performance.now();
-      const pending = subscribers.filter((s) => {
-        if (expected !== null && (produced !== undefined ? s.hasAll(expected) : s.received >= expected)) return false;
-        const lastActivity = Number.isNaN(s.lastReceiveAt) ? producerEnd : Math.max(s.lastReceiveAt, producerEnd);
-        return now - lastActivity < o.idleMs;
+      const now = epochMs();
+      const pending = clients.filter((c, i) => {
+        if (!connectedOk[i] || subscriberWorkers[c.thread].error !== undefined) return false;
+        if (expected !== null && (produced !== undefined ? c.distinct >= expected : c.received >= expected)) return false;
+        const lastActivity = Number.isNaN(c.lastReceiveAt) ? producerEnd : Math.max(c.lastReceiveAt, producerEnd);
+        return now - lastActivity < o.idleMs + 250;
       });
       if (pending.length === 0) break;
       if (now > deadline) {
@@ -208,11 +343,32 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
   clearInterval(progressTimer);
   const finalStats = statsUrl !== undefined ? await fetchServerStats(statsUrl) : undefined;
   if (statsUrl !== undefined && finalStats === undefined) note('the final /stats read failed: broker counters are unknown');
-  for (const s of subscribers) {
-    s.stop();
-    failures.push(...s.failures);
-  }
-  producer?.close();
+  const threads: ThreadReport[] = [];
+  if (producerThread !== undefined) threads.push(threadReport('producer', 'producer', [], producerThread, t0));
+  const clientThreadIndex = new Array<number>(o.clients).fill(-1);
+  await Promise.all(
+    subscriberWorkers.map(async (w) => {
+      w.send({ type: 'stop' });
+      return w.next('subscribers-result');
+    }),
+  ).then((results) => {
+    results.forEach((m, g) => {
+      const w = subscriberWorkers[g];
+      if (m === undefined) {
+        failures.push(w.error ?? `${w.name} thread failed`);
+        return;
+      }
+      clientThreadIndex.forEach((_, i) => {
+        if (clients[i].thread === g) clientThreadIndex[i] = threads.length;
+      });
+      threads.push(threadReport(w.name, 'subscribers', groups[g].map((c) => c.settings.index), m.thread, t0));
+      for (const r of m.clients) {
+        clients[r.index].result = r;
+        failures.push(...r.failures);
+      }
+    });
+  });
+  await Promise.all(subscriberWorkers.map((w) => w.close()));
   const broker = sampler?.finish() ?? null;
   const cpu = process.cpuUsage(cpuAtStart);
 
@@ -221,11 +377,12 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
     startedAt,
     wallSec: (performance.now() - wallStart) / 1000,
     t0,
-    subscribers,
+    subscribers: clients.map((c) => outcomeOf(c, clientThreadIndex[c.settings.index])),
     produced,
     finalStats,
     statsSamples,
     broker,
+    threads,
     loadgenCpuSec: (cpu.user + cpu.system) / 1e6,
     expected: expectedOf(kinds),
     failures,
@@ -233,8 +390,42 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
   });
 }
 
+/** A client's final state, from its worker's result (empty if its thread failed). */
+interface ClientOutcome {
+  settings: SubscriberSettings;
+  behaviour: ClientBehaviour;
+  thread: number;
+  tracker: SequenceTracker;
+  latencyFromUpdated: LatencyRecorder;
+  latencyFromSend: LatencyRecorder;
+  streams: StreamState[];
+  received: number;
+  bytes: number;
+  firstReceiveAt: number;
+  lastReceiveAt: number;
+  receivedPerSecond: number[];
+}
+
+function outcomeOf(c: ClientView, thread: number): ClientOutcome {
+  const r = c.result;
+  return {
+    settings: c.settings,
+    behaviour: c.settings.behaviour,
+    thread,
+    tracker: r !== undefined ? SequenceTracker.fromState(r.sequence) : new SequenceTracker(),
+    latencyFromUpdated: LatencyRecorder.decode(r?.latencyFromUpdated ?? ''),
+    latencyFromSend: LatencyRecorder.decode(r?.latencyFromSend ?? ''),
+    streams: r?.streams ?? c.settings.streams.map((kind) => ({ kind, received: 0, bytes: 0, end: 'error' as const, reconnects: 0 })),
+    received: r?.received ?? 0,
+    bytes: r?.bytes ?? 0,
+    firstReceiveAt: r?.firstReceiveAt ?? Number.NaN,
+    lastReceiveAt: r?.lastReceiveAt ?? Number.NaN,
+    receivedPerSecond: r?.receivedPerSecond ?? [],
+  };
+}
+
 /** Waits until /stats lists every stream of every client as open (or a short settle without /stats). */
-async function waitRegistered(statsUrl: string | undefined, subscribers: Subscriber[], streamsPerClient: number): Promise<void> {
+async function waitRegistered(statsUrl: string | undefined, names: string[], streamsPerClient: number): Promise<void> {
   if (statsUrl === undefined) {
     await sleep(registrationSettleMs);
     return;
@@ -242,21 +433,21 @@ async function waitRegistered(statsUrl: string | undefined, subscribers: Subscri
   const deadline = performance.now() + registrationTimeoutMs;
   while (performance.now() < deadline) {
     const st = await fetchServerStats(statsUrl, 1000);
-    if (st !== undefined && subscribers.every((s) => entriesFor(st, s.settings.name).filter((e) => e.open).length >= streamsPerClient)) return;
+    if (st !== undefined && names.every((n) => entriesFor(st, n).filter((e) => e.open).length >= streamsPerClient)) return;
     await sleep(50);
   }
 }
 
 /** Subscriber-only: until every client has --expect events, all went idle after their first, or the duration ends. */
-async function waitSubscriberOnly(o: LoadOptions, subscribers: Subscriber[], t0: number): Promise<void> {
+async function waitSubscriberOnly(o: LoadOptions, clients: ClientView[], t0: number): Promise<void> {
   const deadline = t0 + o.durationMs;
   for (;;) {
-    const now = performance.now();
+    const now = epochMs();
     if (now >= deadline) return;
-    const done = subscribers.every(
-      (s) =>
-        (o.expect !== undefined && s.received >= o.expect) ||
-        (!Number.isNaN(s.lastReceiveAt) && now - s.lastReceiveAt >= o.idleMs),
+    const done = clients.every(
+      (c) =>
+        (o.expect !== undefined && c.received >= o.expect) ||
+        (!Number.isNaN(c.lastReceiveAt) && now - c.lastReceiveAt >= o.idleMs + 250),
     );
     if (done) return;
     await sleep(20);
@@ -268,11 +459,12 @@ interface BuildInput {
   startedAt: Date;
   wallSec: number;
   t0: number;
-  subscribers: Subscriber[];
+  subscribers: ClientOutcome[];
   produced: ProducerResult | undefined;
   finalStats: ServerStats | undefined;
   statsSamples: StatsSample[];
   broker: ProcSummary | null;
+  threads: ThreadReport[];
   loadgenCpuSec: number;
   expected: number | null;
   failures: string[];
@@ -340,6 +532,8 @@ function buildReport(b: BuildInput): LoadReport {
       serverPart = { delivered, dropped, attributed, queueDepthAtEnd: depth, agrees };
     }
     const span = (s.lastReceiveAt - s.firstReceiveAt) / 1000;
+    const thread = b.threads[s.thread] as ThreadReport | undefined;
+    const limit = explainClient({ behaviour: behaviour.kind, delayUs: behaviour.kind === 'slow' ? behaviour.delayUs : 0, missing, expected, server: serverPart }, thread, server, b.broker, unattributable);
     return {
       index: s.settings.index,
       name: s.settings.name,
@@ -365,6 +559,9 @@ function buildReport(b: BuildInput): LoadReport {
       missingBySentSecond: padTo(bySecond, seconds),
       serverDroppedPerSecond: finalStats === undefined ? null : perSecond(b.statsSamples, s.settings.name, seconds, serverPart?.attributed ?? 0),
       server: serverPart,
+      thread: s.thread,
+      limitedBy: limit.limitedBy,
+      limit: limit.limit,
     };
   });
 
@@ -375,8 +572,18 @@ function buildReport(b: BuildInput): LoadReport {
 
   const known = clients.every((c) => c.missing !== null);
   const lossAccounted = finalStats !== undefined && known && produced !== undefined ? clients.every((c) => c.server?.agrees === true) : null;
-  const fast = clients.filter((c) => c.behaviour === 'fast');
+  const clientLimited = clients.filter((c) => c.limitedBy === 'client');
+  for (const c of clientLimited) b.notes.push(`${c.name}: ${c.limit}`);
+  const fast = clients.filter((c) => c.behaviour === 'fast' && c.limitedBy !== 'client');
   const fastClientsLossless = known && fast.length > 0 ? fast.every((c) => c.missing === 0) : null;
+  const producerThread = b.threads.find((t) => t.role === 'producer');
+  const producerLimited = producerThread?.saturated === true && o.rate > 0;
+  if (producerLimited && producerThread !== undefined && produced !== undefined) {
+    const achieved = produced.elapsedMs > 0 ? Math.round((produced.sent * 1000) / produced.elapsedMs) : 0;
+    b.notes.push(
+      `producer-limited: the producer's thread was ${threadBusyText(producerThread)}; it sent ${achieved.toLocaleString('en-US')} ev/s of the ${o.rate.toLocaleString('en-US')} asked, so the run measured that rate`,
+    );
+  }
 
   return {
     kind: 'load',
@@ -418,8 +625,9 @@ function buildReport(b: BuildInput): LoadReport {
     aggregate: { received: totalReceived, rateEps: aggSpan > 0 ? totalReceived / aggSpan : 0, latencyFromUpdatedUs: aggregate.summary() },
     broker: b.broker,
     loadgenCpuSec: b.loadgenCpuSec,
+    threads: b.threads,
     percentileCurveX: [...percentileCurveX],
-    verdict: { lossAccounted, fastClientsLossless, notes: b.notes },
+    verdict: { lossAccounted, fastClientsLossless, clientLimited: clientLimited.map((c) => c.name), producerLimited, notes: b.notes },
     failures: b.failures,
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.platform()} ${os.release()}` },
   };

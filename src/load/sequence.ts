@@ -15,6 +15,15 @@ export interface MissingReport {
   bySecond: number[];
 }
 
+/** A tracker's whole state, to pass it from a worker thread (the bitset's buffer can be transferred). */
+export interface SequenceState {
+  bits: Uint32Array<ArrayBuffer>;
+  lastSeq: number;
+  distinct: number;
+  duplicates: number;
+  outOfOrder: number;
+}
+
 export class SequenceTracker {
   private bits = new Uint32Array(1024);
   private lastSeq = 0;
@@ -23,6 +32,20 @@ export class SequenceTracker {
   duplicates = 0;
   /** Events that arrived after one with a higher number (on the same client). */
   outOfOrder = 0;
+
+  state(): SequenceState {
+    return { bits: this.bits, lastSeq: this.lastSeq, distinct: this.distinct, duplicates: this.duplicates, outOfOrder: this.outOfOrder };
+  }
+
+  static fromState(s: SequenceState): SequenceTracker {
+    const t = new SequenceTracker();
+    t.bits = s.bits;
+    t.lastSeq = s.lastSeq;
+    t.distinct = s.distinct;
+    t.duplicates = s.duplicates;
+    t.outOfOrder = s.outOfOrder;
+    return t;
+  }
 
   /** Records `seq`; returns false for a duplicate. */
   add(seq: number): boolean {

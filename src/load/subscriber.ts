@@ -4,6 +4,13 @@
  * number, the latency from UpdatedTime and from the producer's send, and events
  * per second.
  *
+ * It runs inside a worker thread (src/load/load.worker.ts) with a few other clients
+ * at most, and reads without decoding events: grpc-js hands over the message bytes
+ * (an identity deserializer) and a top-level protobuf wire walk (./peek.ts) reads only
+ * the sequence number (HostPID) and UpdatedTime, as the Go loadclient's lazy mode does.
+ * Times are epoch ms (performance.timeOrigin + performance.now()), which every
+ * thread of the process shares.
+ *
  * Slow clients really stop reading: after each event the stream is paused
  * (grpc-js then stops pulling messages, HTTP/2 flow control closes the window and
  * the broker's per-client queue fills) and resumed once the per-event delay has
@@ -17,8 +24,8 @@ import { feederTypes, filterMetadataKeys, rpcPath } from '../wire/proto';
 import { formatHostPort, type HostPort } from './addresses';
 import { LatencyRecorder } from './latency';
 import { makeEventPeeker, type PeekedEvent } from './peek';
-import { SequenceTracker } from './sequence';
-import type { SendTimes } from './send-times';
+import { epochMs, type SendTimes } from './send-times';
+import { SequenceTracker, type SequenceState } from './sequence';
 
 export type StreamKind = 'alerts' | 'logs';
 export type ClientBehaviour = { kind: 'fast' } | { kind: 'slow'; delayUs: number } | { kind: 'stalled' };
@@ -36,6 +43,23 @@ export interface SubscriberSettings {
   /** Track sequence numbers (only meaningful when our producer numbered the events). */
   trackSequence: boolean;
   sendTimes?: SendTimes;
+  /** Debug: burn this many µs of CPU per event, to make the client's own thread the limit. */
+  burnUsPerEvent?: number;
+}
+
+/** What a subscriber hands back to the main thread at the end of a run. */
+export interface SubscriberResult {
+  index: number;
+  streams: StreamState[];
+  failures: string[];
+  received: number;
+  bytes: number;
+  firstReceiveAt: number;
+  lastReceiveAt: number;
+  receivedPerSecond: number[];
+  sequence: SequenceState;
+  latencyFromUpdated: string;
+  latencyFromSend: string;
 }
 
 export interface StreamState {
@@ -59,14 +83,14 @@ export class Subscriber {
   readonly failures: string[] = [];
   received = 0;
   bytes = 0;
-  /** performance.now() of the first and last event received. */
+  /** Epoch ms of the first and last event received. */
   firstReceiveAt = Number.NaN;
   lastReceiveAt = Number.NaN;
   /** Events received per second since `timeOrigin`. */
   readonly receivedPerSecond: number[] = [];
-  private timeOrigin = performance.now();
+  private timeOrigin = epochMs();
   private readonly client: grpc.Client;
-  private readonly calls = new Map<StreamKind, grpc.ClientReadableStream<PeekedEvent>>();
+  private readonly calls = new Map<StreamKind, grpc.ClientReadableStream<Buffer>>();
   private released: boolean;
   private stopping = false;
 
@@ -83,7 +107,7 @@ export class Subscriber {
     return this.settings.behaviour;
   }
 
-  /** Sets the origin of the per-second buckets (the producer's start). */
+  /** Sets the origin (epoch ms) of the per-second buckets (the producer's start). */
   setTimeOrigin(at: number): void {
     this.timeOrigin = at;
   }
@@ -140,7 +164,7 @@ export class Subscriber {
     const call = this.client.makeServerStreamRequest(
       path,
       (m: { Filter: string }) => Buffer.from(RequestMessage.encode(m).finish()),
-      makeEventPeeker(s.kind === 'alerts' ? 'alert' : 'log'),
+      (b: Buffer) => b,
       { Filter: filter },
       metadata,
     );
@@ -164,13 +188,28 @@ export class Subscriber {
     this.attachReader(s, call);
   }
 
-  private attachReader(s: StreamState, call: grpc.ClientReadableStream<PeekedEvent>): void {
+  private attachReader(s: StreamState, call: grpc.ClientReadableStream<Buffer>): void {
     const behaviour = this.settings.behaviour;
     const delayMs = behaviour.kind === 'slow' ? behaviour.delayUs / 1000 : 0;
+    const burnMs = (this.settings.burnUsPerEvent ?? 0) / 1000;
+    const peek = makeEventPeeker(s.kind === 'alerts' ? 'alert' : 'log');
     let nextFreeAt = 0;
-    call.on('data', (ev: PeekedEvent) => {
-      const now = performance.now();
+    call.on('data', (bytes: Buffer) => {
+      const now = epochMs();
+      let ev: PeekedEvent;
+      try {
+        ev = peek(bytes);
+      } catch (err) {
+        // What a deserializer error would do: the stream fails (and is reopened).
+        call.cancel();
+        call.emit('error', Object.assign(new Error((err as Error).message), { code: grpc.status.INTERNAL, details: `bad message: ${(err as Error).message}` }));
+        return;
+      }
       this.record(s, ev, now);
+      if (burnMs > 0) {
+        const until = performance.now() + burnMs;
+        while (performance.now() < until);
+      }
       // A stalled client stops at its first event. It must pause from inside a 'data'
       // handler: a grpc-js stream paused before it ever flowed keeps pulling messages
       // off the connection into memory, so the broker would never see it stall.
@@ -202,12 +241,29 @@ export class Subscriber {
     while (this.receivedPerSecond.length <= second) this.receivedPerSecond.push(0);
     this.receivedPerSecond[second]++;
     if (!Number.isNaN(ev.updatedMicros)) {
-      this.latencyFromUpdated.record((performance.timeOrigin + now) * 1000 - ev.updatedMicros);
+      this.latencyFromUpdated.record(now * 1000 - ev.updatedMicros);
     }
     if (this.settings.trackSequence && ev.seq > 0) {
       this.tracker.add(ev.seq);
       const sentAt = this.settings.sendTimes?.sentAt(ev.seq) ?? Number.NaN;
       if (!Number.isNaN(sentAt)) this.latencyFromSend.record((now - sentAt) * 1000);
     }
+  }
+
+  /** Everything the main thread needs for the report; the sequence bitset's buffer can be transferred. */
+  result(): SubscriberResult {
+    return {
+      index: this.settings.index,
+      streams: this.streams.map((st) => ({ ...st })),
+      failures: [...this.failures],
+      received: this.received,
+      bytes: this.bytes,
+      firstReceiveAt: this.firstReceiveAt,
+      lastReceiveAt: this.lastReceiveAt,
+      receivedPerSecond: [...this.receivedPerSecond],
+      sequence: this.tracker.state(),
+      latencyFromUpdated: this.latencyFromUpdated.encode(),
+      latencyFromSend: this.latencyFromSend.encode(),
+    };
   }
 }

@@ -2,7 +2,7 @@
  * The plain table printed at the end of a run: one row per client, then the
  * totals, the broker's own counters and CPU/RSS, and any notes or failures.
  */
-import type { ClientReport, LoadReport } from './report-model';
+import type { ClientReport, LoadReport, ThreadReport } from './report-model';
 
 function fmtInt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
@@ -40,6 +40,15 @@ function serverDrops(c: ClientReport): string {
   if (c.server === null) return '-';
   const d = c.server.dropped;
   return `${fmtInt(c.server.attributed)} (${fmtInt(d.client_queue_full)}/${fmtInt(d.throttled)}/${fmtInt(d.filtered)})`;
+}
+
+export function threadLine(t: ThreadReport): string {
+  return (
+    `${t.name}: busy ${Math.round(t.meanElu * 100)}% (saturated in ${Math.round(t.saturatedShare * 100)}% of samples)` +
+    (t.cpuSec !== null ? `, cpu ${t.cpuSec.toFixed(2)}s` : '') +
+    `, loop delay p99 ${t.delayP99Ms.toFixed(1)}ms max ${t.delayMaxMs.toFixed(1)}ms` +
+    (t.saturated ? ' - SATURATED: the tool was the limit here' : '')
+  );
 }
 
 export function formatSummary(r: LoadReport): string {
@@ -98,9 +107,14 @@ export function formatSummary(r: LoadReport): string {
       `broker pid ${r.broker.pid}: cpu ${r.broker.cpuSec.toFixed(2)}s (mean ${r.broker.meanCpuPct.toFixed(0)}% of a core), max rss ${fmtBytes(r.broker.maxRssBytes)}; load client cpu ${r.loadgenCpuSec.toFixed(2)}s`,
     );
   }
+  for (const t of r.threads) out.push(`load thread ${threadLine(t)}`);
+  out.push('');
+  for (const c of r.clients) out.push(`${c.name} limited by ${c.limit}`);
   const v = r.verdict;
+  const excluded = v.clientLimited.length > 0 ? ` (not counting client-limited ${v.clientLimited.join(', ')})` : '';
   out.push(
-    `verdict: loss accounted by broker counters: ${v.lossAccounted === null ? 'unknown' : v.lossAccounted ? 'yes' : 'NO'}; fast clients lossless: ${v.fastClientsLossless === null ? 'unknown' : v.fastClientsLossless ? 'yes' : 'NO'}`,
+    `verdict: loss accounted by broker counters: ${v.lossAccounted === null ? 'unknown' : v.lossAccounted ? 'yes' : 'NO'}; fast clients lossless: ${v.fastClientsLossless === null ? 'unknown' : v.fastClientsLossless ? 'yes' : 'NO'}${excluded}` +
+      (v.producerLimited ? '; producer-limited' : ''),
   );
   for (const n of v.notes) out.push(`note: ${n}`);
   for (const f of r.failures) out.push(`FAILURE: ${f}`);

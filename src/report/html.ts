@@ -71,7 +71,7 @@ export function loadCharts(r: LoadReport, group: string): ChartSpec[] {
       id: `${group}-latency-send`,
       group,
       title: 'Latency distribution from the producer\'s send (per client)',
-      caption: 'Receive time - the moment the producer\'s frame was flushed to the kernel (monotonic clock, same process).',
+      caption: 'Receive time - the moment the producer handed the frame to its socket (the producer\'s thread; one clock for every thread of the process).',
       x: { label: 'percentile', log: 10, format: 'percentile' },
       y: { label: 'latency', log: 10, format: 'micros' },
       series: series(),
