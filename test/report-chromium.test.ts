@@ -33,6 +33,10 @@ test('report - the load report is one self-contained file with the chart library
   assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=|@import/);
   assert.doesNotMatch(html, /https?:\/\/(?!github\.com\/leeoniya)[^\s"'<]+\.(js|css)/);
   // The embedded data round-trips: the page carries the whole report.
+  // One sentence per client says what limited it, and the tool's threads are charted.
+  for (const c of report.clients) assert.ok(html.includes(`${c.name}</b>`) && c.limit.length > 20, c.limit);
+  assert.match(html, /What limited each client/);
+  assert.match(html, /tool-threads/);
   const json = /<script type="application\/json" id="report-data">([\s\S]*?)<\/script>/.exec(html)?.[1] ?? '';
   assert.equal((JSON.parse(json) as LoadReport).aggregate.received, report.aggregate.received);
 });
@@ -42,10 +46,10 @@ test('report - headless Chromium renders every chart of a load report with non-z
   writeReportFile(file, renderLoadReport(report));
   const check = await checkReportInChromium(file);
   assert.equal(check.error, undefined);
-  assert.equal(check.charts, 5, `latency x2, throughput, drops, broker: ${JSON.stringify(check)}`);
+  assert.equal(check.charts, 6, `latency x2, throughput, drops, broker, load threads: ${JSON.stringify(check)}`);
   assert.equal(check.rendered, check.charts, JSON.stringify(check));
   assert.ok(check.ok, JSON.stringify(check));
-  assert.match(check.title, /charts rendered 5\/5/);
+  assert.match(check.title, /charts rendered 6\/6/);
   for (const s of check.sizes) {
     const [, w, h] = /:(\d+)x(\d+):/.exec(s) ?? [];
     assert.ok(Number(w) >= 480 && Number(h) >= 300, s);
@@ -80,7 +84,7 @@ test('report - headless Chromium renders the tune charts (drop rate, latency, me
   const file = path.join(dir, 'tune.html');
   writeReportFile(file, renderTuneReport(t));
   const check = await checkReportInChromium(file);
-  assert.equal(check.charts, 8, JSON.stringify(check));
-  assert.equal(check.rendered, 8, JSON.stringify(check));
+  assert.equal(check.charts, 9, JSON.stringify(check));
+  assert.equal(check.rendered, 9, JSON.stringify(check));
   assert.ok(check.ok);
 });

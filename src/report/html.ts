@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import type { ClientReport, LoadReport } from '../load/report-model';
 import type { TunePoint, TuneReport } from '../load/tune-model';
-import { fmtBytes } from '../load/summary-table';
+import { fmtBytes, threadLine } from '../load/summary-table';
 import { browserScript } from './browser-script';
 import { colorFor, type ChartSeries, type ChartSpec } from './chart-spec';
 import { loadUplot } from './uplot-assets';
@@ -136,6 +136,28 @@ export function loadCharts(r: LoadReport, group: string): ChartSpec[] {
       data: [r.broker.samples.map((s) => Math.round(s.t * 10) / 10), r.broker.samples.map((s) => Math.round(s.cpuPct)), r.broker.samples.map((s) => s.rssBytes)],
     });
   }
+  const metered = r.threads.filter((t) => t.samples.length >= 2);
+  if (metered.length > 0) {
+    const times = [...new Set(metered.flatMap((t) => t.samples.map((x) => x.t)))].sort((a, b) => a - b);
+    // Threads sample on their own timers: put each sample at the nearest common time.
+    const column = (t: (typeof metered)[number]): (number | null)[] =>
+      times.map((x) => {
+        const near = t.samples.find((s) => Math.abs(s.t - x) < 0.05);
+        return near === undefined || near.cpuPct === null ? null : near.cpuPct;
+      });
+    charts.push({
+      id: `${group}-tool-threads`,
+      group,
+      title: 'CPU of the load tool\'s threads',
+      caption:
+        'Each worker thread of armorfeed load (the producer, the client groups), from /proc/thread-self/stat every 0.5 s; 100% = one core. ' +
+        'A thread near 100% (or busy without CPU on an oversubscribed machine) limits the measurement, and the verdict says so.',
+      x: { label: 'time', format: 'seconds' },
+      y: { label: 'CPU % of a core', min: 0 },
+      series: metered.map((t, i) => ({ label: t.name, color: t.role === 'producer' ? '#444' : colorFor(i), dash: t.role === 'producer' ? [6, 4] : undefined, points: true })),
+      data: [times, ...metered.map(column)],
+    });
+  }
   return charts;
 }
 
@@ -162,6 +184,7 @@ function loadSections(r: LoadReport, group: string): string {
     settingsRows.push(['broker process', `pid ${r.broker.pid}: ${r.broker.cpuSec.toFixed(2)} s CPU (mean ${r.broker.meanCpuPct.toFixed(0)}% of a core), max RSS ${fmtBytes(r.broker.maxRssBytes)}`]);
   }
   settingsRows.push(['load client CPU', `${r.loadgenCpuSec.toFixed(2)} s`]);
+  for (const t of r.threads) settingsRows.push([`load thread: ${esc(t.name)}`, t.saturated ? `<span class="bad">${esc(threadLine(t))}</span>` : esc(threadLine(t))]);
   const clientRows = r.clients.map((c) => [
     esc(c.name),
     esc(c.behaviour === 'slow' ? `slow ${c.delayUs}us` : c.behaviour),
@@ -185,8 +208,13 @@ function loadSections(r: LoadReport, group: string): string {
   return (
     `<section><h2>Run</h2>${table(['', ''], settingsRows, 'kv')}</section>` +
     `<section><h2>Clients</h2>` +
-    `<p>Loss accounted by the broker's own drop counters: ${verdict(v.lossAccounted)}. Fast clients lossless: ${verdict(v.fastClientsLossless)}.</p>` +
+    `<p>Loss accounted by the broker's own drop counters: ${verdict(v.lossAccounted)}. Fast clients lossless: ${verdict(v.fastClientsLossless)}` +
+    `${v.clientLimited.length > 0 ? ` (not counting the client-limited ${esc(v.clientLimited.join(', '))})` : ''}.` +
+    `${v.producerLimited ? ' <span class="bad">The producer was the limit of this run.</span>' : ''}</p>` +
     table(['client', 'kind', 'received', 'expected', 'missing', 'miss %', 'broker drops (queue / throttled / filtered)', 'agree', 'ev/s', 'p50 us', 'p99 us', 'p99.9 us', 'max us', 'send p99 us', 'reconnects', 'first missing seqs'], clientRows, 'num') +
+    `<h3>What limited each client</h3><ul class="limits">${r.clients
+      .map((c) => `<li class="limit-${c.limitedBy}"><b>${esc(c.name)}</b> (${esc(clientLabel(c))}): ${esc(c.limit)}</li>`)
+      .join('')}</ul>` +
     (v.notes.length > 0 ? `<ul class="notes">${v.notes.map((x) => `<li>${esc(x)}</li>`).join('')}</ul>` : '') +
     (r.failures.length > 0 ? `<ul class="failures">${r.failures.map((x) => `<li>FAILURE: ${esc(x)}</li>`).join('')}</ul>` : '') +
     `</section><section><h2>Charts</h2><div id="charts-${group}" class="charts"></div></section>`
@@ -281,7 +309,7 @@ th, td { border: 1px solid #ddd; padding: 3px 7px; } th { background: #f5f5f5; f
 table.num td { text-align: right; } table.num td:nth-child(-n+2) { text-align: left; }
 table.kv th { display: none; } table.kv td:first-child { font-weight: 600; background: #fafafa; }
 .ok { color: #187a2f; font-weight: 600; } .bad { color: #b3261e; font-weight: 600; }
-ul.failures li { color: #b3261e; } ul.notes li { color: #555; }
+ul.failures li { color: #b3261e; } ul.notes li { color: #555; } ul.limits li.limit-client { color: #8a5a00; }
 figure.chart { margin: 18px 0; } figcaption { color: #555; font-size: 12px; max-width: 1000px; }
 .u-title { font-size: 14px !important; font-weight: 600 !important; }
 #render-check { display: none; }
