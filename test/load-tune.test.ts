@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { runTune, tuneDefaults, validateTuneOptions } from '../src/load/tune';
+import { recommend, runTune, tuneDefaults, validateTuneOptions } from '../src/load/tune';
+import type { TunePoint, TuneReport } from '../src/load/tune-model';
 import { formatTuneSummary } from '../src/load/tune-table';
 
 test('tune - a small sweep finishes well within 2 minutes and recommends the smallest queue that met the target in its own table', async () => {
@@ -38,4 +39,35 @@ test('tune - a small sweep finishes well within 2 minutes and recommends the sma
   const c = rec.chosen;
   assert.ok(c.meanEventBytes > 350 && c.meanEventBytes < 650, table);
   assert.ok(Math.abs(c.queueBytesPerClient - c.settings.queueSize * c.meanEventBytes) <= c.settings.queueSize / 2, table);
+});
+
+test('tune - a point where the load tool was the limit is marked not measured and never recommended', () => {
+  const point = (queueSize: number, worstDropPct: number, notMeasured: string | null): TunePoint => ({
+    settings: { queueSize, encoderThreads: null, batchSize: null, ringSize: null },
+    rate: 50_000,
+    burst: 0,
+    consumers: '3 clients',
+    sent: 150_000,
+    worstDropPct,
+    fastDropPct: worstDropPct,
+    worstP99Us: 1000,
+    fastP99Us: 1000,
+    meanEventBytes: 450,
+    queueBytesPerClient: queueSize * 450,
+    brokerMaxRssBytes: null,
+    brokerMeanCpuPct: null,
+    lossAccounted: true,
+    notMeasured,
+    meetsTarget: notMeasured === null && worstDropPct <= 0.1,
+    failures: [],
+  });
+  const limited = 'client-limited: c1 (this client\'s thread was busy 97% of the run)';
+  // The 64 point's zero drops are not evidence (the tool was the limit): 1024 is the answer.
+  const [rec] = recommend([point(64, 0, limited), point(1024, 0, null)], 0.1);
+  assert.equal(rec.chosen?.settings.queueSize, 1024);
+  const [none] = recommend([point(64, 5, limited), point(1024, 2, limited)], 0.1);
+  assert.equal(none.chosen, null);
+  assert.match(none.text, /not measured: at every point the load tool itself was the limit/);
+  const t: TuneReport = { kind: 'tune', version: 1, startedAt: '', wallSec: 1, targetDropPct: 0.1, pointDurationSec: 1, points: [point(64, 5, limited)], recommendations: [none], detail: null, machine: { cpus: 2, cpuModel: '', node: '', platform: '' } };
+  assert.match(formatTuneSummary(t), /not measured: queue 64 rate 50000: client-limited/);
 });

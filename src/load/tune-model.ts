@@ -32,6 +32,8 @@ export interface TunePoint {
   brokerMeanCpuPct: number | null;
   /** Client-side loss equals the broker's drop counters for every client. */
   lossAccounted: boolean | null;
+  /** Why this point says nothing about the broker (the load tool's own thread was the limit), or null. */
+  notMeasured: string | null;
   meetsTarget: boolean;
   failures: string[];
 }

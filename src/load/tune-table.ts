@@ -19,7 +19,7 @@ export function formatTuneSummary(t: TuneReport): string {
     fmtBytes(p.queueBytesPerClient),
     p.brokerMaxRssBytes === null ? '?' : fmtBytes(p.brokerMaxRssBytes),
     p.lossAccounted === null ? '?' : p.lossAccounted ? 'yes' : 'NO',
-    p.meetsTarget ? 'yes' : 'no',
+    p.notMeasured !== null ? 'not measured' : p.meetsTarget ? 'yes' : 'no',
   ]);
   const out = [
     `armorfeed tune: ${t.points.length} points in ${t.wallSec.toFixed(1)}s, ${t.pointDurationSec}s each, target drops <= ${t.targetDropPct}% (worst client)`,
@@ -29,6 +29,7 @@ export function formatTuneSummary(t: TuneReport): string {
     'recommendation:',
     ...t.recommendations.map((r) => `  ${r.text}`),
   ];
+  for (const p of t.points) if (p.notMeasured !== null) out.push(`not measured: queue ${p.settings.queueSize} rate ${p.rate}: ${p.notMeasured}`);
   for (const p of t.points) for (const f of p.failures) out.push(`FAILURE: queue ${p.settings.queueSize} rate ${p.rate}: ${f}`);
   return out.join('\n');
 }

@@ -11,6 +11,7 @@ import { LoadFlagError } from './errors';
 import type { LoadOptions, StreamChoice } from './options';
 import { validateLoadOptions } from './options';
 import type { LoadReport } from './report-model';
+import { threadBusyText } from './limits';
 import { runLoad } from './run-load';
 import type { BrokerSettings, TunePoint, TuneRecommendation, TuneReport } from './tune-model';
 
@@ -118,6 +119,13 @@ export function pointFromReport(r: LoadReport, plan: PlannedPoint, consumers: st
   const meanEventBytes = received > 0 ? bytes / received : 0;
   const worstDropPct = Math.max(...r.clients.map(pctOf));
   const failures = [...r.failures];
+  const limited = r.clients.filter((c) => c.limitedBy === 'client');
+  const producer = r.threads.find((t) => t.role === 'producer');
+  const notMeasured = r.verdict.producerLimited
+    ? `producer-limited: the producer's thread was ${producer !== undefined ? threadBusyText(producer) : 'saturated'}`
+    : limited.length > 0
+      ? `client-limited: ${limited.map((c) => `c${c.index}`).join(', ')} (${limited[0].limit.replace(/^client-limited: /, '').replace(/;.*$/, '').replace(/\.$/, '')})`
+      : null;
   return {
     settings: plan.settings,
     rate: plan.rate,
@@ -133,7 +141,8 @@ export function pointFromReport(r: LoadReport, plan: PlannedPoint, consumers: st
     brokerMaxRssBytes: r.broker?.maxRssBytes ?? null,
     brokerMeanCpuPct: r.broker?.meanCpuPct ?? null,
     lossAccounted: r.verdict.lossAccounted,
-    meetsTarget: failures.length === 0 && (r.producer?.sent ?? 0) > 0 && worstDropPct <= o.targetDropPct,
+    notMeasured,
+    meetsTarget: notMeasured === null && failures.length === 0 && (r.producer?.sent ?? 0) > 0 && worstDropPct <= o.targetDropPct,
     failures,
   };
 }
@@ -167,7 +176,20 @@ export function recommend(points: TunePoint[], targetDropPct: number): TuneRecom
   return [...groups.values()].map((ps) => {
     const { rate, burst, consumers } = ps[0];
     const where = `At ${rate.toLocaleString('en-US')} ev/s${burst > 0 ? ` in bursts of ${burst}` : ''} with ${consumers}`;
-    const meeting = ps.filter((p) => p.meetsTarget).sort((a, b) => a.settings.queueSize - b.settings.queueSize || a.worstP99Us - b.worstP99Us);
+    const measured = ps.filter((p) => p.notMeasured === null);
+    if (measured.length === 0) {
+      return {
+        rate,
+        burst,
+        consumers,
+        chosen: null,
+        best: null,
+        text:
+          `${where}: not measured: at every point the load tool itself was the limit (${ps[0].notMeasured ?? ''}); ` +
+          'lower the rate, use fewer clients, or run on a machine with more free cores.',
+      };
+    }
+    const meeting = measured.filter((p) => p.meetsTarget).sort((a, b) => a.settings.queueSize - b.settings.queueSize || a.worstP99Us - b.worstP99Us);
     if (meeting.length > 0) {
       const c = meeting[0];
       return {
@@ -182,7 +204,7 @@ export function recommend(points: TunePoint[], targetDropPct: number): TuneRecom
           `p99 latency ${fmtLatency(c.worstP99Us)} for the slowest client and ${fmtLatency(c.fastP99Us)} for the fast ones.`,
       };
     }
-    const best = [...ps].sort((a, b) => a.worstDropPct - b.worstDropPct || a.settings.queueSize - b.settings.queueSize)[0];
+    const best = [...measured].sort((a, b) => a.worstDropPct - b.worstDropPct || a.settings.queueSize - b.settings.queueSize)[0];
     return {
       rate,
       burst,

@@ -290,7 +290,7 @@ function tuneSections(t: TuneReport): string {
     fmtBytes(p.queueBytesPerClient),
     p.brokerMaxRssBytes === null ? '?' : fmtBytes(p.brokerMaxRssBytes),
     p.lossAccounted === null ? '?' : p.lossAccounted ? 'yes' : 'NO',
-    p.meetsTarget ? '<span class="ok">yes</span>' : 'no',
+    p.notMeasured !== null ? `<span class="bad" title="${esc(p.notMeasured)}">not measured</span>` : p.meetsTarget ? '<span class="ok">yes</span>' : 'no',
   ]);
   return (
     `<section><h2>Recommendation (target: drops under ${t.targetDropPct}%)</h2><ul class="recs">${recs}</ul></section>` +
