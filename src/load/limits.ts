@@ -8,6 +8,8 @@
  * - broker-ingest: events were lost before fan-out (ring full, malformed).
  * - broker-cpu:    it missed events while the broker's main (fan-out) thread was busy
  *                  nearly a whole core.
+ * - machine:       it missed events while every core of the machine was busy (other
+ *                  processes included): a fast client, a broker that got too little CPU.
  * - broker-queue:  it missed events the broker dropped from its full queue: the client
  *                  (slow, stalled, or just behind) read slower than events arrived.
  * - nothing:       it received every event.
@@ -17,6 +19,9 @@ import type { BrokerCounters, ClientReport, LimitKind, ThreadReport } from './re
 
 /** A fast client that missed events while its event loop stalled this long was not reading: the tool's limit. */
 export const stalledThreadMs = 200;
+
+/** All of the machine's cores at least this busy (%, every process) during the run: nobody got the CPU it needed. */
+export const machineSaturatedPct = 95;
 
 /** The broker's main thread at or above this mean CPU (% of one core) counts as CPU-bound. */
 export const brokerCpuBoundPct = 85;
@@ -40,6 +45,7 @@ export function explainClient(
   server: BrokerCounters | null,
   broker: ProcSummary | null,
   unattributable: number,
+  machineBusyPct: number | null = null,
 ): { limitedBy: LimitKind; limit: string } {
   const shared = thread !== undefined && thread.clients.length > 1 ? ` (a thread shared by ${thread.clients.length} clients)` : '';
   if (thread?.saturated === true) {
@@ -66,6 +72,15 @@ export function explainClient(
     return {
       limitedBy: 'broker-cpu',
       limit: `the broker's CPU: its main thread was busy ${Math.round(broker.mainThreadMeanCpuPct)}% of a core while this client missed ${missing} events.`,
+    };
+  }
+  if (machineBusyPct !== null && machineBusyPct >= machineSaturatedPct && c.behaviour === 'fast') {
+    const brokerShare = broker !== null ? ` (the broker's main thread got ${Math.round(broker.mainThreadMeanCpuPct)}% of a core)` : '';
+    return {
+      limitedBy: 'machine',
+      limit:
+        `the machine's CPUs: all cores were ${Math.round(machineBusyPct)}% busy during the run, counting every process on it${brokerShare}, ` +
+        `so this client missed ${missing} events for want of CPU, not for a broker limit.`,
     };
   }
   const queueFull = c.server?.dropped.client_queue_full ?? null;

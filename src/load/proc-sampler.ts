@@ -74,6 +74,25 @@ export function readThreadCpuSeconds(pid: number): Map<number, number> {
   return out;
 }
 
+/** Busy and total jiffies of the whole machine, from the first line of /proc/stat. */
+export function readMachineCpu(): { busy: number; total: number } | undefined {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    // idle + iowait are not busy.
+    return { busy: total - f[3] - (f[4] ?? 0), total };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Busy share (0..100) of all the machine's cores since `from`, or null. */
+export function machineBusyPctSince(from: { busy: number; total: number } | undefined): number | null {
+  const now = readMachineCpu();
+  if (from === undefined || now === undefined || now.total <= from.total) return null;
+  return (100 * (now.busy - from.busy)) / (now.total - from.total);
+}
+
 /** VmRSS of `pid` in bytes, or undefined if it is gone. */
 export function readRssBytes(pid: number): number | undefined {
   try {

@@ -60,7 +60,7 @@ export interface ClientReport {
   limit: string;
 }
 
-export type LimitKind = 'nothing' | 'client' | 'broker-queue' | 'broker-cpu' | 'broker-ingest' | 'unknown';
+export type LimitKind = 'nothing' | 'client' | 'broker-queue' | 'broker-cpu' | 'broker-ingest' | 'machine' | 'unknown';
 
 /** One of the load tool's own threads, metered from inside (src/load/thread-meter.ts). */
 export interface ThreadReport {
@@ -140,10 +140,12 @@ export interface LoadReport {
     fastClientsLossless: boolean | null;
     /** Names of the clients whose own thread was the limit: their loss is not the broker's. */
     clientLimited: string[];
-    /** The producer's thread was saturated: the run measured what it managed to send, maybe less than asked. */
+    /** The producer's thread was saturated and it sent under 97% of the asked rate: the run measured what it managed to send. */
     producerLimited: boolean;
     notes: string[];
   };
   failures: string[];
   machine: { cpus: number; cpuModel: string; node: string; platform: string };
+  /** How busy all of the machine's cores were during the run (every process, not only ours), 0..100; null if unknown. */
+  machineBusyPct: number | null;
 }

@@ -21,9 +21,9 @@ import { formatHostPort } from './addresses';
 import { kindOfSeq } from './events';
 import { LatencyRecorder, percentileCurveX, type LatencySummary } from './latency';
 import type { LoadOptions } from './options';
-import { explainClient, threadBusyText } from './limits';
+import { explainClient, machineSaturatedPct, threadBusyText } from './limits';
 import type { FromWorker, ToWorker, WorkerInit } from './load.worker';
-import { findListenerPid, ProcSampler, type ProcSummary } from './proc-sampler';
+import { findListenerPid, machineBusyPctSince, ProcSampler, readMachineCpu, type ProcSummary } from './proc-sampler';
 import type { ProducerResult } from './producer';
 import type { BrokerCounters, ClientReport, LoadReport, ServerDropsForClient, ThreadReport } from './report-model';
 import { SequenceTracker } from './sequence';
@@ -255,6 +255,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
   for (const w of subscriberWorkers) w.send({ type: 'start', timeOrigin: t0 });
   const sampler = brokerPid !== undefined ? new ProcSampler(brokerPid) : undefined;
   sampler?.begin();
+  const machineAtStart = readMachineCpu();
 
   // Poll /stats once a second for the per-second broker drop series and the progress line.
   const statsSamples: StatsSample[] = [];
@@ -370,6 +371,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
   });
   await Promise.all(subscriberWorkers.map((w) => w.close()));
   const broker = sampler?.finish() ?? null;
+  const machineBusyPct = machineBusyPctSince(machineAtStart);
   const cpu = process.cpuUsage(cpuAtStart);
 
   return buildReport({
@@ -383,6 +385,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
     statsSamples,
     broker,
     threads,
+    machineBusyPct,
     loadgenCpuSec: (cpu.user + cpu.system) / 1e6,
     expected: expectedOf(kinds),
     failures,
@@ -465,6 +468,7 @@ interface BuildInput {
   statsSamples: StatsSample[];
   broker: ProcSummary | null;
   threads: ThreadReport[];
+  machineBusyPct: number | null;
   loadgenCpuSec: number;
   expected: number | null;
   failures: string[];
@@ -533,7 +537,7 @@ function buildReport(b: BuildInput): LoadReport {
     }
     const span = (s.lastReceiveAt - s.firstReceiveAt) / 1000;
     const thread = b.threads[s.thread] as ThreadReport | undefined;
-    const limit = explainClient({ behaviour: behaviour.kind, delayUs: behaviour.kind === 'slow' ? behaviour.delayUs : 0, missing, expected, server: serverPart }, thread, server, b.broker, unattributable);
+    const limit = explainClient({ behaviour: behaviour.kind, delayUs: behaviour.kind === 'slow' ? behaviour.delayUs : 0, missing, expected, server: serverPart }, thread, server, b.broker, unattributable, b.machineBusyPct);
     return {
       index: s.settings.index,
       name: s.settings.name,
@@ -576,10 +580,14 @@ function buildReport(b: BuildInput): LoadReport {
   for (const c of clientLimited) b.notes.push(`${c.name}: ${c.limit}`);
   const fast = clients.filter((c) => c.behaviour === 'fast' && c.limitedBy !== 'client');
   const fastClientsLossless = known && fast.length > 0 ? fast.every((c) => c.missing === 0) : null;
+  if (b.machineBusyPct !== null && b.machineBusyPct >= machineSaturatedPct) {
+    b.notes.push(`machine-limited: all ${os.cpus().length} cores were ${Math.round(b.machineBusyPct)}% busy during the run (every process counted): broker and clients competed for CPU, so this run says little about the broker`);
+  }
   const producerThread = b.threads.find((t) => t.role === 'producer');
-  const producerLimited = producerThread?.saturated === true && o.rate > 0;
+  // Saturated and behind: it sent less than asked (a saturated producer that kept the rate only sent in catch-up bursts).
+  const achieved = produced !== undefined && produced.elapsedMs > 0 ? Math.round((produced.sent * 1000) / produced.elapsedMs) : 0;
+  const producerLimited = producerThread?.saturated === true && o.rate > 0 && achieved < 0.97 * o.rate && (o.count === undefined || (produced?.sent ?? 0) < o.count);
   if (producerLimited && producerThread !== undefined && produced !== undefined) {
-    const achieved = produced.elapsedMs > 0 ? Math.round((produced.sent * 1000) / produced.elapsedMs) : 0;
     b.notes.push(
       `producer-limited: the producer's thread was ${threadBusyText(producerThread)}; it sent ${achieved.toLocaleString('en-US')} ev/s of the ${o.rate.toLocaleString('en-US')} asked, so the run measured that rate`,
     );
@@ -630,6 +638,7 @@ function buildReport(b: BuildInput): LoadReport {
     verdict: { lossAccounted, fastClientsLossless, clientLimited: clientLimited.map((c) => c.name), producerLimited, notes: b.notes },
     failures: b.failures,
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.platform()} ${os.release()}` },
+    machineBusyPct: b.machineBusyPct,
   };
 }
 
