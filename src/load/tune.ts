@@ -11,7 +11,7 @@ import { LoadFlagError } from './errors';
 import type { LoadOptions, StreamChoice } from './options';
 import { validateLoadOptions } from './options';
 import type { LoadReport } from './report-model';
-import { machineSaturatedPct, threadBusyText } from './limits';
+import { threadBusyText } from './limits';
 import { runLoad } from './run-load';
 import type { BrokerSettings, TunePoint, TuneRecommendation, TuneReport } from './tune-model';
 
@@ -125,9 +125,7 @@ export function pointFromReport(r: LoadReport, plan: PlannedPoint, consumers: st
     ? `producer-limited: the producer's thread was ${producer !== undefined ? threadBusyText(producer) : 'saturated'}`
     : limited.length > 0
       ? `client-limited: ${limited.map((c) => `c${c.index}`).join(', ')} (${limited[0].limit.replace(/^client-limited: /, '').replace(/;.*$/, '').replace(/\.$/, '')})`
-      : r.machineBusyPct !== null && r.machineBusyPct >= machineSaturatedPct
-        ? `machine-limited: all cores were ${Math.round(r.machineBusyPct)}% busy (every process counted)`
-        : null;
+      : null;
   return {
     settings: plan.settings,
     rate: plan.rate,
