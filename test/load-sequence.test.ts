@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { buildEvent, kindOfSeq } from '../src/load/events';
+import { Packr, unpack } from 'msgpackr';
+import { buildEvent, kindOfSeq, LoadFrames } from '../src/load/events';
 import { LatencyRecorder, percentileCurveX } from '../src/load/latency';
 import { makeEventPeeker } from '../src/load/peek';
 import { SequenceTracker } from '../src/load/sequence';
@@ -81,4 +82,18 @@ test('load latency - the percentile curve rises with the percentile and stops wh
   const defined = curve.filter((v): v is number => v !== null);
   assert.ok(defined.length > 30 && defined.length < curve.length);
   for (let i = 1; i < defined.length; i++) assert.ok(defined[i] >= defined[i - 1]);
+});
+
+test('load frames - pre-encoded frames decode to buildEvent\'s events, with the sequence number in hostPid and data', () => {
+  const frames = new LoadFrames((v) => new Packr({ useRecords: false }).pack(v));
+  const now = 1_760_000_000_123_456;
+  for (const seq of [1, 2, 3, 5, 10, 29, 30, 65_537, 1_234_567]) {
+    const kind = kindOfSeq(seq, 5);
+    const bytes = frames.frame(seq, kind, now + seq);
+    assert.equal(bytes.length, frames.size(seq, kind));
+    const got = unpack(Buffer.from(bytes)) as Record<string, unknown>;
+    const want = buildEvent(seq, kind, now + seq) as Record<string, unknown>;
+    want.data = String(want.data).replace(/seq=\d+$/, `seq=${String(seq).padStart(10, '0')}`);
+    assert.deepEqual(got, want, `seq ${seq}`);
+  }
 });

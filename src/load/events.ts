@@ -12,6 +12,7 @@
  */
 import type { IngestEvent } from '../event/schema';
 import { syntheticEvent } from '../ingest/synthetic';
+import { formatUpdatedTime } from '../wire/time';
 
 export type EventKind = 'alert' | 'log';
 
@@ -37,4 +38,115 @@ export function buildEvent(seq: number, kind: EventKind, nowMicros: number): Ing
   event.data = `${event.data ?? ''} seq=${seq}`;
   if (kind === 'alert') event.atags = ['NIST', 'CIS'];
   return event;
+}
+
+/** Digits of the sequence number in a frame's `data` (`seq=0000000042`): fixed, so frames are patched in place. */
+const seqDigits = 10;
+
+interface FrameTemplate {
+  bytes: Uint8Array;
+  hostPid: number;
+  hostPPid: number;
+  pid: number;
+  ppid: number;
+  ts: number;
+  ut: number;
+  seq: number;
+}
+
+/**
+ * buildEvent's events as msgpack without building objects: one template per (kind,
+ * workload, operation), packed once with fixed-width placeholders, patched per event
+ * (hostPid = seq, the other pids, Timestamp, UpdatedTime and the seq digits in `data`).
+ * The only difference from packing buildEvent: `seq=` in data has 10 digits, zero-padded.
+ * Building a frame is then a copy and a few stores (about 1 µs instead of about 11).
+ */
+export class LoadFrames {
+  private readonly templates = new Map<number, FrameTemplate>();
+  private cachedSecond = -1;
+  private readonly cachedPrefix = new Uint8Array(19);
+
+  constructor(private readonly pack: (value: unknown) => Uint8Array) {}
+
+  private keyOf(seq: number, kind: EventKind): number {
+    return (kind === 'alert' ? 9 : 0) + (Math.floor(seq / 3) % 3) * 3 + (seq % 3);
+  }
+
+  private template(seq: number, kind: EventKind): FrameTemplate {
+    const key = this.keyOf(seq, kind);
+    const cached = this.templates.get(key);
+    if (cached !== undefined) return cached;
+    const PID = 0x7ffffff0;
+    const TS = 0xfffffff0;
+    const UT = 'U'.repeat(27);
+    const SEQ = 'S'.repeat(seqDigits);
+    const e = buildEvent(seq, kind, 0);
+    e.data = `${(e.data ?? '').replace(/ seq=\d+$/, '')} seq=${SEQ}`;
+    Object.assign(e, { timestamp: TS, updatedTime: UT, hostPPid: PID, hostPid: PID + 1, ppid: PID + 2, pid: PID + 3 });
+    const bytes = Uint8Array.from(this.pack(e));
+    const find = (needle: number[]): number => {
+      outer: for (let p = 0; p + needle.length <= bytes.length; p++) {
+        for (let j = 0; j < needle.length; j++) if (bytes[p + j] !== needle[j]) continue outer;
+        return p;
+      }
+      throw new Error('load frame template: placeholder not found');
+    };
+    const u32 = (v: number): number[] => [0xce, v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
+    const t: FrameTemplate = {
+      bytes,
+      hostPPid: find(u32(PID)) + 1,
+      hostPid: find(u32(PID + 1)) + 1,
+      ppid: find(u32(PID + 2)) + 1,
+      pid: find(u32(PID + 3)) + 1,
+      ts: find(u32(TS)) + 1,
+      ut: find([0xa0 | 27, ...Buffer.from(UT)]) + 1,
+      seq: find([...Buffer.from(`seq=${SEQ}`)]) + 4,
+    };
+    this.templates.set(key, t);
+    return t;
+  }
+
+  /** Size of event `seq`'s frame body (without the 4-byte length). */
+  size(seq: number, kind: EventKind): number {
+    return this.template(seq, kind).bytes.length;
+  }
+
+  /** Event `seq` as msgpack, stamped `nowUs`: a view valid until the next call. */
+  frame(seq: number, kind: EventKind, nowUs: number): Uint8Array {
+    const t = this.template(seq, kind);
+    const b = t.bytes;
+    const pid = 100 + (seq % 900);
+    put32(b, t.hostPid, seq);
+    put32(b, t.hostPPid, 20000 + (seq % 40000));
+    put32(b, t.pid, pid);
+    put32(b, t.ppid, pid - 9);
+    const seconds = Math.floor(nowUs / 1e6);
+    put32(b, t.ts, seconds);
+    if (seconds !== this.cachedSecond) {
+      this.cachedSecond = seconds;
+      const s = formatUpdatedTime(seconds * 1e6);
+      for (let k = 0; k < 19; k++) this.cachedPrefix[k] = s.charCodeAt(k);
+    }
+    b.set(this.cachedPrefix, t.ut);
+    let frac = Math.floor(nowUs - seconds * 1e6);
+    b[t.ut + 19] = 0x2e;
+    for (let k = 25; k >= 20; k--) {
+      b[t.ut + k] = 0x30 + (frac % 10);
+      frac = Math.floor(frac / 10);
+    }
+    b[t.ut + 26] = 0x5a;
+    let v = seq;
+    for (let k = seqDigits - 1; k >= 0; k--) {
+      b[t.seq + k] = 0x30 + (v % 10);
+      v = Math.floor(v / 10);
+    }
+    return b;
+  }
+}
+
+function put32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = (v >>> 16) & 255;
+  b[at + 2] = (v >>> 8) & 255;
+  b[at + 3] = v & 255;
 }

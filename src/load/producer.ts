@@ -14,7 +14,7 @@
 import * as net from 'node:net';
 import { Packr } from 'msgpackr';
 import type { IngestTarget } from './addresses';
-import { buildEvent, firstSeq, kindOfSeq } from './events';
+import { firstSeq, kindOfSeq, LoadFrames } from './events';
 import { epochMs, type SendTimes } from './send-times';
 import { nowMicros } from '../wire/time';
 
@@ -47,7 +47,7 @@ const maxFramesPerChunk = 512;
 
 export class Producer {
   private socket: net.Socket | undefined;
-  private readonly packr = new Packr({ useRecords: false });
+  private readonly frames = new LoadFrames((v) => new Packr({ useRecords: false }).pack(v));
   private error: string | undefined;
   private stopped = false;
   sent = 0;
@@ -135,21 +135,25 @@ export class Producer {
     };
   }
 
+  /** Frames `first..first+n-1` in one buffer, from pre-encoded templates (./events.ts LoadFrames). */
   private buildChunk(first: number, n: number, alertEvery: number): Buffer {
-    const parts: Buffer[] = [];
+    let total = 0;
+    for (let seq = first; seq < first + n; seq++) total += 4 + this.frames.size(seq, kindOfSeq(seq, alertEvery));
+    const chunk = Buffer.allocUnsafe(total);
     const now = nowMicros();
+    let off = 0;
     for (let seq = first; seq < first + n; seq++) {
       const kind = kindOfSeq(seq, alertEvery);
-      const body = this.packr.pack(buildEvent(seq, kind, now));
-      const header = Buffer.allocUnsafe(4);
-      header.writeUInt32BE(body.length, 0);
-      parts.push(header, body);
-      this.bytes += 4 + body.length;
+      const body = this.frames.frame(seq, kind, now);
+      chunk.writeUInt32BE(body.length, off);
+      chunk.set(body, off + 4);
+      off += 4 + body.length;
       if (kind === 'alert') this.alerts++;
       else this.logs++;
     }
+    this.bytes += total;
     this.sent += n;
-    return Buffer.concat(parts);
+    return chunk;
   }
 
   close(): void {
