@@ -587,6 +587,11 @@ function buildReport(b: BuildInput): LoadReport {
   // Saturated and behind: it sent less than asked (a saturated producer that kept the rate only sent in catch-up bursts).
   const achieved = produced !== undefined && produced.elapsedMs > 0 ? Math.round((produced.sent * 1000) / produced.elapsedMs) : 0;
   const producerLimited = producerThread?.saturated === true && o.rate > 0 && achieved < 0.97 * o.rate && (o.count === undefined || (produced?.sent ?? 0) < o.count);
+  if (!producerLimited && produced !== undefined && o.rate > 0 && achieved < 0.97 * o.rate && (o.count === undefined || produced.sent < o.count)) {
+    b.notes.push(
+      `ingest backpressure: the producer sent ${achieved.toLocaleString('en-US')} ev/s of the ${o.rate.toLocaleString('en-US')} asked while its thread was only ${Math.round((producerThread?.meanElu ?? 0) * 100)}% busy: the broker read its ingest socket no faster`,
+    );
+  }
   if (producerLimited && producerThread !== undefined && produced !== undefined) {
     b.notes.push(
       `producer-limited: the producer's thread was ${threadBusyText(producerThread)}; it sent ${achieved.toLocaleString('en-US')} ev/s of the ${o.rate.toLocaleString('en-US')} asked, so the run measured that rate`,
