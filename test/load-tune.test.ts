@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { recommend, runTune, tuneDefaults, validateTuneOptions } from '../src/load/tune';
+import { autoRates, probeMaxRate, recommend, runTune, tuneDefaults, validateTuneOptions } from '../src/load/tune';
 import type { TunePoint, TuneReport } from '../src/load/tune-model';
 import { formatTuneSummary } from '../src/load/tune-table';
 
@@ -70,4 +70,17 @@ test('tune - a point where the load tool was the limit is marked not measured an
   assert.match(none.text, /not measured: at every point the load tool itself was the limit/);
   const t: TuneReport = { kind: 'tune', version: 1, startedAt: '', wallSec: 1, targetDropPct: 0.1, pointDurationSec: 1, points: [point(64, 5, limited)], recommendations: [none], detail: null, machine: { cpus: 2, cpuModel: '', node: '', platform: '' } };
   assert.match(formatTuneSummary(t), /not measured: queue 64 rate 50000: client-limited/);
+});
+
+test('tune - the automatic sweep goes from 10,000 ev/s up to the rate the probe found', async () => {
+  assert.deepEqual(autoRates(45_000), [10_000, 20_000, 45_000]);
+  assert.deepEqual(autoRates(21_000), [10_000, 21_000]);
+  assert.deepEqual(autoRates(10_500), [10_000]);
+  assert.deepEqual(autoRates(6_300), [6_000]);
+  // The probe itself: one short run as fast as the broker takes events.
+  const options = validateTuneOptions({ ...tuneDefaults, queueSizes: [1024], clients: 2, slowClients: 0, encoderThreads: [null], batchSizes: [null], ringSizes: [null] });
+  assert.deepEqual(options.rates, []);
+  const probe = await probeMaxRate(options);
+  assert.ok(probe.deliveredEps > 1000 && probe.rateEps >= 1000 && probe.rateEps <= probe.deliveredEps, probe.note);
+  assert.match(probe.note, /^probe: as fast as possible for 2s .* the sweep goes up to [\d,]+ ev\/s$/);
 });

@@ -59,7 +59,7 @@ export function tuneOptionsFromFlags(f: TuneFlags): TuneOptions {
     encoderThreads: optionalIntList('--encoder-threads', f.encoderThreads),
     batchSizes: optionalIntList('--batch-sizes', f.batchSizes),
     ringSizes: optionalIntList('--ring-sizes', f.ringSizes),
-    rates: intList('--rates', f.rates),
+    rates: f.rates.trim() === 'auto' ? [] : intList('--rates', f.rates),
     burst: parseNonNegativeInt('--burst', f.burst),
     clients,
     slowClients: slow.clients,
@@ -81,7 +81,7 @@ export function registerTune(program: Command): void {
     .option('--encoder-threads <list>', 'encoder worker counts to try (default: the broker default)')
     .option('--batch-sizes <list>', 'encoder batch sizes to try (default: the broker default)')
     .option('--ring-sizes <list>', 'ring sizes in bytes to try (default: the broker default)')
-    .option('--rates <list>', 'event rates (events/s) to try', d.rates.join(','))
+    .option('--rates <list>', 'event rates (events/s) to try; auto = find the highest rate the machine sustains, then sweep from 10,000 up to it', 'auto')
     .option('--burst <n>', 'send in bursts of N (0 = smooth)', String(d.burst))
     .option('--clients <k>', 'clients per run', String(d.clients))
     .option('--slow <k:delays>', 'K slow clients, swept over per-event delays (consumer speeds)', `${d.slowClients}:${d.slowDelaysUs.map((u) => `${u}us`).join(',')}`)
@@ -95,7 +95,8 @@ export function registerTune(program: Command): void {
     .action(async (f: TuneFlags) => {
       const options = tuneOptionsFromFlags(f);
       const total = planSweep(options).length;
-      process.stderr.write(`armorfeed tune: ${total} points, about ${Math.round(estimateWallMs(options) / 1000)}s\n`);
+      const auto = options.rates.length === 0 ? ' (at most; rates are found by a probe first)' : '';
+      process.stderr.write(`armorfeed tune: ${total} points${auto}, about ${Math.round(estimateWallMs(options) / 1000)}s\n`);
       const tty = process.stderr.isTTY === true;
       const report = await runTune(options, {
         onPoint: (done, all, p) => {

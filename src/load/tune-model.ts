@@ -49,12 +49,23 @@ export interface TuneRecommendation {
   text: string;
 }
 
+/** The automatic sweep's first run: the highest rate the machine sustains. */
+export interface TuneProbe {
+  /** Events/s the slowest client received when the producer went as fast as the broker took them. */
+  deliveredEps: number;
+  /** The highest rate swept: 90% of that, in thousands. */
+  rateEps: number;
+  note: string;
+}
+
 export interface TuneReport {
   kind: 'tune';
   version: 1;
   startedAt: string;
   wallSec: number;
   targetDropPct: number;
+  /** The probe that chose the rates; null when the rates were given. */
+  probe?: TuneProbe | null;
   pointDurationSec: number;
   points: TunePoint[];
   recommendations: TuneRecommendation[];

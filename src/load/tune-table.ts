@@ -23,6 +23,7 @@ export function formatTuneSummary(t: TuneReport): string {
   ]);
   const out = [
     `armorfeed tune: ${t.points.length} points in ${t.wallSec.toFixed(1)}s, ${t.pointDurationSec}s each, target drops <= ${t.targetDropPct}% (worst client)`,
+    ...(t.probe !== undefined && t.probe !== null ? [t.probe.note] : []),
     '',
     formatTable(header, rows),
     '',

@@ -6,20 +6,21 @@
  * client's drops under the target, with the memory per client and the latency it costs.
  */
 import * as os from 'node:os';
-import { startBroker, type BrokerFlags } from './broker-process';
+import { startBroker, type BrokerFlags, type RunningBroker } from './broker-process';
 import { LoadFlagError } from './errors';
 import type { LoadOptions, StreamChoice } from './options';
 import { validateLoadOptions } from './options';
 import type { LoadReport } from './report-model';
 import { threadBusyText } from './limits';
 import { runLoad } from './run-load';
-import type { BrokerSettings, TunePoint, TuneRecommendation, TuneReport } from './tune-model';
+import type { BrokerSettings, TunePoint, TuneProbe, TuneRecommendation, TuneReport } from './tune-model';
 
 export interface TuneOptions {
   queueSizes: number[];
   encoderThreads: (number | null)[];
   batchSizes: (number | null)[];
   ringSizes: (number | null)[];
+  /** Event rates to sweep; empty = find the highest rate the machine sustains first, then sweep from 10,000 ev/s up to it. */
   rates: number[];
   burst: number;
   clients: number;
@@ -38,11 +39,11 @@ export interface TuneOptions {
 
 export const tuneDefaults: Readonly<Omit<TuneOptions, 'encoderThreads' | 'batchSizes' | 'ringSizes' | 'cliMain'>> = {
   queueSizes: [64, 256, 1024, 4096],
-  rates: [1000, 3000],
+  rates: [],
   burst: 500,
   clients: 3,
   slowClients: 1,
-  slowDelaysUs: [500],
+  slowDelaysUs: [50],
   streams: 'both',
   alertEvery: 5,
   pointDurationMs: 3000,
@@ -64,9 +65,27 @@ interface PlannedPoint {
   slowDelayUs: number;
 }
 
+/** The lowest rate of the automatic sweep, and how many rates it has at most. */
+export const autoRateFloor = 10_000;
+const autoRateCount = 3;
+/** The probe for the automatic sweep: one short run as fast as the broker takes events. */
+const probeDurationMs = 2000;
+
+/** Rates from 10,000 ev/s up to `max`, doubling, with `max` itself last. */
+export function autoRates(max: number): number[] {
+  if (max <= autoRateFloor) return [Math.max(1000, Math.floor(max / 1000) * 1000)];
+  const rates = [autoRateFloor];
+  // Doubling, but no step within 20% of the top: 10k, 20k, 45k rather than 10k, 20k, 21k.
+  for (let r = 2 * autoRateFloor; r < 0.8 * max && rates.length < autoRateCount - 1; r *= 2) rates.push(r);
+  if (max - rates[rates.length - 1] >= 1000) rates.push(max);
+  return rates;
+}
+
 export function planSweep(o: TuneOptions): PlannedPoint[] {
   const points: PlannedPoint[] = [];
-  for (const rate of o.rates)
+  // Before the probe, an automatic sweep is planned with its largest number of rates.
+  const rates = o.rates.length > 0 ? o.rates : Array.from({ length: autoRateCount }, (_, i) => autoRateFloor * 2 ** i);
+  for (const rate of rates)
     for (const slowDelayUs of o.slowDelaysUs)
       for (const encoderThreads of o.encoderThreads)
         for (const batchSize of o.batchSizes)
@@ -76,12 +95,13 @@ export function planSweep(o: TuneOptions): PlannedPoint[] {
 }
 
 export function estimateWallMs(o: TuneOptions): number {
-  return planSweep(o).length * (o.pointDurationMs + overheadPerPointMs);
+  const probe = o.rates.length === 0 ? probeDurationMs + overheadPerPointMs : 0;
+  return probe + planSweep(o).length * (o.pointDurationMs + overheadPerPointMs);
 }
 
 export function validateTuneOptions(o: TuneOptions): TuneOptions {
   if (o.queueSizes.length === 0 || o.queueSizes.some((q) => q < 1)) throw new LoadFlagError('--queue-sizes', 'needs at least one size above 0');
-  if (o.rates.length === 0 || o.rates.some((r) => r < 1)) throw new LoadFlagError('--rates', 'needs at least one rate above 0 (tune compares fixed rates)');
+  if (o.rates.some((r) => r < 1)) throw new LoadFlagError('--rates', 'rates must be above 0 (tune compares fixed rates; omit --rates or say auto to find them)');
   if (o.targetDropPct < 0 || o.targetDropPct >= 100) throw new LoadFlagError('--target', 'must be a percentage in [0, 100)');
   if (o.pointDurationMs < 500 || o.pointDurationMs > 60_000) throw new LoadFlagError('--point-duration', 'must be 0.5s..60s');
   const estimate = estimateWallMs(o);
@@ -219,9 +239,65 @@ export function recommend(points: TunePoint[], targetDropPct: number): TuneRecom
   });
 }
 
+function loadOptionsFor(broker: RunningBroker, o: TuneOptions, over: Partial<LoadOptions>): LoadOptions {
+  const a = broker.addresses;
+  if (a.tcp === undefined || a.metrics === undefined) throw new Error('the broker did not report its tcp ingest and metrics addresses');
+  return validateLoadOptions({
+    addr: a.grpc,
+    ingest: { kind: 'tcp', ...a.tcp },
+    statsUrl: `http://${a.metrics.host}:${a.metrics.port}/stats`,
+    brokerPid: broker.pid,
+    clients: o.clients,
+    streams: o.streams,
+    slowClients: o.slowClients,
+    slowDelayUs: 0,
+    stalledClients: 0,
+    rate: 0,
+    burst: o.burst,
+    durationMs: o.pointDurationMs,
+    alertEvery: o.alertEvery,
+    idleMs: 500,
+    drainTimeoutMs: 15_000,
+    runTag: 'tune',
+    alertFilter: 'policy',
+    logFilter: 'system',
+    ...over,
+  });
+}
+
+/**
+ * The highest rate this machine sustains: one short run as fast as the broker takes events,
+ * with every client fast, against the largest queue of the sweep. The rate is what the
+ * slowest client received per second (90% of it, in thousands): above it, the broker,
+ * the clients or the machine cannot keep up, whatever the queue.
+ */
+export async function probeMaxRate(o: TuneOptions, observer: TuneObserver = {}): Promise<TuneProbe> {
+  const queueSize = Math.max(...o.queueSizes);
+  const broker = await startBroker({ queueSize }, { main: o.cliMain });
+  let r: LoadReport;
+  try {
+    r = await runLoad(loadOptionsFor(broker, o, { slowClients: 0, burst: 0, durationMs: probeDurationMs, runTag: 'tune-probe' }), { onNote: observer.onNote });
+  } finally {
+    await broker.stop();
+  }
+  const delivered = Math.min(r.producer?.rateEps ?? 0, ...r.clients.map((c) => c.rateEps));
+  const rateEps = Math.max(1000, Math.floor((0.9 * delivered) / 1000) * 1000);
+  const limits = [...new Set(r.clients.filter((c) => c.limitedBy !== 'nothing').map((c) => c.limitedBy))];
+  const note =
+    `probe: as fast as possible for ${probeDurationMs / 1000}s (queue ${queueSize}, ${o.clients} fast clients), the slowest client received ` +
+    `${Math.round(delivered).toLocaleString('en-US')} ev/s${limits.length > 0 ? ` (limited by: ${limits.join(', ')})` : ''}; the sweep goes up to ${rateEps.toLocaleString('en-US')} ev/s`;
+  return { deliveredEps: Math.round(delivered), rateEps, note };
+}
+
 export async function runTune(o: TuneOptions, observer: TuneObserver = {}): Promise<TuneReport> {
   const startedAt = new Date();
   const start = performance.now();
+  let probe: TuneProbe | null = null;
+  if (o.rates.length === 0) {
+    probe = await probeMaxRate(o, observer);
+    observer.onNote?.(probe.note);
+    o = { ...o, rates: autoRates(probe.rateEps) };
+  }
   const plan = planSweep(o);
   const points: TunePoint[] = [];
   const reports: LoadReport[] = [];
@@ -234,29 +310,7 @@ export async function runTune(o: TuneOptions, observer: TuneObserver = {}): Prom
     const broker = await startBroker(toFlags(p.settings), { main: o.cliMain });
     let report: LoadReport;
     try {
-      const a = broker.addresses;
-      if (a.tcp === undefined || a.metrics === undefined) throw new Error('the broker did not report its tcp ingest and metrics addresses');
-      const loadOptions: LoadOptions = validateLoadOptions({
-        addr: a.grpc,
-        ingest: { kind: 'tcp', ...a.tcp },
-        statsUrl: `http://${a.metrics.host}:${a.metrics.port}/stats`,
-        brokerPid: broker.pid,
-        clients: o.clients,
-        streams: o.streams,
-        slowClients: o.slowClients,
-        slowDelayUs: p.slowDelayUs,
-        stalledClients: 0,
-        rate: p.rate,
-        burst: o.burst,
-        durationMs: o.pointDurationMs,
-        alertEvery: o.alertEvery,
-        idleMs: 500,
-        drainTimeoutMs: 15_000,
-        runTag: `tune-${i}`,
-        alertFilter: 'policy',
-        logFilter: 'system',
-      });
-      report = await runLoad(loadOptions, { onNote: observer.onNote });
+      report = await runLoad(loadOptionsFor(broker, o, { slowDelayUs: p.slowDelayUs, rate: p.rate, runTag: `tune-${i}` }), { onNote: observer.onNote });
     } finally {
       await broker.stop();
     }
@@ -274,6 +328,7 @@ export async function runTune(o: TuneOptions, observer: TuneObserver = {}): Prom
     startedAt: startedAt.toISOString(),
     wallSec: (performance.now() - start) / 1000,
     targetDropPct: o.targetDropPct,
+    probe,
     pointDurationSec: o.pointDurationMs / 1000,
     points,
     recommendations,

@@ -293,7 +293,8 @@ function tuneSections(t: TuneReport): string {
     p.notMeasured !== null ? `<span class="bad" title="${esc(p.notMeasured)}">not measured</span>` : p.meetsTarget ? '<span class="ok">yes</span>' : 'no',
   ]);
   return (
-    `<section><h2>Recommendation (target: drops under ${t.targetDropPct}%)</h2><ul class="recs">${recs}</ul></section>` +
+    `<section><h2>Recommendation (target: drops under ${t.targetDropPct}%)</h2><ul class="recs">${recs}</ul>` +
+    `${t.probe !== undefined && t.probe !== null ? `<p>${esc(t.probe.note)}.</p>` : ''}</section>` +
     `<section><h2>Sweep</h2>` +
     table(['rate / burst', 'consumers', 'queue', 'encoders', 'batch', 'ring', 'sent', 'worst drop %', 'fast drop %', 'worst p99 us', 'fast p99 us', 'queue bytes/client', 'broker max RSS', 'loss accounted', 'meets target'], rows, 'num') +
     `</section><section><h2>Charts</h2><div id="charts-tune" class="charts"></div></section>`
