@@ -73,6 +73,8 @@ export interface StreamState {
 
 /** A stream that failed is reopened after this long, while the run lasts. */
 const reconnectDelayMs = 200;
+/** HTTP/2 flow-control window of a fast client (connection and streams). */
+export const fastClientWindowBytes = 4 << 20;
 const healthDeadlineMs = 5000;
 
 export class Subscriber {
@@ -98,6 +100,12 @@ export class Subscriber {
     this.client = new grpc.Client(formatHostPort(settings.addr), grpc.credentials.createInsecure(), {
       // One connection per load client, as separate karmor processes would have.
       'grpc.use_local_subchannel_pool': 1,
+      // A fast client gets an HTTP/2 window like the one grpc-go's BDP estimator grows for
+      // a karmor reading at full speed on loopback, so that a scheduling hiccup of its thread
+      // is absorbed as it is in a Go client. Slow and stalled clients keep the 64 KB default:
+      // they model consumers that push back on the broker's queue.
+      // (So does a debug client that burns CPU per event: it shows a client's own limit.)
+      ...(settings.behaviour.kind === 'fast' && (settings.burnUsPerEvent ?? 0) === 0 ? { 'grpc-node.flow_control_window': fastClientWindowBytes } : {}),
     });
     this.streams = settings.streams.map((kind) => ({ kind, received: 0, bytes: 0, end: 'open' as StreamEnd, reconnects: 0 }));
     this.released = settings.behaviour.kind !== 'stalled';
