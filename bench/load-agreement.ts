@@ -134,7 +134,7 @@ async function runSide(tool: Side['tool'], f: Flags, bin: string, repo: string):
           : rep.failures.length > 0
             ? rep.failures.join('; ')
             : rep.verdict.clientLimited.length > 0
-              ? `client-limited: ${rep.clients.filter((c) => c.limitedBy === 'client').map((c) => c.limit).join(' ')}`
+              ? rep.clients.filter((c) => c.limitedBy === 'client').map((c) => `${c.name} ${c.limit}`).join(' ')
               : undefined,
     };
   } finally {
