@@ -3,7 +3,7 @@
  * Exit status: 0 when the run completed (missing events are the measurement, not
  * an error), 1 on an RPC or producer failure, 2 on a bad flag or a non-loopback target.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { parseIngestTarget, parseLoopbackHostPort, parseStatsUrl } from '../load/addresses';
 import { LoadFlagError } from '../load/errors';
 import {
@@ -45,6 +45,8 @@ interface LoadFlags {
   name?: string;
   json?: boolean;
   report?: string;
+  clientThreads?: string;
+  debugBurn?: string;
 }
 
 export function loadOptionsFromFlags(f: LoadFlags): LoadOptions {
@@ -52,6 +54,7 @@ export function loadOptionsFromFlags(f: LoadFlags): LoadOptions {
   const count = f.count !== undefined ? parseNonNegativeInt('--count', f.count, loadLimits.maxCount) : undefined;
   const expect = f.expect !== undefined ? parseNonNegativeInt('--expect', f.expect, loadLimits.maxCount) : undefined;
   const ingest = f.ingest !== undefined ? parseIngestTarget('--ingest', f.ingest) : undefined;
+  const burn = f.debugBurn !== undefined ? parseSlow('--debug-burn', f.debugBurn) : { clients: 0, delayUs: 0 };
   if (f.pid !== undefined && !/^\d+$/.test(f.pid)) throw new LoadFlagError('--pid', `${JSON.stringify(f.pid)} is not a process id`);
   return validateLoadOptions({
     addr: parseLoopbackHostPort('--addr', f.addr),
@@ -75,6 +78,9 @@ export function loadOptionsFromFlags(f: LoadFlags): LoadOptions {
     runTag: f.name ?? newRunTag(),
     alertFilter: f.alertFilter,
     logFilter: f.logFilter,
+    clientThreads: f.clientThreads !== undefined ? Math.max(1, parseNonNegativeInt('--client-threads', f.clientThreads, 64)) : undefined,
+    burnClients: burn.clients,
+    burnUsPerEvent: burn.delayUs,
   });
 }
 
@@ -114,6 +120,9 @@ export function registerLoad(program: Command): void {
     .option('--name <tag>', 'client name prefix shown in the broker stats (default: load-<random>)')
     .option('--json', 'print the report as one JSON object instead of the table')
     .option('--report <file.html>', 'write the self-contained HTML report')
+    .option('--client-threads <n>', 'worker threads for the clients (default: one per client, at most 8; more clients share them)')
+    // Debug: K:DELAY makes the first K clients burn DELAY of CPU per event, a client that is its own limit.
+    .addOption(new Option('--debug-burn <k:delay>').hideHelp())
     .action(async (f: LoadFlags) => {
       const options = loadOptionsFromFlags(f);
       const progress = new ProgressLine();

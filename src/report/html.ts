@@ -184,7 +184,10 @@ function loadSections(r: LoadReport, group: string): string {
     settingsRows.push(['broker process', `pid ${r.broker.pid}: ${r.broker.cpuSec.toFixed(2)} s CPU (mean ${r.broker.meanCpuPct.toFixed(0)}% of a core), max RSS ${fmtBytes(r.broker.maxRssBytes)}`]);
   }
   settingsRows.push(['load client CPU', `${r.loadgenCpuSec.toFixed(2)} s`]);
-  for (const t of r.threads) settingsRows.push([`load thread: ${esc(t.name)}`, t.saturated ? `<span class="bad">${esc(threadLine(t))}</span>` : esc(threadLine(t))]);
+  for (const t of r.threads) {
+    const line = threadLine(t).slice(t.name.length + 2);
+    settingsRows.push([`load thread: ${esc(t.name)}`, t.saturated ? `<span class="bad">${esc(line)}</span>` : esc(line)]);
+  }
   const clientRows = r.clients.map((c) => [
     esc(c.name),
     esc(c.behaviour === 'slow' ? `slow ${c.delayUs}us` : c.behaviour),
