@@ -66,6 +66,28 @@ export function registerServe(program: Command): void {
 
 async function runServe(config: FeederConfig): Promise<void> {
   const feeder = await createFeeder(config, { echo: true });
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      process.stderr.write(`armorfeed: ${signal} again, exiting without draining\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    process.stderr.write(`armorfeed: ${signal}: stopping ingest, draining (grace ${config.gracePeriodMs} ms)\n`);
+    feeder.close().then(
+      (stats) => {
+        process.stderr.write(summaryTable(stats));
+        process.exit(0);
+      },
+      (err: unknown) => {
+        process.stderr.write(`armorfeed: shutdown failed: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  // Before the listening line: a supervisor may signal as soon as it reads it.
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   const a = feeder.addresses;
   const tokens = [`grpc=${a.grpc}`];
   if (a.health !== undefined) tokens.push(`health=${a.health}`);
@@ -88,25 +110,4 @@ async function runServe(config: FeederConfig): Promise<void> {
       `armorfeed: connect with  npx armorfeed log --gRPC 127.0.0.1:${port} --logFilter all${secure}   (or karmor logs --gRPC 127.0.0.1:${port} --logFilter all${secure}${secure !== '' ? ' --readCAFromSecret=false' : ''})\n` +
       (a.metrics !== undefined ? `armorfeed: metrics at ${scheme}://${a.metrics}/metrics, JSON at ${scheme}://${a.metrics}/stats\n` : ''),
   );
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      process.stderr.write(`armorfeed: ${signal} again, exiting without draining\n`);
-      process.exit(1);
-    }
-    stopping = true;
-    process.stderr.write(`armorfeed: ${signal}: stopping ingest, draining (grace ${config.gracePeriodMs} ms)\n`);
-    feeder.close().then(
-      (stats) => {
-        process.stderr.write(summaryTable(stats));
-        process.exit(0);
-      },
-      (err: unknown) => {
-        process.stderr.write(`armorfeed: shutdown failed: ${String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
 }
