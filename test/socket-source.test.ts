@@ -2,7 +2,8 @@
  * The Unix socket source of real `armorfeed serve` processes: a second instance given the
  * socket path of a live one refuses to start (exit 2, ERR_SOCKET_IN_USE naming the path)
  * and leaves the live one's socket alone; a stale socket, left by a killed instance, is
- * replaced.
+ * replaced. The socket file gets --socketMode (0660 by default, whatever the umask) and
+ * --socketGroup; bad values exit 2 naming the key.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import * as path from 'node:path';
 import { awaitExit, exitCodeOf } from './helpers/child';
 import { connect } from './helpers/client';
 import { seqLog, seqs } from './helpers/events';
-import { armorfeedMain, fetchStats, startServe } from './helpers/serve';
+import { armorfeedMain, fetchStats, startProcess, startServe } from './helpers/serve';
 import { connectTo, frameOf, write } from './helpers/tcp';
 import { waitUntil } from './helpers/wait';
 
@@ -69,6 +70,75 @@ test('socket source - a second instance on a live socket path exits 2 with ERR_S
     } finally {
       const exit = await third.stop('SIGTERM', 10_000);
       assert.equal(exit.code, 0, exit.stderr.slice(-2000));
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** `armorfeed ARGS` started from a shell under umask 000, waiting for the listening line. */
+function serveUnderUmask000(args: string[]): ReturnType<typeof startProcess> {
+  const quoted = [process.execPath, armorfeedMain, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  return startProcess('/bin/sh', ['-c', `umask 000 && exec ${quoted}`]);
+}
+
+/** A group of this machine other than the process's own, by name, when there is one. */
+function anotherGroup(): { name: string; gid: number } | undefined {
+  for (const line of fs.readFileSync('/etc/group', 'utf8').split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name !== undefined && name !== '' && /^\d+$/.test(gid ?? '') && Number(gid) !== process.getgid?.()) return { name, gid: Number(gid) };
+  }
+  return undefined;
+}
+
+test('socket source - under umask 000 the socket file is 0660 by default, and --socketMode and --socketGroup apply', { timeout: 60_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-socket-mode-'));
+  try {
+    const sockPath = path.join(dir, 'in.sock');
+    const plain = await serveUnderUmask000([...BASE_ARGS, '--socket', sockPath]);
+    try {
+      const st = fs.statSync(sockPath);
+      assert.ok(st.isSocket());
+      assert.equal((st.mode & 0o7777).toString(8), '660');
+      assert.deepEqual(fs.readdirSync(dir), ['in.sock'], 'no temporary entries left beside it');
+    } finally {
+      const exit = await plain.stop('SIGTERM', 10_000);
+      assert.equal(exit.code, 0, exit.stderr.slice(-2000));
+    }
+    assert.equal(fs.existsSync(sockPath), false, 'a clean stop removes the socket file');
+
+    // As root another group can be given; otherwise the process's own (by number).
+    const group = process.getuid?.() === 0 ? anotherGroup() : undefined;
+    const gid = group?.gid ?? process.getgid?.() ?? 0;
+    const custom = await serveUnderUmask000([...BASE_ARGS, '--socket', sockPath, '--socketMode', '0600', '--socketGroup', group?.name ?? String(gid)]);
+    try {
+      const st = fs.statSync(sockPath);
+      assert.equal((st.mode & 0o7777).toString(8), '600');
+      assert.equal(st.gid, gid);
+    } finally {
+      const exit = await custom.stop('SIGTERM', 10_000);
+      assert.equal(exit.code, 0, exit.stderr.slice(-2000));
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('socket source - a bad --socketMode or an unknown --socketGroup exits 2 naming the key', { timeout: 60_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-socket-bad-'));
+  try {
+    const sockPath = path.join(dir, 'in.sock');
+    for (const [flag, value, key] of [
+      ['--socketMode', '0999', 'socketMode'],
+      ['--socketMode', '01777', 'socketMode'],
+      ['--socketMode', 'rw-rw----', 'socketMode'],
+      ['--socketGroup', 'no-such-group-armorfeed', 'socketGroup'],
+    ]) {
+      const r = await runToExit([...BASE_ARGS, '--socket', sockPath, flag, value], 15_000);
+      assert.equal(r.code, 2, `${flag} ${value}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`ERR_CONFIG_INVALID: ${key}\\b`), r.stderr);
+      assert.doesNotMatch(r.stderr, /armorfeed: listening/);
+      assert.equal(fs.existsSync(sockPath), false);
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

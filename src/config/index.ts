@@ -4,6 +4,7 @@
  * validated at start-up with errors that name the key. Keys use upstream's names
  * where upstream has one (gRPC, cluster, host, logPath, alertThrottling, ...).
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parse as parseYaml } from 'yaml';
@@ -41,6 +42,10 @@ export interface FeederConfig {
   source: SourceKind[];
   /** Unix socket path for `socket`. */
   socket: string;
+  /** Permissions of the socket file, octal (default 0660: owner and group may connect, nobody else). */
+  socketMode: string;
+  /** Group of the socket file: a name or a gid ('' = the process's own group). */
+  socketGroup: string;
   /** host:port for `tcp`; loopback unless configured otherwise. */
   tcp: string;
   /** File for `jsonl` ("-" = stdin). */
@@ -96,7 +101,7 @@ export interface FeederConfig {
   gracePeriodMs: number;
 }
 
-type Kind = 'int' | 'string' | 'bool' | 'sources' | 'whenFull';
+type Kind = 'int' | 'string' | 'bool' | 'sources' | 'whenFull' | 'fileMode';
 
 interface OptionSpec {
   key: keyof FeederConfig;
@@ -129,6 +134,10 @@ export function defaultConfig(): FeederConfig {
     dropResourceFromProcessLogs: false,
     source: ['none'],
     socket: '/tmp/armorfeed.sock',
+    // Whoever can connect can inject alerts: the owner and its group, never everyone,
+    // whatever the umask.
+    socketMode: '0660',
+    socketGroup: '',
     tcp: '127.0.0.1:32768',
     jsonl: '-',
     follow: false,
@@ -194,6 +203,8 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'dropResourceFromProcessLogs', flag: 'dropResourceFromProcessLogs', kind: 'bool', describe: 'omit Resource from Process logs' },
   { key: 'source', flag: 'source', kind: 'sources', describe: `event sources, comma-separated: ${sourceKinds.join('|')}` },
   { key: 'socket', flag: 'socket', kind: 'string', describe: 'Unix socket path of the msgpack source' },
+  { key: 'socketMode', flag: 'socketMode', kind: 'fileMode', describe: 'permissions of the socket file, octal (0660: owner and group)' },
+  { key: 'socketGroup', flag: 'socketGroup', kind: 'string', describe: 'group of the socket file, a name or a gid (empty: the process\'s group)' },
   { key: 'tcp', flag: 'tcp', kind: 'string', describe: 'host:port of the msgpack TCP source (port 0 = free port)' },
   { key: 'jsonl', flag: 'jsonl', kind: 'string', describe: 'JSON-lines file of the jsonl source (- = stdin)' },
   { key: 'follow', flag: 'follow', kind: 'bool', describe: 'keep reading the jsonl file as it grows' },
@@ -272,6 +283,14 @@ function coerce(spec: OptionSpec, raw: unknown, origin: string): FeederConfig[ke
       if (out.length === 0) throw new ConfigError(where, 'needs at least one source (or "none")');
       return [...new Set(out)] as SourceKind[];
     }
+    case 'fileMode': {
+      // A string only: YAML would read 0660 as the decimal 660 (or 1.1's octal 432).
+      const text = typeof raw === 'string' ? raw.trim() : '';
+      if (!/^(0o?)?[0-7]{1,4}$/i.test(text) || parseFileMode(text) > 0o777) {
+        throw new ConfigError(where, `must be octal permissions from 0000 to 0777 as a string (e.g. "0660"; quote it in YAML), got ${JSON.stringify(raw)}`);
+      }
+      return text;
+    }
     case 'whenFull':
       if (typeof raw !== 'string') throw new ConfigError(where, `must be block, drop or SOURCE:MODE,..., got ${JSON.stringify(raw)}`);
       parseWhenFull(raw, where);
@@ -292,6 +311,34 @@ function parseWhenFull(raw: string, where: string): Partial<Record<SourceKind, W
     out[m[1] as SourceKind] = m[2] as WhenFull;
   }
   return out;
+}
+
+/** Permission bits of a validated fileMode value ("0660", "660" or "0o660"). */
+export function parseFileMode(text: string): number {
+  return parseInt(text.replace(/^0o/i, ''), 8);
+}
+
+/**
+ * The gid of `group`: a number as is, a name from /etc/group or, failing that, from
+ * `getent group` (LDAP, sssd); undefined when there is no such group.
+ */
+export function resolveGroup(group: string): number | undefined {
+  if (/^\d+$/.test(group)) return Number(group) < 0xffffffff ? Number(group) : undefined;
+  try {
+    for (const line of fs.readFileSync('/etc/group', 'utf8').split('\n')) {
+      const [name, , gid] = line.split(':');
+      if (name === group && /^\d+$/.test(gid ?? '')) return Number(gid);
+    }
+  } catch {
+    // No /etc/group: ask getent.
+  }
+  try {
+    const gid = execFileSync('getent', ['group', group], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).split(':')[2];
+    if (/^\d+$/.test(gid ?? '')) return Number(gid);
+  } catch {
+    // No such group, or no getent.
+  }
+  return undefined;
 }
 
 /** The full-ring rule for one source (synthetic: never blocks; it paces itself). */
@@ -377,6 +424,14 @@ export function validate(config: FeederConfig): FeederConfig {
   }
   if (config.source.includes('tcp')) checkHostPort('tcp', config.tcp);
   if (config.source.includes('socket') && config.socket === '') throw new ConfigError('socket', 'needs a path');
+  // A string, also from an embedder: the number 0o660 would read back as "432".
+  const mode = typeof config.socketMode === 'string' ? config.socketMode : '';
+  if (!/^(0o?)?[0-7]{1,4}$/i.test(mode) || parseFileMode(mode) > 0o777) {
+    throw new ConfigError('socketMode', `must be octal permissions from 0000 to 0777 (e.g. "0660"), got ${JSON.stringify(config.socketMode)}`);
+  }
+  if (config.source.includes('socket') && config.socketGroup !== '' && socketGid(config) < 0) {
+    throw new ConfigError('socketGroup', `no group named ${JSON.stringify(config.socketGroup)} (in /etc/group or getent)`);
+  }
   if (config.cluster === '') throw new ConfigError('cluster', 'must not be empty');
   if (config.logPath === '') throw new ConfigError('logPath', 'must be none, stdout or a file path');
   parseWhenFull(String(config.ingestWhenFull), 'ingestWhenFull');
@@ -394,6 +449,12 @@ export function validate(config: FeederConfig): FeederConfig {
     throw new ConfigError('maxEventBytes', `must be at most half of ringSize (${config.ringSize}), got ${config.maxEventBytes}`);
   }
   return config;
+}
+
+/** The gid the socket file is given: -1 to keep the process's own group (or when socketGroup names no group). */
+export function socketGid(config: FeederConfig): number {
+  if (config.socketGroup === '') return -1;
+  return resolveGroup(config.socketGroup) ?? -1;
 }
 
 /** NodeID as upstream reads it: the machine-id file, else the host name. */

@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { whenFullFor, type FeederConfig, type SourceKind } from '../config';
+import { parseFileMode, socketGid, whenFullFor, type FeederConfig, type SourceKind } from '../config';
 import { ArmorfeedError } from '../errors';
 import type { FromSource, SourceWorkerData } from './protocol';
 
@@ -48,6 +48,8 @@ export class IngestThread {
       idleTimeoutMs: config.ingestIdleTimeoutMs,
       bufferedBytes: config.ingestBufferedBytes,
       socket: config.socket,
+      socketMode: parseFileMode(config.socketMode),
+      socketGid: socketGid(config),
       tcp: config.tcp,
       jsonl: config.jsonl,
       follow: config.follow,

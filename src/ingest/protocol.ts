@@ -17,6 +17,10 @@ export interface SourceWorkerData {
   idleTimeoutMs: number;
   bufferedBytes: number;
   socket: string;
+  /** Permission bits of the socket file. */
+  socketMode: number;
+  /** Group of the socket file; -1 keeps the process's own. */
+  socketGid: number;
   tcp: string;
   jsonl: string;
   follow: boolean;

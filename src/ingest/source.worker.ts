@@ -5,8 +5,9 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { InputError, type ErrorCode } from '../errors';
+import { ArmorfeedError, InputError, type ErrorCode } from '../errors';
 import { nowMicros } from '../wire/time';
 import { Admission } from './admission';
 import { encodeFrame, FrameReader } from './frames';
@@ -201,13 +202,20 @@ function serveFrames(): void {
       holdBuffered();
     });
   });
-  server.on('error', (err) => fatal('ERR_CONFIG_INVALID', `${data.kind} source cannot listen: ${err.message}`));
+  let socketInode = -1;
   if (data.kind === 'socket') {
-    void claimSocketPath(data.socket).then((refused) => {
-      if (refused !== undefined) fatal(refused.code, refused.message);
-      else server.listen(data.socket, () => admission.post({ type: 'ready', address: data.socket }));
-    });
+    void listenOnSocket(server).then(
+      (inode) => {
+        socketInode = inode;
+        admission.post({ type: 'ready', address: data.socket });
+      },
+      (err: ArmorfeedError) => {
+        server.close();
+        fatal(err.code, err.message);
+      },
+    );
   } else {
+    server.on('error', (err) => fatal('ERR_CONFIG_INVALID', `${data.kind} source cannot listen: ${err.message}`));
     const m = /^(.*):(\d+)$/.exec(data.tcp) as RegExpExecArray;
     const host = m[1].replace(/^\[|\]$/g, '');
     server.listen(Number(m[2]), host, () => {
@@ -223,8 +231,82 @@ function serveFrames(): void {
         setTimeout(() => {
           for (const s of sockets) s.destroy();
         }, 200).unref();
+        // The socket was linked into place: the file at the path is removed here, and
+        // only while it is still this listener's.
+        if (socketInode >= 0) unlinkIfInode(data.socket, socketInode);
       }),
   );
+}
+
+/** Longest Unix socket path (sun_path holds 108 bytes with the terminating NUL). */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+/**
+ * Listens on data.socket with socketMode and socketGid from the first moment it can be
+ * reached: the socket is bound in a new private directory (0700) beside the path, given
+ * its mode and group there, then hard-linked into place. A plain bind would create it with
+ * 0777 minus the umask (0777 under umask 000) until a chmod, and process.umask is
+ * process-wide and cannot be changed from a worker thread. link(), unlike rename(), fails
+ * rather than replace a socket another process put there meanwhile. Resolves with the
+ * socket's inode; rejects with an ArmorfeedError.
+ */
+async function listenOnSocket(server: net.Server): Promise<number> {
+  const target = data.socket;
+  await claimSocketPath(target);
+  let dir: string | undefined;
+  try {
+    dir = fs.mkdtempSync(path.join(path.dirname(target), '.armorfeed-'));
+  } catch (err) {
+    throw new ArmorfeedError('ERR_CONFIG_INVALID', `socket: cannot create ${target}: ${(err as Error).message}`);
+  }
+  let bindPath = path.join(dir, 's');
+  if (Buffer.byteLength(bindPath) > MAX_SOCKET_PATH_BYTES) {
+    // No room for the private directory in a socket path: bind in place, chmod at once.
+    fs.rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+    bindPath = target;
+  }
+  let step = 'listen on';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(bindPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    step = `set mode ${data.socketMode.toString(8).padStart(4, '0')} (socketMode) on`;
+    fs.chmodSync(bindPath, data.socketMode);
+    if (data.socketGid >= 0) {
+      step = `give to group ${data.socketGid} (socketGroup: the user must be root or a member of it)`;
+      fs.chownSync(bindPath, -1, data.socketGid);
+    }
+    if (dir !== undefined) {
+      step = 'link into place';
+      try {
+        fs.linkSync(bindPath, target);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        throw new ArmorfeedError('ERR_SOCKET_IN_USE', `socket: another process is listening on ${target}; stop it or choose another --socket`);
+      }
+      fs.unlinkSync(bindPath);
+    }
+    return fs.statSync(target).ino;
+  } catch (err) {
+    if (err instanceof ArmorfeedError) throw err;
+    throw new ArmorfeedError('ERR_CONFIG_INVALID', `socket: cannot ${step} ${target}: ${(err as Error).message}`);
+  } finally {
+    if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Removes `file` if it is still the inode `inode` (not a socket another process put there since). */
+function unlinkIfInode(file: string, inode: number): void {
+  try {
+    if (fs.statSync(file).ino === inode) fs.unlinkSync(file);
+  } catch {
+    // Gone already.
+  }
 }
 
 /** How long a socket that exists may take to accept a connection before it counts as in use. */
@@ -233,14 +315,17 @@ const SOCKET_PROBE_MS = 1000;
 /**
  * Makes `socketPath` free to listen on: a socket file that no process listens on any more
  * (connecting is refused) is removed; one that accepts a connection belongs to a live
- * process (another armorfeed, say), which must not lose it, so start-up is refused. A
- * path that is not a socket is left for listen() to report.
+ * process (another armorfeed, say), which must not lose it, so start-up is refused
+ * (ERR_SOCKET_IN_USE), as it is for a path that is not a socket.
  */
-async function claimSocketPath(socketPath: string): Promise<{ code: ErrorCode; message: string } | undefined> {
+async function claimSocketPath(socketPath: string): Promise<void> {
   try {
-    if (!fs.statSync(socketPath).isSocket()) return undefined;
-  } catch {
-    return undefined; // Nothing there.
+    if (!fs.statSync(socketPath).isSocket()) {
+      throw new ArmorfeedError('ERR_CONFIG_INVALID', `socket: ${socketPath} exists and is not a socket; remove it or choose another --socket`);
+    }
+  } catch (err) {
+    if (err instanceof ArmorfeedError) throw err;
+    return; // Nothing there.
   }
   const outcome = await new Promise<string>((resolve) => {
     const probe = net.connect(socketPath);
@@ -264,13 +349,13 @@ async function claimSocketPath(socketPath: string): Promise<{ code: ErrorCode; m
     } catch {
       // Gone already.
     }
-    return undefined;
+    return;
   }
   // Connected, or a full backlog (EAGAIN) or a wait: a process holds it.
   if (outcome === 'connected' || outcome === 'EAGAIN' || outcome === 'ETIMEDOUT') {
-    return { code: 'ERR_SOCKET_IN_USE', message: `socket: another process is listening on ${socketPath}; stop it or choose another --socket` };
+    throw new ArmorfeedError('ERR_SOCKET_IN_USE', `socket: another process is listening on ${socketPath}; stop it or choose another --socket`);
   }
-  return { code: 'ERR_CONFIG_INVALID', message: `socket: cannot tell whether ${socketPath} is in use (connecting to it failed: ${outcome}); remove it or choose another --socket` };
+  throw new ArmorfeedError('ERR_CONFIG_INVALID', `socket: cannot tell whether ${socketPath} is in use (connecting to it failed: ${outcome}); remove it or choose another --socket`);
 }
 
 // ---- JSON lines (upstream logPath format) from a file or stdin ----
