@@ -180,7 +180,11 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   const consumers = new Map<string, RingConsumer>();
   const threads: IngestThread[] = [];
   const finishWaiters: (() => void)[] = [];
+  // --wait-clients holds back the sources that run on their own and could be over before
+  // a client connects (a synthetic count, a jsonl replay of a file or stdin); socket and
+  // TCP producers are not held back.
   const gated = config.waitClients > 0;
+  const gatedKinds: readonly string[] = ['synthetic', 'jsonl'];
   const checkFinished = (): void => {
     if (threads.every((t) => t.finished || !['synthetic', 'jsonl'].includes(t.kind)) && !config.follow) {
       void pool.drain().then(() => finishWaiters.splice(0).forEach((f) => f()));
@@ -215,7 +219,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     if (kind === 'none') continue;
     const ring = allocateRing(config.ringSize);
     consumers.set(kind, pool.addRing(kind, ring));
-    threads.push(new IngestThread(kind, kind, ring, config, gated && kind === 'synthetic', sourceEvents));
+    threads.push(new IngestThread(kind, kind, ring, config, gated && gatedKinds.includes(kind), sourceEvents));
   }
 
   let embedded: { producer: RingProducer; packr: Packr; tape: Int32Array } | undefined;
@@ -305,8 +309,9 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     hub.onSubscribersChanged(() => {
       if (!startedSources && hub.count() >= config.waitClients) {
         startedSources = true;
-        log.info(`generating with ${hub.count()} streams connected`);
-        for (const t of threads) if (t.kind === 'synthetic') t.start();
+        // "generating with N streams" is gofeeder's wording, which bench:peers waits for.
+        log.info(`generating with ${hub.count()} streams connected: starting ${threads.filter((t) => gatedKinds.includes(t.kind)).map((t) => t.name).join(', ')}`);
+        for (const t of threads) if (gatedKinds.includes(t.kind)) t.start();
       }
     });
   }

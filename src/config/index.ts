@@ -58,7 +58,7 @@ export interface FeederConfig {
   count: number;
   /** Synthetic source: every K-th event is an alert (1 = only alerts, 0 = only logs). */
   alertEvery: number;
-  /** Synthetic source: start once this many Watch* streams are open. */
+  /** Synthetic and jsonl sources: start once this many Watch* streams are open. */
   waitClients: number;
   /** Per-client queue, in events (upstream: 1000, hard-coded). */
   queueSize: number;
@@ -211,7 +211,7 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'rate', flag: 'rate', kind: 'int', min: 0, max: 100_000_000, describe: 'synthetic events per second (0 = unpaced)' },
   { key: 'count', flag: 'count', kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, describe: 'synthetic events to generate (0 = no end)' },
   { key: 'alertEvery', flag: 'alert-every', kind: 'int', min: 0, max: 1_000_000, describe: 'every K-th synthetic event is an alert (0 = none)' },
-  { key: 'waitClients', flag: 'wait-clients', kind: 'int', min: 0, max: 100_000, describe: 'synthetic source starts once this many Watch* streams are open' },
+  { key: 'waitClients', flag: 'wait-clients', kind: 'int', min: 0, max: 100_000, describe: 'synthetic and jsonl sources start once this many Watch* streams are open' },
   { key: 'queueSize', flag: 'queueSize', kind: 'int', min: 1, max: 10_000_000, describe: 'per-client queue, in events' },
   { key: 'ringSize', flag: 'ringSize', kind: 'int', min: 65_536, max: 1 << 30, describe: 'bytes per ingest ring' },
   { key: 'ingestMaxConnections', flag: 'ingestMaxConnections', kind: 'int', min: 1, max: 100_000, describe: 'producer connections a socket or TCP source accepts at once (more are refused)' },

@@ -102,7 +102,7 @@ export class IngestThread {
     return this.ready;
   }
 
-  /** Lets a gated synthetic source begin. */
+  /** Lets a gated source (synthetic, jsonl) begin. */
   start(): void {
     this.worker.postMessage({ type: 'start' });
   }

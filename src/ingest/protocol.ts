@@ -29,7 +29,7 @@ export interface SourceWorkerData {
   alertEvery: number;
   cluster: string;
   host: string;
-  /** Synthetic: wait for a `start` message before generating. */
+  /** Synthetic and jsonl: wait for a `start` message (--wait-clients) before generating or reading. */
   gated: boolean;
 }
 

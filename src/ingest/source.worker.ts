@@ -371,7 +371,7 @@ function readJsonLines(): void {
   let position = 0;
   let stopped = false;
   let lineCount = 0;
-  const started = Date.now();
+  let started = Date.now();
 
   const onOversized = (): void => {
     admission.reject(new InputError('ERR_INPUT_OVERSIZED', `line over the limit of ${data.maxEventBytes} bytes (maxEventBytes)`), peer);
@@ -406,13 +406,17 @@ function readJsonLines(): void {
 
   if (fromStdin) {
     const stream = fs.createReadStream('', { fd: 0, autoClose: false, encoding: 'utf8' });
-    stream.on('data', (t) => onText(t as string));
-    stream.on('end', finish);
     stream.on('error', (err) => fatal('ERR_CONFIG_INVALID', `jsonl: cannot read stdin: ${err.message}`));
     stopHandlers.push(() => {
       stream.destroy();
     });
     admission.post({ type: 'ready', address: 'stdin' });
+    // Nothing is read before the gate opens (a stream without a 'data' listener waits).
+    whenStarted(() => {
+      started = Date.now();
+      stream.on('data', (t) => onText(t as string));
+      stream.on('end', finish);
+    });
     return;
   }
 
@@ -494,10 +498,19 @@ function readJsonLines(): void {
     setTimeout(pump, 100);
   };
   admission.post({ type: 'ready', address: data.jsonl });
-  setImmediate(pump);
   stopHandlers.push(() => {
     stopped = true;
   });
+  whenStarted(() => {
+    started = Date.now();
+    setImmediate(pump);
+  });
+}
+
+/** Runs `begin` now, or (with --wait-clients) once the main thread says enough clients are there. */
+function whenStarted(begin: () => void): void {
+  if (data.gated) startGate = begin;
+  else begin();
 }
 
 // ---- synthetic events, paced like gofeeder ----
@@ -549,8 +562,7 @@ function generateSynthetic(): void {
     stopped = true;
   });
   admission.post({ type: 'ready', address: 'synthetic' });
-  if (data.gated) startGate = begin;
-  else begin();
+  whenStarted(begin);
 }
 
 switch (data.kind) {
