@@ -60,6 +60,8 @@ export interface SourceStats {
   /** Producer connections the broker closed or refused, by code (ERR_INGEST_FRAME_TIMEOUT, ERR_INGEST_TOO_MANY_CONNECTIONS, ...). */
   disconnects: Record<string, number>;
   finished: boolean;
+  /** The source stopped working while the broker ran (its thread died, or it failed after start); health is NOT_SERVING. */
+  failed: boolean;
 }
 
 export interface FeederStats {
@@ -178,6 +180,10 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   pool.warmUp(warmUpSample(config));
 
   const consumers = new Map<string, RingConsumer>();
+  let server: RunningServer | undefined;
+  let metrics: MetricsServer | undefined;
+  /** False once a source has failed while running (grpc.health.v1 NOT_SERVING). */
+  let healthy = true;
   const threads: IngestThread[] = [];
   const finishWaiters: (() => void)[] = [];
   // --wait-clients holds back the sources that run on their own and could be over before
@@ -186,7 +192,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   const gated = config.waitClients > 0;
   const gatedKinds: readonly string[] = ['synthetic', 'jsonl'];
   const checkFinished = (): void => {
-    if (threads.every((t) => t.finished || !['synthetic', 'jsonl'].includes(t.kind)) && !config.follow) {
+    if (threads.every((t) => t.finished || t.failed || !['synthetic', 'jsonl'].includes(t.kind)) && !config.follow) {
       void pool.drain().then(() => finishWaiters.splice(0).forEach((f) => f()));
     }
   };
@@ -213,6 +219,14 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     },
     onFatal: (source: string, msg: { code: string; message: string }) => {
       log.error(`source ${source} failed: ${msg.code}: ${msg.message}`);
+    },
+    onFailed: (source: string, why: string) => {
+      // A source that is gone is not a state to serve in: probes and load balancers
+      // should see it, and the events it would have read are nowhere else.
+      log.error(`${why}; no more events are read from ${source}: health is NOT_SERVING`);
+      healthy = false;
+      server?.setServing(false);
+      checkFinished();
     },
   };
   for (const kind of config.source) {
@@ -243,6 +257,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         rotations: s.rotations,
         disconnects: Object.fromEntries(disconnects.get(name) ?? []),
         finished: t?.finished ?? false,
+        failed: t?.failed ?? false,
       };
       ringFull += s.droppedFull;
       malformed += s.droppedMalformed;
@@ -281,8 +296,6 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     };
   };
 
-  let server: RunningServer | undefined;
-  let metrics: MetricsServer | undefined;
   try {
     await Promise.all(threads.map((t) => t.whenReady()));
     server = await startServer(
@@ -301,6 +314,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     throw err instanceof ArmorfeedError ? err : new ArmorfeedError('ERR_CONFIG_INVALID', `cannot start: ${(err as Error).message}`);
   }
   const running = server;
+  if (!healthy) running.setServing(false);
 
   hub.onSubscribersChanged(() => pool.wantWorkers(hub.count('alerts') + hub.count('logs') > 0));
 

@@ -15,6 +15,7 @@ import { startWithBusyPort } from './helpers/child';
 import { connect, type TestClient, type Watcher } from './helpers/client';
 import { openCount as openOn, startFeeder } from './helpers/feeder';
 import { delay, until, withTimeout } from './helpers/wait';
+import { healthV1, HealthStatus } from './helpers/health';
 import { walk } from './helpers/wire';
 
 type Stream = 'alerts' | 'logs' | 'messages';
@@ -248,30 +249,7 @@ test('rpc - server reflection lists feeder.LogService', { timeout: 15_000 }, asy
   }
 });
 
-/** grpc.health.v1.Health/Check with a hand-encoded HealthCheckRequest{service = 1}; resolves with the status enum. */
-function healthV1(address: string, service: string): Promise<number> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
-  return withTimeout(
-    new Promise<number>((resolve, reject) => {
-      client.makeUnaryRequest(
-        '/grpc.health.v1.Health/Check',
-        (s: string) => (s === '' ? Buffer.alloc(0) : stringField(1, s)),
-        (b: Buffer) => {
-          const status = walk(b).filter((f) => f.field === 1 && f.wireType === 0);
-          return status.length === 0 ? 0 : Number(status[status.length - 1].varint); // UNKNOWN = 0 is not on the wire
-        },
-        service,
-        new grpc.Metadata(),
-        { deadline: Date.now() + 5000 },
-        (err, status) => (err || status === undefined ? reject(err ?? new Error('no reply')) : resolve(status)),
-      );
-    }),
-    6000,
-    `grpc.health.v1 Check(${JSON.stringify(service)})`,
-  ).finally(() => client.close());
-}
-
-const SERVING = 1;
+const SERVING = HealthStatus.SERVING;
 
 test('rpc - grpc.health.v1 reports SERVING on the health port', { timeout: 15_000 }, async () => {
   const healthAddress = feeder.addresses.health;

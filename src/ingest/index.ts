@@ -20,12 +20,21 @@ export interface SourceEvents {
   onFinished(source: string, msg: Extract<FromSource, { type: 'finished' }>): void;
   onRotated(source: string, msg: Extract<FromSource, { type: 'rotated' }>): void;
   onFatal(source: string, msg: Extract<FromSource, { type: 'fatal' }>): void;
+  /**
+   * The source stopped working while the broker runs (its thread exited, or it failed
+   * after it was ready): nothing more will come from it. `why` says what happened.
+   */
+  onFailed(source: string, why: string): void;
 }
 
 export class IngestThread {
   address = '';
   finished = false;
+  /** The source stopped working while the broker ran (see SourceEvents.onFailed). */
+  failed = false;
   private readonly worker: Worker;
+  private stopping = false;
+  private exited = false;
   private readonly ready: Promise<void>;
   private stoppedResolve: (() => void) | undefined;
 
@@ -62,11 +71,19 @@ export class IngestThread {
     };
     // Sources hold almost nothing on their heap (events go straight to the ring).
     this.worker = new Worker(path.resolve(__dirname, 'source.worker.js'), { workerData, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+    let isReady = false;
+    let lastError: Error | undefined;
+    const fail = (why: string): void => {
+      if (this.failed || this.stopping) return;
+      this.failed = true;
+      events.onFailed(name, why);
+    };
     this.ready = new Promise((resolve, reject) => {
       this.worker.on('message', (msg: FromSource) => {
         switch (msg.type) {
           case 'ready':
             this.address = msg.address;
+            isReady = true;
             resolve();
             break;
           case 'rejected':
@@ -83,17 +100,27 @@ export class IngestThread {
             events.onRotated(name, msg);
             break;
           case 'fatal':
-            events.onFatal(name, msg);
-            reject(new ArmorfeedError(msg.code, msg.message));
+            if (isReady) fail(`source ${name} failed: ${msg.code}: ${msg.message}`);
+            else {
+              events.onFatal(name, msg);
+              reject(new ArmorfeedError(msg.code, msg.message));
+            }
             break;
           case 'stopped':
             this.stoppedResolve?.();
             break;
         }
       });
+      // An uncaught exception in the thread: 'error', then 'exit'.
       this.worker.on('error', (err) => {
-        events.onFatal(name, { type: 'fatal', code: 'ERR_INGEST_THREAD', message: err.message });
-        reject(err);
+        lastError = err;
+      });
+      this.worker.on('exit', (code) => {
+        this.exited = true;
+        if (this.stopping) return;
+        const why = `ingest thread of source ${name} exited unexpectedly (${lastError !== undefined ? `${lastError.name}: ${lastError.message}` : `exit code ${code}`})`;
+        if (isReady) fail(why);
+        else reject(new ArmorfeedError('ERR_INGEST_THREAD', why));
       });
     });
   }
@@ -109,6 +136,8 @@ export class IngestThread {
 
   /** Stops the source (closes listeners, ends the ring) and ends the thread. */
   async stop(timeoutMs: number): Promise<void> {
+    this.stopping = true;
+    if (this.exited) return;
     const stopped = new Promise<void>((resolve) => {
       this.stoppedResolve = resolve;
       this.worker.once('exit', () => resolve());

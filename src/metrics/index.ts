@@ -96,6 +96,8 @@ export function buildRegistry(stats: () => FeederStats): Registry {
         ([quantile, us]) => [{ ...client(c), quantile }, us / 1e6] as [Labels, number],
       ),
     ), stats);
+  gaugeFrom(r, 'armorfeed_ingest_source_up', 'Whether a source is working (0 once it failed while running; health is then NOT_SERVING)', ['source'], (s) =>
+    Object.entries(s.ingest).map(([source, v]) => [{ source }, v.failed ? 0 : 1]), stats);
   gaugeFrom(r, 'armorfeed_ring_used_bytes', 'Bytes in use in a source ring', ['source'], (s) =>
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.ring.usedBytes]), stats);
   gaugeFrom(r, 'armorfeed_ring_capacity_bytes', 'Capacity of a source ring', ['source'], (s) =>

@@ -33,6 +33,8 @@ export interface ServerOptions {
 export interface RunningServer {
   grpcAddress: string;
   healthAddress: string | undefined;
+  /** grpc.health.v1 status of feeder.LogService and of the server as a whole (""). */
+  setServing(serving: boolean): void;
   /** Ends every open Watch* stream with OK. */
   endStreams(): void;
   shutdown(timeoutMs: number): Promise<void>;
@@ -215,6 +217,11 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
   return {
     grpcAddress: hostPort(options.bind, port),
     healthAddress,
+    setServing(serving) {
+      const status = serving ? 'SERVING' : 'NOT_SERVING';
+      health.setStatus('feeder.LogService', status);
+      health.setStatus('', status);
+    },
     endStreams() {
       health.setStatus('feeder.LogService', 'NOT_SERVING');
       health.setStatus('', 'NOT_SERVING');
