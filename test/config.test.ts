@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { envName, loadConfig, whenFullFor } from '../src/config';
+import { awaitExit, exitCodeOf } from './helpers/child';
 import { connect } from './helpers/client';
 import { armorfeedMain, startServe } from './helpers/serve';
 
@@ -110,6 +111,16 @@ test('config - ingestWhenFull: one mode for every source, or per source; synthet
 
 test('config - an unknown option exits 2 naming it', { timeout: 15_000 }, async () => {
   await expectUsageError(['--nope'], [/--nope/]);
+});
+
+test('config - an unknown option exits 2 even when nobody reads stderr', { timeout: 15_000 }, async () => {
+  for (const args of [['serve', '--nope'], ['serve', ...LOOPBACK, '--queueSize', 'abc'], ['--nope']]) {
+    const child = spawn(process.execPath, [armorfeedMain, ...args], { env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+    // The reader goes away before armorfeed writes its message (a closed pipe: EPIPE).
+    child.stderr.destroy();
+    const code = await awaitExit(child, exitCodeOf(child), 10_000);
+    assert.equal(code, 2, `armorfeed ${args.join(' ')}`);
+  }
 });
 
 test('config - ARMORFEED_QUEUE_SIZE=-5 exits 2 naming queueSize and the variable', { timeout: 15_000 }, async () => {

@@ -28,6 +28,10 @@ export function buildProgram(): Command {
 }
 
 export function main(argv: string[]): void {
+  // stderr only carries messages: a reader that went away (EPIPE) must neither turn a
+  // usage error's status 2 into an uncaught exception's 1 nor take a running broker down
+  // (its lines still go to WatchMessages).
+  process.stderr.on('error', () => undefined);
   const program = buildProgram();
   program.parseAsync(argv, { from: 'user' }).catch((err: unknown) => exitOnError(err));
 }
