@@ -210,8 +210,10 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       const suppressed = disconnectNotice.take();
       if (suppressed >= 0) log.warn(`disconnected ${msg.peer} from ${source}: ${msg.code}: ${msg.message}${notShown(suppressed)}`);
     },
-    onFinished: (source: string, msg: { events: number; elapsedMs: number }) => {
-      log.info(`source ${source} finished: ${msg.events} events in ${(msg.elapsedMs / 1000).toFixed(3)} s`);
+    onFinished: (source: string, msg: { unit: string; read: number; events: number; rejected: number; ringFull: number; elapsedMs: number }) => {
+      log.info(
+        `source ${source} finished: ${msg.events} events admitted of ${msg.read} ${msg.unit} (${msg.rejected} rejected as malformed_input, ${msg.ringFull} dropped as ring_full) in ${(msg.elapsedMs / 1000).toFixed(3)} s`,
+      );
       checkFinished();
     },
     onRotated: (source: string, msg: { path: string; how: string }) => {

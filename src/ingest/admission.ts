@@ -23,6 +23,8 @@ export class Admission {
   private readonly tape = createTape();
   private sampleWindow = 0;
   private samplesInWindow = 0;
+  /** What became of the events offered here: put in the ring, refused for a full ring, rejected as bad input. */
+  readonly counts = { queued: 0, ringFull: 0, rejected: 0 };
 
   /**
    * `whenFull`: `block` makes admitFrame wait for room in the ring (this thread stops
@@ -50,8 +52,10 @@ export class Admission {
       this.reject(err, peer);
       return err;
     }
-    if (this.whenFull === 'block') return this.producer.offerWaiting(frame, ingestedUs, this.giveUp) ? 'queued' : 'ring_full';
-    return this.producer.offer(frame, ingestedUs) ? 'queued' : 'ring_full';
+    const queued = this.whenFull === 'block' ? this.producer.offerWaiting(frame, ingestedUs, this.giveUp) : this.producer.offer(frame, ingestedUs);
+    if (queued) this.counts.queued++;
+    else this.counts.ringFull++;
+    return queued ? 'queued' : 'ring_full';
   }
 
   /** Admits a decoded value (a JSON line): encoded to msgpack, then admitted like a frame. */
@@ -75,6 +79,7 @@ export class Admission {
   reject(err: InputError, peer: string, events = 1): void {
     const reason = inputReason[err.code] ?? 'malformed';
     this.producer.countMalformed(inputReasons.indexOf(reason), events);
+    this.counts.rejected += events;
     const second = Math.floor(Date.now() / 1000);
     if (second !== this.sampleWindow) {
       this.sampleWindow = second;

@@ -39,7 +39,12 @@ export type FromSource =
   | { type: 'ready'; address: string }
   | { type: 'rejected'; code: string; reason: string; message: string; peer: string }
   | { type: 'disconnected'; peer: string; code: string; message: string }
-  | { type: 'finished'; events: number; elapsedMs: number }
+  /**
+   * A source that ends (a file, stdin, a synthetic count) is done. `read`: lines read (not
+   * counting blank ones) or events generated; of those, `events` went into the ring,
+   * `rejected` were bad input (malformed_input) and `ringFull` found no room.
+   */
+  | { type: 'finished'; unit: 'lines read' | 'generated'; read: number; events: number; rejected: number; ringFull: number; elapsedMs: number }
   | { type: 'rotated'; path: string; how: 'renamed' | 'truncated' }
   | { type: 'fatal'; code: ErrorCode; message: string }
   | { type: 'stopped' };

@@ -374,6 +374,7 @@ function readJsonLines(): void {
   let started = Date.now();
 
   const onOversized = (): void => {
+    lineCount++;
     admission.reject(new InputError('ERR_INPUT_OVERSIZED', `line over the limit of ${data.maxEventBytes} bytes (maxEventBytes)`), peer);
   };
   const onText = (text: string): void => {
@@ -401,7 +402,8 @@ function readJsonLines(): void {
 
   const finish = (): void => {
     lines.end((line) => handleLine(line, nowMicros()));
-    admission.post({ type: 'finished', events: lineCount, elapsedMs: Date.now() - started });
+    const { queued, rejected, ringFull } = admission.counts;
+    admission.post({ type: 'finished', unit: 'lines read', read: lineCount, events: queued, rejected, ringFull, elapsedMs: Date.now() - started });
   };
 
   if (fromStdin) {
@@ -521,6 +523,7 @@ function generateSynthetic(): void {
   const paceMinUs = 200;
   let stopped = false;
   let i = 0;
+  let ringFull = 0;
   let startMs = 0;
 
   // Sleeps only once at least paceMinUs ahead of schedule (bursts of ~10 events at
@@ -540,11 +543,14 @@ function generateSynthetic(): void {
         }
       }
       const now = nowMicros();
-      if (!admission.producer.offer(frames.frame(i, now), now, data.rate === 0) && data.rate === 0) {
+      if (!admission.producer.offer(frames.frame(i, now), now, data.rate === 0)) {
         // Unpaced: wait for the encoders instead of dropping, so "as fast as possible"
         // means as fast as the pipeline takes. (Paced, a full ring drops: ring_full.)
-        Atomics.wait(sleepCell, 0, 0, 0.2);
-        continue;
+        if (data.rate === 0) {
+          Atomics.wait(sleepCell, 0, 0, 0.2);
+          continue;
+        }
+        ringFull++;
       }
       i++;
       if (performance.now() > sliceEnd) {
@@ -552,7 +558,7 @@ function generateSynthetic(): void {
         return;
       }
     }
-    if (!stopped) admission.post({ type: 'finished', events: i, elapsedMs: performance.now() - startMs });
+    if (!stopped) admission.post({ type: 'finished', unit: 'generated', read: i, events: i - ringFull, rejected: 0, ringFull, elapsedMs: performance.now() - startMs });
   };
   const begin = (): void => {
     startMs = performance.now();
