@@ -319,13 +319,14 @@ const SOCKET_PROBE_MS = 1000;
  * (ERR_SOCKET_IN_USE), as it is for a path that is not a socket.
  */
 async function claimSocketPath(socketPath: string): Promise<void> {
+  let probed: fs.Stats;
   try {
-    if (!fs.statSync(socketPath).isSocket()) {
-      throw new ArmorfeedError('ERR_CONFIG_INVALID', `socket: ${socketPath} exists and is not a socket; remove it or choose another --socket`);
-    }
-  } catch (err) {
-    if (err instanceof ArmorfeedError) throw err;
+    probed = fs.statSync(socketPath);
+  } catch {
     return; // Nothing there.
+  }
+  if (!probed.isSocket()) {
+    throw new ArmorfeedError('ERR_CONFIG_INVALID', `socket: ${socketPath} exists and is not a socket; remove it or choose another --socket`);
   }
   const outcome = await new Promise<string>((resolve) => {
     const probe = net.connect(socketPath);
@@ -344,11 +345,9 @@ async function claimSocketPath(socketPath: string): Promise<void> {
     });
   });
   if (outcome === 'ECONNREFUSED' || outcome === 'ENOENT') {
-    try {
-      fs.unlinkSync(socketPath);
-    } catch {
-      // Gone already.
-    }
+    // Only the stale socket probed: an instance starting beside this one may have put its
+    // live one there since (this one's link then fails: ERR_SOCKET_IN_USE).
+    unlinkIfInode(socketPath, probed.ino);
     return;
   }
   // Connected, or a full backlog (EAGAIN) or a wait: a process holds it.
