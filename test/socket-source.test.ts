@@ -29,8 +29,9 @@ async function runToExit(args: string[], timeoutMs: number): Promise<{ code: num
   return { code, stderr };
 }
 
-test('socket source - a second instance on a live socket path exits 2 with ERR_SOCKET_IN_USE; the first keeps its socket; a stale socket is replaced', { timeout: 90_000 }, async () => {
+test('socket source - a second instance on a live socket path exits 2 with ERR_SOCKET_IN_USE; the first keeps its socket; a stale socket is replaced', { timeout: 90_000 }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-socket-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const sockPath = path.join(dir, 'in.sock');
   const first = await startServe([...BASE_ARGS, '--socket', sockPath]);
   const conn = connect(first.addresses.grpc);
@@ -61,18 +62,14 @@ test('socket source - a second instance on a live socket path exits 2 with ERR_S
     await first.stop('SIGKILL');
   }
 
+  assert.ok(fs.statSync(sockPath).isSocket(), 'a stale socket file is left');
+  const third = await startServe([...BASE_ARGS, '--socket', sockPath]);
   try {
-    assert.ok(fs.statSync(sockPath).isSocket(), 'a stale socket file is left');
-    const third = await startServe([...BASE_ARGS, '--socket', sockPath]);
-    try {
-      const sock = await connectTo(sockPath);
-      sock.destroy();
-    } finally {
-      const exit = await third.stop('SIGTERM', 10_000);
-      assert.equal(exit.code, 0, exit.stderr.slice(-2000));
-    }
+    const sock = await connectTo(sockPath);
+    sock.destroy();
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    const exit = await third.stop('SIGTERM', 10_000);
+    assert.equal(exit.code, 0, exit.stderr.slice(-2000));
   }
 });
 
