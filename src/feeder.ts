@@ -9,7 +9,7 @@
  */
 import * as os from 'node:os';
 import { Packr } from 'msgpackr';
-import { defaultConfig, readNodeID, validate, whenFullFor, type FeederConfig, type WhenFull } from './config';
+import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type FeederConfig, type WhenFull } from './config';
 import { EncoderPool, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
 import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
 import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
@@ -67,7 +67,7 @@ export interface SourceStats {
 export interface FeederStats {
   uptimeSec: number;
   ingest: Record<string, SourceStats>;
-  encoded: { alerts: number; logs: number; batches: number; inlineBatches: number; encoderThreads: number; /** Encoder threads up now: none until a client connects or a backlog needs them. */ encoderThreadsRunning: number; outputSlabs: SlabStats };
+  encoded: { alerts: number; logs: number; batches: number; inlineBatches: number; encoderThreads: number; /** Encoder threads up now. */ encoderThreadsRunning: number; outputSlabs: SlabStats };
   messages: number;
   notices: number;
   /** Drops not owned by one client. */
@@ -178,6 +178,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   );
 
   pool.warmUp(warmUpSample(config));
+  await pool.workersWarm();
 
   const consumers = new Map<string, RingConsumer>();
   let server: RunningServer | undefined;
@@ -233,7 +234,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   };
   for (const kind of config.source) {
     if (kind === 'none') continue;
-    const ring = allocateRing(config.ringSize);
+    const ring = allocateRing(ringSizeFor(config, kind));
     consumers.set(kind, pool.addRing(kind, ring));
     threads.push(new IngestThread(kind, kind, ring, config, gated && gatedKinds.includes(kind), sourceEvents));
   }
@@ -317,8 +318,6 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   }
   const running = server;
   if (!healthy) running.setServing(false);
-
-  hub.onSubscribersChanged(() => pool.wantWorkers(hub.count('alerts') + hub.count('logs') > 0));
 
   let startedSources = !gated;
   if (gated) {
@@ -405,7 +404,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     push(event: IngestEvent): boolean {
       if (closing !== undefined) throw new ArmorfeedError('ERR_FEEDER_CLOSED', 'push() after close()');
       if (embedded === undefined) {
-        const ring = allocateRing(config.ringSize);
+        const ring = allocateRing(ringSizeFor(config, 'embedded'));
         consumers.set('embedded', pool.addRing('embedded', ring));
         embedded = { producer: new RingProducer(ring), packr: new Packr({ useRecords: false }), tape: createTape() };
       }

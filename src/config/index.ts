@@ -150,11 +150,12 @@ export function defaultConfig(): FeederConfig {
     // beside 8 stalled clients at 50k/s lost 0.02% when the box hiccuped for 25 ms; with
     // 4000 they lost none (bench/README.md, target 5).
     queueSize: 4000,
-    // With backpressure a ring only has to cover the wake-up of the main thread, not a
-    // flood: under an unpaced producer a full 8 MiB ring held every event ~60 ms (p50 at
-    // 170,000 events/s) and 2 MiB ~15 ms, at the same rate (bench/README.md). A paced
-    // synthetic source, which drops instead, has ~70 ms of slack at 50,000 events/s.
-    ringSize: 2 * 1024 * 1024,
+    // 0 = sized per source (ringSizeFor): with backpressure a ring only has to cover the
+    // wake-up of the main thread, not a flood, and under an unpaced producer a full 8 MiB
+    // ring held every event ~60 ms (p50 at 170,000 events/s) against ~15 ms with 2 MiB at
+    // the same rate (bench/README.md); a source that drops instead (the paced synthetic
+    // source, ingestWhenFull drop) keeps 8 MiB of slack (~140 ms at 100,000 events/s).
+    ringSize: 0,
     // Nothing a producer wrote is lost at ingest unless it asks for that (Vector's
     // when_full: block, Fluent Bit's paused inputs).
     ingestWhenFull: 'block',
@@ -213,7 +214,7 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'alertEvery', flag: 'alert-every', kind: 'int', min: 0, max: 1_000_000, describe: 'every K-th synthetic event is an alert (0 = none)' },
   { key: 'waitClients', flag: 'wait-clients', kind: 'int', min: 0, max: 100_000, describe: 'synthetic and jsonl sources start once this many Watch* streams are open' },
   { key: 'queueSize', flag: 'queueSize', kind: 'int', min: 1, max: 10_000_000, describe: 'per-client queue, in events' },
-  { key: 'ringSize', flag: 'ringSize', kind: 'int', min: 65_536, max: 1 << 30, describe: 'bytes per ingest ring' },
+  { key: 'ringSize', flag: 'ringSize', kind: 'int', min: 0, max: 1 << 30, describe: 'bytes per ingest ring (0 = 2 MiB for a source that waits when full, 8 MiB for one that drops; at least twice maxEventBytes)' },
   { key: 'ingestMaxConnections', flag: 'ingestMaxConnections', kind: 'int', min: 1, max: 100_000, describe: 'producer connections a socket or TCP source accepts at once (more are refused)' },
   { key: 'ingestFrameTimeoutMs', flag: 'ingestFrameTimeoutMs', kind: 'int', min: 0, max: 3_600_000, describe: 'ms a begun frame may take to complete before the connection is closed (0 = no limit)' },
   { key: 'ingestIdleTimeoutMs', flag: 'ingestIdleTimeoutMs', kind: 'int', min: 0, max: 86_400_000, describe: 'ms a producer connection may send nothing before it is closed (0 = never)' },
@@ -341,6 +342,13 @@ export function resolveGroup(group: string): number | undefined {
   return undefined;
 }
 
+/** Bytes of one source's ring: ringSize, or with 0 a size for how the source meets a full ring. */
+export function ringSizeFor(config: FeederConfig, kind: SourceKind | 'embedded'): number {
+  if (config.ringSize !== 0) return config.ringSize;
+  const base = kind !== 'embedded' && whenFullFor(config, kind) === 'block' ? 2 * 1024 * 1024 : 8 * 1024 * 1024;
+  return Math.max(base, 2 * config.maxEventBytes);
+}
+
 /** The full-ring rule for one source (synthetic: never blocks; it paces itself). */
 export function whenFullFor(config: FeederConfig, kind: SourceKind): WhenFull {
   if (!whenFullSources.includes(kind)) return 'drop';
@@ -445,7 +453,8 @@ export function validate(config: FeederConfig): FeederConfig {
   if (config.ingestBufferedBytes < config.maxEventBytes) {
     throw new ConfigError('ingestBufferedBytes', `must be at least maxEventBytes (${config.maxEventBytes}), got ${config.ingestBufferedBytes}`);
   }
-  if (config.maxEventBytes > config.ringSize / 2) {
+  if (config.ringSize !== 0 && config.ringSize < 65_536) throw new ConfigError('ringSize', `must be 0 (sized per source) or at least 65536, got ${config.ringSize}`);
+  if (config.ringSize !== 0 && config.maxEventBytes > config.ringSize / 2) {
     throw new ConfigError('maxEventBytes', `must be at most half of ringSize (${config.ringSize}), got ${config.maxEventBytes}`);
   }
   return config;
