@@ -173,23 +173,3 @@ describe('backpressure', () => {
   });
 });
 
-describe('encoder threads', () => {
-  test('encoder threads - none run while no client is connected; they start when one connects', async () => {
-    const { startFeeder } = await import('./helpers/feeder');
-    const { connect } = await import('./helpers/client');
-    const feeder = await startFeeder({ source: ['socket'], socket: socketPath(), encoderThreads: 2 });
-    try {
-      assert.equal(feeder.stats().encoded.encoderThreadsRunning, 0, 'an idle broker carries no encoder isolates');
-      const tc = connect(feeder.addresses.grpc);
-      const w = tc.watch('WatchLogs', 'system');
-      try {
-        await until('the encoder threads to start', () => feeder.stats().encoded.encoderThreadsRunning === 2, 10_000);
-      } finally {
-        w.cancel();
-        tc.close();
-      }
-    } finally {
-      await feeder.close();
-    }
-  });
-});

@@ -207,13 +207,6 @@ class RingPump {
 
 /** One slot holds a batch's two streams; 512 events of ~450 bytes need about 230 KiB. */
 const OUTPUT_SLAB_BYTES = 512 * 1024;
-/**
- * Encoder threads run while clients are connected (and from the first backlog), and stop
- * this long after the last client left. A worker isolate costs about 20 MB of RSS that a
- * node with no one to serve should not pay; starting them takes ~100 ms of both cores,
- * which is paid when a client connects rather than in the middle of a burst.
- */
-const WORKER_IDLE_MS = 60_000;
 
 export class EncoderPool {
   readonly slabs: SlabPool;
@@ -221,11 +214,16 @@ export class EncoderPool {
   readonly inlineBudget: InlineBudget;
   private readonly inline: SpanEncoder;
   private inlineBatches = 0;
-  /** The encoder threads, started at the first backlog (see WORKER_IDLE_MS); ready once warmed up. */
+  /**
+   * The encoder threads, started and warmed up before the broker listens (workersWarm).
+   * Starting them later (when the first client connected) saved ~40 MB of RSS while idle
+   * but cost every first burst its p99: the two isolates' start and warm-up took both
+   * cores for a few hundred ms just as traffic began (bench:peers target 3: p99 47-86 ms
+   * and lost events, against 8-20 ms and none started up front).
+   */
   private piscina: Piscina | undefined;
   private ready = false;
   private starting: Promise<void> | undefined;
-  private idleTimer: NodeJS.Timeout | undefined;
   private sample: SharedArrayBuffer | undefined;
   private readonly pumps = new Map<string, RingPump>();
   private encodedBatches = 0;
@@ -260,10 +258,7 @@ export class EncoderPool {
     return false;
   }
 
-  /**
-   * Starts the encoder threads and warms them up (see warmUp); the first backlog calls
-   * this, and spans go on being encoded on the main thread until the threads are ready.
-   */
+  /** Starts the encoder threads and warms them up (see warmUp); until they are ready every span is encoded inline. */
   private startWorkers(): void {
     if (this.starting !== undefined) return;
     const piscina = new Piscina({
@@ -283,25 +278,14 @@ export class EncoderPool {
     })();
   }
 
-  /**
-   * Whether the encoder threads should run: yes while clients are connected (they start
-   * now, warmed before they take a span); no stops them WORKER_IDLE_MS later unless
-   * wanted again meanwhile (or a backlog starts them).
-   */
-  wantWorkers(want: boolean): void {
-    clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
-    if (want) {
-      this.startWorkers();
-      return;
-    }
-    this.idleTimer = setTimeout(() => void this.stopWorkers(), WORKER_IDLE_MS);
-    this.idleTimer.unref();
+  /** Starts the encoder threads now and resolves once they are warmed up. */
+  async workersWarm(): Promise<void> {
+    this.startWorkers();
+    await this.starting;
   }
 
   private async stopWorkers(): Promise<void> {
     const piscina = this.piscina;
-    clearTimeout(this.idleTimer);
     this.piscina = undefined;
     this.ready = false;
     this.starting = undefined;
@@ -328,7 +312,7 @@ export class EncoderPool {
     entry.done = true;
   }
 
-  /** Encoder threads running now (0 until the first backlog, and after WORKER_IDLE_MS without one). */
+  /** Encoder threads running now. */
   get threads(): number {
     return this.piscina?.threads.length ?? 0;
   }
