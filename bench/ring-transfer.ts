@@ -9,17 +9,18 @@
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { defaultConfig } from '../src/config';
+import { defaultConfig, ringSizeFor } from '../src/config';
 import { RingConsumer, allocateRing, forEachRecord } from '../src/ring';
 import { ALERT_EVERY } from './encode';
 import { check, runPair, type BenchSettings, type PairResult } from './common';
 
 export const EVENTS = 10_000;
 /**
- * Production's defaults (16 MiB ring, claims of batchSize events): 10,000 events never
- * fill the ring, so this measures the hand-over, not the full-ring back-off.
+ * Production's defaults (the 2 MiB ring a socket source gets, claims of batchSize events):
+ * 10,000 events of ~700 bytes fill it about three times, so this measures the hand-over
+ * with some full-ring back-off, as the unpaced synthetic source meets it.
  */
-const RING_BYTES = defaultConfig().ringSize;
+const RING_BYTES = ringSizeFor(defaultConfig(), 'socket');
 const CLAIM_EVENTS = defaultConfig().batchSize;
 
 export interface RingWorkerData {
