@@ -135,6 +135,32 @@ describe('ring - shared-memory queue', () => {
     }
   });
 
+  test('ring - a consumer in a long wait is woken even when the hold would keep the wake-up back', { timeout: 10_000 }, async (t) => {
+    const keepAlive = setInterval(() => undefined, 1000);
+    t.after(() => clearInterval(keepAlive));
+    const sab = allocateRing(1 << 16);
+    const header = new Int32Array(sab, 0, 16);
+    const wakes = (): number => Atomics.load(header, Slot.SIGNAL);
+    const producer = new RingProducer(sab, 60_000);
+    const busy = new RingConsumer(sab);
+    let seq = 0;
+    // Use up the burst with a consumer whose traffic is recent (its waits are short).
+    for (; seq < NOTIFY_BURST; seq++) {
+      const w = busy.waitForData(60_000);
+      assert.ok(producer.offer(payloadOf(seq), seq));
+      await w;
+      assert.equal(drain(busy, seq), seq + 1);
+    }
+    // A consumer with no recent traffic waits long: it must not be left to its timeout.
+    const idle = new RingConsumer(sab);
+    const before = wakes();
+    const w = idle.waitForData(60_000);
+    assert.ok(producer.offer(payloadOf(seq), seq));
+    assert.equal(wakes(), before + 1, 'the long-waiting consumer is woken');
+    await w;
+    assert.equal(drain(idle, seq), seq + 1);
+  });
+
   test('ring - a worker thread producer and a main-thread consumer: every record once, in order', async () => {
     const COUNT = 100_000;
     const sab = allocateRing(1 << 16);

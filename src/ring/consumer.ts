@@ -113,6 +113,8 @@ export class RingConsumer {
   waitForData(timeoutMs: number): Promise<void> {
     if (performance.now() - this.lastDataMs < RECENT_TRAFFIC_MS) timeoutMs = Math.min(timeoutMs, HELD_WAIT_MS);
     const h = this.ring.header;
+    // The producer may hold back a wake-up only while this wait ends by itself soon.
+    Atomics.store(h, Slot.SHORT_WAIT, timeoutMs <= HELD_WAIT_MS ? 1 : 0);
     Atomics.store(h, Slot.WAITING, 1);
     const signal = Atomics.load(h, Slot.SIGNAL);
     if (this.hasUnclaimed() || this.isClosed()) {

@@ -14,6 +14,7 @@
  *                                                    5 ROTATIONS         followed file replaced (jsonl)
  *   5 SPACE         room wake-up counter (consumer)  8.. MALFORMED_BY_REASON, one slot per reason
  *   6 SPACE_WAITING producer is parked (0/1)             in errors.ts `inputReasons` order
+ *   7 SHORT_WAIT    the parked consumer wakes by itself within HELD_WAIT_MS (0/1)
  *
  * Every counter is written by the producer only (Atomics.add) and read by anyone, so
  * /stats is exact at any instant without messages between threads.
@@ -52,6 +53,7 @@ export const Slot = {
   CLOSED: 4,
   SPACE: 5,
   SPACE_WAITING: 6,
+  SHORT_WAIT: 7,
 } as const;
 
 export const Counter = {

@@ -72,7 +72,9 @@ export class RingProducer {
     this.write = (this.write + size) >>> 0;
     Atomics.store(header, Slot.WRITE, this.write | 0);
     Atomics.add(counters, Counter.EVENTS_IN, 1n);
-    if (Atomics.load(header, Slot.WAITING) !== 0 && this.takeNotifyToken()) this.wakeConsumer();
+    // A wake-up is held back only under sustained traffic (no token) and only while the
+    // consumer's own wait is short; a consumer in a long wait is always woken.
+    if (Atomics.load(header, Slot.WAITING) !== 0 && (this.takeNotifyToken() || Atomics.load(header, Slot.SHORT_WAIT) === 0)) this.wakeConsumer();
     return true;
   }
 
