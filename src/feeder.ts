@@ -57,6 +57,8 @@ export interface SourceStats {
   backpressure: { waits: number; seconds: number };
   /** `--follow`: times the file was replaced (renamed away or truncated) and read again from its start. */
   rotations: number;
+  /** Producer connections open now (socket and TCP sources). */
+  connections: number;
   /** Producer connections the broker closed or refused, by code (ERR_INGEST_FRAME_TIMEOUT, ERR_INGEST_TOO_MANY_CONNECTIONS, ...). */
   disconnects: Record<string, number>;
   finished: boolean;
@@ -258,6 +260,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         whenFull: t !== undefined ? whenFullFor(config, t.kind) : 'drop',
         backpressure: { waits: s.blocks, seconds: s.blockedUs / 1e6 },
         rotations: s.rotations,
+        connections: s.connections,
         disconnects: Object.fromEntries(disconnects.get(name) ?? []),
         finished: t?.finished ?? false,
         failed: t?.failed ?? false,

@@ -38,6 +38,7 @@ test('ingest limits - past ingestMaxConnections a producer is refused with a lin
   const f = await startFeeder({ ...base, ingestMaxConnections: 3 });
   try {
     const kept = await Promise.all([open(f), open(f), open(f)]);
+    await until('three connections open', () => f.stats().ingest.tcp.connections === 3);
     const extra = await open(f);
     await withTimeout(extra.closed, 5000, 'the fourth connection to be closed');
     assert.match(extra.said(), /^armorfeed: ERR_INGEST_TOO_MANY_CONNECTIONS: /);
@@ -46,6 +47,7 @@ test('ingest limits - past ingestMaxConnections a producer is refused with a lin
     await until('the kept connection still ingests', () => f.stats().ingest.tcp.events === 1);
     kept[1].sock.destroy();
     await kept[1].closed;
+    await until('the broker to see the connection go', () => f.stats().ingest.tcp.connections === 2);
     // A place is free again.
     const next = await open(f);
     next.sock.write(event(2));

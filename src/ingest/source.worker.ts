@@ -102,6 +102,7 @@ function serveFrames(): void {
       return;
     }
     sockets.add(socket);
+    admission.producer.countConnection(1);
     const reader = new FrameReader(data.maxEventBytes);
     let held = 0;
     const holdBuffered = (): void => {
@@ -194,6 +195,7 @@ function serveFrames(): void {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       sockets.delete(socket);
+      admission.producer.countConnection(-1);
       clearTimeout(frameTimer);
       if (!hungUp && reader.buffered > 0) {
         admission.reject(new InputError('ERR_INPUT_TRUNCATED', `connection closed ${reader.buffered} bytes into a frame`), peer);

@@ -69,6 +69,8 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     ]), stats);
   counterFrom(r, 'armorfeed_ingest_backpressure_waits_total', 'Times a source found its ring full and waited for room (ingestWhenFull block): its producers\' writes waited meanwhile', ['source'], (s) =>
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.backpressure.waits]), stats);
+  gaugeFrom(r, 'armorfeed_ingest_connections', 'Producer connections open now, per source (socket and TCP)', ['source'], (s) =>
+    Object.entries(s.ingest).map(([source, v]) => [{ source }, v.connections]), stats);
   counterFrom(r, 'armorfeed_ingest_disconnects_total', 'Producer connections the broker closed or refused, per source and code (bad framing, too many connections, timeouts, the buffered-bytes cap)', ['source', 'code'], (s) =>
     Object.entries(s.ingest).flatMap(([source, v]) => Object.entries(v.disconnects).map(([code, n]) => [{ source, code }, n] as [Labels, number])), stats);
   counterFrom(r, 'armorfeed_ingest_file_rotations_total', 'A followed jsonl file that was replaced (renamed away or truncated) and read again from its start', ['source'], (s) =>

@@ -11,6 +11,8 @@ export interface RingStats {
   blockedUs: number;
   /** A followed file that was replaced (renamed away, or truncated) and read again from its start. */
   rotations: number;
+  /** Producer connections open now (socket and TCP sources). */
+  connections: number;
   /** Per reason slot, in errors.ts `inputReasons` order. */
   malformedByReason: number[];
   closed: boolean;
@@ -139,6 +141,7 @@ export class RingConsumer {
       blocks: Number(Atomics.load(counters, Counter.BLOCKS)),
       blockedUs: Number(Atomics.load(counters, Counter.BLOCKED_US)),
       rotations: Number(Atomics.load(counters, Counter.ROTATIONS)),
+      connections: Number(Atomics.load(counters, Counter.CONNECTIONS)),
       malformedByReason: Array.from({ length: MAX_MALFORMED_REASONS }, (_, i) => Number(Atomics.load(counters, Counter.MALFORMED_BY_REASON + i))),
       closed: Atomics.load(header, Slot.CLOSED) !== 0,
     };

@@ -12,6 +12,7 @@
  *   3 WAITING       consumer is parked (0/1)         3 BLOCKED_US        time the producer waited for room
  *   4 CLOSED        producer finished (0/1)          4 BLOCKS            how many times it waited
  *                                                    5 ROTATIONS         followed file replaced (jsonl)
+ *                                                    6 CONNECTIONS       producer connections open now
  *   5 SPACE         room wake-up counter (consumer)  8.. MALFORMED_BY_REASON, one slot per reason
  *   6 SPACE_WAITING producer is parked (0/1)             in errors.ts `inputReasons` order
  *   7 SHORT_WAIT    the parked consumer wakes by itself within HELD_WAIT_MS (0/1)
@@ -63,6 +64,7 @@ export const Counter = {
   BLOCKED_US: 3,
   BLOCKS: 4,
   ROTATIONS: 5,
+  CONNECTIONS: 6,
   MALFORMED_BY_REASON: 8,
 } as const;
 

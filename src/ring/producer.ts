@@ -143,6 +143,11 @@ export class RingProducer {
     if (reasonIndex >= 0 && reasonIndex < MAX_MALFORMED_REASONS) Atomics.add(this.ring.counters, Counter.MALFORMED_BY_REASON + reasonIndex, n);
   }
 
+  /** Counts a producer connection opening (+1) or closing (-1). */
+  countConnection(delta: 1 | -1): void {
+    Atomics.add(this.ring.counters, Counter.CONNECTIONS, BigInt(delta));
+  }
+
   /** Counts a followed file that was replaced and is read again from its start. */
   countRotation(): void {
     Atomics.add(this.ring.counters, Counter.ROTATIONS, 1n);
