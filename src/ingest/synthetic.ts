@@ -134,10 +134,44 @@ export function syntheticEvent(i: number, nowUs: number, opts: SyntheticOptions)
  * patched per event (the four pids, the timestamp and UpdatedTime). At high rates the
  * generator is then a memcpy and a few stores, leaving the CPU to the pipeline.
  */
-export class SyntheticFrames {
-  private readonly templates: { bytes: Uint8Array; pids: number[]; ts: number; ut: number }[] = [];
+/** Writes `v` as the 4 payload bytes of a msgpack uint32 at `at` (big-endian). */
+export function putU32BE(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = (v >>> 16) & 255;
+  b[at + 2] = (v >>> 8) & 255;
+  b[at + 3] = v & 255;
+}
+
+/**
+ * Stamps a pre-packed event template in place: Timestamp (a uint32's payload at `tsAt`)
+ * and UpdatedTime (27 bytes of string at `utAt`), the date part formatted once per second.
+ */
+export class TemplateStamper {
   private cachedSecond = -1;
   private readonly cachedPrefix = new Uint8Array(19);
+
+  stamp(b: Uint8Array, tsAt: number, utAt: number, nowUs: number): void {
+    const seconds = Math.floor(nowUs / 1e6);
+    putU32BE(b, tsAt, seconds);
+    if (seconds !== this.cachedSecond) {
+      this.cachedSecond = seconds;
+      const s = formatUpdatedTime(seconds * 1e6);
+      for (let k = 0; k < 19; k++) this.cachedPrefix[k] = s.charCodeAt(k);
+    }
+    b.set(this.cachedPrefix, utAt);
+    let frac = Math.floor(nowUs - seconds * 1e6);
+    b[utAt + 19] = 0x2e;
+    for (let k = 25; k >= 20; k--) {
+      b[utAt + k] = 0x30 + (frac % 10);
+      frac = Math.floor(frac / 10);
+    }
+    b[utAt + 26] = 0x5a;
+  }
+}
+
+export class SyntheticFrames {
+  private readonly templates: { bytes: Uint8Array; pids: number[]; ts: number; ut: number }[] = [];
+  private readonly stamper = new TemplateStamper();
 
   constructor(private readonly opts: SyntheticOptions, pack: (value: unknown) => Uint8Array) {
     const PID = 0x7ffffff0;
@@ -179,32 +213,8 @@ export class SyntheticFrames {
     const hostPid = 20000 + ((i * 7919) % 40000);
     const pid = 100 + (i % 900);
     const values = [hostPid - 11, hostPid, pid - 9, pid];
-    for (let k = 0; k < 4; k++) {
-      const p = t.pids[k];
-      const v = values[k];
-      b[p] = v >>> 24;
-      b[p + 1] = (v >>> 16) & 255;
-      b[p + 2] = (v >>> 8) & 255;
-      b[p + 3] = v & 255;
-    }
-    const seconds = Math.floor(nowUs / 1e6);
-    b[t.ts] = seconds >>> 24;
-    b[t.ts + 1] = (seconds >>> 16) & 255;
-    b[t.ts + 2] = (seconds >>> 8) & 255;
-    b[t.ts + 3] = seconds & 255;
-    if (seconds !== this.cachedSecond) {
-      this.cachedSecond = seconds;
-      const s = formatUpdatedTime(seconds * 1e6);
-      for (let k = 0; k < 19; k++) this.cachedPrefix[k] = s.charCodeAt(k);
-    }
-    b.set(this.cachedPrefix, t.ut);
-    let frac = Math.floor(nowUs - seconds * 1e6);
-    b[t.ut + 19] = 0x2e;
-    for (let k = 25; k >= 20; k--) {
-      b[t.ut + k] = 0x30 + (frac % 10);
-      frac = Math.floor(frac / 10);
-    }
-    b[t.ut + 26] = 0x5a;
+    for (let k = 0; k < 4; k++) putU32BE(b, t.pids[k], values[k]);
+    this.stamper.stamp(b, t.ts, t.ut, nowUs);
     return b;
   }
 }

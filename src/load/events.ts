@@ -11,8 +11,7 @@
  * blur the loss figures.
  */
 import type { IngestEvent } from '../event/schema';
-import { syntheticEvent } from '../ingest/synthetic';
-import { formatUpdatedTime } from '../wire/time';
+import { putU32BE, syntheticEvent, TemplateStamper } from '../ingest/synthetic';
 
 export type EventKind = 'alert' | 'log';
 
@@ -63,8 +62,7 @@ interface FrameTemplate {
  */
 export class LoadFrames {
   private readonly templates = new Map<number, FrameTemplate>();
-  private cachedSecond = -1;
-  private readonly cachedPrefix = new Uint8Array(19);
+  private readonly stamper = new TemplateStamper();
 
   constructor(private readonly pack: (value: unknown) => Uint8Array) {}
 
@@ -116,25 +114,11 @@ export class LoadFrames {
     const t = this.template(seq, kind);
     const b = t.bytes;
     const pid = 100 + (seq % 900);
-    put32(b, t.hostPid, seq);
-    put32(b, t.hostPPid, 20000 + (seq % 40000));
-    put32(b, t.pid, pid);
-    put32(b, t.ppid, pid - 9);
-    const seconds = Math.floor(nowUs / 1e6);
-    put32(b, t.ts, seconds);
-    if (seconds !== this.cachedSecond) {
-      this.cachedSecond = seconds;
-      const s = formatUpdatedTime(seconds * 1e6);
-      for (let k = 0; k < 19; k++) this.cachedPrefix[k] = s.charCodeAt(k);
-    }
-    b.set(this.cachedPrefix, t.ut);
-    let frac = Math.floor(nowUs - seconds * 1e6);
-    b[t.ut + 19] = 0x2e;
-    for (let k = 25; k >= 20; k--) {
-      b[t.ut + k] = 0x30 + (frac % 10);
-      frac = Math.floor(frac / 10);
-    }
-    b[t.ut + 26] = 0x5a;
+    putU32BE(b, t.hostPid, seq);
+    putU32BE(b, t.hostPPid, 20000 + (seq % 40000));
+    putU32BE(b, t.pid, pid);
+    putU32BE(b, t.ppid, pid - 9);
+    this.stamper.stamp(b, t.ts, t.ut, nowUs);
     let v = seq;
     for (let k = seqDigits - 1; k >= 0; k--) {
       b[t.seq + k] = 0x30 + (v % 10);
@@ -142,11 +126,4 @@ export class LoadFrames {
     }
     return b;
   }
-}
-
-function put32(b: Uint8Array, at: number, v: number): void {
-  b[at] = v >>> 24;
-  b[at + 1] = (v >>> 16) & 255;
-  b[at + 2] = (v >>> 8) & 255;
-  b[at + 3] = v & 255;
 }
