@@ -281,3 +281,45 @@ export function findPeersBin(repoRoot: string, explicit: string | undefined): st
   return fallback;
 }
 
+
+/** What runPeerTool returns: the parsed report (undefined if it printed none), exit and CPU. */
+export interface PeerToolRun<R> {
+  report: R | undefined;
+  exitCode: number | null;
+  timedOut: boolean;
+  cpuSec: number;
+  wallS: number;
+  /** stderr, and stdout when it held no report: the last 2 kB. */
+  stderrTail: string;
+}
+
+/**
+ * Runs one of the Go peer tools (producer, loadclient) to its end, SIGKILLs it after
+ * `capMs`, samples its CPU, and parses the report it prints on stdout with `parse`.
+ */
+export async function runPeerTool<R>(command: string, args: string[], cwd: string, capMs: number, parse: (stdout: string) => R): Promise<PeerToolRun<R>> {
+  const started = performance.now();
+  const proc = spawnTracked(command, args, cwd);
+  const sampler = new ProcSampler(proc.pid, proc.spawnedAt).start();
+  let exit = await withTimeout(proc.exited, capMs);
+  let timedOut = false;
+  if (exit === undefined) {
+    timedOut = true;
+    exit = await stopChild(proc, 2_000, 'SIGKILL');
+  }
+  sampler.stop();
+  let report: R | undefined;
+  try {
+    report = parse(proc.stdout());
+  } catch {
+    report = undefined;
+  }
+  return {
+    report,
+    exitCode: exit.code,
+    timedOut,
+    cpuSec: sampler.last()?.cpuSec ?? 0,
+    wallS: (performance.now() - started) / 1000,
+    stderrTail: (proc.stderr() + (report === undefined ? proc.stdout() : '')).slice(-2000),
+  };
+}

@@ -4,7 +4,7 @@
  * against both servers, so neither side brings its own measuring code.
  */
 import * as path from 'node:path';
-import { ProcSampler, spawnTracked, stopChild, withTimeout } from './children';
+import { runPeerTool } from './children';
 
 export interface Latency {
   p50: number;
@@ -72,29 +72,8 @@ export function loadClientArgs(o: LoadClientOptions): string[] {
 /** Runs loadclient; its --duration bounds it, and a hard cap of duration + 20 s kills it. */
 export async function runLoadClient(peersBin: string, cwd: string, o: LoadClientOptions): Promise<LoadClientRun> {
   const args = loadClientArgs(o);
-  const proc = spawnTracked(path.join(peersBin, 'loadclient'), args, cwd);
-  const sampler = new ProcSampler(proc.pid, proc.spawnedAt).start();
-  let exit = await withTimeout(proc.exited, (o.durationS + 20) * 1000);
-  let timedOut = false;
-  if (exit === undefined) {
-    timedOut = true;
-    exit = await stopChild(proc, 2_000, 'SIGKILL');
-  }
-  sampler.stop();
-  let report: LoadClientReport | undefined;
-  try {
-    report = parseReport(JSON.parse(proc.stdout()) as unknown);
-  } catch {
-    report = undefined;
-  }
-  return {
-    args,
-    report,
-    exitCode: exit.code,
-    timedOut,
-    cpuSec: sampler.last()?.cpuSec ?? 0,
-    stderrTail: (proc.stderr() + (report === undefined ? proc.stdout() : '')).slice(-2000),
-  };
+  const run = await runPeerTool(path.join(peersBin, 'loadclient'), args, cwd, (o.durationS + 20) * 1000, (out) => parseReport(JSON.parse(out) as unknown));
+  return { args, ...run };
 }
 
 /** Why a loadclient run counts as a failed run, or undefined. */

@@ -5,7 +5,7 @@
  * binary and flags feed both servers on the real-path targets.
  */
 import * as path from 'node:path';
-import { ProcSampler, spawnTracked, stopChild, withTimeout } from './children';
+import { runPeerTool } from './children';
 
 export interface ProducerOptions {
   socket: string;
@@ -59,31 +59,8 @@ export function producerCapMs(o: ProducerOptions, unpacedCapS: number): number {
  */
 export async function runProducer(peersBin: string, cwd: string, o: ProducerOptions, capMs: number): Promise<ProducerRun> {
   const args = producerArgs(o);
-  const started = performance.now();
-  const proc = spawnTracked(path.join(peersBin, 'producer'), args, cwd);
-  const sampler = new ProcSampler(proc.pid, proc.spawnedAt).start();
-  let exit = await withTimeout(proc.exited, capMs);
-  let timedOut = false;
-  if (exit === undefined) {
-    timedOut = true;
-    exit = await stopChild(proc, 2_000, 'SIGKILL');
-  }
-  sampler.stop();
-  let report: ProducerReport | undefined;
-  try {
-    report = parseProducerReport(JSON.parse(proc.stdout().trim().split('\n').pop() ?? '') as unknown);
-  } catch {
-    report = undefined;
-  }
-  return {
-    args,
-    report,
-    exitCode: exit.code,
-    timedOut,
-    cpuSec: sampler.last()?.cpuSec ?? 0,
-    wallS: (performance.now() - started) / 1000,
-    stderrTail: (proc.stderr() + (report === undefined ? proc.stdout() : '')).slice(-2000),
-  };
+  const run = await runPeerTool(path.join(peersBin, 'producer'), args, cwd, capMs, (out) => parseProducerReport(JSON.parse(out.trim().split('\n').pop() ?? '') as unknown));
+  return { args, ...run };
 }
 
 /** Why a producer run counts as a failed run, or undefined. */
