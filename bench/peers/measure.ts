@@ -89,18 +89,11 @@ export async function measure(
     server = await startServer(system, bin, gen);
     await hooks.beforeClient?.(server);
     m.loadclient = await runLoadClient(bin.peersBin, bin.repoRoot, { ...client, addr: server.addr });
-    m.loadclientArgs = m.loadclient.args;
-    const lcProblem = loadClientProblem(m.loadclient);
-    if (lcProblem !== undefined) m.problems.push(lcProblem);
+    noteLoadClient(m);
     // The server prints its generation end a moment after the last event; do not wait long.
     await withTimeout(server.generationDone, 2_000);
     await hooks.beforeStop?.(server, m);
-    m.server = await server.stop();
-    const problem = stopProblem(m.server);
-    if (problem !== undefined) m.problems.push(`${system} ${problem}; stderr tail:\n${m.server.stderrTail.slice(-1200)}`);
-    if (system === 'armorfeed' && m.server.summary.rows.length === 0 && problem === undefined) {
-      m.observations.push('armorfeed printed no per-client summary on SIGTERM');
-    }
+    await stopAndNote(system, server, m);
     crossCheck(m);
   } catch (err) {
     m.problems.push(err instanceof Error ? err.message : String(err));
@@ -112,6 +105,24 @@ export async function measure(
   m.wallS = (performance.now() - started) / 1000;
   await sleep(300);
   return m;
+}
+
+/** Records the loadclient run's arguments and whether it counts as failed. */
+export function noteLoadClient(m: Measurement): void {
+  if (m.loadclient === undefined) return;
+  m.loadclientArgs = m.loadclient.args;
+  const problem = loadClientProblem(m.loadclient);
+  if (problem !== undefined) m.problems.push(problem);
+}
+
+/** Stops the server and records what its stop says about the run. */
+export async function stopAndNote(system: SystemName, server: RunningServer, m: Measurement): Promise<void> {
+  m.server = await server.stop();
+  const problem = stopProblem(m.server);
+  if (problem !== undefined) m.problems.push(`${system} ${problem}; stderr tail:\n${m.server.stderrTail.slice(-1200)}`);
+  if (system === 'armorfeed' && m.server.summary.rows.length === 0 && problem === undefined) {
+    m.observations.push('armorfeed printed no per-client summary on SIGTERM');
+  }
 }
 
 /**

@@ -20,10 +20,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fetchServerStats, type ServerStats } from '../../src/load/server-stats';
 import { onBenchExit, sleep } from './children';
-import { loadClientProblem, runLoadClient, type LoadClientOptions, type LoadClientRun } from './loadclient';
-import { crossCheck, type MeasureHooks, type Measurement } from './measure';
+import { runLoadClient, type LoadClientOptions, type LoadClientRun } from './loadclient';
+import { crossCheck, noteLoadClient, stopAndNote, type MeasureHooks, type Measurement } from './measure';
 import { producerCapMs, producerProblem, runProducer, type ProducerOptions } from './producer';
-import { socketServerCommandLine, startSocketServer, stopProblem, type Binaries, type RunningServer, type SystemName } from './servers';
+import { socketServerCommandLine, startSocketServer, type Binaries, type RunningServer, type SystemName } from './servers';
 
 /** The source name armorfeed gives its Unix-socket source in /stats and its summary. */
 const SOCKET_SOURCE = 'socket';
@@ -136,19 +136,12 @@ export async function measureRealPath(
     }
 
     m.loadclient = await lcPromise;
-    m.loadclientArgs = m.loadclient.args;
-    const lcProblem = loadClientProblem(m.loadclient);
-    if (lcProblem !== undefined) m.problems.push(lcProblem);
+    noteLoadClient(m);
 
     const sent = m.producer?.report?.sent ?? 0;
     const fromStats = system === 'armorfeed' ? await armorfeedIngest(server, sent) : undefined;
     await hooks.beforeStop?.(server, m);
-    m.server = await server.stop();
-    const problem = stopProblem(m.server);
-    if (problem !== undefined) m.problems.push(`${system} ${problem}; stderr tail:\n${m.server.stderrTail.slice(-1200)}`);
-    if (system === 'armorfeed' && m.server.summary.rows.length === 0 && problem === undefined) {
-      m.observations.push('armorfeed printed no per-client summary on SIGTERM');
-    }
+    await stopAndNote(system, server, m);
     checkIngest(m, sent, fromStats);
     crossCheck(m);
   } catch (err) {
