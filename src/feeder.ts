@@ -139,6 +139,8 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   const disconnectNotice = new RateLimitedNotice(1000);
   const encodeErrorNotice = new RateLimitedNotice(1000);
   const oversizedNotice = new RateLimitedNotice(1000);
+  // Whoever may rewrite a followed file can rotate it as often as the 100 ms poll sees.
+  const rotationNotice = new RateLimitedNotice(1000);
   const clientDropNotice = new RateLimitedNotice(10_000);
 
   const settings: EncoderSettings = {
@@ -220,7 +222,8 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       checkFinished();
     },
     onRotated: (source: string, msg: { path: string; how: string }) => {
-      log.info(`source ${source}: ${msg.path} was ${msg.how === 'renamed' ? 'replaced (renamed or removed)' : 'truncated'}; reading the new file from its start`);
+      const suppressed = rotationNotice.take();
+      if (suppressed >= 0) log.info(`source ${source}: ${msg.path} was ${msg.how === 'renamed' ? 'replaced (renamed or removed)' : 'truncated'}; reading the new file from its start${notShown(suppressed)}`);
     },
     onFatal: (source: string, msg: { code: string; message: string }) => {
       log.error(`source ${source} failed: ${msg.code}: ${msg.message}`);
@@ -348,6 +351,8 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     if (n > 0) log.error(`encode_error:${notShown(n)}`);
     n = oversizedNotice.takeSuppressed();
     if (n > 0) log.warn(`encoded_oversized:${notShown(n)}`);
+    n = rotationNotice.takeSuppressed();
+    if (n > 0) log.info(`file rotations:${notShown(n)}`);
     // Only clients that dropped since the last report: one that recovered is not warned about again.
     const lossy = hub.openSubscribers().filter((s) => s.dropped.client_queue_full > (reportedQueueFull.get(s) ?? 0));
     if (lossy.length === 0) return;

@@ -69,3 +69,31 @@ test('follow - a file that only grows is not taken for a rotated one', async () 
     await f.close();
   }
 });
+
+test('follow - rotating a file over and over gives at most one INFO line a second, the rest counted', { timeout: 30_000 }, async () => {
+  const { connect } = await import('./helpers/client');
+  const file = path.join(dir, 'churn.jsonl');
+  fs.writeFileSync(file, lines(1, 1));
+  const f = await startFeeder({ source: ['jsonl'], jsonl: file, follow: true });
+  const tc = connect(f.addresses.grpc);
+  const messages = tc.watch('WatchMessages', '');
+  try {
+    await until('the first line read', () => f.stats().ingest.jsonl.events === 1, 10_000);
+    const started = Date.now();
+    for (let k = 0; k < 12; k++) {
+      fs.renameSync(file, `${file}.${k}`);
+      fs.writeFileSync(file, lines(1000 + k, 1));
+      await until(`rotation ${k + 1} seen`, () => f.stats().ingest.jsonl.rotations === k + 1, 10_000);
+    }
+    const rotationLines = (): string[] => messages.messages.map((m) => String(m.Message)).filter((m) => m.includes('reading the new file from its start'));
+    assert.equal(f.stats().ingest.jsonl.rotations, 12);
+    // One a second at most (plus the first): 12 lines only if the rotations took 11 s or more.
+    const allowed = Math.ceil((Date.now() - started) / 1000) + 1;
+    assert.ok(allowed < 12, `the rotations took too long to tell (${Date.now() - started} ms)`);
+    assert.ok(rotationLines().length <= allowed, `${rotationLines().length} INFO lines for 12 rotations in ${Date.now() - started} ms`);
+  } finally {
+    messages.cancel();
+    tc.close();
+    await f.close();
+  }
+});
