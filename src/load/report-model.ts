@@ -6,7 +6,7 @@
 import type { LatencySummary } from './latency';
 import type { ProcSummary } from './proc-sampler';
 import type { StreamChoice } from './options';
-import type { StreamState } from './subscriber';
+import type { StreamState } from './load-client';
 
 export interface ServerDropsForClient {
   delivered: number;

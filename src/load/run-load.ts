@@ -29,7 +29,7 @@ import type { BrokerCounters, ClientReport, LoadReport, ServerDropsForClient, Th
 import { SequenceTracker } from './sequence';
 import { epochMs, SendTimes } from './send-times';
 import { entriesFor, fetchServerStats, ingestTotals, type ServerStats } from './server-stats';
-import type { ClientBehaviour, StreamKind, StreamState, SubscriberResult, SubscriberSettings } from './subscriber';
+import type { ClientBehaviour, StreamKind, StreamState, LoadClientResult, LoadClientSettings } from './load-client';
 import { isSaturated, type ThreadSummary } from './thread-meter';
 
 export interface LoadProgress {
@@ -87,12 +87,12 @@ export const maxSubscriberThreads = 8;
 
 /** A client as the main thread sees it: live progress during the run, the worker's result after. */
 interface ClientView {
-  settings: SubscriberSettings;
+  settings: LoadClientSettings;
   thread: number;
   received: number;
   distinct: number;
   lastReceiveAt: number;
-  result?: SubscriberResult;
+  result?: LoadClientResult;
 }
 
 /** One worker thread and the messages it sends. */
@@ -350,7 +350,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
   await Promise.all(
     subscriberWorkers.map(async (w) => {
       w.send({ type: 'stop' });
-      return w.next('subscribers-result');
+      return w.next('clients-result');
     }),
   ).then((results) => {
     results.forEach((m, g) => {
@@ -395,7 +395,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
 
 /** A client's final state, from its worker's result (empty if its thread failed). */
 interface ClientOutcome {
-  settings: SubscriberSettings;
+  settings: LoadClientSettings;
   behaviour: ClientBehaviour;
   thread: number;
   tracker: SequenceTracker;

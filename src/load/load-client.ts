@@ -31,7 +31,7 @@ export type StreamKind = 'alerts' | 'logs';
 export type ClientBehaviour = { kind: 'fast' } | { kind: 'slow'; delayUs: number } | { kind: 'stalled' };
 export type StreamEnd = 'open' | 'stopped' | 'eof' | 'error';
 
-export interface SubscriberSettings {
+export interface LoadClientSettings {
   index: number;
   addr: HostPort;
   /** Sent as x-armorfeed-client; armorfeed uses it as the client's name in /stats. */
@@ -47,8 +47,8 @@ export interface SubscriberSettings {
   burnUsPerEvent?: number;
 }
 
-/** What a subscriber hands back to the main thread at the end of a run. */
-export interface SubscriberResult {
+/** What a load client hands back to the main thread at the end of a run. */
+export interface LoadClientResult {
   index: number;
   streams: StreamState[];
   failures: string[];
@@ -77,7 +77,7 @@ const reconnectDelayMs = 200;
 export const fastClientWindowBytes = 4 << 20;
 const healthDeadlineMs = 5000;
 
-export class Subscriber {
+export class LoadClient {
   readonly tracker = new SequenceTracker();
   readonly latencyFromUpdated = new LatencyRecorder();
   readonly latencyFromSend = new LatencyRecorder();
@@ -96,7 +96,7 @@ export class Subscriber {
   private released: boolean;
   private stopping = false;
 
-  constructor(readonly settings: SubscriberSettings) {
+  constructor(readonly settings: LoadClientSettings) {
     this.client = new grpc.Client(formatHostPort(settings.addr), grpc.credentials.createInsecure(), {
       // One connection per load client, as separate karmor processes would have.
       'grpc.use_local_subchannel_pool': 1,
@@ -259,7 +259,7 @@ export class Subscriber {
   }
 
   /** Everything the main thread needs for the report; the sequence bitset's buffer can be transferred. */
-  result(): SubscriberResult {
+  result(): LoadClientResult {
     return {
       index: this.settings.index,
       streams: this.streams.map((st) => ({ ...st })),
