@@ -5,23 +5,26 @@
  * per second.
  *
  * It runs inside a worker thread (src/load/load.worker.ts) with a few other clients
- * at most, and reads without decoding events: grpc-js hands over the message bytes
- * (an identity deserializer) and a top-level protobuf wire walk (./peek.ts) reads only
- * the sequence number (HostPID) and UpdatedTime, as the Go loadclient's lazy mode does.
- * Times are epoch ms (performance.timeOrigin + performance.now()), which every
- * thread of the process shares.
+ * at most, and reads without decoding events: the gRPC calls are made on node:http2
+ * directly (./h2-grpc.ts says why not grpc-js), each message is found in place in the
+ * HTTP/2 chunk, and a top-level protobuf wire walk (./peek.ts) reads only the sequence
+ * number (HostPID) and UpdatedTime, as the Go loadclient's lazy mode does. An event's
+ * receive time is when the client reads it (as loadclient takes it after RecvMsg), in
+ * epoch ms (performance.timeOrigin + performance.now()), which every thread of the
+ * process shares.
  *
- * Slow clients really stop reading: after each event the stream is paused
- * (grpc-js then stops pulling messages, HTTP/2 flow control closes the window and
- * the broker's per-client queue fills) and resumed once the per-event delay has
- * passed. Stalled clients stop after their first event until the producer has
+ * Slow clients really stop reading: after an event the reading stops at that event
+ * (the rest of the chunk waits, the HTTP/2 stream is paused, flow control closes the
+ * window and the broker's per-client queue fills) and goes on once the per-event delay
+ * has passed. Stalled clients stop after their first event until the producer has
  * finished; then they drain, so that every event is either received or counted as
  * dropped by the broker.
  */
-import * as grpc from '@grpc/grpc-js';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { HealthMismatchError } from '../errors';
 import { feederTypes, filterMetadataKeys, rpcPath } from '../wire/proto';
 import { formatHostPort, type HostPort } from './addresses';
+import { FeederSession, statusName, type GrpcResponseReader, type GrpcStatus } from './h2-grpc';
 import { LatencyRecorder } from './latency';
 import { makeEventPeeker, type PeekedEvent } from './peek';
 import { epochMs, type SendTimes } from './send-times';
@@ -91,21 +94,22 @@ export class LoadClient {
   /** Events received per second since `timeOrigin`. */
   readonly receivedPerSecond: number[] = [];
   private timeOrigin = epochMs();
-  private readonly client: grpc.Client;
-  private readonly calls = new Map<StreamKind, grpc.ClientReadableStream<Buffer>>();
+  private readonly session: FeederSession;
+  private readonly calls = new Map<StreamKind, GrpcResponseReader>();
   private released: boolean;
   private stopping = false;
 
   constructor(readonly settings: LoadClientSettings) {
-    this.client = new grpc.Client(formatHostPort(settings.addr), grpc.credentials.createInsecure(), {
-      // One connection per load client, as separate karmor processes would have.
-      'grpc.use_local_subchannel_pool': 1,
-      // A fast client gets an HTTP/2 window like the one grpc-go's BDP estimator grows for
-      // a karmor reading at full speed on loopback, so that a scheduling hiccup of its thread
-      // is absorbed as it is in a Go client. Slow and stalled clients keep the 64 KB default:
-      // they model consumers that push back on the broker's queue.
-      // (So does a debug client that burns CPU per event: it shows a client's own limit.)
-      ...(settings.behaviour.kind === 'fast' && (settings.burnUsPerEvent ?? 0) === 0 ? { 'grpc-node.flow_control_window': fastClientWindowBytes } : {}),
+    // A fast client gets an HTTP/2 window like the one grpc-go's BDP estimator grows for
+    // a karmor reading at full speed on loopback, so that a scheduling hiccup of its thread
+    // is absorbed as it is in a Go client. Slow and stalled clients keep the 64 KB default:
+    // they model consumers that push back on the broker's queue.
+    // (So does a debug client that burns CPU per event: it shows a client's own limit.)
+    const fast = settings.behaviour.kind === 'fast' && (settings.burnUsPerEvent ?? 0) === 0;
+    // One session per load client, as separate karmor processes would have.
+    this.session = new FeederSession(formatHostPort(settings.addr), {
+      windowBytes: fast ? fastClientWindowBytes : undefined,
+      metadata: { [filterMetadataKeys.clientName]: settings.name },
     });
     this.streams = settings.streams.map((kind) => ({ kind, received: 0, bytes: 0, end: 'open' as StreamEnd, reconnects: 0 }));
     this.released = settings.behaviour.kind !== 'stalled';
@@ -124,17 +128,8 @@ export class LoadClient {
   async connect(): Promise<void> {
     const nonce = 1 + Math.floor(Math.random() * 0x7ffffffe);
     const { NonceMessage, ReplyMessage } = feederTypes();
-    const retval = await new Promise<number>((resolve, reject) => {
-      this.client.makeUnaryRequest(
-        rpcPath.HealthCheck,
-        (m: { nonce: number }) => Buffer.from(NonceMessage.encode(m).finish()),
-        (b: Buffer) => (ReplyMessage.toObject(ReplyMessage.decode(b), { defaults: true }) as { Retval: number }).Retval,
-        { nonce },
-        new grpc.Metadata(),
-        { deadline: Date.now() + healthDeadlineMs },
-        (err, value) => (err !== null ? reject(err) : resolve(value ?? 0)),
-      );
-    });
+    const reply = await this.session.unary(rpcPath.HealthCheck, NonceMessage.encode({ nonce }).finish(), healthDeadlineMs);
+    const retval = (ReplyMessage.toObject(ReplyMessage.decode(reply), { defaults: true }) as { Retval: number }).Retval;
     if (retval !== nonce) throw new HealthMismatchError(nonce, retval);
     for (const s of this.streams) this.open(s);
   }
@@ -160,82 +155,64 @@ export class LoadClient {
       call.cancel();
     }
     this.calls.clear();
-    this.client.close();
+    this.session.close();
   }
 
   private open(s: StreamState): void {
     const { RequestMessage } = feederTypes();
-    const metadata = new grpc.Metadata();
-    metadata.set(filterMetadataKeys.clientName, this.settings.name);
     const path = s.kind === 'alerts' ? rpcPath.WatchAlerts : rpcPath.WatchLogs;
     const filter = s.kind === 'alerts' ? this.settings.alertFilter : this.settings.logFilter;
-    const call = this.client.makeServerStreamRequest(
-      path,
-      (m: { Filter: string }) => Buffer.from(RequestMessage.encode(m).finish()),
-      (b: Buffer) => b,
-      { Filter: filter },
-      metadata,
-    );
     s.end = 'open';
+    const call = this.session.serverStream(path, RequestMessage.encode({ Filter: filter }).finish(), this.reader(s), (st) => this.ended(s, st));
     this.calls.set(s.kind, call);
-    call.on('error', (err: grpc.ServiceError) => {
-      if (this.stopping || err.code === grpc.status.CANCELLED) return;
-      s.end = 'error';
-      s.lastError = `${grpc.status[err.code] ?? err.code}: ${err.details}`;
-      this.failures.push(`client ${this.settings.index} ${s.kind}: ${s.lastError}`);
-      this.calls.delete(s.kind);
-      setTimeout(() => {
-        if (this.stopping) return;
-        s.reconnects++;
-        this.open(s);
-      }, reconnectDelayMs);
-    });
-    call.on('status', (st: grpc.StatusObject) => {
-      if (st.code === grpc.status.OK && s.end === 'open') s.end = 'eof';
-    });
-    this.attachReader(s, call);
   }
 
-  private attachReader(s: StreamState, call: grpc.ClientReadableStream<Buffer>): void {
+  private ended(s: StreamState, st: GrpcStatus): void {
+    this.calls.delete(s.kind);
+    if (this.stopping || st.code === grpcStatus.CANCELLED) return;
+    if (st.code === grpcStatus.OK) {
+      if (s.end === 'open') s.end = 'eof';
+      return;
+    }
+    s.end = 'error';
+    s.lastError = `${statusName(st.code)}: ${st.details}`;
+    this.failures.push(`client ${this.settings.index} ${s.kind}: ${s.lastError}`);
+    setTimeout(() => {
+      if (this.stopping) return;
+      s.reconnects++;
+      this.open(s);
+    }, reconnectDelayMs);
+  }
+
+  /**
+   * The visitor of one stream's messages: records each, and returns false to stop
+   * reading after it (a stalled client's first event, a slow client's pause).
+   */
+  private reader(s: StreamState): (buf: Buffer, start: number, end: number) => boolean {
     const behaviour = this.settings.behaviour;
     const delayMs = behaviour.kind === 'slow' ? behaviour.delayUs / 1000 : 0;
     const burnMs = (this.settings.burnUsPerEvent ?? 0) / 1000;
     const peek = makeEventPeeker(s.kind === 'alerts' ? 'alert' : 'log');
     let nextFreeAt = 0;
-    call.on('data', (bytes: Buffer) => {
+    const resume = (): void => this.calls.get(s.kind)?.resume();
+    return (buf, start, end) => {
       const now = epochMs();
-      let ev: PeekedEvent;
-      try {
-        ev = peek(bytes);
-      } catch (err) {
-        // What a deserializer error would do: the stream fails (and is reopened).
-        call.cancel();
-        call.emit('error', Object.assign(new Error((err as Error).message), { code: grpc.status.INTERNAL, details: `bad message: ${(err as Error).message}` }));
-        return;
-      }
+      const ev: PeekedEvent = peek(buf, start, end);
       this.record(s, ev, now);
       if (burnMs > 0) {
         const until = performance.now() + burnMs;
         while (performance.now() < until);
       }
-      // A stalled client stops at its first event. It must pause from inside a 'data'
-      // handler: a grpc-js stream paused before it ever flowed keeps pulling messages
-      // off the connection into memory, so the broker would never see it stall.
-      if (!this.released) {
-        call.pause();
-        return;
-      }
-      if (delayMs <= 0) return;
+      if (!this.released) return false;
+      if (delayMs <= 0) return true;
       // Work off the delay in pauses of at least 1 ms: timers cannot sleep less, and
       // sub-ms delays then still add up to the right consumer speed.
       nextFreeAt = Math.max(nextFreeAt, now) + delayMs;
       const wait = nextFreeAt - now;
-      if (wait >= 1) {
-        call.pause();
-        setTimeout(() => call.resume(), wait);
-      }
-    });
-    call.resume();
+      if (wait < 1) return true;
+      setTimeout(resume, wait);
+      return false;
+    };
   }
 
   private record(s: StreamState, ev: PeekedEvent, now: number): void {
