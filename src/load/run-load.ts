@@ -25,10 +25,10 @@ import { explainClient, machineSaturatedPct, threadBusyText } from './limits';
 import type { FromWorker, ToWorker, WorkerInit } from './load.worker';
 import { findListenerPid, machineBusyPctSince, ProcSampler, readMachineCpu, type ProcSummary } from './proc-sampler';
 import type { ProducerResult } from './producer';
-import type { BrokerCounters, ClientReport, LoadReport, ServerDropsForClient, ThreadReport } from './report-model';
+import type { BrokerCounters, BrokerHeld, ClientReport, LoadReport, ServerDropsForClient, ThreadReport } from './report-model';
 import { SequenceTracker } from './sequence';
 import { epochMs, SendTimes } from './send-times';
-import { entriesFor, fetchServerStats, ingestTotals, type ServerStats } from './server-stats';
+import { entriesFor, fetchServerStats, heldByBroker, ingestTotals, type ServerStats } from './server-stats';
 import type { ClientBehaviour, StreamKind, StreamState, LoadClientResult, LoadClientSettings } from './load-client';
 import { isSaturated, type ThreadSummary } from './thread-meter';
 
@@ -260,6 +260,16 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
   // Poll /stats once a second for the per-second broker drop series and the progress line.
   const statsSamples: StatsSample[] = [];
   let lastStats: ServerStats | undefined;
+  let held: BrokerHeld | null = null;
+  const names = clients.map((c) => c.settings.name);
+  const noteHeld = (st: ServerStats): void => {
+    const h = heldByBroker(st, names);
+    held = {
+      peakSlabBytesInUse: Math.max(held?.peakSlabBytesInUse ?? 0, h.slabBytesInUse),
+      slabBytesTotal: h.slabBytesTotal,
+      peakQueuedEvents: Math.max(held?.peakQueuedEvents ?? 0, h.queuedEvents),
+    };
+  };
   let polling = false;
   const poller = setInterval(() => {
     if (statsUrl === undefined || polling) return;
@@ -268,6 +278,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
       polling = false;
       if (st === undefined) return;
       lastStats = st;
+      noteHeld(st);
       const droppedByName = new Map<string, number>();
       for (const c of clients) droppedByName.set(c.settings.name, sumDrops(st, c.settings.name));
       statsSamples.push({ t: (epochMs() - t0) / 1000, droppedByName });
@@ -308,6 +319,12 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
     await producerWorker.close();
   } else if (anyConnected && o.ingest === undefined) {
     await waitSubscriberOnly(o, clients, t0);
+  }
+
+  // The broker holds the most when the producer has just ended and stalled clients have read nothing yet.
+  if (statsUrl !== undefined && produced !== undefined) {
+    const st = await fetchServerStats(statsUrl, 900);
+    if (st !== undefined) noteHeld(st);
   }
 
   // Drain: stalled clients start reading; wait until each client has everything or is idle.
@@ -383,6 +400,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
     produced,
     finalStats,
     statsSamples,
+    held,
     broker,
     threads,
     machineBusyPct,
@@ -466,6 +484,7 @@ interface BuildInput {
   produced: ProducerResult | undefined;
   finalStats: ServerStats | undefined;
   statsSamples: StatsSample[];
+  held: BrokerHeld | null;
   broker: ProcSummary | null;
   threads: ThreadReport[];
   machineBusyPct: number | null;
@@ -634,6 +653,7 @@ function buildReport(b: BuildInput): LoadReport {
             error: produced.error ?? null,
           },
     server,
+    brokerHeld: finalStats === undefined ? null : b.held,
     clients,
     aggregate: { received: totalReceived, rateEps: aggSpan > 0 ? totalReceived / aggSpan : 0, latencyFromUpdatedUs: aggregate.summary() },
     broker: b.broker,
