@@ -59,7 +59,7 @@ export interface TuneObserver {
   onNote?(line: string): void;
 }
 
-interface PlannedPoint {
+export interface PlannedPoint {
   settings: BrokerSettings;
   rate: number;
   slowDelayUs: number;
