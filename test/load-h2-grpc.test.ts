@@ -4,7 +4,8 @@ import fc from 'fast-check';
 import * as grpc from '@grpc/grpc-js';
 import { frameMessage, GrpcFramingError, GrpcMessageSplitter } from '../src/load/grpc-framing';
 import { FeederSession, GrpcCallError, type GrpcStatus } from '../src/load/h2-grpc';
-import { LoadClient } from '../src/load/load-client';
+import { decodeReplyMessage, encodeNonceMessage, encodeRequestMessage, LoadClient } from '../src/load/load-client';
+import { grpcStatus } from '../src/load/h2-grpc';
 import { feederTypes, rpcPath } from '../src/wire/proto';
 import { formatUpdatedTime, nowMicros } from '../src/wire/time';
 
@@ -62,6 +63,19 @@ test('load grpc framing - a compressed message or one over the size limit is a f
   assert.throws(() => splitter.push(compressed), GrpcFramingError);
   const huge = Buffer.from([0, 0x7f, 0, 0, 0]);
   assert.throws(() => new GrpcMessageSplitter(() => true).push(huge), /over the 4194304-byte limit/);
+});
+
+test('load client - its hand-encoded HealthCheck and Watch requests are the bytes protobufjs makes from the .proto, and its reply decoding agrees', () => {
+  const { NonceMessage, ReplyMessage, RequestMessage } = feederTypes();
+  for (const nonce of [0, 1, 127, 128, 300, 0x7ffffffe, -1, -2147483648]) {
+    assert.deepEqual(Buffer.from(encodeNonceMessage(nonce)), Buffer.from(NonceMessage.encode({ nonce }).finish()), `nonce ${nonce}`);
+    assert.equal(decodeReplyMessage(Buffer.from(ReplyMessage.encode({ Retval: nonce }).finish())), nonce, `Retval ${nonce}`);
+  }
+  for (const filter of ['', 'policy', 'system', 'ü'.repeat(100)]) {
+    assert.deepEqual(Buffer.from(encodeRequestMessage(filter)), Buffer.from(RequestMessage.encode({ Filter: filter }).finish()), `filter ${filter.slice(0, 10)}`);
+  }
+  // The status table is grpc-js' own numbering.
+  for (const [name, code] of Object.entries(grpcStatus)) assert.equal(code, grpc.status[name as keyof typeof grpc.status], name);
 });
 
 /**
