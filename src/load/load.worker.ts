@@ -10,7 +10,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Producer, type ProducerResult, type ProducerSettings } from './producer';
-import { SendTimes, type SendTimesBuffers } from './send-times';
+import { epochMs, SendTimes, type SendTimesBuffers } from './send-times';
 import { LoadClient, type LoadClientResult, type LoadClientSettings } from './load-client';
 import { ThreadMeter, type ThreadSummary } from './thread-meter';
 
@@ -25,6 +25,8 @@ export interface ClientProgress {
   received: number;
   distinct: number;
   lastReceiveAt: number;
+  /** Epoch ms when the worker took this report: its thread was free to report then, so `lastReceiveAt` was current. */
+  at: number;
 }
 
 export type FromWorker =
@@ -50,7 +52,7 @@ if (init.role === 'subscribers') {
     post({
       type: 'progress',
       sent: 0,
-      clients: clients.map((s) => ({ index: s.settings.index, received: s.received, distinct: s.tracker.distinct, lastReceiveAt: s.lastReceiveAt })),
+      clients: clients.map((s) => ({ index: s.settings.index, received: s.received, distinct: s.tracker.distinct, lastReceiveAt: s.lastReceiveAt, at: epochMs() })),
     });
   port.on('message', (m: ToWorker) => {
     if (m.type === 'start') {

@@ -92,6 +92,8 @@ interface ClientView {
   received: number;
   distinct: number;
   lastReceiveAt: number;
+  /** When its worker took the last report (epoch ms); NaN before the first. */
+  reportedAt: number;
   result?: LoadClientResult;
 }
 
@@ -196,6 +198,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
     received: 0,
     distinct: 0,
     lastReceiveAt: Number.NaN,
+    reportedAt: Number.NaN,
   }));
   const onProgress = (m: Extract<FromWorker, { type: 'progress' }>): void => {
     for (const p of m.clients) {
@@ -203,6 +206,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
       c.received = p.received;
       c.distinct = p.distinct;
       c.lastReceiveAt = p.lastReceiveAt;
+      c.reportedAt = p.at;
     }
   };
   const groups = Array.from({ length: threadCount }, (_, g) => clients.filter((c) => c.thread === g));
@@ -338,7 +342,9 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
   if (anyConnected) {
     const expected = expectedOf(kinds);
     const deadline = producerEnd + o.drainTimeoutMs;
-    // Progress arrives every 250 ms: a client counts as idle once idleMs passed since the last one it reported.
+    // A client counts as idle once its worker reported it idle for idleMs. The worker's own
+    // report says so, not the age of the last report: a saturated client thread reports late,
+    // and its stale report must not make a client that is still reading look idle.
     await sleep(300);
     for (;;) {
       const now = epochMs();
@@ -346,7 +352,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
         if (!connectedOk[i] || subscriberWorkers[c.thread].error !== undefined) return false;
         if (expected !== null && (produced !== undefined ? c.distinct >= expected : c.received >= expected)) return false;
         const lastActivity = Number.isNaN(c.lastReceiveAt) ? producerEnd : Math.max(c.lastReceiveAt, producerEnd);
-        return now - lastActivity < o.idleMs + 250;
+        return Number.isNaN(c.reportedAt) || c.reportedAt - lastActivity < o.idleMs;
       });
       if (pending.length === 0) break;
       if (now > deadline) {
@@ -468,7 +474,7 @@ async function waitSubscriberOnly(o: LoadOptions, clients: ClientView[], t0: num
     const done = clients.every(
       (c) =>
         (o.expect !== undefined && c.received >= o.expect) ||
-        (!Number.isNaN(c.lastReceiveAt) && now - c.lastReceiveAt >= o.idleMs + 250),
+        (!Number.isNaN(c.lastReceiveAt) && c.reportedAt - c.lastReceiveAt >= o.idleMs),
     );
     if (done) return;
     await sleep(20);
