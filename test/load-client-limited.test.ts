@@ -6,6 +6,7 @@ import type { ProcSummary } from '../src/load/proc-sampler';
 import type { ClientReport, ThreadReport } from '../src/load/report-model';
 import { runLoad } from '../src/load/run-load';
 import { formatSummary } from '../src/load/summary-table';
+import { pointFromReport, recommend, tuneDefaults } from '../src/load/tune';
 import { loadOptions } from './helpers/load';
 
 let broker: RunningBroker;
@@ -42,6 +43,11 @@ test('load - a subscriber whose own thread is saturated is reported as client-li
   } else assert.equal(fast.limitedBy, 'machine', table);
   assert.equal(r.verdict.lossAccounted, true, table);
   assert.match(table, /client-limited/);
+  // tune reads the same report: that point is marked not measured and is never recommended.
+  const point = pointFromReport(r, { settings: { queueSize: 1000, encoderThreads: null, batchSize: null, ringSize: null }, rate: 2000, slowDelayUs: 0 }, '2 clients', { ...tuneDefaults, encoderThreads: [null], batchSizes: [null], ringSizes: [null] });
+  assert.match(point.notMeasured ?? '', /^client-limited: c0 \(this client's thread was busy/, table);
+  assert.equal(point.meetsTarget, false, table);
+  assert.equal(recommend([point], 0.1)[0].chosen, null, table);
   // Every thread of the tool has CPU samples, for the report's chart.
   assert.ok(r.threads.some((t) => t.role === 'producer'), table);
   for (const t of r.threads) assert.ok(t.samples.length >= 4 && t.cpuSec !== null, table);

@@ -46,6 +46,15 @@ test('load peek - reads the sequence number and UpdatedTime from protobuf Alert 
   const l = makeEventPeeker('log')(logBytes);
   assert.equal(l.seq, 77);
   assert.equal(l.updatedMicros, parseUpdatedTime(updated));
+  // In place, inside a larger buffer (a gRPC chunk), and across a change of second.
+  const peekAlert = makeEventPeeker('alert');
+  const later = Buffer.from(Alert.encode(Alert.fromObject({ UpdatedTime: formatUpdatedTime(micros + 1_000_001), HostPID: 4243 })).finish());
+  const chunk = Buffer.concat([Buffer.from([1, 2, 3]), alertBytes, later]);
+  assert.deepEqual(peekAlert(chunk, 3, 3 + alertBytes.length), { seq: 4242, updatedMicros: micros, bytes: alertBytes.length });
+  assert.deepEqual(peekAlert(chunk, 3 + alertBytes.length, chunk.length), { seq: 4243, updatedMicros: micros + 1_000_001, bytes: later.length });
+  // A time in another layout still parses (the slow path).
+  const odd = Buffer.from(Log.encode(Log.fromObject({ UpdatedTime: '2025-10-09T08:53:20.5Z', HostPID: 1 })).finish());
+  assert.equal(makeEventPeeker('log')(odd).updatedMicros, parseUpdatedTime('2025-10-09T08:53:20.5Z'));
 });
 
 test('load events - alerts and logs have the realistic sizes of the feeder\'s output', () => {

@@ -34,11 +34,22 @@ test('tune - a small sweep finishes well within 2 minutes and recommends the sma
   const meeting = t.points.filter((p) => p.meetsTarget).sort((a, b) => a.settings.queueSize - b.settings.queueSize);
   assert.equal(rec.chosen?.settings.queueSize, meeting[0].settings.queueSize, table);
   assert.match(rec.text, new RegExp(`--queueSize ${meeting[0].settings.queueSize} keeps drops`), table);
-  // Memory per client is the queue size times the mean encoded event (meanEventBytes is rounded for display).
+  // The bound on what a queue references is the queue size times the mean encoded event (meanEventBytes is rounded for display).
   assert.ok(rec.chosen !== null, table);
   const c = rec.chosen;
   assert.ok(c.meanEventBytes > 350 && c.meanEventBytes < 650, table);
   assert.ok(Math.abs(c.queueBytesPerClient - c.settings.queueSize * c.meanEventBytes) <= c.settings.queueSize / 2, table);
+  // Memory per client is measured, for the recommended queue: runs with 1 and 4 stalled clients, full queues.
+  assert.equal(t.memory?.length, 1, table);
+  const m = (t.memory ?? [])[0];
+  assert.equal(m.queueSize, c.settings.queueSize, table);
+  assert.deepEqual(m.runs.map((x) => x.clients), [1, 4], table);
+  const [one, four] = m.runs;
+  assert.ok(one.maxRssBytes !== null && four.maxRssBytes !== null && m.rssBytesPerClient !== null, table);
+  assert.ok(one.peakSlabBytesInUse !== null && four.peakSlabBytesInUse !== null && m.slabBytesPerClient !== null, table);
+  // Every stalled client's queues filled: four clients hold about four times what one holds.
+  assert.ok((one.peakQueuedEvents ?? 0) > 0 && (four.peakQueuedEvents ?? 0) >= 3 * (one.peakQueuedEvents ?? 0), table);
+  assert.match(table, new RegExp(`--queueSize ${c.settings.queueSize}: memory per client, measured with full queues`));
 });
 
 test('tune - a point where the load tool was the limit is marked not measured and never recommended', () => {

@@ -8,7 +8,10 @@ import * as path from 'node:path';
 import { runPeerTool } from './children';
 
 export interface ProducerOptions {
+  /** The feeder's Unix socket (ignored when `tcp` is given). */
   socket: string;
+  /** host:port of a TCP ingest, instead of the socket. */
+  tcp?: string;
   /** Events per second; 0 = as fast as the socket takes them. */
   rate: number;
   count: number;
@@ -42,7 +45,7 @@ export interface ProducerRun {
 }
 
 export function producerArgs(o: ProducerOptions): string[] {
-  return ['--socket', o.socket, '--rate', String(o.rate), '--count', String(o.count), '--alert-every', String(o.alertEvery), '--per', String(o.per)];
+  return [...(o.tcp !== undefined ? ['--tcp', o.tcp] : ['--socket', o.socket]), '--rate', String(o.rate), '--count', String(o.count), '--alert-every', String(o.alertEvery), '--per', String(o.per)];
 }
 
 /**

@@ -10,12 +10,12 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Producer, type ProducerResult, type ProducerSettings } from './producer';
-import { SendTimes, type SendTimesBuffers } from './send-times';
-import { Subscriber, type SubscriberResult, type SubscriberSettings } from './subscriber';
+import { epochMs, SendTimes, type SendTimesBuffers } from './send-times';
+import { LoadClient, type LoadClientResult, type LoadClientSettings } from './load-client';
 import { ThreadMeter, type ThreadSummary } from './thread-meter';
 
 export type WorkerInit =
-  | { role: 'subscribers'; clients: Omit<SubscriberSettings, 'sendTimes'>[]; sendTimes: SendTimesBuffers | null }
+  | { role: 'subscribers'; clients: Omit<LoadClientSettings, 'sendTimes'>[]; sendTimes: SendTimesBuffers | null }
   | { role: 'producer'; settings: ProducerSettings; sendTimes: SendTimesBuffers };
 
 export type ToWorker = { type: 'start'; timeOrigin: number } | { type: 'release' } | { type: 'run' } | { type: 'stop' };
@@ -25,12 +25,14 @@ export interface ClientProgress {
   received: number;
   distinct: number;
   lastReceiveAt: number;
+  /** Epoch ms when the worker took this report: its thread was free to report then, so `lastReceiveAt` was current. */
+  at: number;
 }
 
 export type FromWorker =
   | { type: 'connected'; errors: (string | null)[] }
   | { type: 'progress'; clients: ClientProgress[]; sent: number }
-  | { type: 'subscribers-result'; clients: SubscriberResult[]; thread: ThreadSummary }
+  | { type: 'clients-result'; clients: LoadClientResult[]; thread: ThreadSummary }
   | { type: 'producer-result'; result: ProducerResult; thread: ThreadSummary };
 
 const port = parentPort;
@@ -41,31 +43,31 @@ const meter = new ThreadMeter();
 
 if (init.role === 'subscribers') {
   const sendTimes = init.sendTimes !== null ? new SendTimes(init.sendTimes) : undefined;
-  const subscribers = init.clients.map((c) => new Subscriber({ ...c, sendTimes }));
+  const clients = init.clients.map((c) => new LoadClient({ ...c, sendTimes }));
   let progress: NodeJS.Timeout | undefined;
-  void Promise.allSettled(subscribers.map((s) => s.connect())).then((rs) => {
+  void Promise.allSettled(clients.map((s) => s.connect())).then((rs) => {
     post({ type: 'connected', errors: rs.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : null)) });
   });
   const sendProgress = (): void =>
     post({
       type: 'progress',
       sent: 0,
-      clients: subscribers.map((s) => ({ index: s.settings.index, received: s.received, distinct: s.tracker.distinct, lastReceiveAt: s.lastReceiveAt })),
+      clients: clients.map((s) => ({ index: s.settings.index, received: s.received, distinct: s.tracker.distinct, lastReceiveAt: s.lastReceiveAt, at: epochMs() })),
     });
   port.on('message', (m: ToWorker) => {
     if (m.type === 'start') {
-      for (const s of subscribers) s.setTimeOrigin(m.timeOrigin);
+      for (const c of clients) c.setTimeOrigin(m.timeOrigin);
       meter.start();
       progress = setInterval(sendProgress, 250);
     } else if (m.type === 'release') {
-      for (const s of subscribers) s.release();
+      for (const c of clients) c.release();
       sendProgress();
     } else if (m.type === 'stop') {
       if (progress !== undefined) clearInterval(progress);
-      for (const s of subscribers) s.stop();
+      for (const c of clients) c.stop();
       const thread = meter.finish();
-      const clients = subscribers.map((s) => s.result());
-      post({ type: 'subscribers-result', clients, thread }, clients.map((c) => c.sequence.bits.buffer as ArrayBuffer));
+      const results = clients.map((s) => s.result());
+      post({ type: 'clients-result', clients: results, thread }, results.map((c) => c.sequence.bits.buffer as ArrayBuffer));
     }
   });
 } else {

@@ -26,49 +26,73 @@ export class WireFormatError extends Error {
   readonly code = 'ERR_LOAD_WIRE_FORMAT';
 }
 
-/** Parses "YYYY-MM-DDTHH:MM:SS" once per second of input; the fraction per event. */
+/**
+ * Parses UpdatedTime straight from the message bytes: "YYYY-MM-DDTHH:MM:SS" once per
+ * second of input (while those 19 bytes repeat), the six fraction digits per event.
+ * Other layouts fall back to parseUpdatedTime on a string.
+ */
 class UpdatedTimeParser {
-  private prefix = '';
-  private prefixMicros = 0;
+  private readonly prefix = Buffer.alloc(19);
+  private prefixMicros = Number.NaN;
 
-  parse(s: string): number {
-    if (s.length === 27 && s.charCodeAt(19) === 46 /* . */ && s.charCodeAt(26) === 90 /* Z */) {
-      const prefix = s.slice(0, 19);
-      if (prefix !== this.prefix) {
-        const base = parseUpdatedTime(`${prefix}Z`);
-        if (Number.isNaN(base)) return parseUpdatedTime(s);
-        this.prefix = prefix;
-        this.prefixMicros = base;
-      }
-      const frac = Number(s.slice(20, 26));
-      return Number.isNaN(frac) ? parseUpdatedTime(s) : this.prefixMicros + frac;
+  parse(buf: Buffer, start: number, end: number): number {
+    if (end - start !== 27 || buf[start + 19] !== 46 /* . */ || buf[start + 26] !== 90 /* Z */) return this.parseText(buf, start, end);
+    if (Number.isNaN(this.prefixMicros) || !this.samePrefix(buf, start)) {
+      const base = parseUpdatedTime(`${buf.toString('latin1', start, start + 19)}Z`);
+      if (Number.isNaN(base)) return this.parseText(buf, start, end);
+      buf.copy(this.prefix, 0, start, start + 19);
+      this.prefixMicros = base;
     }
-    return parseUpdatedTime(s);
+    let frac = 0;
+    for (let i = start + 20; i < start + 26; i++) {
+      const d = buf[i] - 48;
+      if (d < 0 || d > 9) return this.parseText(buf, start, end);
+      frac = frac * 10 + d;
+    }
+    return this.prefixMicros + frac;
+  }
+
+  private samePrefix(buf: Buffer, start: number): boolean {
+    // Compared from the end: the seconds change first.
+    for (let i = 18; i >= 0; i--) if (buf[start + i] !== this.prefix[i]) return false;
+    return true;
+  }
+
+  private parseText(buf: Buffer, start: number, end: number): number {
+    return parseUpdatedTime(buf.toString('latin1', start, end));
   }
 }
 
-export function makeEventPeeker(kind: 'alert' | 'log'): (buf: Buffer) => PeekedEvent {
+/** Reads one message at `buf[start..end)` (in place: a gRPC chunk holds many). */
+export type EventPeeker = (buf: Buffer, start?: number, end?: number) => PeekedEvent;
+
+export function makeEventPeeker(kind: 'alert' | 'log'): EventPeeker {
   const eventDataField = kind === 'alert' ? fieldEventDataAlert : fieldEventDataLog;
   const times = new UpdatedTimeParser();
-  return (buf: Buffer): PeekedEvent => {
-    let pos = 0;
+  // The walk's cursor lives here, not in each call, so a message costs no closure.
+  let pos = 0;
+  let limit = 0;
+  let bytes: Buffer = Buffer.alloc(0);
+  const varint = (): number => {
+    let result = 0;
+    let shift = 0;
+    for (;;) {
+      if (pos >= limit) throw new WireFormatError('truncated varint');
+      const b = bytes[pos++];
+      if (shift < 28) result |= (b & 0x7f) << shift;
+      else result += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) return result;
+      shift += 7;
+      if (shift > 63) throw new WireFormatError('varint too long');
+    }
+  };
+  return (buf: Buffer, start = 0, end = buf.length): PeekedEvent => {
+    bytes = buf;
+    pos = start;
+    limit = end;
     let seq = 0;
     let seqFromEventData = 0;
     let updatedMicros = Number.NaN;
-    const end = buf.length;
-    const varint = (): number => {
-      let result = 0;
-      let shift = 0;
-      for (;;) {
-        if (pos >= end) throw new WireFormatError('truncated varint');
-        const b = buf[pos++];
-        if (shift < 28) result |= (b & 0x7f) << shift;
-        else result += (b & 0x7f) * 2 ** shift;
-        if ((b & 0x80) === 0) return result;
-        shift += 7;
-        if (shift > 63) throw new WireFormatError('varint too long');
-      }
-    };
     while (pos < end) {
       const tag = varint();
       const field = tag >>> 3;
@@ -78,16 +102,17 @@ export function makeEventPeeker(kind: 'alert' | 'log'): (buf: Buffer) => PeekedE
         if (field === fieldHostPid) seq = v;
       } else if (wire === 2) {
         const len = varint();
-        const start = pos;
+        const from = pos;
         pos += len;
         if (pos > end) throw new WireFormatError('length past end of message');
-        if (field === fieldUpdatedTime) updatedMicros = times.parse(buf.toString('latin1', start, pos));
-        else if (field === eventDataField && seq === 0) seqFromEventData = readSeqEntry(buf, start, pos) || seqFromEventData;
+        if (field === fieldUpdatedTime) updatedMicros = times.parse(buf, from, pos);
+        else if (field === eventDataField && seq === 0) seqFromEventData = readSeqEntry(buf, from, pos) || seqFromEventData;
       } else if (wire === 1) pos += 8;
       else if (wire === 5) pos += 4;
       else throw new WireFormatError(`unsupported wire type ${wire}`);
     }
-    return { seq: seq > 0 && seq < 2 ** 31 ? seq : seqFromEventData, updatedMicros, bytes: end };
+    if (pos > end) throw new WireFormatError('fixed-width field past end of message');
+    return { seq: seq > 0 && seq < 2 ** 31 ? seq : seqFromEventData, updatedMicros, bytes: end - start };
   };
 }
 

@@ -6,7 +6,7 @@
 import type { LatencySummary } from './latency';
 import type { ProcSummary } from './proc-sampler';
 import type { StreamChoice } from './options';
-import type { StreamState } from './subscriber';
+import type { StreamState } from './load-client';
 
 export interface ServerDropsForClient {
   delivered: number;
@@ -100,6 +100,16 @@ export interface BrokerCounters {
   throttled: number;
 }
 
+/** What the broker held for this run's clients at its peak, from /stats (polled once a second and when the producer ends). */
+export interface BrokerHeld {
+  /** Most output-slab bytes in use at one poll: encoded events that client queues still reference. */
+  peakSlabBytesInUse: number;
+  /** The size of the slab pool: at the peak, a full pool means encoders used buffers of their own, seen only in RSS. */
+  slabBytesTotal: number;
+  /** Most events queued for this run's clients at one poll. */
+  peakQueuedEvents: number;
+}
+
 export interface LoadSettingsReport {
   addr: string;
   ingest: string | null;
@@ -126,6 +136,8 @@ export interface LoadReport {
   producer: ProducerReport | null;
   /** The broker's global counters; null when it has no /stats (not armorfeed). */
   server: BrokerCounters | null;
+  /** Null when the broker has no /stats. */
+  brokerHeld: BrokerHeld | null;
   clients: ClientReport[];
   aggregate: { received: number; rateEps: number; latencyFromUpdatedUs: LatencySummary };
   broker: ProcSummary | null;

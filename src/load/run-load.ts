@@ -25,11 +25,11 @@ import { explainClient, machineSaturatedPct, threadBusyText } from './limits';
 import type { FromWorker, ToWorker, WorkerInit } from './load.worker';
 import { findListenerPid, machineBusyPctSince, ProcSampler, readMachineCpu, type ProcSummary } from './proc-sampler';
 import type { ProducerResult } from './producer';
-import type { BrokerCounters, ClientReport, LoadReport, ServerDropsForClient, ThreadReport } from './report-model';
+import type { BrokerCounters, BrokerHeld, ClientReport, LoadReport, ServerDropsForClient, ThreadReport } from './report-model';
 import { SequenceTracker } from './sequence';
 import { epochMs, SendTimes } from './send-times';
-import { entriesFor, fetchServerStats, ingestTotals, type ServerStats } from './server-stats';
-import type { ClientBehaviour, StreamKind, StreamState, SubscriberResult, SubscriberSettings } from './subscriber';
+import { entriesFor, fetchServerStats, heldByBroker, ingestTotals, type ServerStats } from './server-stats';
+import type { ClientBehaviour, StreamKind, StreamState, LoadClientResult, LoadClientSettings } from './load-client';
 import { isSaturated, type ThreadSummary } from './thread-meter';
 
 export interface LoadProgress {
@@ -87,12 +87,14 @@ export const maxSubscriberThreads = 8;
 
 /** A client as the main thread sees it: live progress during the run, the worker's result after. */
 interface ClientView {
-  settings: SubscriberSettings;
+  settings: LoadClientSettings;
   thread: number;
   received: number;
   distinct: number;
   lastReceiveAt: number;
-  result?: SubscriberResult;
+  /** When its worker took the last report (epoch ms); NaN before the first. */
+  reportedAt: number;
+  result?: LoadClientResult;
 }
 
 /** One worker thread and the messages it sends. */
@@ -196,6 +198,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
     received: 0,
     distinct: 0,
     lastReceiveAt: Number.NaN,
+    reportedAt: Number.NaN,
   }));
   const onProgress = (m: Extract<FromWorker, { type: 'progress' }>): void => {
     for (const p of m.clients) {
@@ -203,6 +206,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
       c.received = p.received;
       c.distinct = p.distinct;
       c.lastReceiveAt = p.lastReceiveAt;
+      c.reportedAt = p.at;
     }
   };
   const groups = Array.from({ length: threadCount }, (_, g) => clients.filter((c) => c.thread === g));
@@ -260,6 +264,16 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
   // Poll /stats once a second for the per-second broker drop series and the progress line.
   const statsSamples: StatsSample[] = [];
   let lastStats: ServerStats | undefined;
+  let held: BrokerHeld | null = null;
+  const names = clients.map((c) => c.settings.name);
+  const noteHeld = (st: ServerStats): void => {
+    const h = heldByBroker(st, names);
+    held = {
+      peakSlabBytesInUse: Math.max(held?.peakSlabBytesInUse ?? 0, h.slabBytesInUse),
+      slabBytesTotal: h.slabBytesTotal,
+      peakQueuedEvents: Math.max(held?.peakQueuedEvents ?? 0, h.queuedEvents),
+    };
+  };
   let polling = false;
   const poller = setInterval(() => {
     if (statsUrl === undefined || polling) return;
@@ -268,6 +282,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
       polling = false;
       if (st === undefined) return;
       lastStats = st;
+      noteHeld(st);
       const droppedByName = new Map<string, number>();
       for (const c of clients) droppedByName.set(c.settings.name, sumDrops(st, c.settings.name));
       statsSamples.push({ t: (epochMs() - t0) / 1000, droppedByName });
@@ -310,6 +325,12 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
     await waitSubscriberOnly(o, clients, t0);
   }
 
+  // The broker holds the most when the producer has just ended and stalled clients have read nothing yet.
+  if (statsUrl !== undefined && produced !== undefined) {
+    const st = await fetchServerStats(statsUrl, 900);
+    if (st !== undefined) noteHeld(st);
+  }
+
   // Drain: stalled clients start reading; wait until each client has everything or is idle.
   phase = 'drain';
   const producerEnd = epochMs();
@@ -321,7 +342,9 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
   if (anyConnected) {
     const expected = expectedOf(kinds);
     const deadline = producerEnd + o.drainTimeoutMs;
-    // Progress arrives every 250 ms: a client counts as idle once idleMs passed since the last one it reported.
+    // A client counts as idle once its worker reported it idle for idleMs. The worker's own
+    // report says so, not the age of the last report: a saturated client thread reports late,
+    // and its stale report must not make a client that is still reading look idle.
     await sleep(300);
     for (;;) {
       const now = epochMs();
@@ -329,7 +352,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
         if (!connectedOk[i] || subscriberWorkers[c.thread].error !== undefined) return false;
         if (expected !== null && (produced !== undefined ? c.distinct >= expected : c.received >= expected)) return false;
         const lastActivity = Number.isNaN(c.lastReceiveAt) ? producerEnd : Math.max(c.lastReceiveAt, producerEnd);
-        return now - lastActivity < o.idleMs + 250;
+        return Number.isNaN(c.reportedAt) || c.reportedAt - lastActivity < o.idleMs;
       });
       if (pending.length === 0) break;
       if (now > deadline) {
@@ -350,7 +373,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
   await Promise.all(
     subscriberWorkers.map(async (w) => {
       w.send({ type: 'stop' });
-      return w.next('subscribers-result');
+      return w.next('clients-result');
     }),
   ).then((results) => {
     results.forEach((m, g) => {
@@ -383,6 +406,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
     produced,
     finalStats,
     statsSamples,
+    held,
     broker,
     threads,
     machineBusyPct,
@@ -395,7 +419,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
 
 /** A client's final state, from its worker's result (empty if its thread failed). */
 interface ClientOutcome {
-  settings: SubscriberSettings;
+  settings: LoadClientSettings;
   behaviour: ClientBehaviour;
   thread: number;
   tracker: SequenceTracker;
@@ -450,7 +474,7 @@ async function waitSubscriberOnly(o: LoadOptions, clients: ClientView[], t0: num
     const done = clients.every(
       (c) =>
         (o.expect !== undefined && c.received >= o.expect) ||
-        (!Number.isNaN(c.lastReceiveAt) && now - c.lastReceiveAt >= o.idleMs + 250),
+        (!Number.isNaN(c.lastReceiveAt) && c.reportedAt - c.lastReceiveAt >= o.idleMs),
     );
     if (done) return;
     await sleep(20);
@@ -466,6 +490,7 @@ interface BuildInput {
   produced: ProducerResult | undefined;
   finalStats: ServerStats | undefined;
   statsSamples: StatsSample[];
+  held: BrokerHeld | null;
   broker: ProcSummary | null;
   threads: ThreadReport[];
   machineBusyPct: number | null;
@@ -634,6 +659,7 @@ function buildReport(b: BuildInput): LoadReport {
             error: produced.error ?? null,
           },
     server,
+    brokerHeld: finalStats === undefined ? null : b.held,
     clients,
     aggregate: { received: totalReceived, rateEps: aggSpan > 0 ? totalReceived / aggSpan : 0, latencyFromUpdatedUs: aggregate.summary() },
     broker: b.broker,

@@ -25,6 +25,8 @@ export interface ServerClientStats {
 
 export interface ServerStats {
   uptimeSec: number;
+  /** Encoder output slabs: encoded events live there until every client queue that holds them has written them. */
+  outputSlabs: { slabs: number; slabBytes: number; inUse: number };
   ingest: Record<string, { events: number; dropped: { ring_full: number; malformed_input: number } }>;
   dropped: { ring_full: number; malformed_input: number; throttled: number };
   clients: ServerClientStats[];
@@ -53,8 +55,10 @@ export function parseServerStats(body: unknown): ServerStats {
   }
   const dropped = obj(root.dropped);
   const clients = Array.isArray(root.clients) ? root.clients : [];
+  const slabs = obj(obj(root.encoded).outputSlabs);
   return {
     uptimeSec: num(root.uptimeSec),
+    outputSlabs: { slabs: num(slabs.slabs), slabBytes: num(slabs.slabBytes), inUse: num(slabs.inUse) },
     ingest,
     dropped: { ring_full: num(dropped.ring_full), malformed_input: num(dropped.malformed_input), throttled: num(dropped.throttled) },
     clients: clients.map((c: unknown) => {
@@ -98,4 +102,12 @@ export function ingestTotals(stats: ServerStats): { events: number; ringFull: nu
   let events = 0;
   for (const v of Object.values(stats.ingest)) events += v.events;
   return { events, ringFull: stats.dropped.ring_full, malformed: stats.dropped.malformed_input };
+}
+
+/** Output-slab bytes in use and events queued for the named clients, at the time of `stats`. */
+export function heldByBroker(stats: ServerStats, names: string[]): { slabBytesInUse: number; slabBytesTotal: number; queuedEvents: number } {
+  const wanted = new Set(names);
+  let queuedEvents = 0;
+  for (const c of stats.clients) if (wanted.has(c.name)) queuedEvents += c.queueDepth;
+  return { slabBytesInUse: stats.outputSlabs.inUse * stats.outputSlabs.slabBytes, slabBytesTotal: stats.outputSlabs.slabs * stats.outputSlabs.slabBytes, queuedEvents };
 }

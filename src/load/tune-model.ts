@@ -26,7 +26,7 @@ export interface TunePoint {
   worstP99Us: number;
   fastP99Us: number;
   meanEventBytes: number;
-  /** Worst case memory one client's queue can hold: queueSize x mean encoded event size. */
+  /** Encoded bytes one client's queue can reference at most: queueSize x mean encoded event size (a bound; measured memory is in TuneReport.memory). */
   queueBytesPerClient: number;
   brokerMaxRssBytes: number | null;
   brokerMeanCpuPct: number | null;
@@ -58,6 +58,31 @@ export interface TuneProbe {
   note: string;
 }
 
+/** One run of the memory measurement: `clients` clients that read nothing while the producer runs, so every queue fills. */
+export interface MemoryRun {
+  clients: number;
+  /** The broker's peak RSS (/proc), and what /stats showed at its peak; null when unknown. */
+  maxRssBytes: number | null;
+  peakSlabBytesInUse: number | null;
+  slabBytesTotal: number | null;
+  peakQueuedEvents: number | null;
+}
+
+/**
+ * Memory per client, measured: runs with different numbers of stalled clients against a
+ * fresh broker with the same queue size, and the differences per added client.
+ */
+export interface MemoryPerClient {
+  queueSize: number;
+  rate: number;
+  runs: MemoryRun[];
+  /** (peak RSS with the most clients - with the fewest) / (difference in clients); null when unknown. */
+  rssBytesPerClient: number | null;
+  /** The same for the output slabs in use (encoded events are shared by every client's queue). */
+  slabBytesPerClient: number | null;
+  text: string;
+}
+
 export interface TuneReport {
   kind: 'tune';
   version: 1;
@@ -69,6 +94,8 @@ export interface TuneReport {
   pointDurationSec: number;
   points: TunePoint[];
   recommendations: TuneRecommendation[];
+  /** Measured memory per client, for the queue sizes recommended (empty when none was, or time ran out). */
+  memory?: MemoryPerClient[];
   /** The full load report of the first recommended point (or the last point), for its latency and throughput charts. */
   detail: LoadReport | null;
   machine: LoadReport['machine'];

@@ -29,6 +29,7 @@ export function formatTuneSummary(t: TuneReport): string {
     '',
     'recommendation:',
     ...t.recommendations.map((r) => `  ${r.text}`),
+    ...(t.memory ?? []).map((m) => `  ${m.text}`),
   ];
   for (const p of t.points) if (p.notMeasured !== null) out.push(`not measured: queue ${p.settings.queueSize} rate ${p.rate}: ${p.notMeasured}`);
   for (const p of t.points) for (const f of p.failures) out.push(`FAILURE: queue ${p.settings.queueSize} rate ${p.rate}: ${f}`);

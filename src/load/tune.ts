@@ -13,7 +13,7 @@ import { validateLoadOptions } from './options';
 import type { LoadReport } from './report-model';
 import { threadBusyText } from './limits';
 import { runLoad } from './run-load';
-import type { BrokerSettings, TunePoint, TuneProbe, TuneRecommendation, TuneReport } from './tune-model';
+import type { BrokerSettings, MemoryPerClient, MemoryRun, TunePoint, TuneProbe, TuneRecommendation, TuneReport } from './tune-model';
 
 export interface TuneOptions {
   queueSizes: number[];
@@ -59,7 +59,7 @@ export interface TuneObserver {
   onNote?(line: string): void;
 }
 
-interface PlannedPoint {
+export interface PlannedPoint {
   settings: BrokerSettings;
   rate: number;
   slowDelayUs: number;
@@ -94,9 +94,25 @@ export function planSweep(o: TuneOptions): PlannedPoint[] {
   return points;
 }
 
+/**
+ * Memory per client is measured with this many stalled clients (they read nothing while
+ * the producer runs, so every queue fills): the difference per added client.
+ */
+export const memoryClientCounts: readonly number[] = [1, 4];
+const memoryRunMinMs = 1000;
+const memoryRunMaxMs = 3000;
+
+/** Long enough for the slower-filling stream's queue to fill twice over at `rate`, within bounds. */
+function memoryRunMs(queueSize: number, rate: number, alertEvery: number): number {
+  const eventsToFill = 2 * queueSize * Math.max(1, alertEvery);
+  return Math.min(memoryRunMaxMs, Math.max(memoryRunMinMs, Math.ceil((1000 * eventsToFill) / Math.max(1, rate))));
+}
+
+/** The whole sweep, with the probe and one memory measurement. */
 export function estimateWallMs(o: TuneOptions): number {
   const probe = o.rates.length === 0 ? probeDurationMs + overheadPerPointMs : 0;
-  return probe + planSweep(o).length * (o.pointDurationMs + overheadPerPointMs);
+  const memory = memoryClientCounts.length * (memoryRunMaxMs + overheadPerPointMs);
+  return probe + planSweep(o).length * (o.pointDurationMs + overheadPerPointMs) + memory;
 }
 
 export function validateTuneOptions(o: TuneOptions): TuneOptions {
@@ -220,7 +236,7 @@ export function recommend(points: TunePoint[], targetDropPct: number): TuneRecom
         best: c,
         text:
           `${where}: ${settingsText(c.settings)} keeps drops at ${c.worstDropPct.toFixed(3)}% (target ${targetDropPct}%), ` +
-          `memory per client up to ${fmtBytesShort(c.queueBytesPerClient)} (${c.settings.queueSize} x ${c.meanEventBytes} B), ` +
+          `a client's queue referencing up to ${fmtBytesShort(c.queueBytesPerClient)} of encoded events (${c.settings.queueSize} x ${c.meanEventBytes} B), ` +
           `p99 latency ${fmtLatency(c.worstP99Us)} for the slowest client and ${fmtLatency(c.fastP99Us)} for the fast ones.`,
       };
     }
@@ -289,6 +305,49 @@ export async function probeMaxRate(o: TuneOptions, observer: TuneObserver = {}):
   return { deliveredEps: Math.round(delivered), rateEps, note };
 }
 
+/** Memory per client at one queue size: runs with memoryClientCounts stalled clients, each on a fresh broker. */
+export async function measureMemoryPerClient(o: TuneOptions, settings: BrokerSettings, rate: number): Promise<MemoryPerClient> {
+  const runs: MemoryRun[] = [];
+  const durationMs = memoryRunMs(settings.queueSize, rate, o.alertEvery);
+  for (const n of memoryClientCounts) {
+    const broker = await startBroker(toFlags(settings), { main: o.cliMain });
+    let r: LoadReport;
+    try {
+      r = await runLoad(loadOptionsFor(broker, o, { clients: n, slowClients: 0, stalledClients: n, rate, burst: 0, durationMs, runTag: `tune-mem-${n}` }));
+    } finally {
+      await broker.stop();
+    }
+    runs.push({
+      clients: n,
+      maxRssBytes: r.broker?.maxRssBytes ?? null,
+      peakSlabBytesInUse: r.brokerHeld?.peakSlabBytesInUse ?? null,
+      slabBytesTotal: r.brokerHeld?.slabBytesTotal ?? null,
+      peakQueuedEvents: r.brokerHeld?.peakQueuedEvents ?? null,
+    });
+  }
+  const [lo, hi] = [runs[0], runs[runs.length - 1]];
+  const added = hi.clients - lo.clients;
+  const per = (a: number | null, b: number | null): number | null => (a === null || b === null || added <= 0 ? null : Math.round((b - a) / added));
+  const rssBytesPerClient = per(lo.maxRssBytes, hi.maxRssBytes);
+  const slabBytesPerClient = per(lo.peakSlabBytesInUse, hi.peakSlabBytesInUse);
+  const poolFull = runs.find((x) => x.slabBytesTotal !== null && x.slabBytesTotal > 0 && x.peakSlabBytesInUse === x.slabBytesTotal)?.slabBytesTotal ?? 0;
+  const signed = (n: number | null): string => (n === null ? '?' : `${n < 0 ? '-' : '+'}${fmtBytesShort(Math.abs(n))}`);
+  const at = (x: MemoryRun): string =>
+    `${x.clients}: RSS ${x.maxRssBytes === null ? '?' : fmtBytesShort(x.maxRssBytes)}, slabs ${x.peakSlabBytesInUse === null ? '?' : fmtBytesShort(x.peakSlabBytesInUse)}, ${x.peakQueuedEvents ?? '?'} events queued`;
+  return {
+    queueSize: settings.queueSize,
+    rate,
+    runs,
+    rssBytesPerClient,
+    slabBytesPerClient,
+    text:
+      `--queueSize ${settings.queueSize}: memory per client, measured with full queues (stalled clients at ${rate.toLocaleString('en-US')} ev/s): ` +
+      `broker RSS ${signed(rssBytesPerClient)} and output slabs ${signed(slabBytesPerClient)} per added client ` +
+      `(peaks with ${runs.map(at).join('; with ')}). Encoded events are shared by every queue that holds them, so the slabs grow little per client` +
+      (poolFull ? `; the slab pool (${fmtBytesShort(poolFull)}) was full at a peak, so encoders also used buffers of their own, which only the RSS shows.` : '.'),
+  };
+}
+
 export async function runTune(o: TuneOptions, observer: TuneObserver = {}): Promise<TuneReport> {
   const startedAt = new Date();
   const start = performance.now();
@@ -320,6 +379,18 @@ export async function runTune(o: TuneOptions, observer: TuneObserver = {}): Prom
     observer.onPoint?.(i + 1, plan.length, point);
   }
   const recommendations = recommend(points, o.targetDropPct);
+  const memory: MemoryPerClient[] = [];
+  const chosen = recommendations.flatMap((r) => (r.chosen !== null ? [r.chosen] : []));
+  for (const size of [...new Set(chosen.map((c) => c.settings.queueSize))]) {
+    const at = chosen.find((c) => c.settings.queueSize === size) as TunePoint;
+    if (performance.now() - start + memoryClientCounts.length * (memoryRunMaxMs + overheadPerPointMs) > o.maxWallMs) {
+      observer.onNote?.(`memory per client for --queueSize ${size} not measured: it would pass the ${o.maxWallMs / 1000}s bound`);
+      continue;
+    }
+    const m = await measureMemoryPerClient(o, at.settings, at.rate);
+    memory.push(m);
+    observer.onNote?.(m.text);
+  }
   const firstChosen = recommendations.find((r) => r.chosen !== null)?.chosen;
   const detailIndex = firstChosen !== undefined && firstChosen !== null ? points.indexOf(firstChosen) : points.length - 1;
   return {
@@ -332,6 +403,7 @@ export async function runTune(o: TuneOptions, observer: TuneObserver = {}): Prom
     pointDurationSec: o.pointDurationMs / 1000,
     points,
     recommendations,
+    memory,
     detail: reports[detailIndex] ?? null,
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.platform()} ${os.release()}` },
   };

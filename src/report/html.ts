@@ -277,7 +277,9 @@ export function tuneCharts(t: TuneReport): ChartSpec[] {
 }
 
 function tuneSections(t: TuneReport): string {
-  const recs = t.recommendations.map((r) => `<li class="${r.chosen !== null ? 'ok' : 'bad'}">${esc(r.text)}</li>`).join('');
+  const recs =
+    t.recommendations.map((r) => `<li class="${r.chosen !== null ? 'ok' : 'bad'}">${esc(r.text)}</li>`).join('') +
+    (t.memory ?? []).map((m) => `<li>${esc(m.text)}</li>`).join('');
   const rows = t.points.map((p) => [
     int(p.rate) + (p.burst > 0 ? ` / ${p.burst}` : ''),
     esc(p.consumers),

@@ -5,23 +5,25 @@
  * per second.
  *
  * It runs inside a worker thread (src/load/load.worker.ts) with a few other clients
- * at most, and reads without decoding events: grpc-js hands over the message bytes
- * (an identity deserializer) and a top-level protobuf wire walk (./peek.ts) reads only
- * the sequence number (HostPID) and UpdatedTime, as the Go loadclient's lazy mode does.
- * Times are epoch ms (performance.timeOrigin + performance.now()), which every
- * thread of the process shares.
+ * at most, and reads without decoding events: the gRPC calls are made on node:http2
+ * directly (./h2-grpc.ts says why not grpc-js), each message is found in place in the
+ * HTTP/2 chunk, and a top-level protobuf wire walk (./peek.ts) reads only the sequence
+ * number (HostPID) and UpdatedTime, as the Go loadclient's lazy mode does. An event's
+ * receive time is when the client reads it (as loadclient takes it after RecvMsg), in
+ * epoch ms (performance.timeOrigin + performance.now()), which every thread of the
+ * process shares.
  *
- * Slow clients really stop reading: after each event the stream is paused
- * (grpc-js then stops pulling messages, HTTP/2 flow control closes the window and
- * the broker's per-client queue fills) and resumed once the per-event delay has
- * passed. Stalled clients stop after their first event until the producer has
+ * Slow clients really stop reading: after an event the reading stops at that event
+ * (the rest of the chunk waits, the HTTP/2 stream is paused, flow control closes the
+ * window and the broker's per-client queue fills) and goes on once the per-event delay
+ * has passed. Stalled clients stop after their first event until the producer has
  * finished; then they drain, so that every event is either received or counted as
  * dropped by the broker.
  */
-import * as grpc from '@grpc/grpc-js';
 import { HealthMismatchError } from '../errors';
-import { feederTypes, filterMetadataKeys, rpcPath } from '../wire/proto';
+import { filterMetadataKeys, rpcPath } from '../wire/proto';
 import { formatHostPort, type HostPort } from './addresses';
+import { FeederSession, grpcStatus, statusName, type GrpcResponseReader, type GrpcStatus } from './h2-grpc';
 import { LatencyRecorder } from './latency';
 import { makeEventPeeker, type PeekedEvent } from './peek';
 import { epochMs, type SendTimes } from './send-times';
@@ -31,7 +33,7 @@ export type StreamKind = 'alerts' | 'logs';
 export type ClientBehaviour = { kind: 'fast' } | { kind: 'slow'; delayUs: number } | { kind: 'stalled' };
 export type StreamEnd = 'open' | 'stopped' | 'eof' | 'error';
 
-export interface SubscriberSettings {
+export interface LoadClientSettings {
   index: number;
   addr: HostPort;
   /** Sent as x-armorfeed-client; armorfeed uses it as the client's name in /stats. */
@@ -47,8 +49,8 @@ export interface SubscriberSettings {
   burnUsPerEvent?: number;
 }
 
-/** What a subscriber hands back to the main thread at the end of a run. */
-export interface SubscriberResult {
+/** What a load client hands back to the main thread at the end of a run. */
+export interface LoadClientResult {
   index: number;
   streams: StreamState[];
   failures: string[];
@@ -77,7 +79,55 @@ const reconnectDelayMs = 200;
 export const fastClientWindowBytes = 4 << 20;
 const healthDeadlineMs = 5000;
 
-export class Subscriber {
+/*
+ * The three small messages a load client sends or reads besides events, encoded by hand
+ * (proto/kubearmor.proto: NonceMessage{int32 nonce = 1}, ReplyMessage{int32 Retval = 1},
+ * RequestMessage{string Filter = 1}) so that a load worker does not load and parse the
+ * .proto with protobufjs (~50 ms of CPU per thread). test/load-h2-grpc.test.ts checks them
+ * against protobufjs.
+ */
+
+function varintBytes(v: number): number[] {
+  const out: number[] = [];
+  // int32: a negative value is sign-extended to 10 bytes, as protobuf does.
+  let n = BigInt.asUintN(64, BigInt(v));
+  do {
+    const b = Number(n & 0x7fn);
+    n >>= 7n;
+    out.push(n > 0n ? b | 0x80 : b);
+  } while (n > 0n);
+  return out;
+}
+
+export function encodeNonceMessage(nonce: number): Uint8Array {
+  return Uint8Array.from([0x08, ...varintBytes(nonce)]);
+}
+
+export function encodeRequestMessage(filter: string): Uint8Array {
+  const text = Buffer.from(filter, 'utf8');
+  return Buffer.concat([Uint8Array.from([0x0a, ...varintBytes(text.length)]), text]);
+}
+
+/** Retval (field 1) of a ReplyMessage; 0 when absent, as proto3 reads it. */
+export function decodeReplyMessage(buf: Buffer): number {
+  let retval = 0;
+  let pos = 0;
+  while (pos < buf.length) {
+    const tag = buf[pos++];
+    let v = 0n;
+    for (let shift = 0n; ; shift += 7n) {
+      if (pos >= buf.length) throw new Error('truncated ReplyMessage');
+      const b = buf[pos++];
+      v |= BigInt(b & 0x7f) << shift;
+      if ((b & 0x80) === 0) break;
+    }
+    if (tag === 0x08) retval = Number(BigInt.asIntN(32, v));
+    else if ((tag & 7) !== 0) throw new Error(`unexpected field in ReplyMessage (tag ${tag})`);
+  }
+  return retval;
+}
+
+export class LoadClient {
   readonly tracker = new SequenceTracker();
   readonly latencyFromUpdated = new LatencyRecorder();
   readonly latencyFromSend = new LatencyRecorder();
@@ -91,21 +141,22 @@ export class Subscriber {
   /** Events received per second since `timeOrigin`. */
   readonly receivedPerSecond: number[] = [];
   private timeOrigin = epochMs();
-  private readonly client: grpc.Client;
-  private readonly calls = new Map<StreamKind, grpc.ClientReadableStream<Buffer>>();
+  private readonly session: FeederSession;
+  private readonly calls = new Map<StreamKind, GrpcResponseReader>();
   private released: boolean;
   private stopping = false;
 
-  constructor(readonly settings: SubscriberSettings) {
-    this.client = new grpc.Client(formatHostPort(settings.addr), grpc.credentials.createInsecure(), {
-      // One connection per load client, as separate karmor processes would have.
-      'grpc.use_local_subchannel_pool': 1,
-      // A fast client gets an HTTP/2 window like the one grpc-go's BDP estimator grows for
-      // a karmor reading at full speed on loopback, so that a scheduling hiccup of its thread
-      // is absorbed as it is in a Go client. Slow and stalled clients keep the 64 KB default:
-      // they model consumers that push back on the broker's queue.
-      // (So does a debug client that burns CPU per event: it shows a client's own limit.)
-      ...(settings.behaviour.kind === 'fast' && (settings.burnUsPerEvent ?? 0) === 0 ? { 'grpc-node.flow_control_window': fastClientWindowBytes } : {}),
+  constructor(readonly settings: LoadClientSettings) {
+    // A fast client gets an HTTP/2 window like the one grpc-go's BDP estimator grows for
+    // a karmor reading at full speed on loopback, so that a scheduling hiccup of its thread
+    // is absorbed as it is in a Go client. Slow and stalled clients keep the 64 KB default:
+    // they model consumers that push back on the broker's queue.
+    // (So does a debug client that burns CPU per event: it shows a client's own limit.)
+    const fast = settings.behaviour.kind === 'fast' && (settings.burnUsPerEvent ?? 0) === 0;
+    // One session per load client, as separate karmor processes would have.
+    this.session = new FeederSession(formatHostPort(settings.addr), {
+      windowBytes: fast ? fastClientWindowBytes : undefined,
+      metadata: { [filterMetadataKeys.clientName]: settings.name },
     });
     this.streams = settings.streams.map((kind) => ({ kind, received: 0, bytes: 0, end: 'open' as StreamEnd, reconnects: 0 }));
     this.released = settings.behaviour.kind !== 'stalled';
@@ -123,18 +174,8 @@ export class Subscriber {
   /** HealthCheck with a random nonce (as karmor does), then opens the streams. */
   async connect(): Promise<void> {
     const nonce = 1 + Math.floor(Math.random() * 0x7ffffffe);
-    const { NonceMessage, ReplyMessage } = feederTypes();
-    const retval = await new Promise<number>((resolve, reject) => {
-      this.client.makeUnaryRequest(
-        rpcPath.HealthCheck,
-        (m: { nonce: number }) => Buffer.from(NonceMessage.encode(m).finish()),
-        (b: Buffer) => (ReplyMessage.toObject(ReplyMessage.decode(b), { defaults: true }) as { Retval: number }).Retval,
-        { nonce },
-        new grpc.Metadata(),
-        { deadline: Date.now() + healthDeadlineMs },
-        (err, value) => (err !== null ? reject(err) : resolve(value ?? 0)),
-      );
-    });
+    const reply = await this.session.unary(rpcPath.HealthCheck, encodeNonceMessage(nonce), healthDeadlineMs);
+    const retval = decodeReplyMessage(reply);
     if (retval !== nonce) throw new HealthMismatchError(nonce, retval);
     for (const s of this.streams) this.open(s);
   }
@@ -160,82 +201,63 @@ export class Subscriber {
       call.cancel();
     }
     this.calls.clear();
-    this.client.close();
+    this.session.close();
   }
 
   private open(s: StreamState): void {
-    const { RequestMessage } = feederTypes();
-    const metadata = new grpc.Metadata();
-    metadata.set(filterMetadataKeys.clientName, this.settings.name);
     const path = s.kind === 'alerts' ? rpcPath.WatchAlerts : rpcPath.WatchLogs;
     const filter = s.kind === 'alerts' ? this.settings.alertFilter : this.settings.logFilter;
-    const call = this.client.makeServerStreamRequest(
-      path,
-      (m: { Filter: string }) => Buffer.from(RequestMessage.encode(m).finish()),
-      (b: Buffer) => b,
-      { Filter: filter },
-      metadata,
-    );
     s.end = 'open';
+    const call = this.session.serverStream(path, encodeRequestMessage(filter), this.reader(s), (st) => this.ended(s, st));
     this.calls.set(s.kind, call);
-    call.on('error', (err: grpc.ServiceError) => {
-      if (this.stopping || err.code === grpc.status.CANCELLED) return;
-      s.end = 'error';
-      s.lastError = `${grpc.status[err.code] ?? err.code}: ${err.details}`;
-      this.failures.push(`client ${this.settings.index} ${s.kind}: ${s.lastError}`);
-      this.calls.delete(s.kind);
-      setTimeout(() => {
-        if (this.stopping) return;
-        s.reconnects++;
-        this.open(s);
-      }, reconnectDelayMs);
-    });
-    call.on('status', (st: grpc.StatusObject) => {
-      if (st.code === grpc.status.OK && s.end === 'open') s.end = 'eof';
-    });
-    this.attachReader(s, call);
   }
 
-  private attachReader(s: StreamState, call: grpc.ClientReadableStream<Buffer>): void {
+  private ended(s: StreamState, st: GrpcStatus): void {
+    this.calls.delete(s.kind);
+    if (this.stopping || st.code === grpcStatus.CANCELLED) return;
+    if (st.code === grpcStatus.OK) {
+      if (s.end === 'open') s.end = 'eof';
+      return;
+    }
+    s.end = 'error';
+    s.lastError = `${statusName(st.code)}: ${st.details}`;
+    this.failures.push(`client ${this.settings.index} ${s.kind}: ${s.lastError}`);
+    setTimeout(() => {
+      if (this.stopping) return;
+      s.reconnects++;
+      this.open(s);
+    }, reconnectDelayMs);
+  }
+
+  /**
+   * The visitor of one stream's messages: records each, and returns false to stop
+   * reading after it (a stalled client's first event, a slow client's pause).
+   */
+  private reader(s: StreamState): (buf: Buffer, start: number, end: number) => boolean {
     const behaviour = this.settings.behaviour;
     const delayMs = behaviour.kind === 'slow' ? behaviour.delayUs / 1000 : 0;
     const burnMs = (this.settings.burnUsPerEvent ?? 0) / 1000;
     const peek = makeEventPeeker(s.kind === 'alerts' ? 'alert' : 'log');
     let nextFreeAt = 0;
-    call.on('data', (bytes: Buffer) => {
+    const resume = (): void => this.calls.get(s.kind)?.resume();
+    return (buf, start, end) => {
       const now = epochMs();
-      let ev: PeekedEvent;
-      try {
-        ev = peek(bytes);
-      } catch (err) {
-        // What a deserializer error would do: the stream fails (and is reopened).
-        call.cancel();
-        call.emit('error', Object.assign(new Error((err as Error).message), { code: grpc.status.INTERNAL, details: `bad message: ${(err as Error).message}` }));
-        return;
-      }
+      const ev: PeekedEvent = peek(buf, start, end);
       this.record(s, ev, now);
       if (burnMs > 0) {
         const until = performance.now() + burnMs;
         while (performance.now() < until);
       }
-      // A stalled client stops at its first event. It must pause from inside a 'data'
-      // handler: a grpc-js stream paused before it ever flowed keeps pulling messages
-      // off the connection into memory, so the broker would never see it stall.
-      if (!this.released) {
-        call.pause();
-        return;
-      }
-      if (delayMs <= 0) return;
+      if (!this.released) return false;
+      if (delayMs <= 0) return true;
       // Work off the delay in pauses of at least 1 ms: timers cannot sleep less, and
       // sub-ms delays then still add up to the right consumer speed.
       nextFreeAt = Math.max(nextFreeAt, now) + delayMs;
       const wait = nextFreeAt - now;
-      if (wait >= 1) {
-        call.pause();
-        setTimeout(() => call.resume(), wait);
-      }
-    });
-    call.resume();
+      if (wait < 1) return true;
+      setTimeout(resume, wait);
+      return false;
+    };
   }
 
   private record(s: StreamState, ev: PeekedEvent, now: number): void {
@@ -259,7 +281,7 @@ export class Subscriber {
   }
 
   /** Everything the main thread needs for the report; the sequence bitset's buffer can be transferred. */
-  result(): SubscriberResult {
+  result(): LoadClientResult {
     return {
       index: this.settings.index,
       streams: this.streams.map((st) => ({ ...st })),

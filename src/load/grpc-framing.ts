@@ -1,0 +1,94 @@
+/**
+ * Splits the bytes of a gRPC response stream into messages, in place.
+ *
+ *   | flag: 1 byte | length: 4 bytes BE | message: length bytes | flag | length | ...
+ *
+ * HTTP/2 DATA chunks cut this stream anywhere: one chunk usually holds dozens of
+ * messages and the last one is often cut off. A message that lies wholly in one chunk
+ * is handed over as (chunk, start, end) with no copy; only a message cut by a chunk
+ * boundary is copied into one buffer.
+ *
+ * The visitor may stop the split after any message (it returns false): the rest stays
+ * here until `resume` is called. That is how a slow or stalled load client stops
+ * reading at an exact event, not at a chunk boundary.
+ */
+
+/** Return false to stop after this message; the split goes on at the next `resume`. */
+export type MessageVisitor = (buf: Buffer, start: number, end: number) => boolean;
+
+/** A frame this reader cannot take: compressed (we never ask for compression) or over the size limit. */
+export class GrpcFramingError extends Error {
+  readonly code = 'ERR_LOAD_GRPC_FRAMING';
+  constructor(message: string) {
+    super(message);
+    this.name = 'GrpcFramingError';
+  }
+}
+
+const prefixBytes = 5;
+/** grpc-go's and grpc-js's default receive limit. */
+export const maxMessageBytes = 4 << 20;
+
+export class GrpcMessageSplitter {
+  /** Bytes not yet visited: `rest[restStart..]`, or null. */
+  private rest: Buffer | null = null;
+  private restStart = 0;
+  private stopped = false;
+
+  constructor(private readonly visit: MessageVisitor) {}
+
+  /** Whether the visitor stopped the split (call `resume` to go on). */
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /** Bytes received but not yet handed to the visitor (a partial message, or what a stop left). */
+  get pendingBytes(): number {
+    return this.rest === null ? 0 : this.rest.length - this.restStart;
+  }
+
+  /** Takes the next chunk of the stream. Returns false if the visitor stopped the split (now or before). */
+  push(chunk: Buffer): boolean {
+    if (this.rest === null) {
+      this.rest = chunk;
+      this.restStart = 0;
+    } else {
+      this.rest = Buffer.concat([this.rest.subarray(this.restStart), chunk]);
+      this.restStart = 0;
+    }
+    return this.stopped ? false : this.resume();
+  }
+
+  /** Goes on after a stop. Returns false if the visitor stopped it again. */
+  resume(): boolean {
+    this.stopped = false;
+    const buf = this.rest;
+    if (buf === null) return true;
+    let pos = this.restStart;
+    const end = buf.length;
+    while (end - pos >= prefixBytes) {
+      if (buf[pos] !== 0) throw new GrpcFramingError(`compressed message (flag ${buf[pos]}): the load client does not accept compression`);
+      const len = buf.readUInt32BE(pos + 1);
+      if (len > maxMessageBytes) throw new GrpcFramingError(`message of ${len} bytes is over the ${maxMessageBytes}-byte limit`);
+      const start = pos + prefixBytes;
+      if (end - start < len) break;
+      pos = start + len;
+      if (!this.visit(buf, start, pos)) {
+        this.stopped = true;
+        break;
+      }
+    }
+    if (pos >= end) this.rest = null;
+    else this.restStart = pos;
+    return !this.stopped;
+  }
+}
+
+/** One message with its 5-byte prefix, as a request body. */
+export function frameMessage(message: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(prefixBytes + message.length);
+  out[0] = 0;
+  out.writeUInt32BE(message.length, 1);
+  out.set(message, prefixBytes);
+  return out;
+}
