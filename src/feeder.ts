@@ -13,7 +13,7 @@ import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type Fee
 import { EncoderPool, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
 import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
 import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
-import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind } from './fanout';
+import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind, type Subscriber } from './fanout';
 
 export type { LatencySummary };
 import { IngestThread } from './ingest';
@@ -387,12 +387,19 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       const deadline = Date.now() + config.gracePeriodMs;
       const within = (p: Promise<void>): Promise<void> =>
         Promise.race([p, new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
+      hub.beginShutdown();
       await within(pool.drain());
       await within(hub.drainAll());
-      // Past the grace period, what is still queued is lost: counted as client_closed, so
-      // every client's summary accounts for every event it was offered.
-      for (const sub of hub.openSubscribers()) sub.close();
-      running.endStreams();
+      // Past the grace period, what is still queued is lost: counted as
+      // shutdown_grace_expired, so every client's summary accounts for every event it
+      // was offered, and the client is told so in its stream's status.
+      const cutOff = new Map<Subscriber, string>();
+      for (const sub of hub.openSubscribers()) {
+        const queued = sub.expireGrace();
+        if (queued > 0) cutOff.set(sub, `server shutting down: grace period expired with ${queued} events queued (counted shutdown_grace_expired)`);
+      }
+      running.endStreams((sub) => cutOff.get(sub));
+      // The last writes (and the trailers after them) get at least 0.5 s to be sent.
       await running.shutdown(Math.max(500, deadline - Date.now()));
       for (const sub of hub.all()) sub.abandonInFlight();
       const final = stats();

@@ -11,7 +11,7 @@ import { createFeeder, type FeederStats } from '../feeder';
 import { exitOnError } from './main';
 
 function summaryTable(stats: FeederStats): string {
-  const rows = [['client', 'stream', 'filter', 'peer', 'delivered', 'queue_full', 'throttled', 'filtered', 'closed', 'p99_us']];
+  const rows = [['client', 'stream', 'filter', 'peer', 'delivered', 'queue_full', 'throttled', 'filtered', 'closed', 'grace_expired', 'p99_us']];
   for (const c of stats.clients) {
     rows.push([
       c.name,
@@ -23,6 +23,7 @@ function summaryTable(stats: FeederStats): string {
       String(c.dropped.throttled),
       String(c.dropped.filtered),
       String(c.dropped.client_closed),
+      String(c.dropped.shutdown_grace_expired),
       String(c.latencyUs.p99),
     ]);
   }

@@ -88,7 +88,7 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     Object.entries(s.dropped).map(([reason, n]) => [{ reason }, n]), stats);
   counterFrom(r, 'armorfeed_client_delivered_total', 'Events written to a client and confirmed by gRPC', ['client', 'id', 'stream'], (s) =>
     s.clients.map((c) => [client(c), c.delivered]), stats);
-  counterFrom(r, 'armorfeed_client_dropped_total', 'Events a client did not get, per reason (client_queue_full, throttled, filtered, client_closed)', ['client', 'id', 'stream', 'reason'], (s) =>
+  counterFrom(r, 'armorfeed_client_dropped_total', 'Events a client did not get, per reason (client_queue_full, throttled, filtered, client_closed, shutdown_grace_expired)', ['client', 'id', 'stream', 'reason'], (s) =>
     s.clients.flatMap((c) => Object.entries(c.dropped).map(([reason, n]) => [{ ...client(c), reason }, n] as [Labels, number])), stats);
   gaugeFrom(r, 'armorfeed_client_queue_depth', 'Events waiting in a client queue', ['client', 'id', 'stream'], (s) =>
     s.clients.filter((c) => c.open).map((c) => [client(c), c.queueDepth]), stats);

@@ -35,8 +35,11 @@ export interface RunningServer {
   healthAddress: string | undefined;
   /** grpc.health.v1 status of feeder.LogService and of the server as a whole (""). */
   setServing(serving: boolean): void;
-  /** Ends every open Watch* stream with OK. */
-  endStreams(): void;
+  /**
+   * Ends every open Watch* stream, after what was written to it: with OK, or, where
+   * `cutOff` gives a reason, with UNAVAILABLE and that reason.
+   */
+  endStreams(cutOff?: (sub: Subscriber) => string | undefined): void;
   shutdown(timeoutMs: number): Promise<void>;
 }
 
@@ -118,7 +121,7 @@ function hostPort(bind: string, port: number): string {
 
 export async function startServer(options: ServerOptions, hub: FanoutHub, log: DaemonLog): Promise<RunningServer> {
   const server = new grpc.Server({ ...keepaliveOptions });
-  const open = new Set<grpc.ServerWritableStream<{ Filter: string }, Buffer>>();
+  const open = new Map<grpc.ServerWritableStream<{ Filter: string }, Buffer>, Subscriber>();
   const health = new HealthImplementation({ '': 'SERVING', 'feeder.LogService': 'SERVING' });
 
   const watch = (rpc: 'WatchAlerts' | 'WatchLogs' | 'WatchMessages') => (call: grpc.ServerWritableStream<{ Filter: string }, Buffer>) => {
@@ -147,7 +150,7 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
       framedSink(call as unknown as grpc.ServerWritableStream<unknown, unknown>, options.writeMode),
       options.slabs,
     );
-    open.add(call);
+    open.set(call, sub);
     hub.add(sub);
     // Upstream's wording; WatchMessages omits the filter.
     const what = rpc === 'WatchMessages' ? `(${id})` : `(${id}, ${filter})`;
@@ -160,7 +163,7 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
       hub.remove(sub);
       const d = sub.dropped;
       log.info(
-        `Deleted the client (${id}) for ${rpc} (${why}): delivered=${sub.delivered} dropped client_queue_full=${d.client_queue_full} throttled=${d.throttled} filtered=${d.filtered} client_closed=${d.client_closed}`,
+        `Deleted the client (${id}) for ${rpc} (${why}): delivered=${sub.delivered} dropped client_queue_full=${d.client_queue_full} throttled=${d.throttled} filtered=${d.filtered} client_closed=${d.client_closed} shutdown_grace_expired=${d.shutdown_grace_expired}`,
       );
     };
     call.on('cancelled', () => remove('cancelled by the client'));
@@ -222,10 +225,22 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
       health.setStatus('feeder.LogService', status);
       health.setStatus('', status);
     },
-    endStreams() {
+    endStreams(cutOff) {
       health.setStatus('feeder.LogService', 'NOT_SERVING');
       health.setStatus('', 'NOT_SERVING');
-      for (const call of [...open]) call.end();
+      for (const [call, sub] of [...open]) {
+        const details = cutOff?.(sub);
+        if (details === undefined) {
+          call.end();
+          continue;
+        }
+        // UNAVAILABLE: gRPC's "try again later", what a client of a restarting upstream
+        // KubeArmor sees (its connection drops), and what the relay and armorfeed log
+        // reconnect on. The trailers follow the writes already handed to grpc-js; a
+        // client whose window stays closed never gets them and sees the connection
+        // close (UNAVAILABLE too) when the server stops.
+        call.emit('error', Object.assign(new Error(details), { code: grpc.status.UNAVAILABLE, details }));
+      }
     },
     async shutdown(timeoutMs) {
       await Promise.all([shutdownOne(server, timeoutMs), healthServer ? shutdownOne(healthServer, timeoutMs) : Promise.resolve()]);
