@@ -75,6 +75,9 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     Object.entries(s.ingest).flatMap(([source, v]) => Object.entries(v.disconnects).map(([code, n]) => [{ source, code }, n] as [Labels, number])), stats);
   counterFrom(r, 'armorfeed_ingest_file_rotations_total', 'A followed jsonl file that was replaced (renamed away or truncated) and read again from its start', ['source'], (s) =>
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.rotations]), stats);
+  counterFrom(r, 'armorfeed_source_restarts_total', 'Restarts of a socket or TCP source\'s ingest thread, by why it went down (exited, wedged: no heartbeat)', ['source', 'reason'], (s) =>
+    Object.entries(s.ingest).flatMap(([source, v]) => Object.entries(v.restarts).map(([reason, n]) => [{ source, reason }, n] as [Labels, number])), stats);
+  counterFrom(r, 'armorfeed_encoder_restarts_total', 'Encoder threads replaced because a task ran over encoderTaskTimeoutMs', [], (s) => [[{}, s.encoded.encoderRestarts]], stats);
   counterFrom(r, 'armorfeed_ingest_backpressure_seconds_total', 'Time a source spent waiting for room in its ring (ingestWhenFull block)', ['source'], (s) =>
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.backpressure.seconds]), stats);
   counterFrom(r, 'armorfeed_malformed_input_total', `Rejected input per source and detail (${inputReasons.join(', ')})`, ['source', 'detail'], (s) =>
@@ -98,7 +101,7 @@ export function buildRegistry(stats: () => FeederStats): Registry {
         ([quantile, us]) => [{ ...client(c), quantile }, us / 1e6] as [Labels, number],
       ),
     ), stats);
-  gaugeFrom(r, 'armorfeed_ingest_source_up', 'Whether a source is working (0 once it failed while running; health is then NOT_SERVING)', ['source'], (s) =>
+  gaugeFrom(r, 'armorfeed_ingest_source_up', 'Whether a source is working (0 while its thread is dead or wedged and not yet restarted; health is then NOT_SERVING)', ['source'], (s) =>
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.failed ? 0 : 1]), stats);
   gaugeFrom(r, 'armorfeed_ring_used_bytes', 'Bytes in use in a source ring', ['source'], (s) =>
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.ring.usedBytes]), stats);
