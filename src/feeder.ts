@@ -8,6 +8,7 @@
  * close(). The CLI's `serve` is a thin layer over it.
  */
 import * as os from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Packr } from 'msgpackr';
 import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type FeederConfig, type WhenFull } from './config';
 import { EncoderPool, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
@@ -79,6 +80,16 @@ export interface FeederStats {
   clients: ClientStats[];
   /** With tlsEnabled: the certificates in use and their reloads. */
   tls?: TlsStats;
+  /** The main thread's event loop: its delay (perf_hooks.monitorEventLoopDelay) and the stalls over mainLoopStallMs. */
+  mainLoop: MainLoopStats;
+}
+
+export interface MainLoopStats {
+  delayP50Ms: number;
+  delayP99Ms: number;
+  delayMaxMs: number;
+  /** Stalls over mainLoopStallMs the health port's thread saw (it said NOT_SERVING meanwhile). */
+  stalls: number;
 }
 
 export interface FeederAddresses {
@@ -107,6 +118,9 @@ export interface FeederOptions {
   /** Force grpc-js's per-message write path (benchmarks, tests). */
   writeMode?: WriteMode;
 }
+
+/** The main thread's check of wedged threads and tasks (feeder.ts watchdog). */
+const WATCHDOG_MS = 250;
 
 function hostIP(): string {
   for (const list of Object.values(os.networkInterfaces())) {
@@ -187,6 +201,9 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   await pool.workersWarm();
 
   const consumers = new Map<string, RingConsumer>();
+  // Since start; 20 ms resolution is enough to see stalls and costs nothing measurable.
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  loopDelay.enable();
   let server: RunningServer | undefined;
   let metrics: MetricsServer | undefined;
   const threads: SupervisedSource[] = [];
@@ -326,13 +343,19 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         latencyUs: s.latency(),
       })),
       ...(tls !== undefined ? { tls: tls.stats() } : {}),
+      mainLoop: {
+        delayP50Ms: loopDelay.percentile(50) / 1e6,
+        delayP99Ms: loopDelay.percentile(99) / 1e6,
+        delayMaxMs: loopDelay.max / 1e6,
+        stalls: server?.mainLoopStalls() ?? 0,
+      },
     };
   };
 
   try {
     await Promise.all(threads.map((t) => t.whenReady()));
     server = await startServer(
-      { bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, writeMode: options.writeMode, slabs: pool.slabs, credentials: tls?.credentials },
+      { bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, writeMode: options.writeMode, slabs: pool.slabs, credentials: tls?.credentials, mainLoopStallMs: config.mainLoopStallMs },
       hub,
       log,
     );
@@ -396,13 +419,18 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
 
   // The watchdog: wedged ingest threads (no heartbeat) and encoder tasks (over
   // encoderTaskTimeoutMs) are ended here, and health follows what is up.
+  let lastWatchdogMs = Date.now();
   const watchdog = setInterval(() => {
     const now = Date.now();
+    // The health port's thread said NOT_SERVING during a stall this long; say it here too, afterwards.
+    const lateMs = now - lastWatchdogMs - WATCHDOG_MS;
+    lastWatchdogMs = now;
+    if (lateMs > config.mainLoopStallMs) log.warn(`the main loop did not run for ${lateMs} ms (over mainLoopStallMs ${config.mainLoopStallMs}): the health port said NOT_SERVING meanwhile`);
     for (const t of threads) t.checkHeartbeat(now);
     const aborted = pool.abortOverdueTasks(config.encoderTaskTimeoutMs);
     if (aborted > 0) log.error(`${aborted} encoder task(s) ran over ${config.encoderTaskTimeoutMs} ms (encoderTaskTimeoutMs): their threads are replaced, their events dropped as encode_error`);
     refreshHealth();
-  }, 250);
+  }, WATCHDOG_MS);
   watchdog.unref();
 
 
@@ -438,6 +466,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       await running.shutdown(Math.max(500, deadline - Date.now()));
       for (const sub of hub.all()) sub.abandonInFlight();
       const final = stats();
+      loopDelay.disable();
       await pool.close();
       await metrics?.close();
       await output?.close();

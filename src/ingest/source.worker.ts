@@ -15,7 +15,7 @@ import { LineReader } from './lines';
 import { allocateRing, RingConsumer } from '../ring';
 import { SyntheticFrames, warmUpEvents } from './synthetic';
 import type { SourceWorkerData, ToSource } from './protocol';
-import { runTestHook } from './testHooks';
+import { runTestHook } from '../testHooks';
 import { HEARTBEAT_INTERVAL_MS } from '../ring/layout';
 
 const data = workerData as SourceWorkerData;

@@ -78,6 +78,12 @@ export function buildRegistry(stats: () => FeederStats): Registry {
   counterFrom(r, 'armorfeed_source_restarts_total', 'Restarts of a socket or TCP source\'s ingest thread, by why it went down (exited, wedged: no heartbeat)', ['source', 'reason'], (s) =>
     Object.entries(s.ingest).flatMap(([source, v]) => Object.entries(v.restarts).map(([reason, n]) => [{ source, reason }, n] as [Labels, number])), stats);
   counterFrom(r, 'armorfeed_encoder_restarts_total', 'Encoder threads replaced because a task ran over encoderTaskTimeoutMs', [], (s) => [[{}, s.encoded.encoderRestarts]], stats);
+  counterFrom(r, 'armorfeed_main_loop_stalls_total', 'Main-loop stalls over mainLoopStallMs (the health port said NOT_SERVING meanwhile)', [], (s) => [[{}, s.mainLoop.stalls]], stats);
+  gaugeFrom(r, 'armorfeed_main_loop_delay_seconds', 'Event-loop delay of the main thread since start (perf_hooks.monitorEventLoopDelay), by quantile', ['quantile'], (s) => [
+    [{ quantile: '0.5' }, s.mainLoop.delayP50Ms / 1000],
+    [{ quantile: '0.99' }, s.mainLoop.delayP99Ms / 1000],
+    [{ quantile: '1' }, s.mainLoop.delayMaxMs / 1000],
+  ], stats);
   counterFrom(r, 'armorfeed_ingest_backpressure_seconds_total', 'Time a source spent waiting for room in its ring (ingestWhenFull block)', ['source'], (s) =>
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.backpressure.seconds]), stats);
   counterFrom(r, 'armorfeed_malformed_input_total', `Rejected input per source and detail (${inputReasons.join(', ')})`, ['source', 'detail'], (s) =>

@@ -16,6 +16,8 @@ import type { DaemonLog } from '../messages';
 import { compileServerFilter } from '../wire/goRegexp';
 import { acceptedFilters, feederTypes, filterMetadataKeys, protoPath, rpcPath } from '../wire/proto';
 import { framedSink, type WriteMode } from './framedWrite';
+import { HealthPort } from './healthPort';
+import { runMainTestHook, TEST_HOOK_METADATA_KEY, testHooksEnabled } from '../testHooks';
 import type { SlabRefs } from '../encode/slabs';
 
 export interface ServerOptions {
@@ -28,11 +30,15 @@ export interface ServerOptions {
   slabs?: SlabRefs;
   /** Credentials of the main port (tlsEnabled: ServerTls's mTLS); plaintext when absent. */
   credentials?: grpc.ServerCredentials;
+  /** The health port's thread says NOT_SERVING once the main loop has not run for this long (healthPort.ts). */
+  mainLoopStallMs: number;
 }
 
 export interface RunningServer {
   grpcAddress: string;
   healthAddress: string | undefined;
+  /** Main-loop stalls the health port's thread saw (over mainLoopStallMs). */
+  mainLoopStalls(): number;
   /** grpc.health.v1 status of feeder.LogService and of the server as a whole (""). */
   setServing(serving: boolean): void;
   /**
@@ -131,6 +137,8 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
       call.end();
       return;
     }
+    const hook = call.metadata.get(TEST_HOOK_METADATA_KEY);
+    if (testHooksEnabled && hook.length > 0) runMainTestHook(String(hook[0]));
     let serverFilter: AttrFilter | undefined;
     try {
       serverFilter = parseServerFilter(call.metadata);
@@ -191,16 +199,16 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
     }
   };
   const port = await listen(server, 'gRPC', options.port, options.credentials);
-  let healthServer: grpc.Server | undefined;
+  // The health port is served from a thread of its own, so that it can say NOT_SERVING
+  // while the main loop is stalled (healthPort.ts).
+  let healthPort: HealthPort | undefined;
   let healthAddress: string | undefined;
   if (options.healthPort >= 0) {
-    healthServer = new grpc.Server();
-    health.addToServer(healthServer);
     try {
-      healthAddress = hostPort(options.bind, await listen(healthServer, 'gRPCHealthPort', options.healthPort));
+      healthPort = await HealthPort.start(hostPort(options.bind, options.healthPort), options.mainLoopStallMs);
+      healthAddress = hostPort(options.bind, healthPort.port);
     } catch (err) {
       server.forceShutdown();
-      healthServer.forceShutdown();
       throw err;
     }
   }
@@ -220,14 +228,17 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
   return {
     grpcAddress: hostPort(options.bind, port),
     healthAddress,
+    mainLoopStalls: () => healthPort?.stalls ?? 0,
     setServing(serving) {
       const status = serving ? 'SERVING' : 'NOT_SERVING';
       health.setStatus('feeder.LogService', status);
       health.setStatus('', status);
+      healthPort?.setServing(serving);
     },
     endStreams(cutOff) {
       health.setStatus('feeder.LogService', 'NOT_SERVING');
       health.setStatus('', 'NOT_SERVING');
+      healthPort?.setServing(false);
       for (const [call, sub] of [...open]) {
         const details = cutOff?.(sub);
         if (details === undefined) {
@@ -243,7 +254,7 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
       }
     },
     async shutdown(timeoutMs) {
-      await Promise.all([shutdownOne(server, timeoutMs), healthServer ? shutdownOne(healthServer, timeoutMs) : Promise.resolve()]);
+      await Promise.all([shutdownOne(server, timeoutMs), healthPort?.close(timeoutMs)]);
     },
   };
 }
