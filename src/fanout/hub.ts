@@ -174,6 +174,8 @@ export class FanoutHub {
     if (this.subscribers.messages.size === 0) return;
     const framed = frameMessage(encoded);
     for (const s of this.subscribers.messages) {
+      // A stream the shutdown is ending is not offered the daemon's lines about it.
+      if (!s.accepting) continue;
       if (s.queue.offerOne(framed, ingestedUs)) s.pump();
     }
   }

@@ -269,6 +269,11 @@ export class Subscriber {
     this.notifyDrained();
   }
 
+  /** Still taking new messages: open, and not ended by the shutdown's grace period. */
+  get accepting(): boolean {
+    return this.open && !this.graceExpired;
+  }
+
   /** Shutdown has begun: from now on a slow client (see SLOW_WRITE_US) is sent one event per write. */
   beginShutdown(): void {
     this.shuttingDown = true;
