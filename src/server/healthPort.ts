@@ -15,7 +15,7 @@
  * main gRPC port's own grpc.health.v1 (kept for clients of upstream before v1.7.4) is on
  * the main thread and simply does not answer during a stall; and a stall shorter than
  * stallMs is not reported here (it is in the event-loop delay metric). The thread costs
- * one more isolate with grpc-js loaded (~15 MB of RSS).
+ * one more isolate with grpc-js loaded (at idle, lost in run-to-run RSS noise here).
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
