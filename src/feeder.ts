@@ -8,15 +8,16 @@
  * close(). The CLI's `serve` is a thin layer over it.
  */
 import * as os from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Packr } from 'msgpackr';
 import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type FeederConfig, type WhenFull } from './config';
 import { EncoderPool, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
 import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
 import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
-import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind } from './fanout';
+import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind, type Subscriber } from './fanout';
 
 export type { LatencySummary };
-import { IngestThread } from './ingest';
+import { restartReasons, SupervisedSource, type RestartReason } from './ingest/supervisor';
 import { warmUpEvents } from './ingest/synthetic';
 import { DaemonLog, notShown, RateLimitedNotice } from './messages';
 import { LogPathOutput } from './output/logPath';
@@ -62,14 +63,16 @@ export interface SourceStats {
   /** Producer connections the broker closed or refused, by code (ERR_INGEST_FRAME_TIMEOUT, ERR_INGEST_TOO_MANY_CONNECTIONS, ...). */
   disconnects: Record<string, number>;
   finished: boolean;
-  /** The source stopped working while the broker ran (its thread died, or it failed after start); health is NOT_SERVING. */
+  /** The source is not working now (its thread died or is wedged, and no restart has succeeded yet); health is NOT_SERVING. */
   failed: boolean;
+  /** Restarts of its thread, by why it went down (socket and TCP sources only). */
+  restarts: Record<RestartReason, number>;
 }
 
 export interface FeederStats {
   uptimeSec: number;
   ingest: Record<string, SourceStats>;
-  encoded: { alerts: number; logs: number; batches: number; inlineBatches: number; encoderThreads: number; /** Encoder threads up now. */ encoderThreadsRunning: number; outputSlabs: SlabStats };
+  encoded: { alerts: number; logs: number; batches: number; inlineBatches: number; encoderThreads: number; /** Encoder threads up now. */ encoderThreadsRunning: number; /** Encoder threads replaced because a task ran over encoderTaskTimeoutMs. */ encoderRestarts: number; outputSlabs: SlabStats };
   messages: number;
   notices: number;
   /** Drops not owned by one client. */
@@ -77,6 +80,16 @@ export interface FeederStats {
   clients: ClientStats[];
   /** With tlsEnabled: the certificates in use and their reloads. */
   tls?: TlsStats;
+  /** The main thread's event loop: its delay (perf_hooks.monitorEventLoopDelay) and the stalls over mainLoopStallMs. */
+  mainLoop: MainLoopStats;
+}
+
+export interface MainLoopStats {
+  delayP50Ms: number;
+  delayP99Ms: number;
+  delayMaxMs: number;
+  /** Stalls over mainLoopStallMs the health port's thread saw (it said NOT_SERVING meanwhile). */
+  stalls: number;
 }
 
 export interface FeederAddresses {
@@ -105,6 +118,9 @@ export interface FeederOptions {
   /** Force grpc-js's per-message write path (benchmarks, tests). */
   writeMode?: WriteMode;
 }
+
+/** The main thread's check of wedged threads and tasks (feeder.ts watchdog). */
+const WATCHDOG_MS = 250;
 
 function hostIP(): string {
   for (const list of Object.values(os.networkInterfaces())) {
@@ -185,11 +201,12 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   await pool.workersWarm();
 
   const consumers = new Map<string, RingConsumer>();
+  // Since start; 20 ms resolution is enough to see stalls and costs nothing measurable.
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  loopDelay.enable();
   let server: RunningServer | undefined;
   let metrics: MetricsServer | undefined;
-  /** False once a source has failed while running (grpc.health.v1 NOT_SERVING). */
-  let healthy = true;
-  const threads: IngestThread[] = [];
+  const threads: SupervisedSource[] = [];
   const finishWaiters: (() => void)[] = [];
   // --wait-clients holds back the sources that run on their own and could be over before
   // a client connects (a synthetic count, a jsonl replay of a file or stdin); socket and
@@ -231,17 +248,40 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     onFailed: (source: string, why: string) => {
       // A source that is gone is not a state to serve in: probes and load balancers
       // should see it, and the events it would have read are nowhere else.
-      log.error(`${why}; no more events are read from ${source}: health is NOT_SERVING`);
-      healthy = false;
-      server?.setServing(false);
+      log.error(`${why}; no events are read from ${source}: health is NOT_SERVING`);
+      refreshHealth();
       checkFinished();
+    },
+    onRestartScheduled: (source: string, reason: RestartReason, delayMs: number) => {
+      log.info(`restarting the ingest thread of source ${source} (${reason}) in ${delayMs} ms`);
+    },
+    onRestartFailed: (source: string, message: string) => {
+      log.error(`the restarted ingest thread of source ${source} did not start: ${message}`);
+    },
+    onRecovered: (source: string, reason: RestartReason, address: string) => {
+      log.info(`source ${source} restarted (${reason}) on ${address}: reading again`);
+      refreshHealth();
     },
   };
   for (const kind of config.source) {
     if (kind === 'none') continue;
     const ring = allocateRing(ringSizeFor(config, kind));
-    consumers.set(kind, pool.addRing(kind, ring));
-    threads.push(new IngestThread(kind, kind, ring, config, gated && gatedKinds.includes(kind), sourceEvents));
+    const consumer = pool.addRing(kind, ring);
+    consumers.set(kind, consumer);
+    threads.push(new SupervisedSource(kind, kind, ring, consumer, config, gated && gatedKinds.includes(kind), sourceEvents));
+  }
+
+  let closing: Promise<FeederStats> | undefined;
+  let serving = true;
+  /**
+   * grpc.health.v1 says SERVING only while every part works: no source down (dead, or
+   * wedged and not yet restarted) and no encoder task overdue. Not after close() began.
+   */
+  function refreshHealth(): void {
+    const now = threads.every((t) => !t.failed) && !pool.hasOverdueTask();
+    if (now === serving || closing !== undefined) return;
+    serving = now;
+    server?.setServing(now);
   }
 
   let embedded: { producer: RingProducer; packr: Packr; tape: Int32Array } | undefined;
@@ -267,6 +307,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         disconnects: Object.fromEntries(disconnects.get(name) ?? []),
         finished: t?.finished ?? false,
         failed: t?.failed ?? false,
+        restarts: { ...(t?.restarts ?? Object.fromEntries(restartReasons.map((r) => [r, 0])) as Record<RestartReason, number>) },
       };
       ringFull += s.droppedFull;
       malformed += s.droppedMalformed;
@@ -275,7 +316,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     return {
       uptimeSec: (now - started) / 1000,
       ingest,
-      encoded: { alerts: hub.counters.alertsEncoded, logs: hub.counters.logsEncoded, batches: pool.batches, inlineBatches: pool.inlined, encoderThreads: config.encoderThreads, encoderThreadsRunning: pool.threads, outputSlabs: pool.slabs.stats() },
+      encoded: { alerts: hub.counters.alertsEncoded, logs: hub.counters.logsEncoded, batches: pool.batches, inlineBatches: pool.inlined, encoderThreads: config.encoderThreads, encoderThreadsRunning: pool.threads, encoderRestarts: pool.encoderRestarts, outputSlabs: pool.slabs.stats() },
       messages: hub.counters.messagesPublished,
       notices: hub.counters.notices,
       dropped: {
@@ -302,13 +343,19 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         latencyUs: s.latency(),
       })),
       ...(tls !== undefined ? { tls: tls.stats() } : {}),
+      mainLoop: {
+        delayP50Ms: loopDelay.percentile(50) / 1e6,
+        delayP99Ms: loopDelay.percentile(99) / 1e6,
+        delayMaxMs: loopDelay.max / 1e6,
+        stalls: server?.mainLoopStalls() ?? 0,
+      },
     };
   };
 
   try {
     await Promise.all(threads.map((t) => t.whenReady()));
     server = await startServer(
-      { bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, writeMode: options.writeMode, slabs: pool.slabs, credentials: tls?.credentials },
+      { bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, writeMode: options.writeMode, slabs: pool.slabs, credentials: tls?.credentials, mainLoopStallMs: config.mainLoopStallMs },
       hub,
       log,
     );
@@ -323,7 +370,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     throw err instanceof ArmorfeedError ? err : new ArmorfeedError('ERR_CONFIG_INVALID', `cannot start: ${(err as Error).message}`);
   }
   const running = server;
-  if (!healthy) running.setServing(false);
+  if (!serving) running.setServing(false);
 
   let startedSources = !gated;
   if (gated) {
@@ -370,6 +417,22 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   }, 1000);
   dropWatch.unref();
 
+  // The watchdog: wedged ingest threads (no heartbeat) and encoder tasks (over
+  // encoderTaskTimeoutMs) are ended here, and health follows what is up.
+  let lastWatchdogMs = Date.now();
+  const watchdog = setInterval(() => {
+    const now = Date.now();
+    // The health port's thread said NOT_SERVING during a stall this long; say it here too, afterwards.
+    const lateMs = now - lastWatchdogMs - WATCHDOG_MS;
+    lastWatchdogMs = now;
+    if (lateMs > config.mainLoopStallMs) log.warn(`the main loop did not run for ${lateMs} ms (over mainLoopStallMs ${config.mainLoopStallMs}): the health port said NOT_SERVING meanwhile`);
+    for (const t of threads) t.checkHeartbeat(now);
+    const aborted = pool.abortOverdueTasks(config.encoderTaskTimeoutMs);
+    if (aborted > 0) log.error(`${aborted} encoder task(s) ran over ${config.encoderTaskTimeoutMs} ms (encoderTaskTimeoutMs): their threads are replaced, their events dropped as encode_error`);
+    refreshHealth();
+  }, WATCHDOG_MS);
+  watchdog.unref();
+
 
   const addresses: FeederAddresses = {
     grpc: running.grpcAddress,
@@ -378,24 +441,32 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     sources: Object.fromEntries(threads.map((t) => [t.name, t.address])),
   };
 
-  let closing: Promise<FeederStats> | undefined;
   const close = (): Promise<FeederStats> => {
     closing ??= (async () => {
       clearInterval(dropWatch);
+      clearInterval(watchdog);
       await Promise.all(threads.map((t) => t.stop(2000)));
       embedded?.producer.close();
       const deadline = Date.now() + config.gracePeriodMs;
       const within = (p: Promise<void>): Promise<void> =>
         Promise.race([p, new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
+      hub.beginShutdown();
       await within(pool.drain());
       await within(hub.drainAll());
-      // Past the grace period, what is still queued is lost: counted as client_closed, so
-      // every client's summary accounts for every event it was offered.
-      for (const sub of hub.openSubscribers()) sub.close();
-      running.endStreams();
+      // Past the grace period, what is still queued is lost: counted as
+      // shutdown_grace_expired, so every client's summary accounts for every event it
+      // was offered, and the client is told so in its stream's status.
+      const cutOff = new Map<Subscriber, string>();
+      for (const sub of hub.openSubscribers()) {
+        const queued = sub.expireGrace();
+        if (queued > 0) cutOff.set(sub, `server shutting down: grace period expired with ${queued} events queued (counted shutdown_grace_expired)`);
+      }
+      running.endStreams((sub) => cutOff.get(sub));
+      // The last writes (and the trailers after them) get at least 0.5 s to be sent.
       await running.shutdown(Math.max(500, deadline - Date.now()));
       for (const sub of hub.all()) sub.abandonInFlight();
       const final = stats();
+      loopDelay.disable();
       await pool.close();
       await metrics?.close();
       await output?.close();

@@ -124,7 +124,7 @@ test('fan-out - a slow client loses events but the fast one loses none, and the 
 
     assert.deepEqual(seqs(fast), range(1, N), 'the fast client got every event, once, in order');
     const fastStats = clientStats(feeder, 'fast');
-    assert.deepEqual(fastStats.dropped, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0 });
+    assert.deepEqual(fastStats.dropped, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0, shutdown_grace_expired: 0 });
     assert.equal(fastStats.delivered, N);
 
     const slowStats = clientStats(feeder, 'slow');
@@ -133,7 +133,7 @@ test('fan-out - a slow client loses events but the fast one loses none, and the 
     assert.ok(got.length < N, `the slow client lost events (got ${got.length} of ${N})`);
     assert.ok(got.length > 0, 'the slow client got the events that fit its queue');
     assert.equal(got.length + slowStats.dropped.client_queue_full, N, `received ${got.length} + client_queue_full ${slowStats.dropped.client_queue_full} must be ${N}`);
-    assert.deepEqual({ ...slowStats.dropped, client_queue_full: 0 }, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0 });
+    assert.deepEqual({ ...slowStats.dropped, client_queue_full: 0 }, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0, shutdown_grace_expired: 0 });
     assert.equal(slowStats.delivered, got.length, 'delivered counts exactly what the slow client received');
     // What it got is in order and without repeats; the gaps are exactly the counted drops.
     for (let i = 1; i < got.length; i++) assert.ok(got[i] > got[i - 1], `slow client order at ${i}: ${got[i - 1]} then ${got[i]}`);
@@ -183,7 +183,7 @@ test('fan-out - a stalled client does not slow the others or grow memory', { tim
     sample();
 
     assert.deepEqual(seqs(reader), range(1, N), 'the reader got every event, once, in order');
-    assert.deepEqual(clientStats(feeder, 'reader').dropped, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0 });
+    assert.deepEqual(clientStats(feeder, 'reader').dropped, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0, shutdown_grace_expired: 0 });
     assert.ok(elapsedMs < 30_000, `the reader took ${elapsedMs} ms for ${N} events beside a stalled client`);
 
     const s = clientStats(feeder, 'stalled');
@@ -233,7 +233,7 @@ test('fan-out - alerts and logs clients each get their stream', { timeout: 30_00
     assert.equal(st.encoded.alerts, alertSeqs.length);
     assert.equal(st.encoded.logs, logSeqs.length);
     for (const name of ['alerts-policy', 'alerts-all', 'logs-system']) {
-      assert.deepEqual(clientStats(feeder, name).dropped, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0 }, name);
+      assert.deepEqual(clientStats(feeder, name).dropped, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0, shutdown_grace_expired: 0 }, name);
     }
   } finally {
     await cleanup(feeder, [conn]);

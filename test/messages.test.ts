@@ -114,7 +114,7 @@ test('messages - a malformed push throws a coded InputError, is counted, and doe
     assert.equal(s.dropped.malformed_input - before.dropped.malformed_input, 5);
     const client = s.clients.find((c) => c.open && c.stream === 'alerts');
     assert.ok(client !== undefined);
-    assert.deepEqual(client.dropped, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0 });
+    assert.deepEqual(client.dropped, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0, shutdown_grace_expired: 0 });
     // The stream is still open and still delivers.
     feeder.push({ type: 'MatchedPolicy', operation: 'File', source: '/bin/cat', resource: '/good/last' });
     await alerts.waitFor(sent.length + 1, 5000);

@@ -12,6 +12,7 @@ import { connect, type TestClient, type Watcher } from './helpers/client';
 import { seqLog } from './helpers/events';
 import { fetchStats, startServe, type ServeProcess } from './helpers/serve';
 import { frameOf, sendAndEnd } from './helpers/tcp';
+import { rawWatch } from './helpers/rawWatch';
 import { delay as sleep, waitUntil, withTimeout } from './helpers/wait';
 
 const LOOPBACK = ['--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0'];
@@ -46,16 +47,17 @@ interface SummaryRow {
   throttled: number;
   filtered: number;
   closed: number;
+  graceExpired: number;
 }
 
-/** The per-client row of the shutdown summary on stderr (`armorfeed: NAME STREAM FILTER PEER delivered queue_full throttled filtered closed p99_us`). */
+/** The per-client row of the shutdown summary on stderr (`armorfeed: NAME STREAM FILTER PEER delivered queue_full throttled filtered closed grace_expired p99_us`). */
 function summaryRow(stderr: string, name: string): SummaryRow {
-  const header = stderr.split('\n').findIndex((l) => /^armorfeed: client\s+stream\s+filter\s+peer\s+delivered\s+queue_full\s+throttled\s+filtered\s+closed\b/.test(l));
+  const header = stderr.split('\n').findIndex((l) => /^armorfeed: client\s+stream\s+filter\s+peer\s+delivered\s+queue_full\s+throttled\s+filtered\s+closed\s+grace_expired\b/.test(l));
   assert.ok(header >= 0, `a summary header on stderr:\n${stderr.slice(-3000)}`);
   const rows = stderr.split('\n').slice(header + 1).filter((l) => l.startsWith(`armorfeed: ${name} `));
   assert.equal(rows.length, 1, `one summary row for ${name}:\n${stderr.slice(-3000)}`);
   const cells = rows[0].replace(/^armorfeed: /, '').trim().split(/\s+/);
-  assert.equal(cells.length, 10, rows[0]);
+  assert.equal(cells.length, 11, rows[0]);
   return {
     client: cells[0],
     stream: cells[1],
@@ -64,6 +66,7 @@ function summaryRow(stderr: string, name: string): SummaryRow {
     throttled: Number(cells[6]),
     filtered: Number(cells[7]),
     closed: Number(cells[8]),
+    graceExpired: Number(cells[9]),
   };
 }
 
@@ -82,7 +85,7 @@ test('shutdown - SIGTERM delivers everything already queued and ends streams wit
     }, 10_000, async () => JSON.stringify(await clientStats(serve, 'drainer')));
     const before = await clientStats(serve, 'drainer');
     assert.ok(before !== undefined && before.queueDepth > 0, `events were still queued at SIGTERM: ${JSON.stringify(before)}`);
-    assert.deepEqual(before.dropped, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0 });
+    assert.deepEqual(before.dropped, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0, shutdown_grace_expired: 0 });
 
     serve.child.kill('SIGTERM');
     await waitUntil('the SIGTERM to be taken', () => /SIGTERM: stopping ingest/.test(serve.stderr()), 5_000, () => serve.stderr().slice(-1000));
@@ -97,7 +100,7 @@ test('shutdown - SIGTERM delivers everything already queued and ends streams wit
     assert.equal(exit.code, 0, exit.stderr.slice(-2000));
     assert.equal(exit.killed, false);
     const row = summaryRow(exit.stderr, 'drainer');
-    assert.deepEqual(row, { client: 'drainer', stream: 'logs', delivered: N, queueFull: 0, throttled: 0, filtered: 0, closed: 0 });
+    assert.deepEqual(row, { client: 'drainer', stream: 'logs', delivered: N, queueFull: 0, throttled: 0, filtered: 0, closed: 0, graceExpired: 0 });
   } finally {
     conn.close();
     await serve.stop('SIGKILL', 5_000);
@@ -130,7 +133,7 @@ test('shutdown - a client that never reads does not hold shutdown past the grace
     assert.equal(row.queueFull, before.dropped.client_queue_full, 'its queue_full drops are in the summary');
     assert.ok(row.queueFull > 0);
     // Every event it was offered is in the summary: delivered, or dropped for a named reason.
-    assert.equal(row.delivered + row.queueFull + row.throttled + row.filtered + row.closed, N, `summary row ${JSON.stringify(row)} accounts for all ${N} events`);
+    assert.equal(row.delivered + row.queueFull + row.throttled + row.filtered + row.closed + row.graceExpired, N, `summary row ${JSON.stringify(row)} accounts for all ${N} events`);
   } finally {
     conn.close();
     await serve.stop('SIGKILL', 5_000);
@@ -157,7 +160,7 @@ test('shutdown - synthetic --count run finishes', { timeout: 60_000 }, async () 
     assert.ok(w.messages.every((m) => m.Type === 'ContainerLog'), 'all logs');
     const c = s.clients.find((x) => x.name === 'counter') as ClientStats;
     assert.equal(c.delivered, COUNT);
-    assert.deepEqual(c.dropped, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0 });
+    assert.deepEqual(c.dropped, { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0, shutdown_grace_expired: 0 });
 
     const exit = await serve.stop('SIGTERM', 10_000);
     assert.equal(exit.code, 0, exit.stderr.slice(-2000));
@@ -165,6 +168,39 @@ test('shutdown - synthetic --count run finishes', { timeout: 60_000 }, async () 
     assert.equal((await withTimeout(w.ended, 5_000, 'the stream to end')).code, 0);
   } finally {
     conn.close();
+    await serve.stop('SIGKILL', 5_000);
+  }
+});
+
+test('shutdown - a slow client cut off at the grace period gets UNAVAILABLE, and receives exactly what is counted delivered', { timeout: 60_000 }, async () => {
+  const N = 20_000;
+  const GRACE_MS = 2500;
+  const serve = await startServe(['serve', ...LOOPBACK, '--source', 'tcp', '--tcp', '127.0.0.1:0', '--queueSize', String(N), '--gracePeriodMs', String(GRACE_MS)]);
+  // ~500 KB/s: the two writes in flight at SIGTERM (up to 256 KiB each) arrive within the
+  // grace period, and most of the queue does not.
+  const w = rawWatch(serve.addresses.grpc, 'WatchLogs', 'all', { [CLIENT_NAME_KEY]: 'slow' }, 500_000);
+  try {
+    await waitUntil('the client registered', async () => (await clientStats(serve, 'slow'))?.open === true, 10_000);
+    await sendOverTcp(serve.addresses.tcp, N);
+    await waitUntil(`all ${N} events queued or written for the slow client`, async () => {
+      const c = await clientStats(serve, 'slow');
+      return c !== undefined && c.queueDepth + c.written === N;
+    }, 10_000, async () => JSON.stringify(await clientStats(serve, 'slow')));
+
+    serve.child.kill('SIGTERM');
+    const status = await withTimeout(w.ended, 15_000, 'the stream to end');
+    const exit = await withTimeout(serve.exited, 15_000, 'the process to exit');
+    assert.equal(exit.code, 0, exit.stderr.slice(-2000));
+
+    const row = summaryRow(exit.stderr, 'slow');
+    assert.ok(row.graceExpired > 0, `the grace period cut it off: ${JSON.stringify(row)}`);
+    assert.equal(row.delivered + row.graceExpired, N, `every event is delivered or counted shutdown_grace_expired: ${JSON.stringify(row)}`);
+    assert.deepEqual([row.queueFull, row.throttled, row.filtered, row.closed], [0, 0, 0, 0], JSON.stringify(row));
+    assert.equal(w.messages.length, row.delivered, `the client received what the server counted delivered: ${JSON.stringify(row)}`);
+    assert.equal(status.code, 14, `UNAVAILABLE: ${JSON.stringify(status)}`);
+    assert.match(status.details, new RegExp(`^server shutting down: grace period expired with ${row.graceExpired} events queued`));
+  } finally {
+    w.close();
     await serve.stop('SIGKILL', 5_000);
   }
 });

@@ -9,6 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NO_SLAB, SlabPool } from '../src/encode/slabs';
+import { ClientQueue, type QueueEntry } from '../src/fanout/clientQueue';
 import type { Feeder } from '../src/feeder';
 import { connect } from './helpers/client';
 import { seqLog, seqs } from './helpers/events';
@@ -40,6 +41,28 @@ test('slabs - a pool hands out each slot once, takes it back at the last release
   const none = new SlabPool(0, 1024);
   assert.equal(none.acquire(), NO_SLAB);
   assert.equal(none.stats().exhausted, 0, 'no slabs configured is not "exhausted"');
+});
+
+test('slabs - a queue takes one message at a time off a run in a slab, each with its own reference, and the run keeps one', () => {
+  const pool = new SlabPool(1, 4096);
+  const slab = pool.acquire();
+  // Three gRPC-framed messages of 1, 2 and 3 bytes, as an encoder lays them out in the slab.
+  const frames = [[7], [8, 8], [9, 9, 9]].map((body) => [0, 0, 0, 0, body.length, ...body]);
+  const bytes = pool.view(slab, 0, frames.flat().length);
+  bytes.set(frames.flat());
+  const ends = Uint32Array.from([6, 13, 21]);
+  const queue = new ClientQueue(10, pool);
+  queue.offerRun({ count: 3, bytes, ends, ingestedUs: Float64Array.of(1, 2, 3), attrs: new Uint16Array(9), slab }, 0, 3);
+  pool.release(slab); // the encoder task's own reference: the queue's keeps the slot
+  const taken: QueueEntry[] = [];
+  for (let i = 0; i < 3; i++) assert.equal(queue.takeOne(taken), 1);
+  assert.equal(queue.takeOne(taken), 0, 'empty');
+  assert.equal(queue.depth, 0);
+  assert.deepEqual(taken.map((e) => [...e.bytes]), frames, 'one whole frame each, in order');
+  assert.deepEqual(taken.map((e) => [...e.times]), [[1], [2], [3]]);
+  assert.equal(pool.acquire(), NO_SLAB, 'the slot is held while a taken message may still be written');
+  for (const e of taken) pool.release(e.slab);
+  assert.equal(pool.acquire(), slab, 'each taken message held one reference, and no more');
 });
 
 function slabStats(feeder: Feeder): ReturnType<Feeder['stats']>['encoded']['outputSlabs'] {

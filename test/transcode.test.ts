@@ -246,6 +246,10 @@ describe('scan - validation names the problem', () => {
     assert.throws(() => validateFrame(bytes, 0, bytes.length - 2, createTape()), (err: unknown) => err instanceof InputError && err.code === 'ERR_INPUT_MALFORMED_FRAME');
     const longer = Buffer.concat([bytes, Buffer.from([0xc0])]);
     assert.throws(() => validateFrame(longer, 0, longer.length, createTape()), (err: unknown) => err instanceof InputError && err.code === 'ERR_INPUT_MALFORMED_FRAME');
+     // A str8 key whose length byte is past the end (fuzz counterexample [0x81, 0xd9]), alone and followed by other bytes.
+    for (const cut of [Uint8Array.of(0x81, 0xd9), Buffer.from([0x81, 0xd9, 0x05, 0x61])]) {
+      assert.throws(() => validateFrame(cut, 0, 2, createTape()), (err: unknown) => err instanceof InputError && err.code === 'ERR_INPUT_MALFORMED_FRAME', `[${[...cut]}]`);
+    }
   });
 
   test('scan - nesting: 32 levels are judged by the schema, 33 are too_deep, 50,000 do not overflow the stack', () => {

@@ -51,6 +51,7 @@ export interface StreamRow {
   queueFull: number;
   throttled: number;
   filtered: number;
+  /** armorfeed: client_closed + shutdown_grace_expired. */
   closed: number;
   p99Us?: number;
 }
@@ -359,8 +360,10 @@ function portOf(peer: string): number {
 /**
  * armorfeed's SIGTERM summary:
  *
- *   armorfeed: client  stream  filter  peer             delivered  queue_full  throttled  filtered  closed  p99_us
- *   armorfeed: logs-1  logs    system  127.0.0.1:41358     200000           0          0         0       0  257151
+ *   armorfeed: client  stream  filter  peer             delivered  queue_full  throttled  filtered  closed  grace_expired  p99_us
+ *   armorfeed: logs-1  logs    system  127.0.0.1:41358     200000           0          0         0       0              0  257151
+ *
+ * `closed` here is client_closed + shutdown_grace_expired: both are "the stream ended first".
  *   armorfeed: encoded alerts=0 logs=200000; sources synthetic: in=200000 ring_full=0 malformed_input=0 (or socket: ...)
  *   armorfeed: dropped (not per client) ring_full=0 ...
  */
@@ -378,7 +381,8 @@ export function parseArmorfeedSummary(stderr: string): ServerSummary {
       summary.ingest[m[1]] = { events: Number(m[2]), ringFull: Number(m[3]), malformed: Number(m[4]) };
     }
     const f = body.split(/\s+/);
-    if (f.length === 10 && f.slice(4).every((x) => /^-?\d+$/.test(x))) {
+    // 11 columns since grace_expired (shutdown_grace_expired) came after closed; 10 before.
+    if ((f.length === 10 || f.length === 11) && f.slice(4).every((x) => /^-?\d+$/.test(x))) {
       summary.rows.push({
         name: f[0],
         stream: f[1],
@@ -389,8 +393,8 @@ export function parseArmorfeedSummary(stderr: string): ServerSummary {
         queueFull: Number(f[5]),
         throttled: Number(f[6]),
         filtered: Number(f[7]),
-        closed: Number(f[8]),
-        p99Us: Number(f[9]),
+        closed: Number(f[8]) + (f.length === 11 ? Number(f[9]) : 0),
+        p99Us: Number(f[f.length - 1]),
       });
       continue;
     }

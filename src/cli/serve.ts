@@ -11,7 +11,7 @@ import { createFeeder, type FeederStats } from '../feeder';
 import { exitOnError } from './main';
 
 function summaryTable(stats: FeederStats): string {
-  const rows = [['client', 'stream', 'filter', 'peer', 'delivered', 'queue_full', 'throttled', 'filtered', 'closed', 'p99_us']];
+  const rows = [['client', 'stream', 'filter', 'peer', 'delivered', 'queue_full', 'throttled', 'filtered', 'closed', 'grace_expired', 'p99_us']];
   for (const c of stats.clients) {
     rows.push([
       c.name,
@@ -23,6 +23,7 @@ function summaryTable(stats: FeederStats): string {
       String(c.dropped.throttled),
       String(c.dropped.filtered),
       String(c.dropped.client_closed),
+      String(c.dropped.shutdown_grace_expired),
       String(c.latencyUs.p99),
     ]);
   }
@@ -30,7 +31,7 @@ function summaryTable(stats: FeederStats): string {
   const lines = rows.map((r) => r.map((cell, i) => (i >= 4 ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  '));
   const d = stats.dropped;
   const sources = Object.entries(stats.ingest)
-    .map(([name, s]) => `${name}: in=${s.events} ring_full=${s.dropped.ring_full} malformed_input=${s.dropped.malformed_input}`)
+    .map(([name, s]) => `${name}: in=${s.events} ring_full=${s.dropped.ring_full} malformed_input=${s.dropped.malformed_input} restarts=${s.restarts.exited + s.restarts.wedged}`)
     .join('; ');
   lines.push(`encoded alerts=${stats.encoded.alerts} logs=${stats.encoded.logs}; sources ${sources || 'none'}`);
   lines.push(`dropped (not per client) ring_full=${d.ring_full} malformed_input=${d.malformed_input} throttled=${d.throttled} encode_error=${d.encode_error} encoded_oversized=${d.encoded_oversized} output_backpressure=${d.output_backpressure}`);

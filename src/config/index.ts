@@ -77,6 +77,15 @@ export interface FeederConfig {
    * ring_full), for every source, or per source as `socket:drop,tcp:block`.
    */
   ingestWhenFull: string;
+  /**
+   * An ingest thread that has not beaten its heartbeat for this many ms is wedged: health
+   * turns NOT_SERVING and a socket or TCP source's thread is restarted (0 = never checked).
+   */
+  ingestWedgedMs: number;
+  /** An encoder task running longer than this many ms is wedged: its thread is replaced (0 = never checked). */
+  encoderTaskTimeoutMs: number;
+  /** The health port says NOT_SERVING while the main loop has not run for this many ms. */
+  mainLoopStallMs: number;
   /** Encoder worker threads. */
   encoderThreads: number;
   /** Most events per encoder task. */
@@ -165,6 +174,12 @@ export function defaultConfig(): FeederConfig {
     ingestFrameTimeoutMs: 10_000,
     ingestIdleTimeoutMs: 0,
     ingestBufferedBytes: 64 * 1024 * 1024,
+    // A thread beats every 200 ms, also while it waits for room in a full ring (backpressure).
+    ingestWedgedMs: 5000,
+    // A task is at most batchSize events, a few ms of work; 5 s is a thread that no longer runs.
+    encoderTaskTimeoutMs: 5000,
+    // Well above a major GC (tens of ms) or a slow /stats; a loop this late serves nobody.
+    mainLoopStallMs: 2000,
     encoderThreads: defaultEncoderThreads,
     batchSize: 512,
     // The bound while the main thread is under half busy; a quarter of it (64) above, which
@@ -220,6 +235,9 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'ingestIdleTimeoutMs', flag: 'ingestIdleTimeoutMs', kind: 'int', min: 0, max: 86_400_000, describe: 'ms a producer connection may send nothing before it is closed (0 = never)' },
   { key: 'ingestBufferedBytes', flag: 'ingestBufferedBytes', kind: 'int', min: 65_536, max: 4 * 1024 * 1024 * 1024, describe: 'bytes of incomplete frames one source holds across its connections' },
   { key: 'ingestWhenFull', flag: 'ingestWhenFull', kind: 'whenFull', describe: 'full ring: block (the producer waits) | drop (counted ring_full), or per source: socket:drop,tcp:block' },
+  { key: 'ingestWedgedMs', flag: 'ingestWedgedMs', kind: 'int', min: 0, max: 3_600_000, describe: 'ms without a heartbeat after which an ingest thread is wedged: NOT_SERVING, and a socket or TCP source is restarted (0 = never)' },
+  { key: 'encoderTaskTimeoutMs', flag: 'encoderTaskTimeoutMs', kind: 'int', min: 0, max: 3_600_000, describe: 'ms after which a running encoder task is wedged: NOT_SERVING until its thread is replaced (0 = never)' },
+  { key: 'mainLoopStallMs', flag: 'mainLoopStallMs', kind: 'int', min: 200, max: 3_600_000, describe: 'ms the main loop may not run before the health port (its own thread) says NOT_SERVING' },
   { key: 'encoderThreads', flag: 'encoderThreads', kind: 'int', min: 1, max: 64, describe: 'encoder worker threads' },
   { key: 'batchSize', flag: 'batchSize', kind: 'int', min: 1, max: 65_536, describe: 'most events per encoder task' },
   { key: 'inlineMaxEvents', flag: 'inlineMaxEvents', kind: 'int', min: 0, max: 4096, describe: 'a ring backlog of up to this many events is encoded on the main thread while it is under half busy (a quarter of it above; 0 = always in workers)' },

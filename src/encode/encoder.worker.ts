@@ -9,11 +9,13 @@ import { workerData } from 'node:worker_threads';
 import type { EncodeTask, EncodedBatch, EncoderSettings } from './batch';
 import { createSpanEncoder } from './encodeSpan';
 import type { SlabArea } from './slabs';
+import { runEncoderTestHook } from '../testHooks';
 
 const data = workerData as { encoder: EncoderSettings; slabs?: SlabArea };
 const encodeSpan = createSpanEncoder(data.encoder, data.slabs);
 
 export default function encode(task: EncodeTask): unknown {
+  runEncoderTestHook(task.ring, task);
   const batch: EncodedBatch = encodeSpan(task);
   const transfer: ArrayBufferLike[] = [];
   for (const s of [batch.alerts, batch.logs]) {

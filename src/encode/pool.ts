@@ -227,6 +227,10 @@ export class EncoderPool {
   private sample: SharedArrayBuffer | undefined;
   private readonly pumps = new Map<string, RingPump>();
   private encodedBatches = 0;
+  /** Tasks in the encoder threads now, with when they started (performance.now()). */
+  private readonly runningTasks = new Map<AbortController, number>();
+  private overdue = 0;
+  private wedgedTasks = 0;
 
   constructor(
     private readonly settings: EncoderSettings,
@@ -349,7 +353,43 @@ export class EncoderPool {
   }
 
   run(task: EncodeTask): Promise<EncodedBatch> {
-    return (this.piscina as Piscina).run(task) as Promise<EncodedBatch>;
+    const abort = new AbortController();
+    this.runningTasks.set(abort, performance.now());
+    return ((this.piscina as Piscina).run(task, { signal: abort.signal }) as Promise<EncodedBatch>).finally(() => this.runningTasks.delete(abort));
+  }
+
+  /** Whether a task has been running for longer than the last bound given to abortOverdueTasks. */
+  hasOverdueTask(): boolean {
+    return this.overdue > 0;
+  }
+
+  /**
+   * Aborts every task running for longer than `limitMs` (0: none): piscina ends the
+   * thread running it and starts another, and the task fails, so its span is released
+   * in ring order and its events are counted encode_error. A task is at most batchSize
+   * events, milliseconds of work, so one this late is in a thread that no longer runs.
+   * Returns how many were aborted.
+   */
+  abortOverdueTasks(limitMs: number): number {
+    this.overdue = 0;
+    if (limitMs <= 0) return 0;
+    const now = performance.now();
+    let aborted = 0;
+    for (const [abort, startedMs] of this.runningTasks) {
+      if (now - startedMs < limitMs) continue;
+      // Counted until its thread is gone and the task has failed (runningTasks drops it).
+      this.overdue++;
+      if (abort.signal.aborted) continue;
+      abort.abort(new Error(`encoder task running for ${Math.round(now - startedMs)} ms (encoderTaskTimeoutMs ${limitMs}): its thread was replaced`));
+      this.wedgedTasks++;
+      aborted++;
+    }
+    return aborted;
+  }
+
+  /** Encoder tasks aborted as wedged (abortOverdueTasks): each one replaced a thread. */
+  get encoderRestarts(): number {
+    return this.wedgedTasks;
   }
 
   deliver(batch: EncodedBatch, source: string): void {

@@ -84,7 +84,9 @@ export function readStr(buf: Uint8Array, pos: number, out: StrRef): boolean {
     out.length = b & 0x1f;
   } else if (b === 0xd9) {
     out.start = pos + 2;
-    out.length = buf[pos + 1];
+    // `| 0`: past the buffer's end the byte is undefined, and a NaN length passed every
+    // `start + length > end` check; 0 leaves those checks to catch the start past the end.
+    out.length = buf[pos + 1] | 0;
   } else if (b === 0xda) {
     out.start = pos + 3;
     out.length = (buf[pos + 1] << 8) | buf[pos + 2];

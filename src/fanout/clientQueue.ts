@@ -32,12 +32,14 @@ export interface DropCounts {
   throttled: number;
   filtered: number;
   client_closed: number;
+  /** Still queued, or written but unconfirmed, when the shutdown grace period ran out. */
+  shutdown_grace_expired: number;
 }
 
 export type DropReason = keyof DropCounts;
 
 export function emptyDrops(): DropCounts {
-  return { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0 };
+  return { client_queue_full: 0, throttled: 0, filtered: 0, client_closed: 0, shutdown_grace_expired: 0 };
 }
 
 /** A run is copied out of its batch when it is smaller than 1/COPY_OUT_RATIO of the batch. */
@@ -120,10 +122,28 @@ export class ClientQueue {
     return events;
   }
 
-  /** Empties the queue (client gone); the events are counted as client_closed. */
-  discard(): number {
+  /**
+   * Removes the head message alone, splitting its run: the shutdown's one-event writes
+   * (subscriber.ts). The caller owns one slab reference for it; the rest of the run keeps its own.
+   */
+  takeOne(into: QueueEntry[]): number {
+    if (this.head >= this.entries.length) return 0;
+    const e = this.entries[this.head];
+    if (e.count === 1) return this.take(0, into);
+    const b = e.bytes;
+    // The gRPC prefix: a flag byte, then the message length (u32 big-endian).
+    const end = 5 + (((b[1] << 24) | (b[2] << 16) | (b[3] << 8) | b[4]) >>> 0);
+    this.slabs.retain(e.slab);
+    into.push({ bytes: b.subarray(0, end), times: e.times.subarray(0, 1), count: 1, slab: e.slab });
+    this.entries[this.head] = { bytes: b.subarray(end), times: e.times.subarray(1), count: e.count - 1, slab: e.slab };
+    this.depthEvents--;
+    return 1;
+  }
+
+  /** Empties the queue (client gone, or the shutdown grace period over); the events are counted under `reason`. */
+  discard(reason: 'client_closed' | 'shutdown_grace_expired' = 'client_closed'): number {
     const n = this.depthEvents;
-    this.dropped.client_closed += n;
+    this.dropped[reason] += n;
     for (let i = this.head; i < this.entries.length; i++) this.slabs.release(this.entries[i].slab);
     this.entries = [];
     this.head = 0;

@@ -35,6 +35,7 @@ export class FanoutHub {
   private readonly throttle: AlertThrottle | undefined;
   readonly counters: HubCounters = { alertsEncoded: 0, logsEncoded: 0, messagesPublished: 0, throttled: 0, notices: 0 };
   private nextId = 1;
+  private shuttingDown = false;
   private readonly listeners: ((kind: StreamKind, delta: number) => void)[] = [];
 
   constructor(private readonly throttleSettings: ThrottleSettings) {
@@ -48,6 +49,7 @@ export class FanoutHub {
   }
 
   add(sub: Subscriber): void {
+    if (this.shuttingDown) sub.beginShutdown();
     this.subscribers[sub.info.stream].add(sub);
     for (const l of this.listeners) l(sub.info.stream, 1);
   }
@@ -172,8 +174,16 @@ export class FanoutHub {
     if (this.subscribers.messages.size === 0) return;
     const framed = frameMessage(encoded);
     for (const s of this.subscribers.messages) {
+      // A stream the shutdown is ending is not offered the daemon's lines about it.
+      if (!s.accepting) continue;
       if (s.queue.offerOne(framed, ingestedUs)) s.pump();
     }
+  }
+
+  /** Shutdown has begun: see Subscriber.beginShutdown. */
+  beginShutdown(): void {
+    this.shuttingDown = true;
+    for (const s of this.openSubscribers()) s.beginShutdown();
   }
 
   /** Resolves when every open subscriber's queue has been written out (shutdown). */

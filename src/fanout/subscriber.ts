@@ -52,6 +52,16 @@ function passes(m: AttrMatcher | undefined, value: string): boolean {
 const MAX_WRITES_IN_FLIGHT = 2;
 /** Upper bound of one write: large enough to amortise grpc-js's per-write cost. */
 const MAX_CHUNK_BYTES = 256 * 1024;
+/**
+ * During shutdown, a client whose write took longer than this to be confirmed is sent
+ * one event per write until the end (a 256 KiB write taking 100 ms is a client below
+ * ~2.5 MB/s). Why: grpc-js confirms a write only once all of it is on the socket, and
+ * says nothing about a part, so when the grace period cuts a client off, a write of
+ * many events that it had received in part would be counted lost though some arrived.
+ * One event per write leaves no part to miss; it costs grpc-js's per-write path (~10 us)
+ * per event, which a client this slow does not notice, and a fast client never pays.
+ */
+const SLOW_WRITE_US = 100_000;
 
 /** A write handed to gRPC: the output slab its bytes view, until confirmed or given up. */
 interface PendingWrite {
@@ -86,6 +96,13 @@ export class Subscriber {
   private writesInFlight = 0;
   private eventsInFlight = 0;
   private abandoned = false;
+  /** Shutdown has begun (beginShutdown): slow clients get one event per write. */
+  private shuttingDown = false;
+  private oneEventPerWrite = false;
+  /** How long the last confirmed write took (us). */
+  private lastWriteUs = 0;
+  /** The grace period ran out (expireGrace): nothing more is written. */
+  private graceExpired = false;
   private readonly taken: QueueEntry[] = [];
   private readonly pending = new Set<PendingWrite>();
   /**
@@ -157,10 +174,10 @@ export class Subscriber {
 
   /** Moves queued messages to the sink while fewer than two writes are unconfirmed. */
   pump(): void {
-    while (this.open && this.writesInFlight < MAX_WRITES_IN_FLIGHT && this.queue.depth > 0) {
+    while (this.open && !this.graceExpired && this.writesInFlight < MAX_WRITES_IN_FLIGHT && this.queue.depth > 0) {
       const taken = this.taken;
       taken.length = 0;
-      const events = this.queue.take(MAX_CHUNK_BYTES, taken);
+      const events = this.oneEventPerWrite ? this.queue.takeOne(taken) : this.queue.take(MAX_CHUNK_BYTES, taken);
       const slabs = this.queue.slabs;
       let chunk: Uint8Array;
       let slab = NO_SLAB;
@@ -184,6 +201,8 @@ export class Subscriber {
       this.eventsInFlight += events;
       this.written += events;
       this.sink.write(chunk, (err) => {
+        this.lastWriteUs = nowMicros() - now;
+        if (this.shuttingDown && this.lastWriteUs > SLOW_WRITE_US) this.oneEventPerWrite = true;
         // Confirmed (or failed) by grpc-js: node is done with the bytes.
         if (!write.settled) {
           write.settled = true;
@@ -194,7 +213,7 @@ export class Subscriber {
         this.writesInFlight--;
         this.eventsInFlight -= events;
         if (err) {
-          this.countDrop('client_closed', events);
+          this.countDrop(this.graceExpired ? 'shutdown_grace_expired' : 'client_closed', events);
           return;
         }
         this.delivered += events;
@@ -231,7 +250,7 @@ export class Subscriber {
     };
   }
 
-  /** The client went away: whatever it had queued is counted as client_closed. */
+  /** The client went away (or shutdown ends it): whatever it had queued is counted as client_closed (shutdown_grace_expired). */
   close(): void {
     if (!this.open) return;
     this.open = false;
@@ -239,7 +258,7 @@ export class Subscriber {
     // Closed clients stay listed in stats for a while; keep their summary, not ~100 KiB of buckets.
     this.finalLatency = this.latency();
     this.latencyUs = undefined;
-    this.queue.discard();
+    this.queue.discard(this.graceExpired ? 'shutdown_grace_expired' : 'client_closed');
     // grpc-js does not call back for a write on a call that was cancelled, and node may
     // still be sending its bytes: their slabs are reused only after a grace period.
     for (const w of this.pending) {
@@ -250,15 +269,38 @@ export class Subscriber {
     this.notifyDrained();
   }
 
+  /** Still taking new messages: open, and not ended by the shutdown's grace period. */
+  get accepting(): boolean {
+    return this.open && !this.graceExpired;
+  }
+
+  /** Shutdown has begun: from now on a slow client (see SLOW_WRITE_US) is sent one event per write. */
+  beginShutdown(): void {
+    this.shuttingDown = true;
+    if (this.lastWriteUs > SLOW_WRITE_US) this.oneEventPerWrite = true;
+  }
+
+  /**
+   * The grace period is over: nothing more is written, and what is still queued is
+   * counted shutdown_grace_expired. Returns how many events that is (0: the client
+   * drained in time, though a last write may still be unconfirmed).
+   */
+  expireGrace(): number {
+    if (!this.open) return 0;
+    this.graceExpired = true;
+    return this.queue.discard('shutdown_grace_expired');
+  }
+
   /**
    * Final accounting at shutdown: writes gRPC never confirmed are counted as
-   * client_closed, and a confirmation arriving later is ignored, so no event is counted twice.
+   * shutdown_grace_expired (client_closed if the client had gone), and a confirmation
+   * arriving later is ignored, so no event is counted twice.
    */
   abandonInFlight(): void {
     this.close();
     if (this.abandoned) return;
     this.abandoned = true;
-    this.countDrop('client_closed', this.eventsInFlight);
+    this.countDrop(this.graceExpired ? 'shutdown_grace_expired' : 'client_closed', this.eventsInFlight);
     this.eventsInFlight = 0;
     this.writesInFlight = 0;
   }

@@ -35,6 +35,8 @@ export class IngestThread {
   private readonly worker: Worker;
   private stopping = false;
   private exited = false;
+  /** Set by terminate(): why the thread was ended from outside (a wedged thread). */
+  private terminatedWhy: string | undefined;
   private readonly ready: Promise<void>;
   private stoppedResolve: (() => void) | undefined;
 
@@ -118,7 +120,8 @@ export class IngestThread {
       this.worker.on('exit', (code) => {
         this.exited = true;
         if (this.stopping) return;
-        const why = `ingest thread of source ${name} exited unexpectedly (${lastError !== undefined ? `${lastError.name}: ${lastError.message}` : `exit code ${code}`})`;
+        const why =
+          this.terminatedWhy ?? `ingest thread of source ${name} exited unexpectedly (${lastError !== undefined ? `${lastError.name}: ${lastError.message}` : `exit code ${code}`})`;
         if (isReady) fail(why);
         else reject(new ArmorfeedError('ERR_INGEST_THREAD', why));
       });
@@ -127,6 +130,21 @@ export class IngestThread {
 
   whenReady(): Promise<void> {
     return this.ready;
+  }
+
+  /** Whether the thread has ended (exited, crashed or terminated). */
+  get ended(): boolean {
+    return this.exited;
+  }
+
+  /**
+   * Ends a thread that no longer answers (wedged); its exit is reported to onFailed with
+   * `why`. Worker.terminate() stops even a thread spinning in a loop, and the thread's
+   * listeners and connections close with it.
+   */
+  terminate(why: string): Promise<void> {
+    this.terminatedWhy ??= why;
+    return this.worker.terminate().then(() => undefined);
   }
 
   /** Lets a gated source (synthetic, jsonl) begin. */

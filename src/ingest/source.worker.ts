@@ -15,6 +15,8 @@ import { LineReader } from './lines';
 import { allocateRing, RingConsumer } from '../ring';
 import { SyntheticFrames, warmUpEvents } from './synthetic';
 import type { SourceWorkerData, ToSource } from './protocol';
+import { runTestHook } from '../testHooks';
+import { HEARTBEAT_INTERVAL_MS } from '../ring/layout';
 
 const data = workerData as SourceWorkerData;
 const port = parentPort as NonNullable<typeof parentPort>;
@@ -37,6 +39,8 @@ function onControl(msg: ToSource): void {
   }
 }
 port.on('message', onControl);
+// The main thread reads the beats to tell a live thread from a wedged one (ring/layout.ts).
+setInterval(() => admission.producer.beat(), HEARTBEAT_INTERVAL_MS).unref();
 
 /**
  * Asked while this thread waits for room in a full ring (backpressure blocks the event
@@ -163,6 +167,7 @@ function serveFrames(): void {
             admission.reject(new InputError('ERR_INPUT_MALFORMED_FRAME', 'frame length 0: a frame must hold one msgpack map'), peer);
             return;
           }
+          runTestHook(frame);
           // A bad event costs that event only, but bytes that are not msgpack at all
           // mean the peer does not speak this protocol.
           const r = admission.admitFrame(frame, now, peer);

@@ -75,6 +75,15 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     Object.entries(s.ingest).flatMap(([source, v]) => Object.entries(v.disconnects).map(([code, n]) => [{ source, code }, n] as [Labels, number])), stats);
   counterFrom(r, 'armorfeed_ingest_file_rotations_total', 'A followed jsonl file that was replaced (renamed away or truncated) and read again from its start', ['source'], (s) =>
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.rotations]), stats);
+  counterFrom(r, 'armorfeed_source_restarts_total', 'Restarts of a socket or TCP source\'s ingest thread, by why it went down (exited, wedged: no heartbeat)', ['source', 'reason'], (s) =>
+    Object.entries(s.ingest).flatMap(([source, v]) => Object.entries(v.restarts).map(([reason, n]) => [{ source, reason }, n] as [Labels, number])), stats);
+  counterFrom(r, 'armorfeed_encoder_restarts_total', 'Encoder threads replaced because a task ran over encoderTaskTimeoutMs', [], (s) => [[{}, s.encoded.encoderRestarts]], stats);
+  counterFrom(r, 'armorfeed_main_loop_stalls_total', 'Main-loop stalls over mainLoopStallMs (the health port said NOT_SERVING meanwhile)', [], (s) => [[{}, s.mainLoop.stalls]], stats);
+  gaugeFrom(r, 'armorfeed_main_loop_delay_seconds', 'Event-loop delay of the main thread since start (perf_hooks.monitorEventLoopDelay), by quantile', ['quantile'], (s) => [
+    [{ quantile: '0.5' }, s.mainLoop.delayP50Ms / 1000],
+    [{ quantile: '0.99' }, s.mainLoop.delayP99Ms / 1000],
+    [{ quantile: '1' }, s.mainLoop.delayMaxMs / 1000],
+  ], stats);
   counterFrom(r, 'armorfeed_ingest_backpressure_seconds_total', 'Time a source spent waiting for room in its ring (ingestWhenFull block)', ['source'], (s) =>
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.backpressure.seconds]), stats);
   counterFrom(r, 'armorfeed_malformed_input_total', `Rejected input per source and detail (${inputReasons.join(', ')})`, ['source', 'detail'], (s) =>
@@ -88,7 +97,7 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     Object.entries(s.dropped).map(([reason, n]) => [{ reason }, n]), stats);
   counterFrom(r, 'armorfeed_client_delivered_total', 'Events written to a client and confirmed by gRPC', ['client', 'id', 'stream'], (s) =>
     s.clients.map((c) => [client(c), c.delivered]), stats);
-  counterFrom(r, 'armorfeed_client_dropped_total', 'Events a client did not get, per reason (client_queue_full, throttled, filtered, client_closed)', ['client', 'id', 'stream', 'reason'], (s) =>
+  counterFrom(r, 'armorfeed_client_dropped_total', 'Events a client did not get, per reason (client_queue_full, throttled, filtered, client_closed, shutdown_grace_expired)', ['client', 'id', 'stream', 'reason'], (s) =>
     s.clients.flatMap((c) => Object.entries(c.dropped).map(([reason, n]) => [{ ...client(c), reason }, n] as [Labels, number])), stats);
   gaugeFrom(r, 'armorfeed_client_queue_depth', 'Events waiting in a client queue', ['client', 'id', 'stream'], (s) =>
     s.clients.filter((c) => c.open).map((c) => [client(c), c.queueDepth]), stats);
@@ -98,7 +107,7 @@ export function buildRegistry(stats: () => FeederStats): Registry {
         ([quantile, us]) => [{ ...client(c), quantile }, us / 1e6] as [Labels, number],
       ),
     ), stats);
-  gaugeFrom(r, 'armorfeed_ingest_source_up', 'Whether a source is working (0 once it failed while running; health is then NOT_SERVING)', ['source'], (s) =>
+  gaugeFrom(r, 'armorfeed_ingest_source_up', 'Whether a source is working (0 while its thread is dead or wedged and not yet restarted; health is then NOT_SERVING)', ['source'], (s) =>
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.failed ? 0 : 1]), stats);
   gaugeFrom(r, 'armorfeed_ring_used_bytes', 'Bytes in use in a source ring', ['source'], (s) =>
     Object.entries(s.ingest).map(([source, v]) => [{ source }, v.ring.usedBytes]), stats);

@@ -128,6 +128,23 @@ export class RingConsumer {
     return res.value.then(() => undefined);
   }
 
+  /** The producing thread's heartbeat (Slot.HEARTBEAT): unchanged over time means it no longer runs. */
+  heartbeat(): number {
+    return Atomics.load(this.ring.header, Slot.HEARTBEAT);
+  }
+
+  /**
+   * The producing thread is gone (it died, or was terminated as wedged) and a new one
+   * will take over this ring. What it published stays and is consumed as usual; a record
+   * it had begun but not published (WRITE not yet advanced) is simply overwritten. Its
+   * connections closed with it, and it can no longer be parked waiting for room.
+   */
+  producerGone(): void {
+    const { header, counters } = this.ring;
+    Atomics.store(counters, Counter.CONNECTIONS, 0n);
+    Atomics.store(header, Slot.SPACE_WAITING, 0);
+  }
+
   stats(): RingStats {
     const { header, counters, capacity } = this.ring;
     const write = Atomics.load(header, Slot.WRITE) >>> 0;

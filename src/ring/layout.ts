@@ -16,6 +16,12 @@
  *   5 SPACE         room wake-up counter (consumer)  8.. MALFORMED_BY_REASON, one slot per reason
  *   6 SPACE_WAITING producer is parked (0/1)             in errors.ts `inputReasons` order
  *   7 SHORT_WAIT    the parked consumer wakes by itself within HELD_WAIT_MS (0/1)
+ *   8 HEARTBEAT     beats of the producing thread (producer, Atomics.add)
+ *
+ * HEARTBEAT is how the main thread tells a live ingest thread from a wedged one: the
+ * thread adds 1 every HEARTBEAT_INTERVAL_MS from a timer, and on every slice of a wait
+ * for room, so a thread blocked by backpressure (legitimately) still beats, and one stuck
+ * in a loop or a blocking call does not. Nobody waits on it.
  *
  * Every counter is written by the producer only (Atomics.add) and read by anyone, so
  * /stats is exact at any instant without messages between threads.
@@ -55,7 +61,11 @@ export const Slot = {
   SPACE: 5,
   SPACE_WAITING: 6,
   SHORT_WAIT: 7,
+  HEARTBEAT: 8,
 } as const;
+
+/** How often a producing thread beats (Slot.HEARTBEAT). */
+export const HEARTBEAT_INTERVAL_MS = 200;
 
 export const Counter = {
   EVENTS_IN: 0,

@@ -128,6 +128,8 @@ export class RingProducer {
       // The ring is full of records the consumer may not know about yet (held wake-up).
       if (Atomics.load(header, Slot.WAITING) !== 0) this.wakeConsumer();
       if (giveUp()) break;
+      // Waiting for room is no wedge: the thread's timer cannot beat while it blocks here.
+      this.beat();
       Atomics.wait(header, Slot.SPACE, space, SPACE_WAIT_SLICE_MS);
     }
     Atomics.store(header, Slot.SPACE_WAITING, 0);
@@ -146,6 +148,11 @@ export class RingProducer {
   /** Counts a producer connection opening (+1) or closing (-1). */
   countConnection(delta: 1 | -1): void {
     Atomics.add(this.ring.counters, Counter.CONNECTIONS, BigInt(delta));
+  }
+
+  /** Tells the main thread this thread still runs (Slot.HEARTBEAT). */
+  beat(): void {
+    Atomics.add(this.ring.header, Slot.HEARTBEAT, 1);
   }
 
   /** Counts a followed file that was replaced and is read again from its start. */

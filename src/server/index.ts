@@ -16,6 +16,8 @@ import type { DaemonLog } from '../messages';
 import { compileServerFilter } from '../wire/goRegexp';
 import { acceptedFilters, feederTypes, filterMetadataKeys, protoPath, rpcPath } from '../wire/proto';
 import { framedSink, type WriteMode } from './framedWrite';
+import { HealthPort } from './healthPort';
+import { runMainTestHook, TEST_HOOK_METADATA_KEY, testHooksEnabled } from '../testHooks';
 import type { SlabRefs } from '../encode/slabs';
 
 export interface ServerOptions {
@@ -28,15 +30,22 @@ export interface ServerOptions {
   slabs?: SlabRefs;
   /** Credentials of the main port (tlsEnabled: ServerTls's mTLS); plaintext when absent. */
   credentials?: grpc.ServerCredentials;
+  /** The health port's thread says NOT_SERVING once the main loop has not run for this long (healthPort.ts). */
+  mainLoopStallMs: number;
 }
 
 export interface RunningServer {
   grpcAddress: string;
   healthAddress: string | undefined;
+  /** Main-loop stalls the health port's thread saw (over mainLoopStallMs). */
+  mainLoopStalls(): number;
   /** grpc.health.v1 status of feeder.LogService and of the server as a whole (""). */
   setServing(serving: boolean): void;
-  /** Ends every open Watch* stream with OK. */
-  endStreams(): void;
+  /**
+   * Ends every open Watch* stream, after what was written to it: with OK, or, where
+   * `cutOff` gives a reason, with UNAVAILABLE and that reason.
+   */
+  endStreams(cutOff?: (sub: Subscriber) => string | undefined): void;
   shutdown(timeoutMs: number): Promise<void>;
 }
 
@@ -118,7 +127,7 @@ function hostPort(bind: string, port: number): string {
 
 export async function startServer(options: ServerOptions, hub: FanoutHub, log: DaemonLog): Promise<RunningServer> {
   const server = new grpc.Server({ ...keepaliveOptions });
-  const open = new Set<grpc.ServerWritableStream<{ Filter: string }, Buffer>>();
+  const open = new Map<grpc.ServerWritableStream<{ Filter: string }, Buffer>, Subscriber>();
   const health = new HealthImplementation({ '': 'SERVING', 'feeder.LogService': 'SERVING' });
 
   const watch = (rpc: 'WatchAlerts' | 'WatchLogs' | 'WatchMessages') => (call: grpc.ServerWritableStream<{ Filter: string }, Buffer>) => {
@@ -128,6 +137,8 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
       call.end();
       return;
     }
+    const hook = call.metadata.get(TEST_HOOK_METADATA_KEY);
+    if (testHooksEnabled && hook.length > 0) runMainTestHook(String(hook[0]));
     let serverFilter: AttrFilter | undefined;
     try {
       serverFilter = parseServerFilter(call.metadata);
@@ -147,7 +158,7 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
       framedSink(call as unknown as grpc.ServerWritableStream<unknown, unknown>, options.writeMode),
       options.slabs,
     );
-    open.add(call);
+    open.set(call, sub);
     hub.add(sub);
     // Upstream's wording; WatchMessages omits the filter.
     const what = rpc === 'WatchMessages' ? `(${id})` : `(${id}, ${filter})`;
@@ -160,7 +171,7 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
       hub.remove(sub);
       const d = sub.dropped;
       log.info(
-        `Deleted the client (${id}) for ${rpc} (${why}): delivered=${sub.delivered} dropped client_queue_full=${d.client_queue_full} throttled=${d.throttled} filtered=${d.filtered} client_closed=${d.client_closed}`,
+        `Deleted the client (${id}) for ${rpc} (${why}): delivered=${sub.delivered} dropped client_queue_full=${d.client_queue_full} throttled=${d.throttled} filtered=${d.filtered} client_closed=${d.client_closed} shutdown_grace_expired=${d.shutdown_grace_expired}`,
       );
     };
     call.on('cancelled', () => remove('cancelled by the client'));
@@ -188,16 +199,16 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
     }
   };
   const port = await listen(server, 'gRPC', options.port, options.credentials);
-  let healthServer: grpc.Server | undefined;
+  // The health port is served from a thread of its own, so that it can say NOT_SERVING
+  // while the main loop is stalled (healthPort.ts).
+  let healthPort: HealthPort | undefined;
   let healthAddress: string | undefined;
   if (options.healthPort >= 0) {
-    healthServer = new grpc.Server();
-    health.addToServer(healthServer);
     try {
-      healthAddress = hostPort(options.bind, await listen(healthServer, 'gRPCHealthPort', options.healthPort));
+      healthPort = await HealthPort.start(hostPort(options.bind, options.healthPort), options.mainLoopStallMs);
+      healthAddress = hostPort(options.bind, healthPort.port);
     } catch (err) {
       server.forceShutdown();
-      healthServer.forceShutdown();
       throw err;
     }
   }
@@ -217,18 +228,33 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
   return {
     grpcAddress: hostPort(options.bind, port),
     healthAddress,
+    mainLoopStalls: () => healthPort?.stalls ?? 0,
     setServing(serving) {
       const status = serving ? 'SERVING' : 'NOT_SERVING';
       health.setStatus('feeder.LogService', status);
       health.setStatus('', status);
+      healthPort?.setServing(serving);
     },
-    endStreams() {
+    endStreams(cutOff) {
       health.setStatus('feeder.LogService', 'NOT_SERVING');
       health.setStatus('', 'NOT_SERVING');
-      for (const call of [...open]) call.end();
+      healthPort?.setServing(false);
+      for (const [call, sub] of [...open]) {
+        const details = cutOff?.(sub);
+        if (details === undefined) {
+          call.end();
+          continue;
+        }
+        // UNAVAILABLE: gRPC's "try again later", what a client of a restarting upstream
+        // KubeArmor sees (its connection drops), and what the relay and armorfeed log
+        // reconnect on. The trailers follow the writes already handed to grpc-js; a
+        // client whose window stays closed never gets them and sees the connection
+        // close (UNAVAILABLE too) when the server stops.
+        call.emit('error', Object.assign(new Error(details), { code: grpc.status.UNAVAILABLE, details }));
+      }
     },
     async shutdown(timeoutMs) {
-      await Promise.all([shutdownOne(server, timeoutMs), healthServer ? shutdownOne(healthServer, timeoutMs) : Promise.resolve()]);
+      await Promise.all([shutdownOne(server, timeoutMs), healthPort?.close(timeoutMs)]);
     },
   };
 }

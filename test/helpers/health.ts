@@ -38,3 +38,36 @@ export function healthV1(address: string, service: string): Promise<number> {
     `grpc.health.v1 Check(${JSON.stringify(service)})`,
   ).finally(() => client.close());
 }
+
+export interface HealthWatch {
+  /** Every status the server sent, in order. */
+  readonly statuses: number[];
+  close(): void;
+}
+
+/**
+ * grpc.health.v1.Health/Watch for `service`: the server sends the status at once and on
+ * every change, so a NOT_SERVING that lasts a few milliseconds is seen too.
+ */
+export function watchHealth(address: string, service: string): HealthWatch {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const statuses: number[] = [];
+  const call = client.makeServerStreamRequest(
+    '/grpc.health.v1.Health/Watch',
+    request,
+    (b: Buffer) => {
+      const status = walk(b).filter((f) => f.field === 1 && f.wireType === 0);
+      return status.length === 0 ? 0 : Number(status[status.length - 1].varint);
+    },
+    service,
+  );
+  call.on('data', (s: number) => statuses.push(s));
+  call.on('error', () => undefined);
+  return {
+    statuses,
+    close() {
+      call.cancel();
+      client.close();
+    },
+  };
+}
