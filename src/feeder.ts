@@ -13,9 +13,10 @@ import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type Fee
 import { EncoderPool, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
 import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
 import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
-import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind } from './fanout';
+import { ClientDropReporter, clientStats, FanoutHub, type ClientStats, type LatencySummary } from './fanout';
+import type { RelayStats } from './relay';
 
-export type { LatencySummary };
+export type { LatencySummary, ClientStats };
 import { IngestThread } from './ingest';
 import { warmUpEvents } from './ingest/synthetic';
 import { DaemonLog, notShown, RateLimitedNotice } from './messages';
@@ -25,24 +26,6 @@ import { startServer, type RunningServer, type WriteMode } from './server';
 import { startMetrics, type MetricsServer } from './metrics';
 import { ServerTls, type TlsStats } from './tls';
 import { nowMicros } from './wire/time';
-
-export interface ClientStats {
-  id: string;
-  name: string;
-  stream: StreamKind;
-  filter: string;
-  peer: string;
-  open: boolean;
-  connectedSec: number;
-  /** Events whose write gRPC confirmed. */
-  delivered: number;
-  /** Events handed to gRPC (delivered plus in flight). */
-  written: number;
-  dropped: DropCounts;
-  queueDepth: number;
-  queueCapacity: number;
-  latencyUs: LatencySummary;
-}
 
 export interface SourceStats {
   kind: string;
@@ -77,6 +60,8 @@ export interface FeederStats {
   clients: ClientStats[];
   /** With tlsEnabled: the certificates in use and their reloads. */
   tls?: TlsStats;
+  /** `armorfeed relay`: its upstreams (the relay has no ingest or encoders of its own). */
+  relay?: RelayStats;
 }
 
 export interface FeederAddresses {
@@ -128,7 +113,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   const config = validate({ ...defaultConfig(), ...partial });
   const started = Date.now();
   const log = new DaemonLog({ cluster: config.cluster, host: config.host, hostIP: hostIP(), debug: config.debug, echo: options.echo ?? false });
-  const hub = new FanoutHub({ enabled: config.alertThrottling, maxAlertPerSec: config.maxAlertPerSec, throttleSec: config.throttleSec });
+  const hub = new FanoutHub({ enabled: config.alertThrottling, maxAlertPerSec: config.maxAlertPerSec, throttleSec: config.throttleSec }, config.host);
   log.attach((encoded, us) => hub.publishMessage(encoded, us));
   // First, so that a missing or bad certificate stops the start before anything runs.
   const tls = config.tlsEnabled ? await ServerTls.start({ certPath: config.tlsCertPath, provider: config.tlsCertProvider, log }) : undefined;
@@ -141,7 +126,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   const oversizedNotice = new RateLimitedNotice(1000);
   // Whoever may rewrite a followed file can rotate it as often as the 100 ms poll sees.
   const rotationNotice = new RateLimitedNotice(1000);
-  const clientDropNotice = new RateLimitedNotice(10_000);
+  const clientDrops = new ClientDropReporter(hub, log);
 
   const settings: EncoderSettings = {
     cluster: config.cluster,
@@ -286,21 +271,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         encoded_oversized: dropped.encoded_oversized,
         output_backpressure: output?.dropped ?? 0,
       },
-      clients: hub.all().map((s) => ({
-        id: s.info.id,
-        name: s.info.name,
-        stream: s.info.stream,
-        filter: s.info.filter,
-        peer: s.info.peer,
-        open: s.open,
-        connectedSec: ((s.closedAt ?? now) - s.openedAt) / 1000,
-        delivered: s.delivered,
-        written: s.written,
-        dropped: { ...s.dropped },
-        queueDepth: s.queue.depth,
-        queueCapacity: s.queue.capacity,
-        latencyUs: s.latency(),
-      })),
+      clients: clientStats(hub, now),
       ...(tls !== undefined ? { tls: tls.stats() } : {}),
     };
   };
@@ -337,10 +308,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     });
   }
 
-  // Upstream logs drops only when every client lost an event; armorfeed counts every
-  // drop per client, and says so on WatchMessages at most once per 10 s. The same tick
-  // reports what the per-second notices left out.
-  const reportedQueueFull = new WeakMap<object, number>();
+  // Client queue drops (at most once per 10 s), and what the per-second notices left out.
   const dropWatch = setInterval(() => {
     // The tail of a burst of rate-limited lines is told within a second or two.
     let n = malformedNotice.takeSuppressed();
@@ -353,20 +321,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     if (n > 0) log.warn(`encoded_oversized:${notShown(n)}`);
     n = rotationNotice.takeSuppressed();
     if (n > 0) log.info(`file rotations:${notShown(n)}`);
-    // Only clients that dropped since the last report: one that recovered is not warned about again.
-    const lossy = hub.openSubscribers().filter((s) => s.dropped.client_queue_full > (reportedQueueFull.get(s) ?? 0));
-    if (lossy.length === 0) return;
-    if (clientDropNotice.take() < 0) return;
-    log.warn(
-      `client queues full: ${lossy
-        .map((s) => {
-          const total = s.dropped.client_queue_full;
-          const fresh = total - (reportedQueueFull.get(s) ?? 0);
-          reportedQueueFull.set(s, total);
-          return `${s.info.name} dropped ${fresh}${fresh !== total ? ` more (${total} in all)` : ''}`;
-        })
-        .join(', ')}`,
-    );
+    clientDrops.tick();
   }, 1000);
   dropWatch.unref();
 
