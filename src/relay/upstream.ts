@@ -73,6 +73,9 @@ const STABLE_MS = 10_000;
 
 const identity = (b: Buffer): Buffer => b;
 
+/** Bytes a node may send on the relay's connection ahead of its reading: ~160 ms at 3 x 20k events/s of 550 B. */
+export const RELAY_FLOW_CONTROL_WINDOW = 8 * 1024 * 1024;
+
 class UpstreamStream {
   state: UpstreamStreamState = 'connecting';
   events = 0;
@@ -213,6 +216,11 @@ export class Upstream {
       // (grpc-go's MinTime default) and answers more with GOAWAY too_many_pings, so just over that.
       'grpc.keepalive_time_ms': 301_000,
       'grpc.keepalive_timeout_ms': 20_000,
+      // HTTP/2 flow control: with Node's 64 KiB window a node can send ~130 events before
+      // the relay's next WINDOW_UPDATE, so a relay held off the CPU for a few ms stalls
+      // every node's stream and their queues for it overflow (bench:relay: 2/3 of 3 x 20k ev/s
+      // dropped at the nodes). grpc-go's clients grow theirs to 16 MiB (BDP estimation).
+      'grpc-node.flow_control_window': RELAY_FLOW_CONTROL_WINDOW,
     });
     this.metadata.set(filterMetadataKeys.clientName, options.clientName);
     this.streams = { alerts: new UpstreamStream(this, 'alerts'), logs: new UpstreamStream(this, 'logs'), messages: new UpstreamStream(this, 'messages') };
