@@ -108,6 +108,9 @@ describe('relay - feeders mode against three armorfeed serve nodes', () => {
     relay = await startServe([
       'relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '-1', '--metricsPort', '0',
       '--feeders', feedersFile, '--relayBackoffInitialMs', '100', '--relayBackoffMaxMs', '500', '--host', 'relay-0',
+      // Room for a whole burst: a relay held off the CPU (a loaded test machine) receives
+      // every node's backlog at once, and these tests check exact delivery, not overflow.
+      '--queueSize', '20000',
     ]);
     await waitUntil('every upstream connected', async () => (await relayStats()).relay?.upstreams.every((u) => u.connected) === true, 15_000);
     client = openStreams(relay.addresses.grpc, [['WatchAlerts', 'policy'], ['WatchLogs', 'system']]);
@@ -124,8 +127,18 @@ describe('relay - feeders mode against three armorfeed serve nodes', () => {
   test('relay - a client gets exactly the union of three nodes, and per-upstream counts in /stats agree with each node', { timeout: 60_000 }, async () => {
     const ranges = await Promise.all(nodes.map((n) => produce(n, BURST)));
     const [alerts, logs] = client.watchers;
-    await alerts.waitFor((BURST / 3) * NODES.length, 20_000);
-    await logs.waitFor(((BURST * 2) / 3) * NODES.length, 20_000);
+    // On a timeout, say where events went: the nodes' counters for the relay and the relay's for the client.
+    const where = async (): Promise<string> => {
+      const nodeStats = await Promise.all(nodes.map(async (n) => ({ node: n.name, ingest: (await fetchStats(n.proc.addresses.metrics)).ingest, relayStreams: (await fetchStats(n.proc.addresses.metrics)).clients.map((c) => [c.name, c.stream, c.delivered, c.dropped]) })));
+      const r = await relayStats();
+      return JSON.stringify({ nodes: nodeStats, relayUpstreams: r.relay?.upstreams, relayClients: r.clients.map((c) => [c.name, c.stream, c.delivered, c.dropped]) });
+    };
+    try {
+      await alerts.waitFor((BURST / 3) * NODES.length, 30_000);
+      await logs.waitFor(((BURST * 2) / 3) * NODES.length, 30_000);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${await where()}`, { cause: err });
+    }
     await delay(200);
     const gotAlerts = byNode(alerts);
     const gotLogs = byNode(logs);
