@@ -8,42 +8,24 @@
  * close(). The CLI's `serve` is a thin layer over it.
  */
 import * as os from 'node:os';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Packr } from 'msgpackr';
 import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type FeederConfig, type WhenFull } from './config';
 import { EncoderPool, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
 import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
 import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
-import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind, type Subscriber } from './fanout';
+import { ClientDropReporter, clientStats, FanoutHub, type ClientStats, type LatencySummary } from './fanout';
+import type { RelayStats } from './relay';
 
-export type { LatencySummary };
+export type { LatencySummary, ClientStats };
 import { restartReasons, SupervisedSource, type RestartReason } from './ingest/supervisor';
 import { warmUpEvents } from './ingest/synthetic';
 import { DaemonLog, notShown, RateLimitedNotice } from './messages';
 import { LogPathOutput } from './output/logPath';
 import { allocateRing, RingProducer, type RingConsumer } from './ring';
-import { startServer, type RunningServer, type WriteMode } from './server';
+import { closeClients, MainLoopMonitor, startServer, type MainLoopStats, type RunningServer, type WriteMode } from './server';
 import { startMetrics, type MetricsServer } from './metrics';
 import { ServerTls, type TlsStats } from './tls';
 import { nowMicros } from './wire/time';
-
-export interface ClientStats {
-  id: string;
-  name: string;
-  stream: StreamKind;
-  filter: string;
-  peer: string;
-  open: boolean;
-  connectedSec: number;
-  /** Events whose write gRPC confirmed. */
-  delivered: number;
-  /** Events handed to gRPC (delivered plus in flight). */
-  written: number;
-  dropped: DropCounts;
-  queueDepth: number;
-  queueCapacity: number;
-  latencyUs: LatencySummary;
-}
 
 export interface SourceStats {
   kind: string;
@@ -80,17 +62,12 @@ export interface FeederStats {
   clients: ClientStats[];
   /** With tlsEnabled: the certificates in use and their reloads. */
   tls?: TlsStats;
+  /** `armorfeed relay`: its upstreams (the relay has no ingest or encoders of its own). */
+  relay?: RelayStats;
   /** The main thread's event loop: its delay (perf_hooks.monitorEventLoopDelay) and the stalls over mainLoopStallMs. */
   mainLoop: MainLoopStats;
 }
 
-export interface MainLoopStats {
-  delayP50Ms: number;
-  delayP99Ms: number;
-  delayMaxMs: number;
-  /** Stalls over mainLoopStallMs the health port's thread saw (it said NOT_SERVING meanwhile). */
-  stalls: number;
-}
 
 export interface FeederAddresses {
   grpc: string;
@@ -144,7 +121,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   const config = validate({ ...defaultConfig(), ...partial });
   const started = Date.now();
   const log = new DaemonLog({ cluster: config.cluster, host: config.host, hostIP: hostIP(), debug: config.debug, echo: options.echo ?? false });
-  const hub = new FanoutHub({ enabled: config.alertThrottling, maxAlertPerSec: config.maxAlertPerSec, throttleSec: config.throttleSec });
+  const hub = new FanoutHub({ enabled: config.alertThrottling, maxAlertPerSec: config.maxAlertPerSec, throttleSec: config.throttleSec }, config.host);
   log.attach((encoded, us) => hub.publishMessage(encoded, us));
   // First, so that a missing or bad certificate stops the start before anything runs.
   const tls = config.tlsEnabled ? await ServerTls.start({ certPath: config.tlsCertPath, provider: config.tlsCertProvider, log }) : undefined;
@@ -157,7 +134,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   const oversizedNotice = new RateLimitedNotice(1000);
   // Whoever may rewrite a followed file can rotate it as often as the 100 ms poll sees.
   const rotationNotice = new RateLimitedNotice(1000);
-  const clientDropNotice = new RateLimitedNotice(10_000);
+  const clientDrops = new ClientDropReporter(hub, log);
 
   const settings: EncoderSettings = {
     cluster: config.cluster,
@@ -201,9 +178,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   await pool.workersWarm();
 
   const consumers = new Map<string, RingConsumer>();
-  // Since start; 20 ms resolution is enough to see stalls and costs nothing measurable.
-  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
-  loopDelay.enable();
+  const mainLoop = new MainLoopMonitor();
   let server: RunningServer | undefined;
   let metrics: MetricsServer | undefined;
   const threads: SupervisedSource[] = [];
@@ -327,28 +302,9 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         encoded_oversized: dropped.encoded_oversized,
         output_backpressure: output?.dropped ?? 0,
       },
-      clients: hub.all().map((s) => ({
-        id: s.info.id,
-        name: s.info.name,
-        stream: s.info.stream,
-        filter: s.info.filter,
-        peer: s.info.peer,
-        open: s.open,
-        connectedSec: ((s.closedAt ?? now) - s.openedAt) / 1000,
-        delivered: s.delivered,
-        written: s.written,
-        dropped: { ...s.dropped },
-        queueDepth: s.queue.depth,
-        queueCapacity: s.queue.capacity,
-        latencyUs: s.latency(),
-      })),
+      clients: clientStats(hub, now),
       ...(tls !== undefined ? { tls: tls.stats() } : {}),
-      mainLoop: {
-        delayP50Ms: loopDelay.percentile(50) / 1e6,
-        delayP99Ms: loopDelay.percentile(99) / 1e6,
-        delayMaxMs: loopDelay.max / 1e6,
-        stalls: server?.mainLoopStalls() ?? 0,
-      },
+      mainLoop: mainLoop.stats(server?.mainLoopStalls() ?? 0),
     };
   };
 
@@ -384,10 +340,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     });
   }
 
-  // Upstream logs drops only when every client lost an event; armorfeed counts every
-  // drop per client, and says so on WatchMessages at most once per 10 s. The same tick
-  // reports what the per-second notices left out.
-  const reportedQueueFull = new WeakMap<object, number>();
+  // Client queue drops (at most once per 10 s), and what the per-second notices left out.
   const dropWatch = setInterval(() => {
     // The tail of a burst of rate-limited lines is told within a second or two.
     let n = malformedNotice.takeSuppressed();
@@ -400,20 +353,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     if (n > 0) log.warn(`encoded_oversized:${notShown(n)}`);
     n = rotationNotice.takeSuppressed();
     if (n > 0) log.info(`file rotations:${notShown(n)}`);
-    // Only clients that dropped since the last report: one that recovered is not warned about again.
-    const lossy = hub.openSubscribers().filter((s) => s.dropped.client_queue_full > (reportedQueueFull.get(s) ?? 0));
-    if (lossy.length === 0) return;
-    if (clientDropNotice.take() < 0) return;
-    log.warn(
-      `client queues full: ${lossy
-        .map((s) => {
-          const total = s.dropped.client_queue_full;
-          const fresh = total - (reportedQueueFull.get(s) ?? 0);
-          reportedQueueFull.set(s, total);
-          return `${s.info.name} dropped ${fresh}${fresh !== total ? ` more (${total} in all)` : ''}`;
-        })
-        .join(', ')}`,
-    );
+    clientDrops.tick();
   }, 1000);
   dropWatch.unref();
 
@@ -447,26 +387,9 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       clearInterval(watchdog);
       await Promise.all(threads.map((t) => t.stop(2000)));
       embedded?.producer.close();
-      const deadline = Date.now() + config.gracePeriodMs;
-      const within = (p: Promise<void>): Promise<void> =>
-        Promise.race([p, new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
-      hub.beginShutdown();
-      await within(pool.drain());
-      await within(hub.drainAll());
-      // Past the grace period, what is still queued is lost: counted as
-      // shutdown_grace_expired, so every client's summary accounts for every event it
-      // was offered, and the client is told so in its stream's status.
-      const cutOff = new Map<Subscriber, string>();
-      for (const sub of hub.openSubscribers()) {
-        const queued = sub.expireGrace();
-        if (queued > 0) cutOff.set(sub, `server shutting down: grace period expired with ${queued} events queued (counted shutdown_grace_expired)`);
-      }
-      running.endStreams((sub) => cutOff.get(sub));
-      // The last writes (and the trailers after them) get at least 0.5 s to be sent.
-      await running.shutdown(Math.max(500, deadline - Date.now()));
-      for (const sub of hub.all()) sub.abandonInFlight();
+      await closeClients(hub, running, Date.now() + config.gracePeriodMs, pool.drain());
       const final = stats();
-      loopDelay.disable();
+      mainLoop.stop();
       await pool.close();
       await metrics?.close();
       await output?.close();

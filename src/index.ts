@@ -1,5 +1,6 @@
 /** armorfeed's public API for embedding: createFeeder(config) -> { push, stats, close }. */
 export { createFeeder, type Feeder, type FeederStats, type ClientStats, type SourceStats, type FeederAddresses, type FeederOptions, type LatencySummary } from './feeder';
+export { createRelay, type Relay, type RelayOptions, type RelayStats, type UpstreamStats } from './relay';
 export { defaultConfig, loadConfig, type FeederConfig, type SourceKind, type WhenFull } from './config';
 export { ArmorfeedError, ConfigError, InputError, OutputError, HealthMismatchError, type ErrorCode } from './errors';
 export type { IngestEvent } from './event';

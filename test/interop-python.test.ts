@@ -197,6 +197,24 @@ describe('interop - python grpcio client decodes alerts and logs', () => {
     assert.equal(exit.killed, false, `armorfeed did not exit within 10 s of SIGTERM\n${exit.stderr.slice(-2048)}`);
   });
 
+  test('interop - armorfeed relay in front of armorfeed serve: the same client and assertions hold, grpc.health.v1 included', { timeout: 90_000 }, async () => {
+    const node = await startServe(SERVE_ARGS);
+    let relay: Awaited<ReturnType<typeof startServe>> | undefined;
+    try {
+      relay = await startServe(['relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0', '--feeders', node.addresses.grpc]);
+      const metrics = relay.addresses.metrics;
+      await waitUntil('the relay connected to the node', async () => (await fetchStats(metrics)).relay?.upstreams[0]?.connected === true, 15_000);
+      const run = await runClient([
+        '--addr', relay.addresses.grpc, '--health-addr', relay.addresses.health,
+        '--gen-dir', genDir, '--alerts', String(ALERTS), '--logs', String(LOGS), '--timeout', String(CLIENT_TIMEOUT_S),
+      ]);
+      assertDecodedFeed(run, true);
+    } finally {
+      await relay?.stop('SIGTERM');
+      await node.stop('SIGTERM');
+    }
+  });
+
   const peersBin = process.env.PEERS_BIN;
   test(
     'interop - the same client and assertions hold against the Go reference feeder',
@@ -213,6 +231,14 @@ describe('interop - python grpcio client decodes alerts and logs', () => {
       try {
         const common = ['--addr', `127.0.0.1:${port}`, '--gen-dir', genDir, '--timeout', String(CLIENT_TIMEOUT_S)];
         assertDecodedFeed(await runClient([...common, '--alerts', String(ALERTS), '--logs', String(LOGS)]), false);
+
+        // Through a relay in front of it: the relay's own grpc.health.v1 answers.
+        const relay = await startServe(['relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '-1', '--feeders', `127.0.0.1:${port}`]);
+        try {
+          assertDecodedFeed(await runClient(['--addr', relay.addresses.grpc, '--health-addr', relay.addresses.health, '--gen-dir', genDir, '--timeout', String(CLIENT_TIMEOUT_S), '--alerts', String(ALERTS), '--logs', String(LOGS)]), true);
+        } finally {
+          await relay.stop('SIGTERM');
+        }
 
         // The client must be able to fail: gofeeder has no grpc.health.v1 service.
         const noHealth = await runClient([...common, '--alerts', '0', '--logs', '0', '--health-addr', `127.0.0.1:${port}`]);

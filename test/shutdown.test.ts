@@ -196,7 +196,7 @@ test('shutdown - a slow client cut off at the grace period gets UNAVAILABLE, and
     assert.ok(row.graceExpired > 0, `the grace period cut it off: ${JSON.stringify(row)}`);
     assert.equal(row.delivered + row.graceExpired, N, `every event is delivered or counted shutdown_grace_expired: ${JSON.stringify(row)}`);
     assert.deepEqual([row.queueFull, row.throttled, row.filtered, row.closed], [0, 0, 0, 0], JSON.stringify(row));
-    assert.equal(w.messages.length, row.delivered, `the client received what the server counted delivered: ${JSON.stringify(row)}`);
+    assert.equal(w.messages.length, row.delivered, `the client received what the server counted delivered: ${JSON.stringify(row)} ${JSON.stringify(status)}`);
     assert.equal(status.code, 14, `UNAVAILABLE: ${JSON.stringify(status)}`);
     assert.match(status.details, new RegExp(`^server shutting down: grace period expired with ${row.graceExpired} events queued`));
   } finally {

@@ -24,6 +24,7 @@ interface LogFlags extends Omit<FilterOptions, 'labels'> {
   reconnect: boolean;
   serverFilter: boolean;
   clientName?: string;
+  node?: string;
   backoffInitial: string;
   backoffMax: string;
   healthTimeout: string;
@@ -87,6 +88,9 @@ export function logOptionsFromFlags(flags: LogFlags, env: NodeJS.ProcessEnv): Lo
     const p = filters[name];
     if (p !== undefined && p !== '') compileGoRegex(`--${name}`, p, ci);
   }
+  if (flags.node !== undefined && (flags.node === '' || !/^[\x21-\x7e]+$/.test(flags.node))) {
+    throw new ConfigError('--node', `${JSON.stringify(flags.node)} is not a node name (printable ASCII, no spaces)`);
+  }
   const backoffInitial = parseInteger('--backoff-initial', flags.backoffInitial, 1, 600_000);
   const backoffMax = parseInteger('--backoff-max', flags.backoffMax, 1, 3_600_000);
   if (backoffMax < backoffInitial) throw new ConfigError('--backoff-max', `must be at least --backoff-initial (${backoffInitial})`);
@@ -102,6 +106,7 @@ export function logOptionsFromFlags(flags: LogFlags, env: NodeJS.ProcessEnv): Lo
     reconnect: flags.reconnect,
     serverFilter: flags.serverFilter,
     clientName: flags.clientName,
+    ...(flags.node !== undefined ? { node: flags.node } : {}),
     backoff: { initialMs: backoffInitial, maxMs: backoffMax },
     healthTimeoutMs: parseInteger('--health-timeout', flags.healthTimeout, 1, 3_600_000),
     statusIntervalMs: 1000,
@@ -131,6 +136,7 @@ export function registerLog(program: Command): void {
     .option('--no-reconnect', 'exit when a stream breaks, like karmor')
     .option('--server-filter', 'ask an armorfeed server to apply --namespace/--operation/--logType before sending (upstream servers ignore it)', true)
     .option('--no-server-filter', 'filter on this side only')
+    .option('--node <name>', 'show only events of this node (their HostName); an armorfeed server or relay filters before sending')
     .option('--client-name <name>', 'name this client in the server\'s metrics (x-armorfeed-client metadata)')
     .option('--backoff-initial <ms>', 'first reconnect delay in ms', '250')
     .option('--backoff-max <ms>', 'largest reconnect delay in ms', '10000')

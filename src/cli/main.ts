@@ -1,6 +1,7 @@
 /**
  * `armorfeed` command line: one sub-command per use.
  *   serve  run the feeder (ingest -> ring -> encode -> fan-out -> gRPC)
+ *   relay  serve the merged streams of many feeders (a cluster) on one LogService
  *   log    a karmor-compatible client that reconnects
  *   load   drive a feeder end to end and measure it
  *   tune   sweep queue/encoder/ring settings against a drop-rate target
@@ -9,6 +10,7 @@
 import { Command, CommanderError } from 'commander';
 import { ArmorfeedError } from '../errors';
 import { registerServe } from './serve';
+import { registerRelay } from './relay';
 import { registerLog } from './log';
 import { registerLoad } from './load';
 import { registerTune } from './tune';
@@ -21,6 +23,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerServe(program);
+  registerRelay(program);
   registerLog(program);
   registerLoad(program);
   registerTune(program);

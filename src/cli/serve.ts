@@ -5,12 +5,14 @@
  * and on SIGINT/SIGTERM drains, ends streams with OK, prints a per-client summary and
  * exits 0.
  */
-import { Command, Option } from 'commander';
-import { loadConfig, optionSpecs, envName, defaultConfig, type FeederConfig } from '../config';
+import { Command } from 'commander';
+import { loadConfig, type FeederConfig } from '../config';
+import { addConfigOptions, configFlags } from './configFlags';
 import { createFeeder, type FeederStats } from '../feeder';
 import { exitOnError } from './main';
 
-function summaryTable(stats: FeederStats): string {
+/** The per-client rows of the exit summary (serve and relay). */
+export function clientTableLines(stats: FeederStats): string[] {
   const rows = [['client', 'stream', 'filter', 'peer', 'delivered', 'queue_full', 'throttled', 'filtered', 'closed', 'grace_expired', 'p99_us']];
   for (const c of stats.clients) {
     rows.push([
@@ -28,7 +30,11 @@ function summaryTable(stats: FeederStats): string {
     ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  const lines = rows.map((r) => r.map((cell, i) => (i >= 4 ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  '));
+  return rows.map((r) => r.map((cell, i) => (i >= 4 ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  '));
+}
+
+function summaryTable(stats: FeederStats): string {
+  const lines = clientTableLines(stats);
   const d = stats.dropped;
   const sources = Object.entries(stats.ingest)
     .map(([name, s]) => `${name}: in=${s.events} ring_full=${s.dropped.ring_full} malformed_input=${s.dropped.malformed_input} restarts=${s.restarts.exited + s.restarts.wedged}`)
@@ -39,25 +45,11 @@ function summaryTable(stats: FeederStats): string {
 }
 
 export function registerServe(program: Command): void {
-  const cmd = program
-    .command('serve')
-    .description('run the feeder: sources -> rings -> encoders -> fan-out -> gRPC (feeder.LogService)')
-    .option('--config <file>', 'YAML config file (env ARMORFEED_CONFIG or KUBEARMOR_CFG)');
-  const defaults = defaultConfig() as unknown as Record<string, unknown>;
-  for (const spec of optionSpecs) {
-    const shown = Array.isArray(defaults[spec.key]) ? (defaults[spec.key] as string[]).join(',') : String(defaults[spec.key]);
-    const arg = spec.kind === 'bool' ? '[bool]' : '<value>';
-    cmd.addOption(new Option(`--${spec.flag} ${arg}`, `${spec.describe} [${envName(spec.key)}; default ${shown}]`));
-  }
+  const cmd = program.command('serve').description('run the feeder: sources -> rings -> encoders -> fan-out -> gRPC (feeder.LogService)');
+  addConfigOptions(cmd, 'serve');
   cmd.action(async (opts: Record<string, unknown>, self: Command) => {
-    const flags: Partial<Record<keyof FeederConfig, unknown>> = {};
-    for (const spec of optionSpecs) {
-      const attr = new Option(`--${spec.flag}`).attributeName();
-      if (self.getOptionValueSource(attr) !== 'cli') continue;
-      flags[spec.key] = opts[attr];
-    }
     try {
-      const config = loadConfig({ flags, env: process.env, file: opts.config as string | undefined });
+      const config = loadConfig({ flags: configFlags(opts, self, 'serve'), env: process.env, file: opts.config as string | undefined, command: 'serve' });
       await runServe(config);
     } catch (err) {
       exitOnError(err);

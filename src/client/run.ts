@@ -30,6 +30,8 @@ export interface LogRunOptions {
   reconnect: boolean;
   serverFilter: boolean;
   clientName?: string;
+  /** `--node`: only events (and Messages) whose HostName is this; asked of the server too unless serverFilter is off. */
+  node?: string;
   backoff: BackoffOptions;
   healthTimeoutMs: number;
   /** Live status line period; only used when stderr is a terminal. */
@@ -148,6 +150,7 @@ export async function runLog(opts: LogRunOptions): Promise<LogRunResult> {
       ? { namespace: opts.filters.namespace, operation: opts.filters.operation, logType: opts.filters.logType }
       : undefined,
     clientName: opts.clientName,
+    ...(opts.serverFilter && opts.node !== undefined ? { node: opts.node } : {}),
     reconnect: opts.reconnect,
     backoff: opts.backoff,
     healthTimeoutMs: opts.healthTimeoutMs,
@@ -160,6 +163,11 @@ export async function runLog(opts: LogRunOptions): Promise<LogRunResult> {
     if (opts.limit > 0 && limited.includes(stream) && c.printed >= opts.limit) return;
     let text: string | undefined;
     let sink: OutputSink | undefined;
+    // Also on this side: an upstream server ignores the x-armorfeed-node metadata.
+    if (opts.node !== undefined && opts.node !== '' && rec.HostName !== opts.node) {
+      c.filtered++;
+      return;
+    }
     if (stream === 'messages') {
       text = opts.json ? `${marshalMessage(rec)}\n` : formatMessageText(rec);
       sink = msgSink;

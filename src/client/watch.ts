@@ -51,6 +51,8 @@ export interface WatchOptions {
   /** Sent as x-armorfeed-* metadata on WatchAlerts/WatchLogs; upstream servers ignore it. */
   serverFilter?: ServerFilter;
   clientName?: string;
+  /** Per-node view: sent as x-armorfeed-node on every stream (an armorfeed server or relay filters on HostName). */
+  node?: string;
   reconnect: boolean;
   backoff: BackoffOptions;
   /** Deadline of the HealthCheck call, in ms (karmor sets none; a hung peer must not stall us). */
@@ -153,6 +155,9 @@ export class FeederWatch {
     this.commonMetadata = new grpc.Metadata();
     if (opts.clientName !== undefined && opts.clientName !== '') {
       this.commonMetadata.set(filterMetadataKeys.clientName, opts.clientName);
+    }
+    if (opts.node !== undefined && opts.node !== '' && headerSafe.test(opts.node)) {
+      this.commonMetadata.set(filterMetadataKeys.node, opts.node);
     }
     this.alertLogMetadata = this.commonMetadata.clone();
     for (const key of ['namespace', 'operation', 'logType'] as const) {

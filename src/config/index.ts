@@ -108,11 +108,24 @@ export interface FeederConfig {
   tlsCertProvider: CertProvider;
   /** Shutdown: how long client queues may take to flush, in ms. */
   gracePeriodMs: number;
+  /** relay: the upstream feeders, `HOST:PORT,...`, or a file listing them (re-read when it changes). */
+  feeders: string;
+  /** relay: first delay before an upstream stream is reopened, in ms (doubling, jittered). */
+  relayBackoffInitialMs: number;
+  /** relay: largest delay between two attempts to reopen an upstream stream, in ms. */
+  relayBackoffMaxMs: number;
+  /** relay: deadline of the HealthCheck that precedes each upstream stream, in ms. */
+  relayHealthTimeoutMs: number;
 }
 
 type Kind = 'int' | 'string' | 'bool' | 'sources' | 'whenFull' | 'fileMode';
 
-interface OptionSpec {
+/** The sub-commands that read the configuration. */
+export type ConfigCommand = 'serve' | 'relay';
+const SERVE_AND_RELAY: readonly ConfigCommand[] = ['serve', 'relay'];
+const RELAY: readonly ConfigCommand[] = ['relay'];
+
+export interface OptionSpec {
   key: keyof FeederConfig;
   flag: string;
   kind: Kind;
@@ -120,6 +133,13 @@ interface OptionSpec {
   min?: number;
   max?: number;
   choices?: readonly string[];
+  /** Sub-commands that take this option (default: serve only). */
+  commands?: readonly ConfigCommand[];
+}
+
+/** Whether `command` takes the option `spec` (as a flag, an environment variable and a file key). */
+export function optionApplies(spec: OptionSpec, command: ConfigCommand): boolean {
+  return (spec.commands ?? ['serve']).includes(command);
 }
 
 // Two at least: measured on 2 cores, a second encoder delivers 25-35% more events per
@@ -198,6 +218,12 @@ export function defaultConfig(): FeederConfig {
     // Upstream's daemon default (the relay's is external).
     tlsCertProvider: 'self',
     gracePeriodMs: 5000,
+    feeders: '',
+    relayBackoffInitialMs: 250,
+    // Upstream's relay retries every 5 s; the cap keeps a node that comes back within
+    // 5 s of the last attempt, and 3 streams x N nodes of attempts a few per second.
+    relayBackoffMaxMs: 5000,
+    relayHealthTimeoutMs: 5000,
   };
 }
 
@@ -205,17 +231,17 @@ const sourceKinds: readonly SourceKind[] = ['synthetic', 'socket', 'tcp', 'jsonl
 
 /** Every option: its flag, kind and bounds. Flags keep upstream's spelling where it has one. */
 export const optionSpecs: readonly OptionSpec[] = [
-  { key: 'gRPC', flag: 'gRPC', kind: 'int', min: 0, max: 65535, describe: 'gRPC port (0 = pick a free port)' },
-  { key: 'bind', flag: 'bind', kind: 'string', describe: 'address the gRPC servers bind to' },
-  { key: 'gRPCHealthPort', flag: 'gRPCHealthPort', kind: 'int', min: -1, max: 65535, describe: 'grpc.health.v1 port (-1 = off, 0 = free port)' },
-  { key: 'cluster', flag: 'cluster', kind: 'string', describe: 'ClusterName in every event' },
-  { key: 'host', flag: 'host', kind: 'string', describe: 'HostName in events and messages' },
+  { key: 'gRPC', flag: 'gRPC', kind: 'int', min: 0, max: 65535, describe: 'gRPC port (0 = pick a free port)', commands: SERVE_AND_RELAY },
+  { key: 'bind', flag: 'bind', kind: 'string', describe: 'address the gRPC servers bind to', commands: SERVE_AND_RELAY },
+  { key: 'gRPCHealthPort', flag: 'gRPCHealthPort', kind: 'int', min: -1, max: 65535, describe: 'grpc.health.v1 port (-1 = off, 0 = free port)', commands: SERVE_AND_RELAY },
+  { key: 'cluster', flag: 'cluster', kind: 'string', describe: 'ClusterName in every event', commands: SERVE_AND_RELAY },
+  { key: 'host', flag: 'host', kind: 'string', describe: 'HostName in events and messages', commands: SERVE_AND_RELAY },
   { key: 'machineIDPath', flag: 'machineIDPath', kind: 'string', describe: 'file holding the NodeID' },
   { key: 'logPath', flag: 'logPath', kind: 'string', describe: 'upstream JSON-lines output: none | stdout | FILE' },
   { key: 'alertThrottling', flag: 'alertThrottling', kind: 'bool', describe: 'throttle Audit alerts per container (true|false)' },
   { key: 'maxAlertPerSec', flag: 'maxAlertPerSec', kind: 'int', min: 1, max: 1_000_000, describe: 'alerts per second before throttling' },
   { key: 'throttleSec', flag: 'throttleSec', kind: 'int', min: 1, max: 86_400, describe: 'seconds a throttled bucket stays throttled' },
-  { key: 'debug', flag: 'debug', kind: 'bool', describe: 'publish DEBUG messages on WatchMessages' },
+  { key: 'debug', flag: 'debug', kind: 'bool', describe: 'publish DEBUG messages on WatchMessages', commands: SERVE_AND_RELAY },
   { key: 'dropResourceFromProcessLogs', flag: 'dropResourceFromProcessLogs', kind: 'bool', describe: 'omit Resource from Process logs' },
   { key: 'source', flag: 'source', kind: 'sources', describe: `event sources, comma-separated: ${sourceKinds.join('|')}` },
   { key: 'socket', flag: 'socket', kind: 'string', describe: 'Unix socket path of the msgpack source' },
@@ -228,7 +254,7 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'count', flag: 'count', kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, describe: 'synthetic events to generate (0 = no end)' },
   { key: 'alertEvery', flag: 'alert-every', kind: 'int', min: 0, max: 1_000_000, describe: 'every K-th synthetic event is an alert (0 = none)' },
   { key: 'waitClients', flag: 'wait-clients', kind: 'int', min: 0, max: 100_000, describe: 'synthetic and jsonl sources start once this many Watch* streams are open' },
-  { key: 'queueSize', flag: 'queueSize', kind: 'int', min: 1, max: 10_000_000, describe: 'per-client queue, in events' },
+  { key: 'queueSize', flag: 'queueSize', kind: 'int', min: 1, max: 10_000_000, describe: 'per-client queue, in events', commands: SERVE_AND_RELAY },
   { key: 'ringSize', flag: 'ringSize', kind: 'int', min: 0, max: 1 << 30, describe: 'bytes per ingest ring (0 = 2 MiB for a source that waits when full, 8 MiB for one that drops; at least twice maxEventBytes)' },
   { key: 'ingestMaxConnections', flag: 'ingestMaxConnections', kind: 'int', min: 1, max: 100_000, describe: 'producer connections a socket or TCP source accepts at once (more are refused)' },
   { key: 'ingestFrameTimeoutMs', flag: 'ingestFrameTimeoutMs', kind: 'int', min: 0, max: 3_600_000, describe: 'ms a begun frame may take to complete before the connection is closed (0 = no limit)' },
@@ -244,13 +270,17 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'outputSlabs', flag: 'outputSlabs', kind: 'int', min: 0, max: 4096, describe: 'encoder output slabs of 512 KiB shared with client queues (0 = a new buffer per batch)' },
   // Up to gRPC clients' default receive limit (4 MiB): a larger event could never be sent.
   { key: 'maxEventBytes', flag: 'maxEventBytes', kind: 'int', min: 256, max: 4 * 1024 * 1024, describe: 'largest accepted event in bytes (at most 4 MiB, what gRPC clients take)' },
-  { key: 'metricsPort', flag: 'metricsPort', kind: 'int', min: -1, max: 65535, describe: 'Prometheus /metrics and /stats port (-1 = off, 0 = free port)' },
-  { key: 'metricsBind', flag: 'metricsBind', kind: 'string', describe: 'address the metrics endpoint binds to' },
-  { key: 'metricsTLS', flag: 'metricsTLS', kind: 'bool', describe: 'serve the metrics endpoint over HTTPS with the gRPC server certificate (needs tlsEnabled)' },
-  { key: 'tlsEnabled', flag: 'tlsEnabled', kind: 'bool', describe: 'mutual TLS on the gRPC port: clients must present a certificate from ca.crt (the health port stays plaintext)' },
-  { key: 'tlsCertPath', flag: 'tlsCertPath', kind: 'string', describe: 'directory of ca.crt, ca.key (self) or ca.crt, server.crt, server.key (external); reloaded when they change' },
-  { key: 'tlsCertProvider', flag: 'tlsCertProvider', kind: 'string', choices: certProviders, describe: 'self (sign the server certificate from ca.crt + ca.key at start) | external (use server.crt/server.key)' },
-  { key: 'gracePeriodMs', flag: 'gracePeriodMs', kind: 'int', min: 0, max: 600_000, describe: 'shutdown: ms to flush client queues' },
+  { key: 'metricsPort', flag: 'metricsPort', kind: 'int', min: -1, max: 65535, describe: 'Prometheus /metrics and /stats port (-1 = off, 0 = free port)', commands: SERVE_AND_RELAY },
+  { key: 'metricsBind', flag: 'metricsBind', kind: 'string', describe: 'address the metrics endpoint binds to', commands: SERVE_AND_RELAY },
+  { key: 'metricsTLS', flag: 'metricsTLS', kind: 'bool', describe: 'serve the metrics endpoint over HTTPS with the gRPC server certificate (needs tlsEnabled)', commands: SERVE_AND_RELAY },
+  { key: 'tlsEnabled', flag: 'tlsEnabled', kind: 'bool', describe: 'mutual TLS on the gRPC port: clients must present a certificate from ca.crt (the health port stays plaintext)', commands: SERVE_AND_RELAY },
+  { key: 'tlsCertPath', flag: 'tlsCertPath', kind: 'string', describe: 'directory of ca.crt, ca.key (self) or ca.crt, server.crt, server.key (external); reloaded when they change', commands: SERVE_AND_RELAY },
+  { key: 'tlsCertProvider', flag: 'tlsCertProvider', kind: 'string', choices: certProviders, describe: 'self (sign the server certificate from ca.crt + ca.key at start) | external (use server.crt/server.key)', commands: SERVE_AND_RELAY },
+  { key: 'gracePeriodMs', flag: 'gracePeriodMs', kind: 'int', min: 0, max: 600_000, describe: 'shutdown: ms to flush client queues', commands: SERVE_AND_RELAY },
+  { key: 'feeders', flag: 'feeders', kind: 'string', describe: 'upstream feeders to relay: HOST:PORT,... or a file with one per line (re-read when it changes)', commands: RELAY },
+  { key: 'relayBackoffInitialMs', flag: 'relayBackoffInitialMs', kind: 'int', min: 1, max: 600_000, describe: 'first delay before a broken upstream stream is reopened, ms (doubles, jittered)', commands: RELAY },
+  { key: 'relayBackoffMaxMs', flag: 'relayBackoffMaxMs', kind: 'int', min: 1, max: 3_600_000, describe: 'largest delay between attempts to reopen an upstream stream, ms', commands: RELAY },
+  { key: 'relayHealthTimeoutMs', flag: 'relayHealthTimeoutMs', kind: 'int', min: 1, max: 600_000, describe: 'deadline of the HealthCheck before each upstream stream opens, ms', commands: RELAY },
 ];
 
 const specByKey = new Map(optionSpecs.map((s) => [s.key as string, s]));
@@ -380,9 +410,11 @@ export interface ConfigInputs {
   env: NodeJS.ProcessEnv;
   /** YAML file path (from --config, ARMORFEED_CONFIG or KUBEARMOR_CFG). */
   file?: string;
+  /** The sub-command reading it (default serve): other commands' keys are unknown to it. */
+  command?: ConfigCommand;
 }
 
-function readFile(file: string): Record<string, unknown> {
+function readFile(file: string, command: ConfigCommand): Record<string, unknown> {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -400,9 +432,10 @@ function readFile(file: string): Record<string, unknown> {
   // Flag spellings are accepted as file keys too (alert-every or alertEvery).
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
-    const spec = optionSpecs.find((s) => s.key === k || s.flag === k);
+    const spec = optionSpecs.find((s) => optionApplies(s, command) && (s.key === k || s.flag === k));
     if (spec === undefined) {
-      throw new ConfigError(k, `unknown key in ${file}; known keys: ${optionSpecs.map((s) => s.key).join(', ')}`, 'ERR_CONFIG_UNKNOWN_KEY');
+      const known = optionSpecs.filter((s) => optionApplies(s, command)).map((s) => s.key);
+      throw new ConfigError(k, `unknown key in ${file} for armorfeed ${command}; known keys: ${known.join(', ')}`, 'ERR_CONFIG_UNKNOWN_KEY');
     }
     out[spec.key] = v;
   }
@@ -412,17 +445,19 @@ function readFile(file: string): Record<string, unknown> {
 /** Resolves the configuration: flags over environment over file over defaults, then checks it. */
 export function loadConfig(inputs: ConfigInputs): FeederConfig {
   const config = defaultConfig() as unknown as Record<string, unknown>;
+  const command = inputs.command ?? 'serve';
   const file = inputs.file ?? inputs.env.ARMORFEED_CONFIG ?? inputs.env.KUBEARMOR_CFG;
   if (file !== undefined && file !== '') {
-    for (const [k, v] of Object.entries(readFile(file))) config[k] = coerce(specByKey.get(k) as OptionSpec, v, `in ${file}`);
+    for (const [k, v] of Object.entries(readFile(file, command))) config[k] = coerce(specByKey.get(k) as OptionSpec, v, `in ${file}`);
   }
   for (const spec of optionSpecs) {
+    if (!optionApplies(spec, command)) continue;
     const v = inputs.env[envName(spec.key)];
     if (v !== undefined) config[spec.key] = coerce(spec, v, `env ${envName(spec.key)}`);
   }
   for (const [k, v] of Object.entries(inputs.flags)) {
     const spec = specByKey.get(k);
-    if (spec === undefined) throw new ConfigError(k, 'unknown option', 'ERR_CONFIG_UNKNOWN_KEY');
+    if (spec === undefined || !optionApplies(spec, command)) throw new ConfigError(k, `unknown option of armorfeed ${command}`, 'ERR_CONFIG_UNKNOWN_KEY');
     if (v !== undefined) config[k] = coerce(spec, v, `flag --${spec.flag}`);
   }
   return validate(config as unknown as FeederConfig);
@@ -470,6 +505,9 @@ export function validate(config: FeederConfig): FeederConfig {
   if (config.tlsEnabled && config.tlsCertPath === '') throw new ConfigError('tlsCertPath', 'must name the directory of the TLS files');
   if (config.ingestBufferedBytes < config.maxEventBytes) {
     throw new ConfigError('ingestBufferedBytes', `must be at least maxEventBytes (${config.maxEventBytes}), got ${config.ingestBufferedBytes}`);
+  }
+  if (config.relayBackoffMaxMs < config.relayBackoffInitialMs) {
+    throw new ConfigError('relayBackoffMaxMs', `must be at least relayBackoffInitialMs (${config.relayBackoffInitialMs}), got ${config.relayBackoffMaxMs}`);
   }
   if (config.ringSize !== 0 && config.ringSize < 65_536) throw new ConfigError('ringSize', `must be 0 (sized per source) or at least 65536, got ${config.ringSize}`);
   if (config.ringSize !== 0 && config.maxEventBytes > config.ringSize / 2) {

@@ -38,7 +38,15 @@ export class FanoutHub {
   private shuttingDown = false;
   private readonly listeners: ((kind: StreamKind, delta: number) => void)[] = [];
 
-  constructor(private readonly throttleSettings: ThrottleSettings) {
+  /**
+   * `localNode`: the HostName of what this process encodes itself (serve's --host); a
+   * batch published without a node is this node's. Per-node views (x-armorfeed-node)
+   * compare against it.
+   */
+  constructor(
+    private readonly throttleSettings: ThrottleSettings,
+    private readonly localNode = '',
+  ) {
     this.throttle = throttleSettings.enabled
       ? new AlertThrottle(throttleSettings.maxAlertPerSec, throttleSettings.throttleSec)
       : undefined;
@@ -81,19 +89,23 @@ export class FanoutHub {
     return [...this.subscribers.messages, ...this.subscribers.alerts, ...this.subscribers.logs];
   }
 
-  publishBatch(batch: EncodedBatch): void {
+  /**
+   * Offers a batch to every alert and log subscriber. `node` is the HostName of every
+   * event in it (a relay publishes one batch per node); absent, the local node's.
+   */
+  publishBatch(batch: EncodedBatch, node: string = this.localNode): void {
     this.counters.alertsEncoded += batch.alerts.count;
     this.counters.logsEncoded += batch.logs.count;
-    if (batch.alerts.count > 0) this.publishAlerts(batch);
-    if (batch.logs.count > 0) this.offerRange(this.subscribers.logs, batch, batch.logs, 0, batch.logs.count);
+    if (batch.alerts.count > 0) this.publishAlerts(batch, node);
+    if (batch.logs.count > 0) this.offerRange(this.subscribers.logs, batch, batch.logs, 0, batch.logs.count, node);
   }
 
-  private publishAlerts(batch: EncodedBatch): void {
+  private publishAlerts(batch: EncodedBatch, node: string): void {
     const stream = batch.alerts;
     const keys = batch.throttleKeys;
     const subs = this.subscribers.alerts;
     if (this.throttle === undefined) {
-      this.offerRange(subs, batch, stream, 0, stream.count);
+      this.offerRange(subs, batch, stream, 0, stream.count, node);
       return;
     }
     let runStart = 0;
@@ -102,17 +114,17 @@ export class FanoutHub {
       if (k < 0) continue;
       const decision = this.throttle.check(batch.strings[k], stream.ingestedUs[i]);
       if (decision === ThrottleDecision.Pass) continue;
-      this.offerRange(subs, batch, stream, runStart, i);
+      this.offerRange(subs, batch, stream, runStart, i, node);
       runStart = i + 1;
       if (decision === ThrottleDecision.Drop) {
         this.counters.throttled++;
         for (const s of subs) s.countDrop('throttled', 1);
       } else {
         this.counters.notices++;
-        this.offerNotice(subs, batch, stream, i);
+        this.offerNotice(subs, batch, stream, i, node);
       }
     }
-    this.offerRange(subs, batch, stream, runStart, stream.count);
+    this.offerRange(subs, batch, stream, runStart, stream.count, node);
   }
 
   /**
@@ -120,7 +132,7 @@ export class FanoutHub {
    * its other fields kept (upstream 2.6). Rare (once per bucket and window), so it is
    * decoded, changed and re-encoded here rather than burdening the encoders.
    */
-  private offerNotice(subs: Set<Subscriber>, batch: EncodedBatch, stream: EncodedStream, i: number): void {
+  private offerNotice(subs: Set<Subscriber>, batch: EncodedBatch, stream: EncodedStream, i: number, node: string): void {
     const { Alert } = feederTypes();
     const start = (i === 0 ? 0 : stream.ends[i - 1]) + GRPC_FRAME_HEADER;
     const alert = Alert.decode(stream.bytes.subarray(start, stream.ends[i])) as unknown as AlertMessage;
@@ -131,7 +143,7 @@ export class FanoutHub {
     const framed = frameMessage(Alert.encode(alert).finish());
     const ns = batch.attrsValid ? batch.strings[stream.attrs[i * ATTRS_PER_EVENT + ATTR_NAMESPACE]] : '';
     for (const s of subs) {
-      if (batch.attrsValid && !s.accepts(ns, 'AlertThreshold', 'SystemEvent')) s.countDrop('filtered', 1);
+      if (!s.acceptsNode(node) || (batch.attrsValid && !s.accepts(ns, 'AlertThreshold', 'SystemEvent'))) s.countDrop('filtered', 1);
       else if (s.queue.offerOne(framed, stream.ingestedUs[i])) s.pump();
     }
   }
@@ -143,9 +155,14 @@ export class FanoutHub {
     return false;
   }
 
-  private offerRange(subs: Set<Subscriber>, batch: EncodedBatch, stream: EncodedStream, from: number, to: number): void {
+  private offerRange(subs: Set<Subscriber>, batch: EncodedBatch, stream: EncodedStream, from: number, to: number, node: string): void {
     if (from >= to) return;
     for (const s of subs) {
+      if (!s.acceptsNode(node)) {
+        // A per-node view: the whole range is another node's.
+        s.countDrop('filtered', to - from);
+        continue;
+      }
       // A batch encoded before the first filtered client arrived has no attrs: it passes
       // unfiltered (armorfeed log filters client-side as well).
       if (!s.hasFilter || !batch.attrsValid) {
@@ -168,15 +185,16 @@ export class FanoutHub {
     }
   }
 
-  /** Publishes one daemon Message (already encoded) to every WatchMessages stream. */
-  publishMessage(encoded: Uint8Array, ingestedUs: number): void {
+  /** Publishes one Message (already encoded) of node `node` (absent: the local node) to every WatchMessages stream. */
+  publishMessage(encoded: Uint8Array, ingestedUs: number, node: string = this.localNode): void {
     this.counters.messagesPublished++;
     if (this.subscribers.messages.size === 0) return;
     const framed = frameMessage(encoded);
     for (const s of this.subscribers.messages) {
       // A stream the shutdown is ending is not offered the daemon's lines about it.
       if (!s.accepting) continue;
-      if (s.queue.offerOne(framed, ingestedUs)) s.pump();
+      if (!s.acceptsNode(node)) s.countDrop('filtered', 1);
+      else if (s.queue.offerOne(framed, ingestedUs)) s.pump();
     }
   }
 

@@ -76,6 +76,8 @@ export interface SubscriberInfo {
   filter: string;
   peer: string;
   serverFilter: AttrFilter | undefined;
+  /** Per-node view (x-armorfeed-node): only events whose HostName is one of these. */
+  nodes?: ReadonlySet<string>;
 }
 
 export class Subscriber {
@@ -126,6 +128,11 @@ export class Subscriber {
 
   get hasFilter(): boolean {
     return this.info.serverFilter !== undefined;
+  }
+
+  /** Whether this subscriber wants events of node `node` (its HostName); true without a node view. */
+  acceptsNode(node: string): boolean {
+    return this.info.nodes === undefined || this.info.nodes.has(node);
   }
 
   /** Whether this subscriber wants an event with these attributes (not cached: for rare, one-off events). */

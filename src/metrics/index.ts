@@ -123,6 +123,23 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     s.tls === undefined ? [] : [[{ result: 'ok' }, s.tls.reloads], [{ result: 'failed' }, s.tls.reloadFailures]], stats);
   gaugeFrom(r, 'armorfeed_tls_server_cert_not_after_seconds', 'Expiry of the gRPC port\'s server certificate, Unix seconds (tlsEnabled)', [], (s) =>
     s.tls === undefined ? [] : [[{}, Date.parse(s.tls.serverCertNotAfter) / 1000]], stats);
+  // armorfeed relay: per upstream and stream (stream = alerts | logs | messages).
+  const upstreamRows = <T>(s: FeederStats, read: (v: NonNullable<FeederStats['relay']>['upstreams'][number]['streams']['alerts']) => T): [Labels, T][] =>
+    (s.relay?.upstreams ?? []).flatMap((u) => (['alerts', 'logs', 'messages'] as const).map((stream) => [{ upstream: u.id, stream }, read(u.streams[stream])] as [Labels, T]));
+  gaugeFrom(r, 'armorfeed_relay_upstream_connected', 'Whether the relay\'s stream from an upstream feeder is open (1) or not (connecting, backoff: 0)', ['upstream', 'stream'], (s) =>
+    upstreamRows(s, (v) => (v.state === 'open' ? 1 : 0)), stats);
+  counterFrom(r, 'armorfeed_relay_upstream_events_total', 'Events received from an upstream feeder, per stream', ['upstream', 'stream'], (s) =>
+    upstreamRows(s, (v) => v.events), stats);
+  counterFrom(r, 'armorfeed_relay_upstream_reconnects_total', 'Times a stream from an upstream feeder was opened again after it broke', ['upstream', 'stream'], (s) =>
+    upstreamRows(s, (v) => v.reconnects), stats);
+  counterFrom(r, 'armorfeed_relay_upstream_failed_attempts_total', 'Attempts to open a stream from an upstream feeder that failed (HealthCheck failed or did not echo the nonce)', ['upstream', 'stream'], (s) =>
+    upstreamRows(s, (v) => v.failedAttempts), stats);
+  counterFrom(r, 'armorfeed_relay_upstream_disconnected_seconds_total', 'Time a stream from an upstream feeder was not open: what the node sent meanwhile is not recovered in feeders mode', ['upstream', 'stream'], (s) =>
+    upstreamRows(s, (v) => v.disconnectedSec), stats);
+  counterFrom(r, 'armorfeed_relay_upstream_dropped_total', 'Events from an upstream feeder the relay dropped, per reason (malformed_upstream: not a well-formed message)', ['upstream', 'stream', 'reason'], (s) =>
+    upstreamRows(s, (v) => v.malformed).map(([l, n]) => [{ ...l, reason: 'malformed_upstream' }, n] as [Labels, number]), stats);
+  counterFrom(r, 'armorfeed_relay_node_events_total', 'Events relayed per node (the HostName they carry) and stream', ['node', 'stream'], (s) =>
+    Object.entries(s.relay?.nodes ?? {}).flatMap(([node, c]) => (['alerts', 'logs', 'messages'] as const).map((stream) => [{ node, stream }, c[stream]] as [Labels, number])), stats);
   gaugeFrom(r, 'armorfeed_clients', 'Open Watch* streams', ['stream'], (s) =>
     (['alerts', 'logs', 'messages'] as const).map((stream) => [{ stream }, s.clients.filter((c) => c.open && c.stream === stream).length]), stats);
   return r;

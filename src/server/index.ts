@@ -115,6 +115,17 @@ export function parseServerFilter(metadata: grpc.Metadata): AttrFilter | undefin
   return any ? filter : undefined;
 }
 
+/**
+ * Reads the per-node view (x-armorfeed-node: NAME[,NAME...]) from request metadata: the
+ * stream then carries only events whose HostName is one of them. Undefined without one.
+ */
+export function parseNodeView(metadata: grpc.Metadata): ReadonlySet<string> | undefined {
+  const values = metadata.get(filterMetadataKeys.node);
+  if (values.length === 0) return undefined;
+  const names = String(values[0]).split(',').map((n) => n.trim()).filter((n) => n !== '');
+  return names.length > 0 ? new Set(names) : undefined;
+}
+
 function bindAsync(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
     server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
@@ -152,8 +163,9 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
     const stream = streamOf[rpc];
     const id = hub.newId(stream);
     const named = call.metadata.get(filterMetadataKeys.clientName);
+    const nodes = parseNodeView(call.metadata);
     const sub = new Subscriber(
-      { id, name: named.length > 0 ? String(named[0]) : id, stream, filter, peer: call.getPeer(), serverFilter },
+      { id, name: named.length > 0 ? String(named[0]) : id, stream, filter, peer: call.getPeer(), serverFilter, ...(nodes !== undefined ? { nodes } : {}) },
       options.queueSize,
       framedSink(call as unknown as grpc.ServerWritableStream<unknown, unknown>, options.writeMode),
       options.slabs,
@@ -162,7 +174,8 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
     hub.add(sub);
     // Upstream's wording; WatchMessages omits the filter.
     const what = rpc === 'WatchMessages' ? `(${id})` : `(${id}, ${filter})`;
-    log.info(`Added a new client ${what} for ${rpc}${sub.info.name !== id ? ` as ${sub.info.name}` : ''} from ${sub.info.peer}`);
+    const view = nodes !== undefined ? ` (node ${[...nodes].join(',')})` : '';
+    log.info(`Added a new client ${what} for ${rpc}${sub.info.name !== id ? ` as ${sub.info.name}` : ''}${view} from ${sub.info.peer}`);
     let removed = false;
     const remove = (why: string): void => {
       if (removed) return;
@@ -259,4 +272,6 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
   };
 }
 
+export { closeClients } from './closeClients';
+export { MainLoopMonitor, type MainLoopStats } from './mainLoop';
 export { framedSink, FramedChunk, enableBatchedWrites, splitFrames, type WriteMode } from './framedWrite';

@@ -134,6 +134,8 @@ export const filterMetadataKeys = {
   namespace: 'x-armorfeed-namespace',
   operation: 'x-armorfeed-operation',
   logType: 'x-armorfeed-logtype',
+  /** Node names (comma-separated), matched exactly against each event's HostName (all three streams). */
+  node: 'x-armorfeed-node',
   /** Optional client name used as the `client` label in metrics and summaries. */
   clientName: 'x-armorfeed-client',
 } as const;

@@ -1,0 +1,79 @@
+/**
+ * `armorfeed relay`: serves feeder.LogService for many nodes at once (src/relay). It
+ * takes the serve options that apply to a server without ingest (ports, TLS, metrics,
+ * queue size, grace period; see `commands` in the option table) plus its own (--feeders,
+ * the reconnect backoff). Prints the same `listening` line as serve once its ports are
+ * bound (upstreams connect in the background), and on SIGINT/SIGTERM drains, ends
+ * streams with OK and prints a per-client and per-upstream summary.
+ */
+import type { Command } from 'commander';
+import { loadConfig, type FeederConfig } from '../config';
+import type { FeederStats } from '../feeder';
+import { createRelay } from '../relay';
+import { addConfigOptions, configFlags } from './configFlags';
+import { exitOnError } from './main';
+import { clientTableLines } from './serve';
+
+function upstreamLines(stats: FeederStats): string[] {
+  const relay = stats.relay;
+  if (relay === undefined) return [];
+  const lines = relay.upstreams.map((u) => {
+    const per = (['alerts', 'logs', 'messages'] as const)
+      .map((k) => {
+        const s = u.streams[k];
+        return `${k}=${s.events} (${s.state}, reconnects=${s.reconnects}, disconnected=${s.disconnectedSec.toFixed(1)}s)`;
+      })
+      .join(' ');
+    return `upstream ${u.id}: ${per}`;
+  });
+  lines.push(`relay batches=${relay.batches} dropped malformed_upstream=${relay.dropped.malformed_upstream}`);
+  return lines;
+}
+
+export function registerRelay(program: Command): void {
+  const cmd = program
+    .command('relay')
+    .description('serve feeder.LogService for a cluster: dial every node\'s feeder (--feeders) and merge their streams, each reconnecting on its own');
+  addConfigOptions(cmd, 'relay');
+  cmd.action(async (opts: Record<string, unknown>, self: Command) => {
+    try {
+      const config = loadConfig({ flags: configFlags(opts, self, 'relay'), env: process.env, file: opts.config as string | undefined, command: 'relay' });
+      await runRelay(config);
+    } catch (err) {
+      exitOnError(err);
+    }
+  });
+}
+
+async function runRelay(config: FeederConfig): Promise<void> {
+  const relay = await createRelay(config, { echo: true });
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      process.stderr.write(`armorfeed: ${signal} again, exiting without draining\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    process.stderr.write(`armorfeed: ${signal}: stopping upstreams, draining (grace ${config.gracePeriodMs} ms)\n`);
+    relay.close().then(
+      (stats) => {
+        process.stderr.write([...clientTableLines(stats), ...upstreamLines(stats)].map((l) => `armorfeed: ${l}\n`).join(''));
+        process.exit(0);
+      },
+      (err: unknown) => {
+        process.stderr.write(`armorfeed: shutdown failed: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  const a = relay.addresses;
+  const tokens = [`grpc=${a.grpc}`];
+  if (a.health !== undefined) tokens.push(`health=${a.health}`);
+  if (a.metrics !== undefined) tokens.push(`metrics=${a.metrics}`);
+  process.stderr.write(`armorfeed: listening ${tokens.join(' ')}\n`);
+  const r = relay.stats().relay;
+  const from = r?.feedersFile !== undefined ? ` from ${r.feedersFile} (re-read when it changes)` : '';
+  process.stderr.write(`armorfeed: relaying ${r?.upstreams.length ?? 0} upstreams${from}; queueSize=${config.queueSize}\n`);
+}

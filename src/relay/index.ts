@@ -1,0 +1,184 @@
+/**
+ * `armorfeed relay`: one feeder.LogService for many nodes. Feeders mode dials every
+ * node's feeder and serves the merged streams again, through the same server, fan-out,
+ * per-client queues, filters, health and metrics as `serve`:
+ *
+ *   node feeders --Watch* (3 streams each, reconnecting on their own)--> Upstream
+ *     --protobuf bytes as they arrived--> RelayBatcher (one batch per node per tick)
+ *     --> FanoutHub (per-client bounded queues) --> gRPC (grpc-js) --> clients
+ *
+ * Nothing is decoded and encoded again: an event leaves with the bytes it came with.
+ * What the relay cannot do in this mode: events a node produced while the relay was not
+ * connected to it are not recovered (the protocol has no replay); the time each stream
+ * was disconnected is counted instead.
+ */
+import * as os from 'node:os';
+import * as grpc from '@grpc/grpc-js';
+import { defaultConfig, validate, type FeederConfig } from '../config';
+import { ArmorfeedError } from '../errors';
+import { ClientDropReporter, clientStats, FanoutHub } from '../fanout';
+import type { FeederAddresses, FeederStats } from '../feeder';
+import { DaemonLog } from '../messages';
+import { startMetrics, type MetricsServer } from '../metrics';
+import { closeClients, MainLoopMonitor, startServer, type RunningServer } from '../server';
+import { loadClientTls, ServerTls } from '../tls';
+import { RelayBatcher, type NodeCounts } from './batcher';
+import { FeedersFile, parseFeedersOption } from './feeders';
+import { Upstream, type UpstreamStats } from './upstream';
+
+export { parseFeedersOption, parseFeedersText, FEEDERS_POLL_MS } from './feeders';
+export { scanEvent, newEventFields, fieldString, FIELD_HOST, FIELD_NAMESPACE, FIELD_OPERATION, FIELD_TYPE, type EventKind } from './scan';
+export type { UpstreamStats, UpstreamStreamStats, UpstreamStreamState } from './upstream';
+export type { NodeCounts } from './batcher';
+
+export interface RelayStats {
+  mode: 'feeders';
+  /** The feeders file, when --feeders names one. */
+  feedersFile?: string;
+  upstreams: UpstreamStats[];
+  /** Events per node, by the HostName they carry. */
+  nodes: Record<string, NodeCounts>;
+  /** Batches handed to the fan-out. */
+  batches: number;
+  /** Drops of the relay's own (not per client): upstream bytes that were not a message. */
+  dropped: { malformed_upstream: number };
+}
+
+export interface Relay {
+  readonly config: FeederConfig;
+  readonly addresses: FeederAddresses;
+  readonly log: DaemonLog;
+  stats(): FeederStats;
+  /** Replaces the list of upstreams (what a feeders file change does). */
+  setFeeders(targets: readonly string[]): void;
+  /** Stops the upstreams, flushes client queues within the grace period, ends streams with OK. */
+  close(): Promise<FeederStats>;
+}
+
+export interface RelayOptions {
+  /** Echo daemon messages to stderr (the CLI does). */
+  echo?: boolean;
+}
+
+const noSlabStats = { slabs: 0, slabBytes: 0, inUse: 0, exhausted: 0, quarantined: 0 };
+
+export async function createRelay(partial: Partial<FeederConfig> = {}, options: RelayOptions = {}): Promise<Relay> {
+  const config = validate({ ...defaultConfig(), ...partial });
+  const source = parseFeedersOption(config.feeders);
+  const started = Date.now();
+  const log = new DaemonLog({ cluster: config.cluster, host: config.host, hostIP: '', debug: config.debug, echo: options.echo ?? false });
+  // The nodes throttled their alerts already: throttling them again would only lose more.
+  const hub = new FanoutHub({ enabled: false, maxAlertPerSec: config.maxAlertPerSec, throttleSec: config.throttleSec }, config.host);
+  log.attach((encoded, us) => hub.publishMessage(encoded, us));
+  const tls = config.tlsEnabled ? await ServerTls.start({ certPath: config.tlsCertPath, provider: config.tlsCertProvider, log }) : undefined;
+  // As upstream's relay: with TLS, mutual TLS towards the nodes too, from the same directory.
+  const clientTls = config.tlsEnabled ? await loadClientTls(config.tlsCertPath, config.tlsCertProvider, 'tlsCertPath') : undefined;
+  const credentials = clientTls !== undefined ? grpc.credentials.createSsl(clientTls.rootCerts, clientTls.privateKey, clientTls.certChain) : grpc.credentials.createInsecure();
+
+  const batcher = new RelayBatcher(hub);
+  const upstreams = new Map<string, Upstream>();
+  const upstreamOptions = {
+    backoff: { initialMs: config.relayBackoffInitialMs, maxMs: config.relayBackoffMaxMs },
+    healthTimeoutMs: config.relayHealthTimeoutMs,
+    credentials,
+    clientName: `armorfeed-relay@${os.hostname()}`,
+  };
+  let closing: Promise<FeederStats> | undefined;
+  const setFeeders = (targets: readonly string[]): void => {
+    if (closing !== undefined) return;
+    const wanted = new Set(targets);
+    for (const [id, u] of upstreams) {
+      if (wanted.has(id)) continue;
+      u.stop();
+      upstreams.delete(id);
+      log.info(`relay: upstream ${id} removed`);
+    }
+    for (const id of wanted) {
+      if (upstreams.has(id)) continue;
+      const u = new Upstream(id, upstreamOptions, (kind, message, us) => batcher.add(kind, message, us), log);
+      upstreams.set(id, u);
+      log.info(`relay: upstream ${id} added`);
+      u.start();
+    }
+  };
+
+  const mainLoop = new MainLoopMonitor();
+  const stats = (): FeederStats => {
+    const now = Date.now();
+    return {
+      uptimeSec: (now - started) / 1000,
+      ingest: {},
+      encoded: { alerts: hub.counters.alertsEncoded, logs: hub.counters.logsEncoded, batches: batcher.batches, inlineBatches: 0, encoderThreads: 0, encoderThreadsRunning: 0, encoderRestarts: 0, outputSlabs: noSlabStats },
+      messages: hub.counters.messagesPublished,
+      notices: hub.counters.notices,
+      dropped: { ring_full: 0, malformed_input: 0, throttled: 0, encode_error: 0, encoded_oversized: 0, output_backpressure: 0 },
+      clients: clientStats(hub, now),
+      mainLoop: mainLoop.stats(server?.mainLoopStalls() ?? 0),
+      ...(tls !== undefined ? { tls: tls.stats() } : {}),
+      relay: {
+        mode: 'feeders',
+        ...(source.kind === 'file' ? { feedersFile: source.path } : {}),
+        upstreams: [...upstreams.values()].map((u) => u.stats()),
+        nodes: Object.fromEntries([...batcher.nodes].map(([node, c]) => [node, { ...c }])),
+        batches: batcher.batches,
+        dropped: { malformed_upstream: batcher.malformed },
+      },
+    };
+  };
+
+  let server: RunningServer | undefined;
+  let metrics: MetricsServer | undefined;
+  try {
+    server = await startServer({ bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, credentials: tls?.credentials, mainLoopStallMs: config.mainLoopStallMs }, hub, log);
+    if (config.metricsPort >= 0) metrics = await startMetrics(config.metricsBind, config.metricsPort, stats, config.metricsTLS ? tls : undefined);
+  } catch (err) {
+    tls?.close();
+    await server?.shutdown(0);
+    throw err instanceof ArmorfeedError ? err : new ArmorfeedError('ERR_CONFIG_INVALID', `cannot start: ${(err as Error).message}`);
+  }
+  const running = server;
+
+  const file =
+    source.kind === 'file'
+      ? new FeedersFile(
+          source.path,
+          source.targets,
+          (targets) => {
+            log.info(`relay: ${source.path} changed: ${targets.length} upstreams`);
+            setFeeders(targets);
+          },
+          (problem) => log.warn(`relay: ${problem}`),
+        )
+      : undefined;
+  setFeeders(source.targets);
+  file?.start();
+
+  const clientDrops = new ClientDropReporter(hub, log);
+  const dropWatch = setInterval(() => clientDrops.tick(), 1000);
+  dropWatch.unref();
+
+  const close = (): Promise<FeederStats> => {
+    closing ??= (async () => {
+      clearInterval(dropWatch);
+      file?.stop();
+      for (const u of upstreams.values()) u.stop();
+      batcher.flush();
+      await closeClients(hub, running, Date.now() + config.gracePeriodMs);
+      const final = stats();
+      mainLoop.stop();
+      await metrics?.close();
+      tls?.close();
+      return final;
+    })();
+    return closing;
+  };
+
+  return {
+    config,
+    addresses: { grpc: running.grpcAddress, health: running.healthAddress, metrics: metrics?.address, sources: {} },
+    log,
+    stats,
+    setFeeders,
+    close,
+  };
+}
