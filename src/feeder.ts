@@ -13,6 +13,7 @@ import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type Fee
 import { EncoderPool, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
 import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
 import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
+import { Exporter, type ExportStats } from './export';
 import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind } from './fanout';
 
 export type { LatencySummary };
@@ -77,6 +78,8 @@ export interface FeederStats {
   clients: ClientStats[];
   /** With tlsEnabled: the certificates in use and their reloads. */
   tls?: TlsStats;
+  /** With --export: the NATS JetStream export and its accounting (offered = acked + dropped + buffered). */
+  export?: ExportStats;
 }
 
 export interface FeederAddresses {
@@ -129,9 +132,24 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   const started = Date.now();
   const log = new DaemonLog({ cluster: config.cluster, host: config.host, hostIP: hostIP(), debug: config.debug, echo: options.echo ?? false });
   const hub = new FanoutHub({ enabled: config.alertThrottling, maxAlertPerSec: config.maxAlertPerSec, throttleSec: config.throttleSec });
-  log.attach((encoded, us) => hub.publishMessage(encoded, us));
+  // The export takes the same bytes as the fan-out, beside it: set before any event exists.
+  let exporter: Exporter | undefined;
+  log.attach((encoded, us) => {
+    hub.publishMessage(encoded, us);
+    exporter?.offerMessage(encoded);
+  });
   // First, so that a missing or bad certificate stops the start before anything runs.
   const tls = config.tlsEnabled ? await ServerTls.start({ certPath: config.tlsCertPath, provider: config.tlsCertProvider, log }) : undefined;
+  if (config.export !== '') {
+    // A stream that does not take our subjects stops the start here; an unreachable NATS does not.
+    try {
+      exporter = new Exporter(config, log);
+      await exporter.started();
+    } catch (err) {
+      tls?.close();
+      throw err;
+    }
+  }
   const output = LogPathOutput.open(config.logPath);
   const dropped = { encode_error: 0, encoded_oversized: 0 };
   // Every WARN (and ERROR) a peer can cause is rate limited, counting what it leaves out.
@@ -154,6 +172,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   const onBatch = (batch: EncodedBatch): void => {
     if (output !== undefined && batch.logLines !== '') output.write(batch.logLines, batch.alerts.count + batch.logs.count);
     hub.publishBatch(batch);
+    exporter?.offerBatch(batch);
     if (batch.failed > 0) {
       dropped.encode_error += batch.failed;
       const suppressed = encodeErrorNotice.take();
@@ -302,6 +321,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         latencyUs: s.latency(),
       })),
       ...(tls !== undefined ? { tls: tls.stats() } : {}),
+      ...(exporter !== undefined ? { export: exporter.stats() } : {}),
     };
   };
 
@@ -316,6 +336,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   } catch (err) {
     // Whatever did start is stopped again, so a failed start leaves nothing running.
     tls?.close();
+    await exporter?.close();
     await server?.shutdown(0);
     await Promise.all(threads.map((t) => t.stop(500)));
     await pool.close();
@@ -388,13 +409,16 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       const within = (p: Promise<void>): Promise<void> =>
         Promise.race([p, new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
       await within(pool.drain());
-      await within(hub.drainAll());
+      // Clients and the export flush side by side, within the same grace period.
+      await Promise.all([within(hub.drainAll()), exporter?.flush(deadline)]);
       // Past the grace period, what is still queued is lost: counted as client_closed, so
       // every client's summary accounts for every event it was offered.
       for (const sub of hub.openSubscribers()) sub.close();
       running.endStreams();
       await running.shutdown(Math.max(500, deadline - Date.now()));
       for (const sub of hub.all()) sub.abandonInFlight();
+      // What the export could not flush is counted export_shutdown before the final stats.
+      await exporter?.close();
       const final = stats();
       await pool.close();
       await metrics?.close();
