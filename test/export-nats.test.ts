@@ -199,8 +199,9 @@ describe('export to NATS JetStream', () => {
     const client = (await fetchStats(fed.metrics)).clients.find((c) => c.open);
     assert.ok(client !== undefined);
     assert.ok(heldBack > 5000, `events waited in the export buffer while NATS was stopped: ${heldBack}`);
-    // Loose (the benchmark measures it): the fan-out never waited for NATS; a stall would show in seconds.
-    assert.ok(client.latencyUs.p99 < 250_000, `gRPC client p99 ${client.latencyUs.p99} us stays under 250 ms`);
+    // Loose (bench/export.ts measures it; this machine is shared): had the fan-out waited
+    // for NATS, the events of the 3 s stop (3/4 of the run) would have waited seconds.
+    assert.ok(client.latencyUs.p99 < 1_500_000, `gRPC client p99 ${client.latencyUs.p99} us stays under 1.5 s, half the stop`);
     assert.equal(client.dropped.client_queue_full, 0);
     const x = await settled(fed, 30_000);
     assert.equal(droppedTotal(x), 0, JSON.stringify(x));

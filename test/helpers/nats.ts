@@ -19,16 +19,21 @@ export const natsServerBin = process.env.NATS_SERVER ?? (fs.existsSync('/usr/sbi
 
 const READY = /Server is ready/;
 
-/** A free TCP port on 127.0.0.1 (free when asked; taken again by whoever binds it first). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
+/**
+ * `n` distinct free TCP ports on 127.0.0.1: all are held open until all are found, so
+ * one call never returns a port twice (free when asked; whoever binds first gets it).
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
+      const srv = net.createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => resolve(srv));
+    })),
+  );
+  const ports = servers.map((srv) => (srv.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));
+  return ports;
 }
 
 export interface NatsServerOptions {
@@ -57,7 +62,7 @@ export class NatsServer {
   }
 
   static async start(o: NatsServerOptions = {}): Promise<NatsServer> {
-    const port = o.port ?? (await freePort());
+    const port = o.port ?? (await freePorts(1))[0];
     const storeDir = o.storeDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-nats-'));
     const args = ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)];
     if (o.serverName !== undefined) args.push('-n', o.serverName);
@@ -106,10 +111,12 @@ export class NatsServer {
 
 /** Three JetStream servers routed to each other on loopback. */
 export async function startNatsCluster(size = 3): Promise<NatsServer[]> {
-  const routePorts: number[] = [];
-  for (let i = 0; i < size; i++) routePorts.push(await freePort());
+  const ports = await freePorts(2 * size);
+  const routePorts = ports.slice(size);
   const name = `af${process.pid}`;
-  return Promise.all(routePorts.map((routePort, i) => NatsServer.start({ serverName: `${name}-${i}`, cluster: { name, routePort, routes: routePorts } })));
+  return Promise.all(
+    routePorts.map((routePort, i) => NatsServer.start({ port: ports[i], serverName: `${name}-${i}`, cluster: { name, routePort, routes: routePorts } })),
+  );
 }
 
 export interface StoredEvent {
@@ -126,7 +133,7 @@ export function natsClient(servers: string | string[]): Promise<NatsConnection> 
 
 /** Messages in the stream and per subject. */
 export async function streamCounts(nc: NatsConnection, stream: string): Promise<{ messages: number; subjects: Record<string, number> }> {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await jetstreamManager(nc, { timeout: 20_000 });
   const info = await jsm.streams.info(stream, { subjects_filter: '>' });
   return { messages: info.state.messages, subjects: info.state.subjects ?? {} };
 }
@@ -136,7 +143,8 @@ export async function streamCounts(nc: NatsConnection, stream: string): Promise<
  * bounded by `timeoutMs`. `expected` ends the read as soon as that many have come.
  */
 export async function readStream(nc: NatsConnection, stream: string, subject: string, expected: number, timeoutMs = 60_000): Promise<StoredEvent[]> {
-  const js = jetstream(nc);
+  // A cluster that just lost a server may take longer than the default 5 s to place a consumer.
+  const js = jetstream(nc, { timeout: 20_000 });
   const consumer = await js.consumers.get(stream, { filter_subjects: subject });
   const out: StoredEvent[] = [];
   const messages = await consumer.consume({ max_messages: 2000 });
