@@ -417,7 +417,9 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       running.endStreams();
       await running.shutdown(Math.max(500, deadline - Date.now()));
       for (const sub of hub.all()) sub.abandonInFlight();
-      // What the export could not flush is counted export_shutdown before the final stats.
+      // The daemon's last messages (clients leaving) get what is left of the grace period;
+      // what the export could not flush is counted export_shutdown before the final stats.
+      await exporter?.flush(deadline);
       await exporter?.close();
       const final = stats();
       await pool.close();

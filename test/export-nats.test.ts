@@ -184,25 +184,33 @@ describe('export to NATS JetStream', () => {
     const nats = await NatsServer.start();
     t.after(() => nats.stop());
     const fed = await startFed(t, nats.url);
-    let heldBack = -1;
+    const seen = { atStop: 0, beforeCont: 0, heldBack: 0 };
     await pacedSend(fed.socket, N, 10_000, [
-      { atMs: 500, run: () => nats.signal('SIGSTOP') },
       {
-        atMs: 3000,
+        atMs: 500,
+        run: () => {
+          nats.signal('SIGSTOP');
+          seen.atStop = fed.watcher.raw.length;
+        },
+      },
+      {
+        atMs: 3400,
         run: async () => {
-          heldBack = (await exportStats(fed)).buffered.events;
+          seen.beforeCont = fed.watcher.raw.length;
+          seen.heldBack = (await exportStats(fed)).buffered.events;
         },
       },
       { atMs: 3500, run: () => nats.signal('SIGCONT') },
     ]).done;
-    await fed.watcher.waitFor(N, 10_000);
+    await fed.watcher.waitFor(N, 30_000);
+    assert.ok(seen.heldBack > 5000, `events waited in the export buffer while NATS was stopped: ${seen.heldBack}`);
+    // Loose, and independent of how busy the machine is (bench/export.ts measures the
+    // latency): the client kept receiving while NATS was stopped. 29,000 events were sent
+    // in that window; a fan-out that waited for NATS would have delivered none of them.
+    const duringStop = seen.beforeCont - seen.atStop;
+    assert.ok(duringStop > 7000, `the gRPC client received ${duringStop} events while NATS was stopped`);
     const client = (await fetchStats(fed.metrics)).clients.find((c) => c.open);
-    assert.ok(client !== undefined);
-    assert.ok(heldBack > 5000, `events waited in the export buffer while NATS was stopped: ${heldBack}`);
-    // Loose (bench/export.ts measures it; this machine is shared): had the fan-out waited
-    // for NATS, the events of the 3 s stop (3/4 of the run) would have waited seconds.
-    assert.ok(client.latencyUs.p99 < 1_500_000, `gRPC client p99 ${client.latencyUs.p99} us stays under 1.5 s, half the stop`);
-    assert.equal(client.dropped.client_queue_full, 0);
+    assert.equal(client?.dropped.client_queue_full, 0);
     const x = await settled(fed, 30_000);
     assert.equal(droppedTotal(x), 0, JSON.stringify(x));
     const nc = await natsClient(nats.url);
@@ -236,7 +244,11 @@ describe('export to NATS JetStream', () => {
     const nc = await natsClient(alive);
     t.after(() => nc.close());
     const counts = await streamCounts(nc, STREAM);
-    assert.equal(counts.subjects[LOGS], N, `every log in the replicated stream: ${JSON.stringify(counts)}`);
+    assert.equal(counts.subjects[LOGS], N, `every log in the replicated stream, on the two servers left: ${JSON.stringify(counts)}`);
+    // Reading back takes a consumer, which a two-of-three cluster on a busy machine can be
+    // slow to place: the third server comes back first (the stream's count above is the
+    // two survivors').
+    await killed?.restart();
     assertEachOnce(seqsOf(await readStream(nc, STREAM, LOGS, N)), N);
   });
 });

@@ -304,7 +304,7 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'exportDuplicateWindowSec', flag: 'exportDuplicateWindowSec', kind: 'int', min: 1, max: 86_400, describe: 'created stream: duplicate window in seconds (a retried publish is stored once within it)' },
   { key: 'exportBufferEvents', flag: 'exportBufferEvents', kind: 'int', min: 1, max: 100_000_000, describe: 'events held for the export while NATS is slow or down (past it: export_buffer_full)' },
   { key: 'exportBufferBytes', flag: 'exportBufferBytes', kind: 'int', min: 65_536, max: 64 * 1024 * 1024 * 1024, describe: 'payload bytes held for the export (past it: export_buffer_full)' },
-  { key: 'exportInFlight', flag: 'exportInFlight', kind: 'int', min: 1, max: 65_536, describe: 'publishes awaiting their JetStream ack at once' },
+  { key: 'exportInFlight', flag: 'exportInFlight', kind: 'int', min: 1, max: 65_536, describe: 'most publishes awaiting their JetStream ack (the in-flight window)' },
   { key: 'exportAckTimeoutMs', flag: 'exportAckTimeoutMs', kind: 'int', min: 100, max: 600_000, describe: 'ms to wait for a publish ack before sending it again (same Nats-Msg-Id)' },
   { key: 'exportMaxAttempts', flag: 'exportMaxAttempts', kind: 'int', min: 1, max: 1000, describe: 'ack timeouts on a live connection before an event is given up (export_timeout)' },
   { key: 'exportCredsFile', flag: 'exportCredsFile', kind: 'string', describe: 'NATS .creds file (JWT and nkey seed), re-read at each connect' },
