@@ -139,8 +139,8 @@ export async function streamCounts(nc: NatsConnection, stream: string): Promise<
 }
 
 /**
- * Every message of `stream` on `subject`, in stream order, through an ordered consumer;
- * bounded by `timeoutMs`. `expected` ends the read as soon as that many have come.
+ * The first `expected` messages of `stream` on `subject` (the caller knows how many there
+ * are: streamCounts), in stream order, through an ordered consumer; bounded by `timeoutMs`.
  */
 export async function readStream(nc: NatsConnection, stream: string, subject: string, expected: number, timeoutMs = 60_000): Promise<StoredEvent[]> {
   // A cluster that just lost a server may take longer than the default 5 s to place a consumer.
@@ -153,7 +153,9 @@ export async function readStream(nc: NatsConnection, stream: string, subject: st
       const headers: Record<string, string> = {};
       for (const key of m.headers?.keys() ?? []) headers[key] = m.headers?.get(key) ?? '';
       out.push({ streamSeq: m.seq, subject: m.subject, headers, data: m.data });
-      if (out.length >= expected || m.info.pending === 0) break;
+      // Not `pending === 0`: an ordered consumer that is recreated (a server came back and
+      // the stream moved) can report 0 pending midway.
+      if (out.length >= expected) break;
     }
   })();
   try {
