@@ -31,7 +31,11 @@ export type ErrorCode =
   | 'ERR_HEALTH_MISMATCH'
   | 'ERR_FEEDER_UNREACHABLE'
   | 'ERR_STREAM_BROKEN'
-  | 'ERR_FEEDER_CLOSED';
+  | 'ERR_FEEDER_CLOSED'
+  | 'ERR_EXPORT_UNREACHABLE'
+  | 'ERR_EXPORT_STREAM_MISMATCH'
+  | 'ERR_EXPORT_STREAM'
+  | 'ERR_EXPORT_CHECK_FAILED';
 
 export class ArmorfeedError extends Error {
   readonly code: ErrorCode;
@@ -83,6 +87,45 @@ export class OutputError extends ArmorfeedError {}
 export class HealthMismatchError extends ArmorfeedError {
   constructor(sent: number, got: number) {
     super('ERR_HEALTH_MISMATCH', `HealthCheck returned ${got} for nonce ${sent}: the peer is not a KubeArmor feeder`);
+  }
+}
+
+/**
+ * --export: no NATS server of the list answered (export-check; `serve` keeps trying instead).
+ * `servers` are the URLs tried.
+ */
+export class ExportUnreachableError extends ArmorfeedError {
+  readonly servers: string;
+  constructor(servers: string, why: string) {
+    super('ERR_EXPORT_UNREACHABLE', `cannot connect to NATS at ${servers}: ${why}; check --export, the credential and TLS files, and that nats-server runs with -js`);
+    this.servers = servers;
+  }
+}
+
+/**
+ * --export: the stream named by exportStream exists but does not take armorfeed's
+ * subjects (`<prefix>.>`). armorfeed uses an existing stream as it is and never edits it.
+ */
+export class ExportStreamMismatchError extends ArmorfeedError {
+  constructor(stream: string, has: readonly string[], wants: string) {
+    super(
+      'ERR_EXPORT_STREAM_MISMATCH',
+      `JetStream stream ${stream} has subjects ${JSON.stringify(has)}, which do not cover ${wants}: add ${wants} to the stream, or choose another --exportStream or --exportSubjectPrefix`,
+    );
+  }
+}
+
+/** --export: the stream could not be looked up or created (JetStream disabled, overlapping subjects, limits, permissions). */
+export class ExportStreamError extends ArmorfeedError {
+  constructor(stream: string, why: string) {
+    super('ERR_EXPORT_STREAM', `JetStream stream ${stream}: ${why}`);
+  }
+}
+
+/** export-check: the test event was not acknowledged, or did not read back as sent. */
+export class ExportCheckError extends ArmorfeedError {
+  constructor(why: string) {
+    super('ERR_EXPORT_CHECK_FAILED', why);
   }
 }
 

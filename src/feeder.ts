@@ -13,6 +13,7 @@ import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type Fee
 import { EncoderPool, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
 import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
 import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
+import { Exporter, type ExportStats } from './export';
 import { ClientDropReporter, clientStats, FanoutHub, type ClientStats, type LatencySummary } from './fanout';
 import type { RelayStats } from './relay';
 
@@ -66,6 +67,8 @@ export interface FeederStats {
   relay?: RelayStats;
   /** The main thread's event loop: its delay (perf_hooks.monitorEventLoopDelay) and the stalls over mainLoopStallMs. */
   mainLoop: MainLoopStats;
+  /** With --export: the NATS JetStream export and its accounting (offered = acked + dropped + buffered). */
+  export?: ExportStats;
 }
 
 
@@ -122,9 +125,24 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   const started = Date.now();
   const log = new DaemonLog({ cluster: config.cluster, host: config.host, hostIP: hostIP(), debug: config.debug, echo: options.echo ?? false });
   const hub = new FanoutHub({ enabled: config.alertThrottling, maxAlertPerSec: config.maxAlertPerSec, throttleSec: config.throttleSec }, config.host);
-  log.attach((encoded, us) => hub.publishMessage(encoded, us));
+  // The export takes the same bytes as the fan-out, beside it: set before any event exists.
+  let exporter: Exporter | undefined;
+  log.attach((encoded, us) => {
+    hub.publishMessage(encoded, us);
+    exporter?.offerMessage(encoded);
+  });
   // First, so that a missing or bad certificate stops the start before anything runs.
   const tls = config.tlsEnabled ? await ServerTls.start({ certPath: config.tlsCertPath, provider: config.tlsCertProvider, log }) : undefined;
+  if (config.export !== '') {
+    // A stream that does not take our subjects stops the start here; an unreachable NATS does not.
+    try {
+      exporter = new Exporter(config, log);
+      await exporter.started();
+    } catch (err) {
+      tls?.close();
+      throw err;
+    }
+  }
   const output = LogPathOutput.open(config.logPath);
   const dropped = { encode_error: 0, encoded_oversized: 0 };
   // Every WARN (and ERROR) a peer can cause is rate limited, counting what it leaves out.
@@ -147,6 +165,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   const onBatch = (batch: EncodedBatch): void => {
     if (output !== undefined && batch.logLines !== '') output.write(batch.logLines, batch.alerts.count + batch.logs.count);
     hub.publishBatch(batch);
+    exporter?.offerBatch(batch);
     if (batch.failed > 0) {
       dropped.encode_error += batch.failed;
       const suppressed = encodeErrorNotice.take();
@@ -305,6 +324,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       clients: clientStats(hub, now),
       ...(tls !== undefined ? { tls: tls.stats() } : {}),
       mainLoop: mainLoop.stats(server?.mainLoopStalls() ?? 0),
+      ...(exporter !== undefined ? { export: exporter.stats() } : {}),
     };
   };
 
@@ -319,6 +339,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   } catch (err) {
     // Whatever did start is stopped again, so a failed start leaves nothing running.
     tls?.close();
+    await exporter?.close();
     await server?.shutdown(0);
     await Promise.all(threads.map((t) => t.stop(500)));
     await pool.close();
@@ -387,7 +408,14 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       clearInterval(watchdog);
       await Promise.all(threads.map((t) => t.stop(2000)));
       embedded?.producer.close();
-      await closeClients(hub, running, Date.now() + config.gracePeriodMs, pool.drain());
+      const deadline = Date.now() + config.gracePeriodMs;
+      const encoded = Promise.race([pool.drain(), new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
+      // Clients and the export flush side by side, within the same grace period.
+      await Promise.all([closeClients(hub, running, deadline, encoded), encoded.then(() => exporter?.flush(deadline))]);
+      // The daemon's last messages (clients leaving) get what is left of the grace period;
+      // what the export could not flush is counted export_shutdown before the final stats.
+      await exporter?.flush(deadline);
+      await exporter?.close();
       const final = stats();
       mainLoop.stop();
       await pool.close();

@@ -2,7 +2,8 @@
 export { createFeeder, type Feeder, type FeederStats, type ClientStats, type SourceStats, type FeederAddresses, type FeederOptions, type LatencySummary } from './feeder';
 export { createRelay, type Relay, type RelayOptions, type RelayStats, type UpstreamStats } from './relay';
 export { defaultConfig, loadConfig, type FeederConfig, type SourceKind, type WhenFull } from './config';
-export { ArmorfeedError, ConfigError, InputError, OutputError, HealthMismatchError, type ErrorCode } from './errors';
+export { ArmorfeedError, ConfigError, InputError, OutputError, HealthMismatchError, ExportUnreachableError, ExportStreamMismatchError, ExportStreamError, ExportCheckError, type ErrorCode } from './errors';
+export { exportCheck, type ExportCheckReport, type ExportStats, type ExportState, type ExportDropReason } from './export';
 export type { IngestEvent } from './event';
 export { encodeFrame } from './ingest/frames';
 export { FrameProducer, type ProducerOptions, type ProducerStats, type ProducerTarget } from './producer';

@@ -5,6 +5,7 @@
  *   log    a karmor-compatible client that reconnects
  *   load   drive a feeder end to end and measure it
  *   tune   sweep queue/encoder/ring settings against a drop-rate target
+ *   export-check  connect to NATS, check or create the stream, publish and read back one event
  * Bad flags exit with status 2 and a message that names the flag.
  */
 import { Command, CommanderError } from 'commander';
@@ -14,6 +15,7 @@ import { registerRelay } from './relay';
 import { registerLog } from './log';
 import { registerLoad } from './load';
 import { registerTune } from './tune';
+import { registerExportCheck } from './exportCheck';
 
 export const EXIT_USAGE = 2;
 
@@ -27,6 +29,7 @@ export function buildProgram(): Command {
   registerLog(program);
   registerLoad(program);
   registerTune(program);
+  registerExportCheck(program);
   return program;
 }
 
@@ -39,7 +42,10 @@ export function main(argv: string[]): void {
   program.parseAsync(argv, { from: 'user' }).catch((err: unknown) => exitOnError(err));
 }
 
-/** Maps a start-up failure to its exit status: 2 for usage and config errors (a socket path in use included), 1 otherwise. */
+/**
+ * Maps a start-up failure to its exit status: 2 for usage and config errors (a socket path
+ * in use, an export stream whose subjects are not ours included), 1 otherwise.
+ */
 export function exitOnError(err: unknown): never {
   if (err instanceof CommanderError) {
     // commander already printed the message; help and version exit 0.
@@ -47,7 +53,7 @@ export function exitOnError(err: unknown): never {
   }
   if (err instanceof ArmorfeedError) {
     process.stderr.write(`armorfeed: ${err.code}: ${err.message}\n`);
-    process.exit(err.code.startsWith('ERR_CONFIG') || err.code === 'ERR_SOCKET_IN_USE' ? EXIT_USAGE : 1);
+    process.exit(err.code.startsWith('ERR_CONFIG') || err.code === 'ERR_SOCKET_IN_USE' || err.code === 'ERR_EXPORT_STREAM_MISMATCH' ? EXIT_USAGE : 1);
   }
   process.stderr.write(`armorfeed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);

@@ -41,6 +41,11 @@ function summaryTable(stats: FeederStats): string {
     .join('; ');
   lines.push(`encoded alerts=${stats.encoded.alerts} logs=${stats.encoded.logs}; sources ${sources || 'none'}`);
   lines.push(`dropped (not per client) ring_full=${d.ring_full} malformed_input=${d.malformed_input} throttled=${d.throttled} encode_error=${d.encode_error} encoded_oversized=${d.encoded_oversized} output_backpressure=${d.output_backpressure}`);
+  const x = stats.export;
+  if (x !== undefined) {
+    const dropped = Object.entries(x.dropped).map(([reason, n]) => `${reason}=${n}`).join(' ');
+    lines.push(`export ${x.stream} via ${x.servers} (${x.state}): offered=${x.offered} acked=${x.acked} (duplicates ${x.duplicates}) published=${x.published} retries=${x.retries} ${dropped} buffered=${x.buffered.events}`);
+  }
   return lines.map((l) => `armorfeed: ${l}`).join('\n') + '\n';
 }
 

@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors';
 import { certProviders, DEFAULT_TLS_CERT_PATH, type CertProvider } from '../tls/files';
+import { validateExportConfig } from '../export/options';
 
 export type SourceKind = 'synthetic' | 'socket' | 'tcp' | 'jsonl' | 'none';
 
@@ -116,6 +117,43 @@ export interface FeederConfig {
   relayBackoffMaxMs: number;
   /** relay: deadline of the HealthCheck that precedes each upstream stream, in ms. */
   relayHealthTimeoutMs: number;
+  /** NATS JetStream export: comma-separated nats:// or tls:// URLs ('' = off). src/export. */
+  export: string;
+  /** Subjects are `<prefix>.<cluster>.<node>.alerts|logs|messages`. */
+  exportSubjectPrefix: string;
+  /** JetStream stream name; created when missing, used as it is when present. */
+  exportStream: string;
+  /** A created stream's max age, seconds (0 = no limit). */
+  exportMaxAgeSec: number;
+  /** A created stream's max bytes (-1 = no limit); the oldest are discarded past it. */
+  exportMaxBytes: number;
+  /** A created stream's replicas (a NATS cluster of at least that many JetStream servers). */
+  exportReplicas: number;
+  /** A created stream's duplicate window, seconds: retries within it are stored once. */
+  exportDuplicateWindowSec: number;
+  /** Events held for the export (waiting or unacknowledged); past it, dropped as export_buffer_full. */
+  exportBufferEvents: number;
+  /** Payload bytes held for the export; past it, dropped as export_buffer_full. */
+  exportBufferBytes: number;
+  /** Publishes awaiting a PubAck at once. */
+  exportInFlight: number;
+  /** ms a publish waits for its PubAck before it is sent again (same Nats-Msg-Id). */
+  exportAckTimeoutMs: number;
+  /** PubAck timeouts on a live connection before an event is given up (export_timeout). */
+  exportMaxAttempts: number;
+  /** NATS .creds file (user JWT + nkey seed). */
+  exportCredsFile: string;
+  /** File holding an nkey seed (SU...). */
+  exportNkeyFile: string;
+  /** File holding a user name (first line) and password (second line). */
+  exportUserFile: string;
+  /** File holding an auth token. */
+  exportTokenFile: string;
+  /** CA bundle to verify the NATS servers with (TLS). */
+  exportTlsCaFile: string;
+  /** Client certificate for NATS (TLS client auth); needs exportTlsKeyFile. */
+  exportTlsCertFile: string;
+  exportTlsKeyFile: string;
 }
 
 type Kind = 'int' | 'string' | 'bool' | 'sources' | 'whenFull' | 'fileMode';
@@ -224,6 +262,30 @@ export function defaultConfig(): FeederConfig {
     // 5 s of the last attempt, and 3 streams x N nodes of attempts a few per second.
     relayBackoffMaxMs: 5000,
     relayHealthTimeoutMs: 5000,
+    export: '',
+    exportSubjectPrefix: 'kubearmor',
+    exportStream: 'KUBEARMOR',
+    exportMaxAgeSec: 24 * 3600,
+    exportMaxBytes: -1,
+    exportReplicas: 1,
+    // JetStream's own default; a retry is stored once only within it (src/export/publisher.ts).
+    exportDuplicateWindowSec: 120,
+    // 100,000 events of ~450 bytes: five seconds of a 20,000 events/s node, the length of a
+    // NATS server restart, within 64 MiB.
+    exportBufferEvents: 100_000,
+    exportBufferBytes: 64 * 1024 * 1024,
+    // Measured on loopback (bench/export.ts): 256 publishes in flight reach the server's
+    // file-store rate; more only lengthens each event's wait for its ack.
+    exportInFlight: 256,
+    exportAckTimeoutMs: 5000,
+    exportMaxAttempts: 5,
+    exportCredsFile: '',
+    exportNkeyFile: '',
+    exportUserFile: '',
+    exportTokenFile: '',
+    exportTlsCaFile: '',
+    exportTlsCertFile: '',
+    exportTlsKeyFile: '',
   };
 }
 
@@ -276,11 +338,30 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'tlsEnabled', flag: 'tlsEnabled', kind: 'bool', describe: 'mutual TLS on the gRPC port: clients must present a certificate from ca.crt (the health port stays plaintext)', commands: SERVE_AND_RELAY },
   { key: 'tlsCertPath', flag: 'tlsCertPath', kind: 'string', describe: 'directory of ca.crt, ca.key (self) or ca.crt, server.crt, server.key (external); reloaded when they change', commands: SERVE_AND_RELAY },
   { key: 'tlsCertProvider', flag: 'tlsCertProvider', kind: 'string', choices: certProviders, describe: 'self (sign the server certificate from ca.crt + ca.key at start) | external (use server.crt/server.key)', commands: SERVE_AND_RELAY },
-  { key: 'gracePeriodMs', flag: 'gracePeriodMs', kind: 'int', min: 0, max: 600_000, describe: 'shutdown: ms to flush client queues', commands: SERVE_AND_RELAY },
+  { key: 'gracePeriodMs', flag: 'gracePeriodMs', kind: 'int', min: 0, max: 600_000, describe: 'shutdown: ms to flush client queues and the export buffer', commands: SERVE_AND_RELAY },
   { key: 'feeders', flag: 'feeders', kind: 'string', describe: 'upstream feeders to relay: HOST:PORT,... or a file with one per line (re-read when it changes)', commands: RELAY },
   { key: 'relayBackoffInitialMs', flag: 'relayBackoffInitialMs', kind: 'int', min: 1, max: 600_000, describe: 'first delay before a broken upstream stream is reopened, ms (doubles, jittered)', commands: RELAY },
   { key: 'relayBackoffMaxMs', flag: 'relayBackoffMaxMs', kind: 'int', min: 1, max: 3_600_000, describe: 'largest delay between attempts to reopen an upstream stream, ms', commands: RELAY },
   { key: 'relayHealthTimeoutMs', flag: 'relayHealthTimeoutMs', kind: 'int', min: 1, max: 600_000, describe: 'deadline of the HealthCheck before each upstream stream opens, ms', commands: RELAY },
+  { key: 'export', flag: 'export', kind: 'string', describe: 'export every event to NATS JetStream: nats://HOST:PORT[,nats://...] (tls:// for TLS; empty = off; credentials only from the export*File options)' },
+  { key: 'exportSubjectPrefix', flag: 'exportSubjectPrefix', kind: 'string', describe: 'export subjects are PREFIX.<cluster>.<node>.alerts|logs|messages' },
+  { key: 'exportStream', flag: 'exportStream', kind: 'string', describe: 'JetStream stream (created with subjects PREFIX.> when missing; an existing one is used as it is)' },
+  { key: 'exportMaxAgeSec', flag: 'exportMaxAgeSec', kind: 'int', min: 0, max: 10 * 365 * 86_400, describe: 'created stream: max age in seconds (0 = no limit)' },
+  { key: 'exportMaxBytes', flag: 'exportMaxBytes', kind: 'int', min: -1, max: Number.MAX_SAFE_INTEGER, describe: 'created stream: max bytes, oldest discarded past it (-1 = no limit)' },
+  { key: 'exportReplicas', flag: 'exportReplicas', kind: 'int', min: 1, max: 5, describe: 'created stream: replicas (needs a NATS cluster of as many JetStream servers)' },
+  { key: 'exportDuplicateWindowSec', flag: 'exportDuplicateWindowSec', kind: 'int', min: 1, max: 86_400, describe: 'created stream: duplicate window in seconds (a retried publish is stored once within it)' },
+  { key: 'exportBufferEvents', flag: 'exportBufferEvents', kind: 'int', min: 1, max: 100_000_000, describe: 'events held for the export while NATS is slow or down (past it: export_buffer_full)' },
+  { key: 'exportBufferBytes', flag: 'exportBufferBytes', kind: 'int', min: 65_536, max: 64 * 1024 * 1024 * 1024, describe: 'payload bytes held for the export (past it: export_buffer_full)' },
+  { key: 'exportInFlight', flag: 'exportInFlight', kind: 'int', min: 1, max: 65_536, describe: 'most publishes awaiting their JetStream ack (the in-flight window)' },
+  { key: 'exportAckTimeoutMs', flag: 'exportAckTimeoutMs', kind: 'int', min: 100, max: 600_000, describe: 'ms to wait for a publish ack before sending it again (same Nats-Msg-Id)' },
+  { key: 'exportMaxAttempts', flag: 'exportMaxAttempts', kind: 'int', min: 1, max: 1000, describe: 'ack timeouts on a live connection before an event is given up (export_timeout)' },
+  { key: 'exportCredsFile', flag: 'exportCredsFile', kind: 'string', describe: 'NATS .creds file (JWT and nkey seed), re-read at each connect' },
+  { key: 'exportNkeyFile', flag: 'exportNkeyFile', kind: 'string', describe: 'file holding a NATS nkey seed' },
+  { key: 'exportUserFile', flag: 'exportUserFile', kind: 'string', describe: 'file holding a NATS user name (line 1) and password (line 2)' },
+  { key: 'exportTokenFile', flag: 'exportTokenFile', kind: 'string', describe: 'file holding a NATS auth token' },
+  { key: 'exportTlsCaFile', flag: 'exportTlsCaFile', kind: 'string', describe: 'CA bundle the NATS servers are verified with (turns TLS on)' },
+  { key: 'exportTlsCertFile', flag: 'exportTlsCertFile', kind: 'string', describe: 'client certificate for NATS TLS client auth (with exportTlsKeyFile)' },
+  { key: 'exportTlsKeyFile', flag: 'exportTlsKeyFile', kind: 'string', describe: 'key of exportTlsCertFile' },
 ];
 
 const specByKey = new Map(optionSpecs.map((s) => [s.key as string, s]));
@@ -513,6 +594,7 @@ export function validate(config: FeederConfig): FeederConfig {
   if (config.ringSize !== 0 && config.maxEventBytes > config.ringSize / 2) {
     throw new ConfigError('maxEventBytes', `must be at most half of ringSize (${config.ringSize}), got ${config.maxEventBytes}`);
   }
+  validateExportConfig(config);
   return config;
 }
 

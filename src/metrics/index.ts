@@ -140,6 +140,29 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     upstreamRows(s, (v) => v.malformed).map(([l, n]) => [{ ...l, reason: 'malformed_upstream' }, n] as [Labels, number]), stats);
   counterFrom(r, 'armorfeed_relay_node_events_total', 'Events relayed per node (the HostName they carry) and stream', ['node', 'stream'], (s) =>
     Object.entries(s.relay?.nodes ?? {}).flatMap(([node, c]) => (['alerts', 'logs', 'messages'] as const).map((stream) => [{ node, stream }, c[stream]] as [Labels, number])), stats);
+  // The export (--export): offered = acked + dropped (every reason) + buffered, exactly.
+  counterFrom(r, 'armorfeed_export_events_total', 'Events handed to the NATS JetStream export (Alerts, Logs, daemon Messages)', [], (s) =>
+    s.export === undefined ? [] : [[{}, s.export.offered]], stats);
+  counterFrom(r, 'armorfeed_export_published_total', 'Publishes sent to JetStream, retries included', [], (s) =>
+    s.export === undefined ? [] : [[{}, s.export.published]], stats);
+  counterFrom(r, 'armorfeed_export_retries_total', 'Publishes that were retries (same Nats-Msg-Id) after an ack timeout, a disconnect or a "try again" answer', [], (s) =>
+    s.export === undefined ? [] : [[{}, s.export.retries]], stats);
+  counterFrom(r, 'armorfeed_export_acked_total', 'Events JetStream acknowledged as stored (duplicates of a stored earlier attempt included)', [], (s) =>
+    s.export === undefined ? [] : [[{}, s.export.acked]], stats);
+  counterFrom(r, 'armorfeed_export_duplicates_total', 'Acked events JetStream reported as duplicates: an earlier attempt had been stored, its ack lost', [], (s) =>
+    s.export === undefined ? [] : [[{}, s.export.duplicates]], stats);
+  counterFrom(r, 'armorfeed_export_dropped_total', 'Events the export gave up, per reason (export_buffer_full, export_rejected, export_timeout, export_shutdown)', ['reason'], (s) =>
+    s.export === undefined ? [] : Object.entries(s.export.dropped).map(([reason, n]) => [{ reason }, n] as [Labels, number]), stats);
+  gaugeFrom(r, 'armorfeed_export_buffer_events', 'Events held by the export: waiting, waiting for a retry, or awaiting an ack', [], (s) =>
+    s.export === undefined ? [] : [[{}, s.export.buffered.events]], stats);
+  gaugeFrom(r, 'armorfeed_export_buffer_bytes', 'Payload bytes held by the export', [], (s) =>
+    s.export === undefined ? [] : [[{}, s.export.buffered.bytes]], stats);
+  gaugeFrom(r, 'armorfeed_export_in_flight', 'Publishes awaiting a JetStream ack', [], (s) =>
+    s.export === undefined ? [] : [[{}, s.export.inFlight]], stats);
+  gaugeFrom(r, 'armorfeed_export_connected', 'Whether the export is connected to NATS with its stream checked (1), or not (0)', ['state'], (s) =>
+    s.export === undefined ? [] : [[{ state: s.export.state }, s.export.state === 'ready' ? 1 : 0]], stats);
+  counterFrom(r, 'armorfeed_export_disconnects_total', 'Times the NATS connection was lost (the client reconnects by itself)', [], (s) =>
+    s.export === undefined ? [] : [[{}, s.export.disconnects]], stats);
   gaugeFrom(r, 'armorfeed_clients', 'Open Watch* streams', ['stream'], (s) =>
     (['alerts', 'logs', 'messages'] as const).map((stream) => [{ stream }, s.clients.filter((c) => c.open && c.stream === stream).length]), stats);
   return r;

@@ -1,0 +1,19 @@
+/**
+ * Export to NATS JetStream (`serve --export`): every Alert, Log and daemon Message of
+ * this node published on `<prefix>.<cluster>.<node>.alerts|logs|messages`, acknowledged,
+ * deduplicated on retry, and counted when it cannot be.
+ *
+ *   exporter.ts    the stage: offers from the fan-out's batches, connection states
+ *   buffer.ts      the bounded export buffer and its accounting identity
+ *   publisher.ts   async publish with a window of PubAcks, timeouts, retries
+ *   stream.ts      the stream: check, create, subject coverage
+ *   subjects.ts    subjects, Nats-Msg-Id, headers
+ *   connection.ts  NATS connection options (credentials and TLS from files)
+ *   options.ts     validation of the export* options
+ *   check.ts       `armorfeed export-check`
+ */
+export { Exporter, STARTUP_WAIT_MS, type ExportLog, type ExportSettings, type ExportState, type ExportStats } from './exporter';
+export { exportDropReasons, type ExportDropReason } from './buffer';
+export { exportCheck, type ExportCheckReport } from './check';
+export { HEADER_MSG_ID, HEADER_NODE_ID, HEADER_SEQ, HEADER_UPDATED_TIME, subjectsFor, subjectToken, type ExportStreamKind } from './subjects';
+export type { ExportConfig } from './options';

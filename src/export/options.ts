@@ -1,0 +1,110 @@
+/**
+ * The export's settings, checked once at start-up with the rest of the configuration
+ * (config/validate). Secrets come only from files: a NATS URL that carries a user,
+ * password or token is refused, so none ends up in `ps`, shell history or a unit file.
+ */
+import * as fs from 'node:fs';
+import { ConfigError } from '../errors';
+
+/** The subset of FeederConfig the export reads (the option table in config/index.ts owns the defaults). */
+export interface ExportConfig {
+  export: string;
+  exportSubjectPrefix: string;
+  exportStream: string;
+  exportMaxAgeSec: number;
+  exportMaxBytes: number;
+  exportReplicas: number;
+  exportDuplicateWindowSec: number;
+  exportBufferEvents: number;
+  exportBufferBytes: number;
+  exportInFlight: number;
+  exportAckTimeoutMs: number;
+  exportMaxAttempts: number;
+  exportCredsFile: string;
+  exportNkeyFile: string;
+  exportUserFile: string;
+  exportTokenFile: string;
+  exportTlsCaFile: string;
+  exportTlsCertFile: string;
+  exportTlsKeyFile: string;
+}
+
+const SCHEMES = ['nats:', 'tls:'];
+
+/** The server URLs of `--export`, each checked: a scheme NATS takes, a host, a port, no credentials. */
+export function parseServers(value: string): string[] {
+  const list = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (list.length === 0) throw new ConfigError('export', 'needs at least one nats://HOST:PORT');
+  for (const raw of list) {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new ConfigError('export', `"${raw}" is not a URL; expected nats://HOST:PORT or tls://HOST:PORT`);
+    }
+    if (!SCHEMES.includes(url.protocol)) throw new ConfigError('export', `"${raw}": the scheme must be nats:// or tls://, got ${url.protocol}//`);
+    if (url.hostname === '') throw new ConfigError('export', `"${raw}" names no host`);
+    if (url.username !== '' || url.password !== '') {
+      throw new ConfigError('export', `"${raw}" carries credentials; give them in a file instead (exportUserFile, exportTokenFile, exportNkeyFile or exportCredsFile)`);
+    }
+    if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '') {
+      throw new ConfigError('export', `"${raw}": expected nats://HOST:PORT only, without a path or query`);
+    }
+  }
+  return list;
+}
+
+/** Characters a NATS subject token cannot hold: the separator, the wildcards, whitespace and controls. */
+const NOT_IN_TOKEN = /[.*>\s\p{Cc}]/u;
+
+/** A subject prefix: one or more dot-separated literal tokens. */
+export function checkSubjectPrefix(prefix: string): void {
+  if (prefix === '') throw new ConfigError('exportSubjectPrefix', 'must not be empty');
+  for (const token of prefix.split('.')) {
+    if (token === '' || NOT_IN_TOKEN.test(token)) {
+      throw new ConfigError('exportSubjectPrefix', `must be dot-separated tokens without *, >, whitespace or empty tokens, got ${JSON.stringify(prefix)}`);
+    }
+  }
+}
+
+/** JetStream stream names: no separators, wildcards, whitespace or path characters. */
+export function checkStreamName(name: string): void {
+  if (name === '' || /[.*>\s/\\\p{Cc}]/u.test(name) || name.length > 255) {
+    throw new ConfigError('exportStream', `must be a JetStream stream name (no ., *, >, /, \\ or whitespace), got ${JSON.stringify(name)}`);
+  }
+}
+
+function checkReadable(key: string, file: string): void {
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+  } catch (err) {
+    throw new ConfigError(key, `cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Every export check that single values cannot express; nothing is checked when the export is off. */
+export function validateExportConfig(config: ExportConfig): void {
+  if (config.export === '') return;
+  parseServers(config.export);
+  checkSubjectPrefix(config.exportSubjectPrefix);
+  checkStreamName(config.exportStream);
+  if (config.exportInFlight > config.exportBufferEvents) {
+    throw new ConfigError('exportInFlight', `must be at most exportBufferEvents (${config.exportBufferEvents}): publishes in flight are held in the buffer, got ${config.exportInFlight}`);
+  }
+  const auth = (['exportCredsFile', 'exportNkeyFile', 'exportUserFile', 'exportTokenFile'] as const).filter((k) => config[k] !== '');
+  if (auth.length > 1) throw new ConfigError(auth[1], `only one of exportCredsFile, exportNkeyFile, exportUserFile, exportTokenFile may be set; also got ${auth[0]}`);
+  for (const key of [...auth, 'exportTlsCaFile', 'exportTlsCertFile', 'exportTlsKeyFile'] as const) {
+    if (config[key] !== '') checkReadable(key, config[key]);
+  }
+  if ((config.exportTlsCertFile === '') !== (config.exportTlsKeyFile === '')) {
+    throw new ConfigError(config.exportTlsCertFile === '' ? 'exportTlsCertFile' : 'exportTlsKeyFile', 'exportTlsCertFile and exportTlsKeyFile go together');
+  }
+  if (config.exportUserFile !== '') readUserFile(config.exportUserFile);
+}
+
+/** The user name (line 1) and password (line 2) of an exportUserFile. */
+export function readUserFile(file: string): { user: string; pass: string } {
+  const [user = '', pass = ''] = fs.readFileSync(file, 'utf8').split(/\r?\n/);
+  if (user === '' || pass === '') throw new ConfigError('exportUserFile', `${file} must hold the user name on its first line and the password on its second`);
+  return { user, pass };
+}
