@@ -46,6 +46,10 @@ export interface RunningServer {
    * `cutOff` gives a reason, with UNAVAILABLE and that reason.
    */
   endStreams(cutOff?: (sub: Subscriber) => string | undefined): void;
+  /**
+   * Closes the connections: first waits (within `timeoutMs`) for the streams endStreams
+   * ended to send their status, then closes gracefully, forcing at `timeoutMs`.
+   */
   shutdown(timeoutMs: number): Promise<void>;
 }
 
@@ -226,6 +230,9 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
     }
   }
 
+  /** Streams endStreams ended, until each has sent its status (or its stream closed). */
+  const ending: Promise<void>[] = [];
+
   const shutdownOne = (s: grpc.Server, timeoutMs: number): Promise<void> =>
     new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -253,6 +260,9 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
       health.setStatus('', 'NOT_SERVING');
       healthPort?.setServing(false);
       for (const [call, sub] of [...open]) {
+        // grpc-js emits 'cancelled' once the status is handed to HTTP/2 (after the last
+        // DATA frame) or once the stream closed without one.
+        if (!call.cancelled) ending.push(new Promise((resolve) => call.once('cancelled', () => resolve())));
         const details = cutOff?.(sub);
         if (details === undefined) {
           call.end();
@@ -267,7 +277,19 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
       }
     },
     async shutdown(timeoutMs) {
-      await Promise.all([shutdownOne(server, timeoutMs), healthPort?.close(timeoutMs)]);
+      // Why wait before tryShutdown: tryShutdown closes each HTTP/2 session (GOAWAY), and
+      // grpc-js 1.14.7 keeps its keepalive timer running on a closed session; at the next
+      // ping (within keepalive_time_ms, 1 s) node's session.ping() refuses a closed session
+      // ("Ping returned false") and grpc-js destroys the session at once, dropping the trailers and the writes still queued behind a slow
+      // client's flow-control window (the client sees RST_STREAM CANCEL and no status).
+      // So the streams ended above get to send their status on open sessions first;
+      // only then are the sessions closed, and all within the same bound.
+      const until = Date.now() + timeoutMs;
+      const health = healthPort?.close(timeoutMs);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(ending), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+      clearTimeout(timer);
+      await Promise.all([shutdownOne(server, Math.max(0, until - Date.now())), health]);
     },
   };
 }
