@@ -132,10 +132,21 @@ export function natsClient(servers: string | string[]): Promise<NatsConnection> 
 }
 
 /** Messages in the stream and per subject. */
-export async function streamCounts(nc: NatsConnection, stream: string): Promise<{ messages: number; subjects: Record<string, number> }> {
-  const jsm = await jetstreamManager(nc, { timeout: 20_000 });
-  const info = await jsm.streams.info(stream, { subjects_filter: '>' });
-  return { messages: info.state.messages, subjects: info.state.subjects ?? {} };
+export async function streamCounts(nc: NatsConnection, stream: string, withinMs = 45_000): Promise<{ messages: number; subjects: Record<string, number> }> {
+  // A cluster that just lost a server answers JetStream API requests only once it has
+  // elected new leaders, which on a busy machine can take longer than one request's
+  // timeout: ask again until `withinMs` has passed.
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: 10_000, checkAPI: false });
+      const info = await jsm.streams.info(stream, { subjects_filter: '>' });
+      return { messages: info.state.messages, subjects: info.state.subjects ?? {} };
+    } catch (err) {
+      if (Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 /**
