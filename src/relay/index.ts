@@ -15,7 +15,8 @@
 import * as os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { defaultConfig, validate, type FeederConfig } from '../config';
-import { ArmorfeedError } from '../errors';
+import { ArmorfeedError, ConfigError } from '../errors';
+import { connectionOptions, parseServers } from '../export';
 import { ClientDropReporter, clientStats, FanoutHub } from '../fanout';
 import type { FeederAddresses, FeederStats } from '../feeder';
 import { DaemonLog } from '../messages';
@@ -25,14 +26,21 @@ import { loadClientTls, ServerTls } from '../tls';
 import { RelayBatcher, type NodeCounts } from './batcher';
 import { FeedersFile, parseFeedersOption } from './feeders';
 import { Upstream, type UpstreamStats } from './upstream';
+import { isSubjectFilter, JetStreamSource, type JetStreamSourceStats } from './jetstream';
+import { Replays, type ReplayStats } from './replay';
 
 export { parseFeedersOption, parseFeedersText, FEEDERS_POLL_MS } from './feeders';
 export { scanEvent, newEventFields, fieldString, FIELD_HOST, FIELD_NAMESPACE, FIELD_OPERATION, FIELD_TYPE, type EventKind } from './scan';
 export type { UpstreamStats, UpstreamStreamStats, UpstreamStreamState } from './upstream';
 export type { NodeCounts } from './batcher';
+export type { JetStreamSourceStats, ConsumerStats, ConsumerState, NatsState } from './jetstream';
+export type { NodeRunStats } from './sequence';
+export type { ReplayStats } from './replay';
+export { parseReplayRequest } from './replay';
+export { filterForKind } from './jetstream';
 
 export interface RelayStats {
-  mode: 'feeders';
+  mode: 'feeders' | 'jetstream';
   /** The feeders file, when --feeders names one. */
   feedersFile?: string;
   upstreams: UpstreamStats[];
@@ -40,8 +48,32 @@ export interface RelayStats {
   nodes: Record<string, NodeCounts>;
   /** Batches handed to the fan-out. */
   batches: number;
-  /** Drops of the relay's own (not per client): upstream bytes that were not a message. */
-  dropped: { malformed_upstream: number };
+  /** --from: the NATS connection, the consumers, per-node sequences and replays. */
+  jetstream?: JetStreamSourceStats & { replays: ReplayStats };
+  /**
+   * What the relay did not get or could not pass on (not per client): upstream bytes that
+   * were not a message; Armorfeed-Seq numbers that never arrived from JetStream (--from).
+   */
+  dropped: { malformed_upstream: number; upstream_gap: number };
+}
+
+/** Which source the relay reads: exactly one of --from and --feeders. */
+function relaySource(config: FeederConfig): 'jetstream' | 'feeders' {
+  const from = config.from.trim() !== '';
+  const feeders = config.feeders.trim() !== '';
+  if (from && feeders) throw new ConfigError('from', '--from (JetStream) and --feeders (the nodes\' feeders) are exclusive: give one');
+  if (!from && !feeders) throw new ConfigError('from', 'is required, or --feeders: nats://HOST:PORT,... of the JetStream to relay from, or HOST:PORT,... of the feeders to dial');
+  return from ? 'jetstream' : 'feeders';
+}
+
+/** --subjects, or the whole prefix; each checked. */
+function subjectFilters(config: FeederConfig): string[] {
+  const list = config.subjects.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (list.length === 0) return [`${config.exportSubjectPrefix}.>`];
+  for (const f of list) {
+    if (!isSubjectFilter(f)) throw new ConfigError('subjects', `${JSON.stringify(f)} is not a NATS subject filter (dot-separated tokens, * for one token, > last)`);
+  }
+  return [...new Set(list)];
 }
 
 export interface Relay {
@@ -64,7 +96,9 @@ const noSlabStats = { slabs: 0, slabBytes: 0, inUse: 0, exhausted: 0, quarantine
 
 export async function createRelay(partial: Partial<FeederConfig> = {}, options: RelayOptions = {}): Promise<Relay> {
   const config = validate({ ...defaultConfig(), ...partial });
-  const source = parseFeedersOption(config.feeders);
+  const mode = relaySource(config);
+  const source = mode === 'feeders' ? parseFeedersOption(config.feeders) : { kind: 'list' as const, targets: [] };
+  const filters = mode === 'jetstream' ? subjectFilters(config) : [];
   const started = Date.now();
   const log = new DaemonLog({ cluster: config.cluster, host: config.host, hostIP: '', debug: config.debug, echo: options.echo ?? false });
   // The nodes throttled their alerts already: throttling them again would only lose more.
@@ -116,20 +150,44 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
       mainLoop: mainLoop.stats(server?.mainLoopStalls() ?? 0),
       ...(tls !== undefined ? { tls: tls.stats() } : {}),
       relay: {
-        mode: 'feeders',
+        mode,
         ...(source.kind === 'file' ? { feedersFile: source.path } : {}),
         upstreams: [...upstreams.values()].map((u) => u.stats()),
         nodes: Object.fromEntries([...batcher.nodes].map(([node, c]) => [node, { ...c }])),
         batches: batcher.batches,
-        dropped: { malformed_upstream: batcher.malformed },
+        ...(jetstream !== undefined && replays !== undefined ? { jetstream: { ...jetstream.stats(), replays: { ...replays.counts } } } : {}),
+        dropped: { malformed_upstream: batcher.malformed, upstream_gap: jetstream?.sequences.gapsTotal ?? 0 },
       },
     };
   };
 
   let server: RunningServer | undefined;
+  let serving = false;
+  const jetstream =
+    mode === 'jetstream'
+      ? new JetStreamSource(
+          { connection: connectionOptions(config, `armorfeed-relay@${os.hostname()}`, parseServers(config.from, 'from')), stream: config.exportStream, filters },
+          (kind, payload, us) => {
+            batcher.add(kind, payload, us);
+          },
+          log,
+          (now) => {
+            serving = now;
+            if (closing === undefined) server?.setServing(now);
+          },
+        )
+      : undefined;
+  const replays =
+    jetstream !== undefined ? new Replays(jetstream, { limit: config.relayMaxReplays, filters, prefixTokens: config.exportSubjectPrefix.split('.').length, host: config.host }, log) : undefined;
   let metrics: MetricsServer | undefined;
   try {
-    server = await startServer({ bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, credentials: tls?.credentials, mainLoopStallMs: config.mainLoopStallMs }, hub, log);
+    server = await startServer(
+      { bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, credentials: tls?.credentials, mainLoopStallMs: config.mainLoopStallMs, ...(replays !== undefined ? { route: replays.route } : {}) },
+      hub,
+      log,
+    );
+    // --from: NOT_SERVING until connected to NATS with the consumers running.
+    if (jetstream !== undefined) server.setServing(serving);
     if (config.metricsPort >= 0) metrics = await startMetrics(config.metricsBind, config.metricsPort, stats, config.metricsTLS ? tls : undefined);
   } catch (err) {
     tls?.close();
@@ -152,6 +210,7 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
       : undefined;
   setFeeders(source.targets);
   file?.start();
+  jetstream?.start();
 
   const clientDrops = new ClientDropReporter(hub, log);
   const dropWatch = setInterval(() => clientDrops.tick(), 1000);
@@ -162,6 +221,7 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
       clearInterval(dropWatch);
       file?.stop();
       for (const u of upstreams.values()) u.stop();
+      await jetstream?.close();
       batcher.flush();
       await closeClients(hub, running, Date.now() + config.gracePeriodMs);
       const final = stats();

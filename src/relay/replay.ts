@@ -1,0 +1,130 @@
+/**
+ * Replay (relay --from): a client that sends `x-armorfeed-since: <RFC 3339>` or
+ * `x-armorfeed-after-seq: <stream sequence>` on a Watch* call gets ordered consumers of
+ * its own, starting there, and stays on them: history, then live, from one cursor, so
+ * nothing is lost or repeated where the one turns into the other. Its events go through
+ * a batcher and hub of its own (the same filters and per-node views apply); the relay's
+ * shared hub only lists, drains and shuts the stream down with the others.
+ *
+ * Replays are bounded (relayMaxReplays): each costs a consumer on the NATS server and a
+ * read of the stream from its start point.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { JsMsg } from '@nats-io/jetstream';
+import { ReplayError } from '../errors';
+import { FanoutHub, type Subscriber } from '../fanout';
+import type { DaemonLog } from '../messages';
+import type { FeedRouter, OwnFeed } from '../server';
+import { filterMetadataKeys } from '../wire/proto';
+import { nowMicros } from '../wire/time';
+import { RelayBatcher } from './batcher';
+import { filterForKind, kindOfSubject, OrderedFeed, type FeedStart, type JetStreamSource } from './jetstream';
+
+export interface ReplayStats {
+  /** relayMaxReplays. */
+  limit: number;
+  active: number;
+  /** Replays started since the relay started. */
+  started: number;
+  /** Replays refused: over the limit, or JetStream not reachable. */
+  refused: number;
+  /** Replays that ended because their consumer could not be created. */
+  failed: number;
+}
+
+const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i;
+
+/** The replay a Watch* call asks for in its metadata, or undefined; throws ReplayError(ERR_REPLAY_INVALID). */
+export function parseReplayRequest(metadata: grpc.Metadata): FeedStart | undefined {
+  const since = metadata.get(filterMetadataKeys.since).map(String).filter((v) => v !== '');
+  const after = metadata.get(filterMetadataKeys.afterSeq).map(String).filter((v) => v !== '');
+  if (since.length > 0 && after.length > 0) throw new ReplayError('ERR_REPLAY_INVALID', `send ${filterMetadataKeys.since} or ${filterMetadataKeys.afterSeq}, not both`);
+  if (since.length > 0) {
+    const ms = RFC3339.test(since[0]) ? Date.parse(since[0]) : NaN;
+    if (!Number.isFinite(ms)) throw new ReplayError('ERR_REPLAY_INVALID', `${filterMetadataKeys.since}: ${JSON.stringify(since[0])} is not an RFC 3339 time (e.g. 2026-01-02T15:04:05Z)`);
+    return { at: 'time', time: new Date(ms).toISOString() };
+  }
+  if (after.length > 0) {
+    const seq = /^\d{1,15}$/.test(after[0]) ? Number(after[0]) : NaN;
+    if (!Number.isSafeInteger(seq)) throw new ReplayError('ERR_REPLAY_INVALID', `${filterMetadataKeys.afterSeq}: ${JSON.stringify(after[0])} is not a stream sequence number`);
+    return { at: 'seq', seq: seq + 1 };
+  }
+  return undefined;
+}
+
+export interface ReplaySettings {
+  limit: number;
+  /** The shared feed's subject filters; a replay narrows each to its stream's kind. */
+  filters: readonly string[];
+  /** Tokens in exportSubjectPrefix. */
+  prefixTokens: number;
+  /** The relay's --host (daemon messages of its own). */
+  host: string;
+}
+
+export class Replays {
+  readonly counts: ReplayStats;
+
+  constructor(
+    private readonly source: JetStreamSource,
+    private readonly settings: ReplaySettings,
+    private readonly log: DaemonLog,
+  ) {
+    this.counts = { limit: settings.limit, active: 0, started: 0, refused: 0, failed: 0 };
+  }
+
+  /** The server's FeedRouter: a replaying stream gets its own feed, any other the shared one. */
+  readonly route: FeedRouter = (sub, metadata, end) => {
+    const start = parseReplayRequest(metadata);
+    if (start === undefined) return undefined;
+    const counts = this.counts;
+    if (counts.active >= this.settings.limit) {
+      counts.refused++;
+      throw new ReplayError('ERR_REPLAY_LIMIT', `${counts.active} clients replay already (relayMaxReplays=${this.settings.limit}); try again later, or connect without ${filterMetadataKeys.since} for live events only`);
+    }
+    const js = this.source.client;
+    if (js === undefined) {
+      counts.refused++;
+      throw new ReplayError('ERR_REPLAY_UNAVAILABLE', 'the relay is not connected to NATS now; try again later');
+    }
+    return this.open(sub, start, js, end);
+  };
+
+  private open(sub: Subscriber, start: FeedStart, js: NonNullable<JetStreamSource['client']>, end: (code: grpc.status, details: string) => void): OwnFeed {
+    const kind = sub.info.stream;
+    const hub = new FanoutHub({ enabled: false, maxAlertPerSec: 0, throttleSec: 0 }, this.settings.host);
+    hub.add(sub);
+    const batcher = new RelayBatcher(hub);
+    const onMessage = (msg: JsMsg): void => {
+      // A filter narrowed to the kind takes only its subjects; a filter that could not be
+      // narrowed may deliver the others, which are not this stream's.
+      if (kindOfSubject(msg.subject) !== kind) return;
+      const data = msg.data;
+      batcher.add(kind, Buffer.from(data.buffer, data.byteOffset, data.byteLength), nowMicros());
+    };
+    const filters = this.settings.filters.map((f) => filterForKind(f, this.settings.prefixTokens, kind) ?? (f.endsWith(`.${kind}`) ? f : undefined)).filter((f): f is string => f !== undefined);
+    const feeds = filters.map((f) => new OrderedFeed(js, this.source.stream, f, start, onMessage));
+    const counts = this.counts;
+    counts.active++;
+    counts.started++;
+    const from = start.at === 'time' ? `since ${start.time}` : `after stream sequence ${start.seq - 1}`;
+    this.log.info(`relay: replaying ${kind} ${from} for ${sub.info.name} (${sub.info.id}) on ${filters.join(', ') || 'no subject of this stream'}`);
+    let closed = false;
+    Promise.all(feeds.map((f) => f.open())).catch((err: unknown) => {
+      if (closed) return;
+      counts.failed++;
+      const why = err instanceof Error ? err.message : String(err);
+      this.log.warn(`relay: replay for ${sub.info.id} failed: ${why}`);
+      end(grpc.status.UNAVAILABLE, `ERR_REPLAY_UNAVAILABLE: cannot replay from JetStream stream ${this.source.stream}: ${why}`);
+    });
+    return {
+      close: () => {
+        if (closed) return;
+        closed = true;
+        counts.active--;
+        for (const f of feeds) f.stop();
+        batcher.flush();
+      },
+    };
+  }
+}
