@@ -201,6 +201,28 @@ describe('relay - JetStream mode: two nodes, one nats-server, two relays', () =>
     assert.deepEqual(events.map((e) => e.HostPID), want);
   });
 
+  test('relay - a replay of more history than the client\'s queue holds is paced to the client: all of it, none dropped', { timeout: 30_000 }, async () => {
+    const small = await startRelay(nats.url, ['--queueSize', '300']);
+    try {
+      await waitUntil('the relay consumes the stream', () => relayIsServing(small), 15_000);
+      const replay = openStreams(small.addresses.grpc, [['WatchLogs', 'system', { 'x-armorfeed-since': startedAt }]]);
+      try {
+        const [logs] = replay.watchers;
+        const want = nodes.map((n) => n.next - 1).reduce((a, b) => a + b, 0);
+        await logs.waitFor((want * 2) / 3, 20_000);
+        await delay(200);
+        const l = byNode(logs);
+        for (const n of nodes) assert.deepEqual(l.get(n.name), expected(1, n.next, false), `${n.name}'s logs, each once, in order`);
+        const client = (await fetchStats(small.addresses.metrics)).clients.find((c) => c.open && c.stream === 'logs');
+        assert.equal(client?.dropped.client_queue_full, 0, 'nothing dropped for want of room');
+      } finally {
+        replay.close();
+      }
+    } finally {
+      await small.stop('SIGTERM');
+    }
+  });
+
   test('relay - replays over relayMaxReplays are refused with RESOURCE_EXHAUSTED, a bad --since with INVALID_ARGUMENT', { timeout: 20_000 }, async () => {
     const one = openStreams(relays[1].addresses.grpc, [['WatchLogs', 'system', { 'x-armorfeed-since': startedAt }]]);
     try {

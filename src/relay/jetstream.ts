@@ -100,8 +100,26 @@ export function isSubjectFilter(filter: string): boolean {
 }
 
 /**
- * One ordered consumer on one subject filter. `consume` with a callback: messages arrive
- * on the connection's read loop without an iterator's promise per message.
+ * Pacing of a feed that serves one client (a replay): `room()` is how many more events its
+ * queue can take now; `waitForRoom()` resolves when it is worth asking for more.
+ */
+export interface FeedPacing {
+  room(): number;
+  waitForRoom(): Promise<void>;
+  /** False once the client is gone. */
+  wanted(): boolean;
+}
+
+/** Largest pull of a paced feed, and how long one waits for messages (live) before the next. */
+const PACED_MAX_MESSAGES = 4096;
+const PACED_EXPIRES_MS = 1000;
+
+/**
+ * One ordered consumer on one subject filter. Unpaced (the shared feed): `consume` with a
+ * callback, messages arrive on the connection's read loop without an iterator's promise
+ * per message, and no client can hold the feed back. Paced (a replay): pulls of at most
+ * the room left in its client's queue, so a history larger than the queue is read at the
+ * client's speed instead of overflowing it (no client_queue_full from a replay).
  */
 export class OrderedFeed {
   private messages: ConsumerMessages | undefined;
@@ -114,34 +132,73 @@ export class OrderedFeed {
     readonly filter: string,
     private readonly start: FeedStart,
     private readonly onMessage: (msg: JsMsg) => void,
+    private readonly pacing?: FeedPacing,
   ) {
     this.counts = { filter, state: 'starting', delivered: 0, pending: 0, redelivered: 0, recreated: 0, lastStreamSeq: 0 };
   }
 
-  /** Creates the consumer and starts consuming; throws what the server answered. */
-  async open(): Promise<void> {
-    const options: Partial<OrderedConsumerOptions> =
-      this.start.at === 'time'
-        ? { filter_subjects: this.filter, deliver_policy: DeliverPolicy.StartTime, opt_start_time: this.start.time }
-        : { filter_subjects: this.filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, this.start.seq) };
-    const consumer = await this.js.consumers.get(this.stream, options);
-    if (this.stopped) return;
+  private deliver(msg: JsMsg): void {
     const counts = this.counts;
-    this.messages = await consumer.consume({
-      max_messages: 4096,
-      callback: (msg) => {
-        counts.delivered++;
-        counts.pending = msg.info.pending;
-        counts.lastStreamSeq = msg.seq;
-        if (msg.redelivered) counts.redelivered++;
-        this.onMessage(msg);
-      },
-    });
+    counts.delivered++;
+    counts.pending = msg.info.pending;
+    counts.lastStreamSeq = msg.seq;
+    if (msg.redelivered) counts.redelivered++;
+    this.onMessage(msg);
+  }
+
+  /**
+   * Creates the consumer and starts consuming; throws what the server answered. A paced
+   * feed's pull loop runs on; it ends when the feed stops or its client goes away, and
+   * rejects `pulled` (see there) if a pull fails.
+   */
+  async open(): Promise<void> {
+    if (this.pacing !== undefined) {
+      const consumer = await this.js.consumers.get(this.stream, this.consumerOptions());
+      this.counts.state = 'consuming';
+      this.pulled = this.pull(consumer, this.pacing);
+      return;
+    }
+    await this.consumeAll();
+  }
+
+  /** A paced feed's pull loop: settles when it ends (rejects when a pull failed). */
+  pulled: Promise<void> = Promise.resolve();
+
+  private async pull(consumer: Awaited<ReturnType<JetStreamClient['consumers']['get']>>, pacing: FeedPacing): Promise<void> {
+    while (!this.stopped && pacing.wanted()) {
+      let room = pacing.room();
+      if (room <= 0) {
+        await pacing.waitForRoom();
+        continue;
+      }
+      room = Math.min(room, PACED_MAX_MESSAGES);
+      const batch = await consumer.fetch({ max_messages: room, expires: PACED_EXPIRES_MS });
+      this.messages = batch;
+      for await (const msg of batch) {
+        if (this.stopped) break;
+        this.deliver(msg);
+      }
+      // The batcher hands what it gathered to the client's queue at the end of the turn:
+      // only then does room() count it.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  private consumerOptions(): Partial<OrderedConsumerOptions> {
+    return this.start.at === 'time'
+      ? { filter_subjects: this.filter, deliver_policy: DeliverPolicy.StartTime, opt_start_time: this.start.time }
+      : { filter_subjects: this.filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, this.start.seq) };
+  }
+
+  private async consumeAll(): Promise<void> {
+    const consumer = await this.js.consumers.get(this.stream, this.consumerOptions());
+    if (this.stopped) return;
+    this.messages = await consumer.consume({ max_messages: 4096, callback: (msg) => this.deliver(msg) });
     if (this.stopped) {
       void this.messages.close();
       return;
     }
-    counts.state = 'consuming';
+    this.counts.state = 'consuming';
     void this.watch(this.messages);
   }
 

@@ -6,6 +6,11 @@
  * a batcher and hub of its own (the same filters and per-node views apply); the relay's
  * shared hub only lists, drains and shuts the stream down with the others.
  *
+ * A replay's consumers are paced by its client: each pull asks for at most the room left
+ * in the client's queue, so a history far larger than the queue arrives at the client's
+ * speed and none of it is dropped as client_queue_full (live events then follow at the
+ * same pace; a client that stays slow falls behind in the stream instead of losing events).
+ *
  * Replays are bounded (relayMaxReplays): each costs a consumer on the NATS server and a
  * read of the stream from its start point.
  */
@@ -18,7 +23,7 @@ import type { FeedRouter, OwnFeed } from '../server';
 import { filterMetadataKeys } from '../wire/proto';
 import { nowMicros } from '../wire/time';
 import { RelayBatcher } from './batcher';
-import { filterForKind, kindOfSubject, OrderedFeed, type FeedStart, type JetStreamSource } from './jetstream';
+import { filterForKind, kindOfSubject, OrderedFeed, type FeedPacing, type FeedStart, type JetStreamSource } from './jetstream';
 
 export interface ReplayStats {
   /** relayMaxReplays. */
@@ -31,6 +36,9 @@ export interface ReplayStats {
   /** Replays that ended because their consumer could not be created. */
   failed: number;
 }
+
+/** How often a replay whose client's queue is over half full looks again. */
+const ROOM_POLL_MS = 5;
 
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i;
 
@@ -103,14 +111,26 @@ export class Replays {
       batcher.add(kind, Buffer.from(data.buffer, data.byteOffset, data.byteLength), nowMicros());
     };
     const filters = this.settings.filters.map((f) => filterForKind(f, this.settings.prefixTokens, kind) ?? (f.endsWith(`.${kind}`) ? f : undefined)).filter((f): f is string => f !== undefined);
-    const feeds = filters.map((f) => new OrderedFeed(js, this.source.stream, f, start, onMessage));
+    let closed = false;
+    // Pulls sized to half the client's queue at most, shared by its feeds: a history larger
+    // than the queue is read as fast as the client takes it, never dropped for want of room.
+    const queue = sub.queue;
+    const share = Math.max(1, filters.length);
+    const pacing: FeedPacing = {
+      room: () => (queue.depth <= queue.capacity / 2 ? Math.floor((queue.capacity - queue.depth) / 2 / share) : 0),
+      waitForRoom: () => new Promise((resolve) => setTimeout(resolve, ROOM_POLL_MS)),
+      wanted: () => !closed && sub.open,
+    };
+    const feeds = filters.map((f) => new OrderedFeed(js, this.source.stream, f, start, onMessage, pacing));
     const counts = this.counts;
     counts.active++;
     counts.started++;
     const from = start.at === 'time' ? `since ${start.time}` : `after stream sequence ${start.seq - 1}`;
     this.log.info(`relay: replaying ${kind} ${from} for ${sub.info.name} (${sub.info.id}) on ${filters.join(', ') || 'no subject of this stream'}`);
-    let closed = false;
-    Promise.all(feeds.map((f) => f.open())).catch((err: unknown) => {
+    Promise.all(feeds.map(async (f) => {
+      await f.open();
+      await f.pulled;
+    })).catch((err: unknown) => {
       if (closed) return;
       counts.failed++;
       const why = err instanceof Error ? err.message : String(err);
