@@ -296,6 +296,43 @@ describe('relay - JetStream mode: two nodes, one nats-server, two relays', () =>
       await node.proc.stop('SIGTERM');
     }
   });
+
+  test('relay - a feeders-mode relay with --export puts a node without an export on JetStream, per node, for relay --from', { timeout: 30_000 }, async () => {
+    const name = 'node-plain';
+    const socket = path.join(dir, `${name}.sock`);
+    const plain = await startServe([
+      'serve', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '-1', '--metricsPort', '0', '--host', name,
+      '--source', 'socket', '--socket', socket, '--alertThrottling', 'false', '--encoderThreads', '1',
+    ]);
+    const node: Node = { name, socket, next: 1, proc: plain };
+    let bridge: ServeProcess | undefined;
+    try {
+      bridge = await startServe([
+        'relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '-1', '--metricsPort', '0', '--host', 'bridge', '--cluster', 'c1',
+        '--feeders', plain.addresses.grpc, '--export', nats.url,
+      ]);
+      const bridgeMetrics = bridge.addresses.metrics;
+      await waitUntil('the bridge dials the node', async () => (await fetchStats(bridgeMetrics)).relay?.upstreams.every((u) => u.connected) === true, 10_000);
+      await produce(node, 300);
+      const downstream = relays[0].addresses.metrics;
+      await waitUntil('relay --from got the node through the bridge', async () => {
+        const c = (await fetchStats(downstream)).relay?.nodes[name];
+        return c?.alerts === 100 && c.logs === 200;
+      }, 15_000, async () => JSON.stringify((await fetchStats(bridgeMetrics)).relay?.exports));
+      await waitUntil('the bridge\'s export of the node settled', async () => (await fetchStats(bridgeMetrics)).relay?.exports?.[name]?.buffered.events === 0, 5000);
+      const exported = (await fetchStats(bridgeMetrics)).relay?.exports?.[name];
+      // 300 events and the node's daemon messages (the bridge's streams announced), all acked.
+      assert.ok(exported !== undefined && exported.acked >= 300, `the bridge exported the node's events under its name: ${JSON.stringify(exported)}`);
+      assert.equal(exported.offered, exported.acked);
+      assert.match(exported?.nodeId ?? '', new RegExp(`^${name}@`));
+      const run = Object.values((await fetchStats(downstream)).relay?.jetstream?.nodes ?? {}).find((r) => r.host === name);
+      assert.deepEqual(run?.gaps, { alerts: 0, logs: 0, messages: 0 });
+      assert.deepEqual({ alerts: run?.lastSeq.alerts, logs: run?.lastSeq.logs }, { alerts: 100, logs: 200 });
+    } finally {
+      await bridge?.stop('SIGTERM');
+      await plain.stop('SIGTERM');
+    }
+  });
 });
 
 describe('relay - JetStream mode without NATS, and the command line', () => {
@@ -332,6 +369,9 @@ describe('relay - JetStream mode without NATS, and the command line', () => {
     const subjects = run('relay', [...base, '--from', 'nats://127.0.0.1:4222', '--subjects', 'kubearmor.>.x']);
     assert.equal(subjects.status, 2, subjects.stderr);
     assert.match(subjects.stderr, /ERR_CONFIG_INVALID: subjects: "kubearmor.>.x" is not a NATS subject filter/);
+    const loop = run('relay', [...base, '--from', 'nats://127.0.0.1:4222', '--export', 'nats://127.0.0.1:4222']);
+    assert.equal(loop.status, 2, loop.stderr);
+    assert.match(loop.stderr, /ERR_CONFIG_INVALID: export: cannot be used with --from/);
     const since = run('log', ['--gRPC', '127.0.0.1:1', '--since', 'last tuesday']);
     assert.equal(since.status, 2, since.stderr);
     assert.match(since.stderr, /ERR_CONFIG_INVALID: --since: "last tuesday" is neither a duration/);

@@ -28,6 +28,8 @@ import { FeedersFile, parseFeedersOption } from './feeders';
 import { Upstream, type UpstreamStats } from './upstream';
 import { isSubjectFilter, JetStreamSource, type JetStreamSourceStats } from './jetstream';
 import { Replays, type ReplayStats } from './replay';
+import { RelayExports } from './export';
+import type { ExportStats } from '../export';
 
 export { parseFeedersOption, parseFeedersText, FEEDERS_POLL_MS } from './feeders';
 export { scanEvent, newEventFields, fieldString, FIELD_HOST, FIELD_NAMESPACE, FIELD_OPERATION, FIELD_TYPE, type EventKind } from './scan';
@@ -48,6 +50,10 @@ export interface RelayStats {
   nodes: Record<string, NodeCounts>;
   /** Batches handed to the fan-out. */
   batches: number;
+  /** --feeders with --export: each node's export (by HostName; the relay's own under its --host). */
+  exports?: Record<string, ExportStats>;
+  /** --export: events of nodes past the exported-node limit, not exported. */
+  exportNodesOverLimit?: number;
   /** --from: the NATS connection, the consumers, per-node sequences and replays. */
   jetstream?: JetStreamSourceStats & { replays: ReplayStats };
   /**
@@ -103,13 +109,31 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
   const log = new DaemonLog({ cluster: config.cluster, host: config.host, hostIP: '', debug: config.debug, echo: options.echo ?? false });
   // The nodes throttled their alerts already: throttling them again would only lose more.
   const hub = new FanoutHub({ enabled: false, maxAlertPerSec: config.maxAlertPerSec, throttleSec: config.throttleSec }, config.host);
-  log.attach((encoded, us) => hub.publishMessage(encoded, us));
+  if (mode === 'jetstream' && config.export !== '') {
+    throw new ConfigError('export', 'cannot be used with --from: the relay would publish back to JetStream what it consumes from it; --export goes with --feeders');
+  }
+  // --export: set before any event exists, so the relay's first daemon messages are exported too.
+  const exports = config.export !== '' ? new RelayExports({ ...config }, log) : undefined;
+  log.attach((encoded, us) => {
+    hub.publishMessage(encoded, us);
+    exports?.offerMessage(encoded);
+  });
   const tls = config.tlsEnabled ? await ServerTls.start({ certPath: config.tlsCertPath, provider: config.tlsCertProvider, log }) : undefined;
+  try {
+    // A stream that does not take our subjects stops the start here; an unreachable NATS does not.
+    await exports?.start();
+  } catch (err) {
+    tls?.close();
+    throw err;
+  }
   // As upstream's relay: with TLS, mutual TLS towards the nodes too, from the same directory.
   const clientTls = config.tlsEnabled ? await loadClientTls(config.tlsCertPath, config.tlsCertProvider, 'tlsCertPath') : undefined;
   const credentials = clientTls !== undefined ? grpc.credentials.createSsl(clientTls.rootCerts, clientTls.privateKey, clientTls.certChain) : grpc.credentials.createInsecure();
 
-  const batcher = new RelayBatcher(hub);
+  const batcher = new RelayBatcher(
+    hub,
+    exports !== undefined ? { batch: (batch, node) => exports.offerBatch(batch, node), message: (message, node) => exports.offerMessage(message, node) } : undefined,
+  );
   const upstreams = new Map<string, Upstream>();
   const upstreamOptions = {
     backoff: { initialMs: config.relayBackoffInitialMs, maxMs: config.relayBackoffMaxMs },
@@ -149,8 +173,10 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
       clients: clientStats(hub, now),
       mainLoop: mainLoop.stats(server?.mainLoopStalls() ?? 0),
       ...(tls !== undefined ? { tls: tls.stats() } : {}),
+      ...(exports?.ownStats() !== undefined ? { export: exports.ownStats() } : {}),
       relay: {
         mode,
+        ...(exports !== undefined ? { exports: exports.stats(), exportNodesOverLimit: exports.overLimit } : {}),
         ...(source.kind === 'file' ? { feedersFile: source.path } : {}),
         upstreams: [...upstreams.values()].map((u) => u.stats()),
         nodes: Object.fromEntries([...batcher.nodes].map(([node, c]) => [node, { ...c }])),
@@ -191,6 +217,7 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
     if (config.metricsPort >= 0) metrics = await startMetrics(config.metricsBind, config.metricsPort, stats, config.metricsTLS ? tls : undefined);
   } catch (err) {
     tls?.close();
+    await exports?.close();
     await server?.shutdown(0);
     throw err instanceof ArmorfeedError ? err : new ArmorfeedError('ERR_CONFIG_INVALID', `cannot start: ${(err as Error).message}`);
   }
@@ -223,7 +250,12 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
       for (const u of upstreams.values()) u.stop();
       await jetstream?.close();
       batcher.flush();
-      await closeClients(hub, running, Date.now() + config.gracePeriodMs);
+      const deadline = Date.now() + config.gracePeriodMs;
+      // Clients and the export flush side by side, within the same grace period; what the
+      // export could not flush is counted export_shutdown.
+      await Promise.all([closeClients(hub, running, deadline), exports?.flush(deadline)]);
+      await exports?.flush(deadline);
+      await exports?.close();
       const final = stats();
       mainLoop.stop();
       await metrics?.close();
