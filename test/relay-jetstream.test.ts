@@ -215,6 +215,11 @@ describe('relay - JetStream mode: two nodes, one nats-server, two relays', () =>
         for (const n of nodes) assert.deepEqual(l.get(n.name), expected(1, n.next, false), `${n.name}'s logs, each once, in order`);
         const client = (await fetchStats(small.addresses.metrics)).clients.find((c) => c.open && c.stream === 'logs');
         assert.equal(client?.dropped.client_queue_full, 0, 'nothing dropped for want of room');
+        // Shutdown stops the replay's consumers first: its stream ends OK, like a live client's.
+        const stopped = small.stop('SIGTERM');
+        const status = await withTimeout(logs.ended, 10_000, 'the replaying stream to end');
+        assert.equal(status.code, grpc.status.OK, status.details);
+        assert.equal((await stopped).code, 0);
       } finally {
         replay.close();
       }

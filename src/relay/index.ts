@@ -1,16 +1,26 @@
 /**
- * `armorfeed relay`: one feeder.LogService for many nodes. Feeders mode dials every
- * node's feeder and serves the merged streams again, through the same server, fan-out,
- * per-client queues, filters, health and metrics as `serve`:
+ * `armorfeed relay`: one feeder.LogService for many nodes, through the same server,
+ * fan-out, per-client queues, filters, health and metrics as `serve`, from one of two
+ * sources.
+ *
+ * Feeders mode (`--feeders`) dials every node's feeder and serves the merged streams again:
  *
  *   node feeders --Watch* (3 streams each, reconnecting on their own)--> Upstream
  *     --protobuf bytes as they arrived--> RelayBatcher (one batch per node per tick)
  *     --> FanoutHub (per-client bounded queues) --> gRPC (grpc-js) --> clients
+ *                  └─> RelayExports (--export: each node on JetStream, export.ts)
+ *
+ * Events a node produced while the relay was not connected to it are not recovered (the
+ * protocol has no replay); the time each stream was disconnected is counted instead.
+ *
+ * JetStream mode (`--from`, jetstream.ts) consumes what the nodes exported, with ordered
+ * consumers of its own, counts holes in each node's sequence (upstream_gap), and serves
+ * replays (replay.ts) on consumers of the replaying client's own:
+ *
+ *   JetStream --ordered consumer per filter--> JetStreamSource --> RelayBatcher --> FanoutHub --> clients
+ *   JetStream --ordered consumers per replaying client, paced by it--> RelayBatcher --> FanoutHub (its own) --> that client
  *
  * Nothing is decoded and encoded again: an event leaves with the bytes it came with.
- * What the relay cannot do in this mode: events a node produced while the relay was not
- * connected to it are not recovered (the protocol has no replay); the time each stream
- * was disconnected is counted instead.
  */
 import * as os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
@@ -248,6 +258,7 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
       clearInterval(dropWatch);
       file?.stop();
       for (const u of upstreams.values()) u.stop();
+      replays?.stopAll();
       await jetstream?.close();
       batcher.flush();
       const deadline = Date.now() + config.gracePeriodMs;

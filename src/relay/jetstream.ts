@@ -369,7 +369,7 @@ export class JetStreamSource {
   stats(): JetStreamSourceStats {
     const seq = this.sequences;
     return {
-      servers: this.settings.connection.servers === undefined ? [] : ([] as string[]).concat(this.settings.connection.servers),
+      servers: typeof this.settings.connection.servers === 'string' ? [this.settings.connection.servers] : [...(this.settings.connection.servers ?? [])],
       stream: this.settings.stream,
       state: this.state,
       serving: this.servingNow,

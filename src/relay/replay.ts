@@ -72,6 +72,8 @@ export interface ReplaySettings {
 
 export class Replays {
   readonly counts: ReplayStats;
+  /** The stop of every replay running now. */
+  private readonly running = new Set<() => void>();
 
   constructor(
     private readonly source: JetStreamSource,
@@ -137,14 +139,23 @@ export class Replays {
       this.log.warn(`relay: replay for ${sub.info.id} failed: ${why}`);
       end(grpc.status.UNAVAILABLE, `ERR_REPLAY_UNAVAILABLE: cannot replay from JetStream stream ${this.source.stream}: ${why}`);
     });
-    return {
-      close: () => {
-        if (closed) return;
-        closed = true;
-        counts.active--;
-        for (const f of feeds) f.stop();
-        batcher.flush();
-      },
+    const stop = (): void => {
+      if (closed) return;
+      closed = true;
+      counts.active--;
+      this.running.delete(stop);
+      for (const f of feeds) f.stop();
+      batcher.flush();
     };
+    this.running.add(stop);
+    return { close: stop };
+  }
+
+  /**
+   * Stops every replay's consumers (shutdown, before the NATS connection closes): their
+   * clients keep what is queued and end with the others, not with UNAVAILABLE.
+   */
+  stopAll(): void {
+    for (const stop of [...this.running]) stop();
   }
 }
