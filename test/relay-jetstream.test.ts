@@ -18,7 +18,7 @@ import type { FeederStats } from '../src/feeder';
 import type { NodeRunStats } from '../src/relay';
 import { openStreams, type OpenStreams, type Watcher } from './helpers/client';
 import { seqLog } from './helpers/events';
-import { healthV1 } from './helpers/health';
+import { healthV1, watchHealth } from './helpers/health';
 import { freePorts, NatsServer } from './helpers/nats';
 import { armorfeedMain, fetchStats, startServe, type ServeProcess } from './helpers/serve';
 import { connectTo, frameOf, write } from './helpers/tcp';
@@ -336,6 +336,36 @@ describe('relay - JetStream mode: two nodes, one nats-server, two relays', () =>
     } finally {
       await bridge?.stop('SIGTERM');
       await plain.stop('SIGTERM');
+    }
+  });
+
+  test('relay - NATS killed and restarted: health goes NOT_SERVING and back, the consumers resume, nothing is lost or repeated', { timeout: 40_000 }, async () => {
+    const relay = relays[0];
+    const health = watchHealth(relay.addresses.health, 'feeder.LogService');
+    try {
+      const [alerts, logs] = clients[0].watchers;
+      const counts = new Map(nodes.map((n) => [n.name, { alerts: byNode(alerts).get(n.name)?.length ?? 0, logs: byNode(logs).get(n.name)?.length ?? 0 }]));
+      const gapsBefore = (await fetchStats(relay.addresses.metrics)).relay?.dropped.upstream_gap;
+      const from = nodes.map((n) => n.next);
+      await nats.kill();
+      await waitUntil('NOT_SERVING while NATS is gone', () => health.statuses.includes(NOT_SERVING), 10_000);
+      // The nodes' exports hold these until NATS is back.
+      await Promise.all(nodes.map((n) => produce(n, 300)));
+      await nats.restart();
+      await waitUntil('SERVING again', () => health.statuses[health.statuses.length - 1] === SERVING, 15_000);
+      for (const [i, n] of nodes.entries()) {
+        const c = counts.get(n.name) ?? { alerts: 0, logs: 0 };
+        await waitUntil(`${n.name}'s events after the restart`, () => (byNode(logs).get(n.name)?.length ?? 0) >= c.logs + 200 && (byNode(alerts).get(n.name)?.length ?? 0) >= c.alerts + 100, 20_000, async () => JSON.stringify({
+          got: { alerts: (byNode(alerts).get(n.name)?.length ?? 0) - c.alerts, logs: (byNode(logs).get(n.name)?.length ?? 0) - c.logs },
+          node: (await fetchStats(n.proc.addresses.metrics)).export,
+          relay: (await fetchStats(relay.addresses.metrics)).relay?.jetstream,
+        }));
+        assert.deepEqual(byNode(alerts).get(n.name)?.slice(c.alerts), expected(from[i], n.next, true), `${n.name}'s alerts across the restart`);
+        assert.deepEqual(byNode(logs).get(n.name)?.slice(c.logs), expected(from[i], n.next, false), `${n.name}'s logs across the restart`);
+      }
+      assert.equal((await fetchStats(relay.addresses.metrics)).relay?.dropped.upstream_gap, gapsBefore, 'no new gap');
+    } finally {
+      health.close();
     }
   });
 });

@@ -110,6 +110,15 @@ export interface FeedPacing {
   wanted(): boolean;
 }
 
+/**
+ * Lifetime of the shared feed's pull requests (the client's default is 30 s, with idle
+ * heartbeats at half of it). A pull the server lost (it restarted) is noticed by missed
+ * heartbeats and replaced: with 30 s a relay stood still for up to a minute after a NATS
+ * restart (test/relay-jetstream.test.ts), with 5 s for a few seconds, for one pull
+ * request every 5 s when idle.
+ */
+const CONSUME_EXPIRES_MS = 5000;
+
 /** Largest pull of a paced feed, and how long one waits for messages (live) before the next. */
 const PACED_MAX_MESSAGES = 4096;
 const PACED_EXPIRES_MS = 1000;
@@ -193,7 +202,7 @@ export class OrderedFeed {
   private async consumeAll(): Promise<void> {
     const consumer = await this.js.consumers.get(this.stream, this.consumerOptions());
     if (this.stopped) return;
-    this.messages = await consumer.consume({ max_messages: 4096, callback: (msg) => this.deliver(msg) });
+    this.messages = await consumer.consume({ max_messages: 4096, expires: CONSUME_EXPIRES_MS, callback: (msg) => this.deliver(msg) });
     if (this.stopped) {
       void this.messages.close();
       return;
