@@ -35,7 +35,10 @@ export type ErrorCode =
   | 'ERR_EXPORT_UNREACHABLE'
   | 'ERR_EXPORT_STREAM_MISMATCH'
   | 'ERR_EXPORT_STREAM'
-  | 'ERR_EXPORT_CHECK_FAILED';
+  | 'ERR_EXPORT_CHECK_FAILED'
+  | 'ERR_REPLAY_INVALID'
+  | 'ERR_REPLAY_LIMIT'
+  | 'ERR_REPLAY_UNAVAILABLE';
 
 export class ArmorfeedError extends Error {
   readonly code: ErrorCode;
@@ -126,6 +129,21 @@ export class ExportStreamError extends ArmorfeedError {
 export class ExportCheckError extends ArmorfeedError {
   constructor(why: string) {
     super('ERR_EXPORT_CHECK_FAILED', why);
+  }
+}
+
+/**
+ * relay --from: a client's replay request (x-armorfeed-since, x-armorfeed-after-seq) was
+ * refused. ERR_REPLAY_INVALID: the value cannot be read (the stream ends INVALID_ARGUMENT);
+ * ERR_REPLAY_LIMIT: relayMaxReplays clients replay already (RESOURCE_EXHAUSTED);
+ * ERR_REPLAY_UNAVAILABLE: the relay cannot reach JetStream now (UNAVAILABLE).
+ */
+export type ReplayErrorCode = 'ERR_REPLAY_INVALID' | 'ERR_REPLAY_LIMIT' | 'ERR_REPLAY_UNAVAILABLE';
+
+export class ReplayError extends ArmorfeedError {
+  declare readonly code: ReplayErrorCode;
+  constructor(code: ReplayErrorCode, message: string) {
+    super(code, message);
   }
 }
 

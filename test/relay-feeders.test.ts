@@ -288,10 +288,10 @@ describe('relay - command line', () => {
     return { status: r.status, stderr: r.stderr };
   };
 
-  test('relay - without --feeders, or with a bad entry, exits 2 with a coded error', () => {
+  test('relay - without --feeders (or --from), or with a bad entry, exits 2 with a coded error', () => {
     const none = run(['--gRPC', '0', '--metricsPort', '-1']);
     assert.equal(none.status, 2, none.stderr);
-    assert.match(none.stderr, /ERR_CONFIG_INVALID: feeders: is required/);
+    assert.match(none.stderr, /ERR_CONFIG_INVALID: from: is required, or --feeders/);
     const missing = run(['--feeders', '/nonexistent/feeders', '--gRPC', '0', '--metricsPort', '-1']);
     assert.equal(missing.status, 2, missing.stderr);
     assert.match(missing.stderr, /ERR_CONFIG_FILE: feeders: .* is neither HOST:PORT/);

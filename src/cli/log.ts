@@ -25,6 +25,7 @@ interface LogFlags extends Omit<FilterOptions, 'labels'> {
   serverFilter: boolean;
   clientName?: string;
   node?: string;
+  since?: string;
   backoffInitial: string;
   backoffMax: string;
   healthTimeout: string;
@@ -51,6 +52,23 @@ export function resolveTarget(flag: string | undefined, env: string | undefined)
   }
   if (/\s/.test(raw)) throw new ConfigError(from, `${JSON.stringify(raw)} is not a host:port`);
   return { target: raw, from };
+}
+
+const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `--since`: a duration back from `now` (10m, 1h30m, 2d) or an RFC 3339 time; returned as RFC 3339 (UTC). */
+export function parseSince(value: string, now = Date.now()): string {
+  const v = value.trim();
+  if (/^(\d+(ms|s|m|h|d))+$/.test(v)) {
+    let ms = 0;
+    for (const m of v.matchAll(/(\d+)(ms|s|m|h|d)/g)) ms += Number(m[1]) * DURATION_UNIT_MS[m[2]];
+    return new Date(now - ms).toISOString();
+  }
+  if (/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i.test(v)) {
+    const ms = Date.parse(v);
+    if (Number.isFinite(ms)) return new Date(ms).toISOString();
+  }
+  throw new ConfigError('--since', `${JSON.stringify(value)} is neither a duration (10m, 1h30m, 2d) nor an RFC 3339 time (2026-01-02T15:04:05Z)`);
 }
 
 function parseInteger(flag: string, value: string, min: number, max: number): number {
@@ -107,6 +125,7 @@ export function logOptionsFromFlags(flags: LogFlags, env: NodeJS.ProcessEnv): Lo
     serverFilter: flags.serverFilter,
     clientName: flags.clientName,
     ...(flags.node !== undefined ? { node: flags.node } : {}),
+    ...(flags.since !== undefined ? { since: parseSince(flags.since) } : {}),
     backoff: { initialMs: backoffInitial, maxMs: backoffMax },
     healthTimeoutMs: parseInteger('--health-timeout', flags.healthTimeout, 1, 3_600_000),
     statusIntervalMs: 1000,
@@ -137,6 +156,7 @@ export function registerLog(program: Command): void {
     .option('--server-filter', 'ask an armorfeed server to apply --namespace/--operation/--logType before sending (upstream servers ignore it)', true)
     .option('--no-server-filter', 'filter on this side only')
     .option('--node <name>', 'show only events of this node (their HostName); an armorfeed server or relay filters before sending')
+    .option('--since <when>', 'replay from an armorfeed relay on JetStream: events since a duration ago (10m, 1h30m) or an RFC 3339 time, then live (upstream servers ignore it)')
     .option('--client-name <name>', 'name this client in the server\'s metrics (x-armorfeed-client metadata)')
     .option('--backoff-initial <ms>', 'first reconnect delay in ms', '250')
     .option('--backoff-max <ms>', 'largest reconnect delay in ms', '10000')

@@ -26,14 +26,20 @@ function upstreamLines(stats: FeederStats): string[] {
       .join(' ');
     return `upstream ${u.id}: ${per}`;
   });
-  lines.push(`relay batches=${relay.batches} dropped malformed_upstream=${relay.dropped.malformed_upstream}`);
+  const js = relay.jetstream;
+  if (js !== undefined) {
+    for (const c of js.consumers) lines.push(`consumer ${c.filter}: ${c.state} delivered=${c.delivered} pending=${c.pending} recreated=${c.recreated}`);
+    for (const [host, g] of Object.entries(js.gaps)) lines.push(`node ${host}: upstream_gap alerts=${g.alerts} logs=${g.logs} messages=${g.messages}`);
+    lines.push(`replays started=${js.replays.started} refused=${js.replays.refused} failed=${js.replays.failed}`);
+  }
+  lines.push(`relay batches=${relay.batches} dropped malformed_upstream=${relay.dropped.malformed_upstream} upstream_gap=${relay.dropped.upstream_gap}`);
   return lines;
 }
 
 export function registerRelay(program: Command): void {
   const cmd = program
     .command('relay')
-    .description('serve feeder.LogService for a cluster: dial every node\'s feeder (--feeders) and merge their streams, each reconnecting on its own');
+    .description('serve feeder.LogService for a cluster: from NATS JetStream (--from, with replay) or by dialling every node\'s feeder (--feeders), each stream reconnecting on its own');
   addConfigOptions(cmd, 'relay');
   cmd.action(async (opts: Record<string, unknown>, self: Command) => {
     try {
@@ -74,6 +80,10 @@ async function runRelay(config: FeederConfig): Promise<void> {
   if (a.metrics !== undefined) tokens.push(`metrics=${a.metrics}`);
   process.stderr.write(`armorfeed: listening ${tokens.join(' ')}\n`);
   const r = relay.stats().relay;
+  if (r?.mode === 'jetstream') {
+    process.stderr.write(`armorfeed: relaying JetStream stream ${config.exportStream} from ${config.from}; queueSize=${config.queueSize} relayMaxReplays=${config.relayMaxReplays}\n`);
+    return;
+  }
   const from = r?.feedersFile !== undefined ? ` from ${r.feedersFile} (re-read when it changes)` : '';
   process.stderr.write(`armorfeed: relaying ${r?.upstreams.length ?? 0} upstreams${from}; queueSize=${config.queueSize}\n`);
 }

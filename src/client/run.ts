@@ -30,6 +30,8 @@ export interface LogRunOptions {
   reconnect: boolean;
   serverFilter: boolean;
   clientName?: string;
+  /** `--since`: replay from this RFC 3339 time (a relay on JetStream), then live. */
+  since?: string;
   /** `--node`: only events (and Messages) whose HostName is this; asked of the server too unless serverFilter is off. */
   node?: string;
   backoff: BackoffOptions;
@@ -151,6 +153,7 @@ export async function runLog(opts: LogRunOptions): Promise<LogRunResult> {
       : undefined,
     clientName: opts.clientName,
     ...(opts.serverFilter && opts.node !== undefined ? { node: opts.node } : {}),
+    ...(opts.since !== undefined ? { since: opts.since } : {}),
     reconnect: opts.reconnect,
     backoff: opts.backoff,
     healthTimeoutMs: opts.healthTimeoutMs,

@@ -53,6 +53,11 @@ export interface WatchOptions {
   clientName?: string;
   /** Per-node view: sent as x-armorfeed-node on every stream (an armorfeed server or relay filters on HostName). */
   node?: string;
+  /**
+   * Replay (an armorfeed relay on JetStream): x-armorfeed-since with this RFC 3339 time on
+   * the first session's streams; a session after a break continues live.
+   */
+  since?: string;
   reconnect: boolean;
   backoff: BackoffOptions;
   /** Deadline of the HealthCheck call, in ms (karmor sets none; a hung peer must not stall us). */
@@ -169,6 +174,12 @@ export class FeederWatch {
     }
   }
 
+  private streamMetadata(name: StreamName): grpc.Metadata {
+    const metadata = name === 'messages' ? this.commonMetadata.clone() : this.alertLogMetadata.clone();
+    if (!this.everUp && this.opts.since !== undefined) metadata.set(filterMetadataKeys.since, this.opts.since);
+    return metadata;
+  }
+
   /** Runs until stop() (resolves) or a failure that must not be retried (rejects). */
   run(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -230,7 +241,7 @@ export class FeederWatch {
         (req) => Buffer.from(types.RequestMessage.encode(types.RequestMessage.create(req)).finish()),
         (buf) => decodeWire(msgType, buf),
         { Filter: name === 'messages' ? '' : this.opts.logFilter },
-        name === 'messages' ? this.commonMetadata.clone() : this.alertLogMetadata.clone(),
+        this.streamMetadata(name),
       );
       call.on('data', (rec: WireRecord) => {
         if (!session.closing) this.events.onEvent(name, rec);

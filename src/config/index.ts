@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors';
 import { certProviders, DEFAULT_TLS_CERT_PATH, type CertProvider } from '../tls/files';
-import { validateExportConfig } from '../export/options';
+import { validateExportConfig, validateNatsAccess } from '../export/options';
 
 export type SourceKind = 'synthetic' | 'socket' | 'tcp' | 'jsonl' | 'none';
 
@@ -117,6 +117,12 @@ export interface FeederConfig {
   relayBackoffMaxMs: number;
   /** relay: deadline of the HealthCheck that precedes each upstream stream, in ms. */
   relayHealthTimeoutMs: number;
+  /** relay: the JetStream servers to consume (`nats://HOST:PORT,...`); exclusive with feeders. */
+  from: string;
+  /** relay --from: subject filters to consume, comma-separated ('' = `<exportSubjectPrefix>.>`). */
+  subjects: string;
+  /** relay --from: clients replaying at once (x-armorfeed-since / x-armorfeed-after-seq), each on its own consumer. */
+  relayMaxReplays: number;
   /** NATS JetStream export: comma-separated nats:// or tls:// URLs ('' = off). src/export. */
   export: string;
   /** Subjects are `<prefix>.<cluster>.<node>.alerts|logs|messages`. */
@@ -262,6 +268,11 @@ export function defaultConfig(): FeederConfig {
     // 5 s of the last attempt, and 3 streams x N nodes of attempts a few per second.
     relayBackoffMaxMs: 5000,
     relayHealthTimeoutMs: 5000,
+    from: '',
+    subjects: '',
+    // Each replay is a consumer on the server and a private queue here; 16 covers a few
+    // operators and collectors catching up at once.
+    relayMaxReplays: 16,
     export: '',
     exportSubjectPrefix: 'kubearmor',
     exportStream: 'KUBEARMOR',
@@ -343,25 +354,28 @@ export const optionSpecs: readonly OptionSpec[] = [
   { key: 'relayBackoffInitialMs', flag: 'relayBackoffInitialMs', kind: 'int', min: 1, max: 600_000, describe: 'first delay before a broken upstream stream is reopened, ms (doubles, jittered)', commands: RELAY },
   { key: 'relayBackoffMaxMs', flag: 'relayBackoffMaxMs', kind: 'int', min: 1, max: 3_600_000, describe: 'largest delay between attempts to reopen an upstream stream, ms', commands: RELAY },
   { key: 'relayHealthTimeoutMs', flag: 'relayHealthTimeoutMs', kind: 'int', min: 1, max: 600_000, describe: 'deadline of the HealthCheck before each upstream stream opens, ms', commands: RELAY },
-  { key: 'export', flag: 'export', kind: 'string', describe: 'export every event to NATS JetStream: nats://HOST:PORT[,nats://...] (tls:// for TLS; empty = off; credentials only from the export*File options)' },
-  { key: 'exportSubjectPrefix', flag: 'exportSubjectPrefix', kind: 'string', describe: 'export subjects are PREFIX.<cluster>.<node>.alerts|logs|messages' },
-  { key: 'exportStream', flag: 'exportStream', kind: 'string', describe: 'JetStream stream (created with subjects PREFIX.> when missing; an existing one is used as it is)' },
-  { key: 'exportMaxAgeSec', flag: 'exportMaxAgeSec', kind: 'int', min: 0, max: 10 * 365 * 86_400, describe: 'created stream: max age in seconds (0 = no limit)' },
-  { key: 'exportMaxBytes', flag: 'exportMaxBytes', kind: 'int', min: -1, max: Number.MAX_SAFE_INTEGER, describe: 'created stream: max bytes, oldest discarded past it (-1 = no limit)' },
-  { key: 'exportReplicas', flag: 'exportReplicas', kind: 'int', min: 1, max: 5, describe: 'created stream: replicas (needs a NATS cluster of as many JetStream servers)' },
-  { key: 'exportDuplicateWindowSec', flag: 'exportDuplicateWindowSec', kind: 'int', min: 1, max: 86_400, describe: 'created stream: duplicate window in seconds (a retried publish is stored once within it)' },
-  { key: 'exportBufferEvents', flag: 'exportBufferEvents', kind: 'int', min: 1, max: 100_000_000, describe: 'events held for the export while NATS is slow or down (past it: export_buffer_full)' },
-  { key: 'exportBufferBytes', flag: 'exportBufferBytes', kind: 'int', min: 65_536, max: 64 * 1024 * 1024 * 1024, describe: 'payload bytes held for the export (past it: export_buffer_full)' },
-  { key: 'exportInFlight', flag: 'exportInFlight', kind: 'int', min: 1, max: 65_536, describe: 'most publishes awaiting their JetStream ack (the in-flight window)' },
-  { key: 'exportAckTimeoutMs', flag: 'exportAckTimeoutMs', kind: 'int', min: 100, max: 600_000, describe: 'ms to wait for a publish ack before sending it again (same Nats-Msg-Id)' },
-  { key: 'exportMaxAttempts', flag: 'exportMaxAttempts', kind: 'int', min: 1, max: 1000, describe: 'ack timeouts on a live connection before an event is given up (export_timeout)' },
-  { key: 'exportCredsFile', flag: 'exportCredsFile', kind: 'string', describe: 'NATS .creds file (JWT and nkey seed), re-read at each connect' },
-  { key: 'exportNkeyFile', flag: 'exportNkeyFile', kind: 'string', describe: 'file holding a NATS nkey seed' },
-  { key: 'exportUserFile', flag: 'exportUserFile', kind: 'string', describe: 'file holding a NATS user name (line 1) and password (line 2)' },
-  { key: 'exportTokenFile', flag: 'exportTokenFile', kind: 'string', describe: 'file holding a NATS auth token' },
-  { key: 'exportTlsCaFile', flag: 'exportTlsCaFile', kind: 'string', describe: 'CA bundle the NATS servers are verified with (turns TLS on)' },
-  { key: 'exportTlsCertFile', flag: 'exportTlsCertFile', kind: 'string', describe: 'client certificate for NATS TLS client auth (with exportTlsKeyFile)' },
-  { key: 'exportTlsKeyFile', flag: 'exportTlsKeyFile', kind: 'string', describe: 'key of exportTlsCertFile' },
+  { key: 'from', flag: 'from', kind: 'string', describe: 'relay from NATS JetStream: nats://HOST:PORT[,...] (tls:// for TLS; credentials and TLS from the export*File options; exclusive with --feeders)', commands: RELAY },
+  { key: 'subjects', flag: 'subjects', kind: 'string', describe: 'with --from: subject filters to consume, comma-separated, e.g. one cluster (PREFIX.c1.>) or one node (default PREFIX.>)', commands: RELAY },
+  { key: 'relayMaxReplays', flag: 'relayMaxReplays', kind: 'int', min: 0, max: 10_000, describe: 'with --from: clients replaying history at once (x-armorfeed-since); more are refused with RESOURCE_EXHAUSTED', commands: RELAY },
+  { key: 'export', flag: 'export', kind: 'string', describe: 'export every event to NATS JetStream: nats://HOST:PORT[,nats://...] (tls:// for TLS; empty = off; credentials only from the export*File options)', commands: SERVE_AND_RELAY },
+  { key: 'exportSubjectPrefix', flag: 'exportSubjectPrefix', kind: 'string', describe: 'export subjects are PREFIX.<cluster>.<node>.alerts|logs|messages', commands: SERVE_AND_RELAY },
+  { key: 'exportStream', flag: 'exportStream', kind: 'string', describe: 'JetStream stream (created with subjects PREFIX.> when missing; an existing one is used as it is)', commands: SERVE_AND_RELAY },
+  { key: 'exportMaxAgeSec', flag: 'exportMaxAgeSec', kind: 'int', min: 0, max: 10 * 365 * 86_400, describe: 'created stream: max age in seconds (0 = no limit)', commands: SERVE_AND_RELAY },
+  { key: 'exportMaxBytes', flag: 'exportMaxBytes', kind: 'int', min: -1, max: Number.MAX_SAFE_INTEGER, describe: 'created stream: max bytes, oldest discarded past it (-1 = no limit)', commands: SERVE_AND_RELAY },
+  { key: 'exportReplicas', flag: 'exportReplicas', kind: 'int', min: 1, max: 5, describe: 'created stream: replicas (needs a NATS cluster of as many JetStream servers)', commands: SERVE_AND_RELAY },
+  { key: 'exportDuplicateWindowSec', flag: 'exportDuplicateWindowSec', kind: 'int', min: 1, max: 86_400, describe: 'created stream: duplicate window in seconds (a retried publish is stored once within it)', commands: SERVE_AND_RELAY },
+  { key: 'exportBufferEvents', flag: 'exportBufferEvents', kind: 'int', min: 1, max: 100_000_000, describe: 'events held for the export while NATS is slow or down (past it: export_buffer_full)', commands: SERVE_AND_RELAY },
+  { key: 'exportBufferBytes', flag: 'exportBufferBytes', kind: 'int', min: 65_536, max: 64 * 1024 * 1024 * 1024, describe: 'payload bytes held for the export (past it: export_buffer_full)', commands: SERVE_AND_RELAY },
+  { key: 'exportInFlight', flag: 'exportInFlight', kind: 'int', min: 1, max: 65_536, describe: 'most publishes awaiting their JetStream ack (the in-flight window)', commands: SERVE_AND_RELAY },
+  { key: 'exportAckTimeoutMs', flag: 'exportAckTimeoutMs', kind: 'int', min: 100, max: 600_000, describe: 'ms to wait for a publish ack before sending it again (same Nats-Msg-Id)', commands: SERVE_AND_RELAY },
+  { key: 'exportMaxAttempts', flag: 'exportMaxAttempts', kind: 'int', min: 1, max: 1000, describe: 'ack timeouts on a live connection before an event is given up (export_timeout)', commands: SERVE_AND_RELAY },
+  { key: 'exportCredsFile', flag: 'exportCredsFile', kind: 'string', describe: 'NATS .creds file (JWT and nkey seed), re-read at each connect', commands: SERVE_AND_RELAY },
+  { key: 'exportNkeyFile', flag: 'exportNkeyFile', kind: 'string', describe: 'file holding a NATS nkey seed', commands: SERVE_AND_RELAY },
+  { key: 'exportUserFile', flag: 'exportUserFile', kind: 'string', describe: 'file holding a NATS user name (line 1) and password (line 2)', commands: SERVE_AND_RELAY },
+  { key: 'exportTokenFile', flag: 'exportTokenFile', kind: 'string', describe: 'file holding a NATS auth token', commands: SERVE_AND_RELAY },
+  { key: 'exportTlsCaFile', flag: 'exportTlsCaFile', kind: 'string', describe: 'CA bundle the NATS servers are verified with (turns TLS on)', commands: SERVE_AND_RELAY },
+  { key: 'exportTlsCertFile', flag: 'exportTlsCertFile', kind: 'string', describe: 'client certificate for NATS TLS client auth (with exportTlsKeyFile)', commands: SERVE_AND_RELAY },
+  { key: 'exportTlsKeyFile', flag: 'exportTlsKeyFile', kind: 'string', describe: 'key of exportTlsCertFile', commands: SERVE_AND_RELAY },
 ];
 
 const specByKey = new Map(optionSpecs.map((s) => [s.key as string, s]));
@@ -595,6 +609,7 @@ export function validate(config: FeederConfig): FeederConfig {
     throw new ConfigError('maxEventBytes', `must be at most half of ringSize (${config.ringSize}), got ${config.maxEventBytes}`);
   }
   validateExportConfig(config);
+  if (config.from !== '') validateNatsAccess(config, config.from, 'from');
   return config;
 }
 

@@ -37,8 +37,8 @@ function authenticator(config: ExportConfig): Authenticator | undefined {
   return undefined;
 }
 
-export function connectionOptions(config: ExportConfig, name: string): NodeConnectionOptions {
-  const servers = parseServers(config.export);
+/** `servers`: the export's by default; relay --from passes its own. */
+export function connectionOptions(config: ExportConfig, name: string, servers: string[] = parseServers(config.export)): NodeConnectionOptions {
   const auth = authenticator(config);
   const wantsTls = config.exportTlsCaFile !== '' || config.exportTlsCertFile !== '' || servers.some((s) => s.startsWith('tls://'));
   return {

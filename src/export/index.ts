@@ -17,3 +17,5 @@ export { exportDropReasons, type ExportDropReason } from './buffer';
 export { exportCheck, type ExportCheckReport } from './check';
 export { HEADER_MSG_ID, HEADER_NODE_ID, HEADER_SEQ, HEADER_UPDATED_TIME, subjectsFor, subjectToken, type ExportStreamKind } from './subjects';
 export type { ExportConfig } from './options';
+export { connectionOptions } from './connection';
+export { parseServers } from './options';

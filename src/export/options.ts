@@ -31,24 +31,27 @@ export interface ExportConfig {
 
 const SCHEMES = ['nats:', 'tls:'];
 
-/** The server URLs of `--export`, each checked: a scheme NATS takes, a host, a port, no credentials. */
-export function parseServers(value: string): string[] {
+/**
+ * The server URLs of `--export` (or relay's `--from`: `key`), each checked: a scheme NATS
+ * takes, a host, a port, no credentials.
+ */
+export function parseServers(value: string, key = 'export'): string[] {
   const list = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  if (list.length === 0) throw new ConfigError('export', 'needs at least one nats://HOST:PORT');
+  if (list.length === 0) throw new ConfigError(key, 'needs at least one nats://HOST:PORT');
   for (const raw of list) {
     let url: URL;
     try {
       url = new URL(raw);
     } catch {
-      throw new ConfigError('export', `"${raw}" is not a URL; expected nats://HOST:PORT or tls://HOST:PORT`);
+      throw new ConfigError(key, `"${raw}" is not a URL; expected nats://HOST:PORT or tls://HOST:PORT`);
     }
-    if (!SCHEMES.includes(url.protocol)) throw new ConfigError('export', `"${raw}": the scheme must be nats:// or tls://, got ${url.protocol}//`);
-    if (url.hostname === '') throw new ConfigError('export', `"${raw}" names no host`);
+    if (!SCHEMES.includes(url.protocol)) throw new ConfigError(key, `"${raw}": the scheme must be nats:// or tls://, got ${url.protocol}//`);
+    if (url.hostname === '') throw new ConfigError(key, `"${raw}" names no host`);
     if (url.username !== '' || url.password !== '') {
-      throw new ConfigError('export', `"${raw}" carries credentials; give them in a file instead (exportUserFile, exportTokenFile, exportNkeyFile or exportCredsFile)`);
+      throw new ConfigError(key, `"${raw}" carries credentials; give them in a file instead (exportUserFile, exportTokenFile, exportNkeyFile or exportCredsFile)`);
     }
     if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '') {
-      throw new ConfigError('export', `"${raw}": expected nats://HOST:PORT only, without a path or query`);
+      throw new ConfigError(key, `"${raw}": expected nats://HOST:PORT only, without a path or query`);
     }
   }
   return list;
@@ -85,12 +88,20 @@ function checkReadable(key: string, file: string): void {
 /** Every export check that single values cannot express; nothing is checked when the export is off. */
 export function validateExportConfig(config: ExportConfig): void {
   if (config.export === '') return;
-  parseServers(config.export);
-  checkSubjectPrefix(config.exportSubjectPrefix);
-  checkStreamName(config.exportStream);
+  validateNatsAccess(config, config.export, 'export');
   if (config.exportInFlight > config.exportBufferEvents) {
     throw new ConfigError('exportInFlight', `must be at most exportBufferEvents (${config.exportBufferEvents}): publishes in flight are held in the buffer, got ${config.exportInFlight}`);
   }
+}
+
+/**
+ * What the export and relay --from share: the servers (`servers`, read from option `key`),
+ * the subject prefix, the stream name, the credential and TLS files.
+ */
+export function validateNatsAccess(config: ExportConfig, servers: string, key: string): void {
+  parseServers(servers, key);
+  checkSubjectPrefix(config.exportSubjectPrefix);
+  checkStreamName(config.exportStream);
   const auth = (['exportCredsFile', 'exportNkeyFile', 'exportUserFile', 'exportTokenFile'] as const).filter((k) => config[k] !== '');
   if (auth.length > 1) throw new ConfigError(auth[1], `only one of exportCredsFile, exportNkeyFile, exportUserFile, exportTokenFile may be set; also got ${auth[0]}`);
   for (const key of [...auth, 'exportTlsCaFile', 'exportTlsCertFile', 'exportTlsKeyFile'] as const) {

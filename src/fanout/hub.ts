@@ -31,6 +31,12 @@ export class FanoutHub {
     logs: new Set(),
     messages: new Set(),
   };
+  /**
+   * Subscribers fed by something else (a relay client replaying from JetStream on its own
+   * consumer): counted, listed, drained and shut down with the rest, never offered this
+   * hub's batches.
+   */
+  private readonly ownFeed = new Set<Subscriber>();
   private readonly closed: Subscriber[] = [];
   private readonly throttle: AlertThrottle | undefined;
   readonly counters: HubCounters = { alertsEncoded: 0, logsEncoded: 0, messagesPublished: 0, throttled: 0, notices: 0 };
@@ -56,14 +62,15 @@ export class FanoutHub {
     return `${stream}-${this.nextId++}`;
   }
 
-  add(sub: Subscriber): void {
+  /** `ownFeed`: the subscriber is fed elsewhere (see `ownFeed`); this hub only accounts for it. */
+  add(sub: Subscriber, ownFeed = false): void {
     if (this.shuttingDown) sub.beginShutdown();
-    this.subscribers[sub.info.stream].add(sub);
+    (ownFeed ? this.ownFeed : this.subscribers[sub.info.stream]).add(sub);
     for (const l of this.listeners) l(sub.info.stream, 1);
   }
 
   remove(sub: Subscriber): void {
-    if (!this.subscribers[sub.info.stream].delete(sub)) return;
+    if (!this.subscribers[sub.info.stream].delete(sub) && !this.ownFeed.delete(sub)) return;
     sub.close();
     this.closed.push(sub);
     if (this.closed.length > RETAIN_CLOSED) this.closed.shift();
@@ -76,17 +83,19 @@ export class FanoutHub {
   }
 
   count(kind?: StreamKind): number {
-    if (kind !== undefined) return this.subscribers[kind].size;
-    return this.subscribers.alerts.size + this.subscribers.logs.size + this.subscribers.messages.size;
+    let own = 0;
+    for (const s of this.ownFeed) if (kind === undefined || s.info.stream === kind) own++;
+    if (kind !== undefined) return this.subscribers[kind].size + own;
+    return this.subscribers.alerts.size + this.subscribers.logs.size + this.subscribers.messages.size + own;
   }
 
   /** Open subscribers first, then recently closed ones (kept for stats). */
   all(): Subscriber[] {
-    return [...this.subscribers.messages, ...this.subscribers.alerts, ...this.subscribers.logs, ...this.closed];
+    return [...this.subscribers.messages, ...this.subscribers.alerts, ...this.subscribers.logs, ...this.ownFeed, ...this.closed];
   }
 
   openSubscribers(): Subscriber[] {
-    return [...this.subscribers.messages, ...this.subscribers.alerts, ...this.subscribers.logs];
+    return [...this.subscribers.messages, ...this.subscribers.alerts, ...this.subscribers.logs, ...this.ownFeed];
   }
 
   /**

@@ -140,6 +140,21 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     upstreamRows(s, (v) => v.malformed).map(([l, n]) => [{ ...l, reason: 'malformed_upstream' }, n] as [Labels, number]), stats);
   counterFrom(r, 'armorfeed_relay_node_events_total', 'Events relayed per node (the HostName they carry) and stream', ['node', 'stream'], (s) =>
     Object.entries(s.relay?.nodes ?? {}).flatMap(([node, c]) => (['alerts', 'logs', 'messages'] as const).map((stream) => [{ node, stream }, c[stream]] as [Labels, number])), stats);
+  // armorfeed relay --from: per node and stream, the Armorfeed-Seq numbers that never arrived.
+  counterFrom(r, 'armorfeed_relay_upstream_gap_total', 'Events missing from a node\'s sequence (Armorfeed-Seq) in JetStream: the node\'s export dropped them or the stream lost them (relay --from)', ['node', 'stream'], (s) =>
+    Object.entries(s.relay?.jetstream?.gaps ?? {}).flatMap(([node, g]) => (['alerts', 'logs', 'messages'] as const).map((stream) => [{ node, stream }, g[stream]] as [Labels, number])), stats);
+  gaugeFrom(r, 'armorfeed_relay_nats_connected', 'Whether relay --from is connected to NATS with its consumers running (health SERVING)', [], (s) =>
+    s.relay?.jetstream === undefined ? [] : [[{}, s.relay.jetstream.serving ? 1 : 0]], stats);
+  gaugeFrom(r, 'armorfeed_relay_consumer_pending', 'Messages in the stream after the last one a relay consumer delivered (num_pending), per subject filter', ['filter'], (s) =>
+    (s.relay?.jetstream?.consumers ?? []).map((c) => [{ filter: c.filter }, c.pending] as [Labels, number]), stats);
+  counterFrom(r, 'armorfeed_relay_consumer_delivered_total', 'Messages a relay consumer delivered, per subject filter', ['filter'], (s) =>
+    (s.relay?.jetstream?.consumers ?? []).map((c) => [{ filter: c.filter }, c.delivered] as [Labels, number]), stats);
+  counterFrom(r, 'armorfeed_relay_consumer_recreated_total', 'Times a relay\'s ordered consumer was recreated (reconnects, missed heartbeats), per subject filter', ['filter'], (s) =>
+    (s.relay?.jetstream?.consumers ?? []).map((c) => [{ filter: c.filter }, c.recreated] as [Labels, number]), stats);
+  gaugeFrom(r, 'armorfeed_relay_replays_active', 'Clients replaying from JetStream on consumers of their own (x-armorfeed-since)', [], (s) =>
+    s.relay?.jetstream === undefined ? [] : [[{}, s.relay.jetstream.replays.active]], stats);
+  counterFrom(r, 'armorfeed_relay_replays_total', 'Replays by result: started, refused (over relayMaxReplays or NATS unreachable), failed (consumer not created)', ['result'], (s) =>
+    s.relay?.jetstream === undefined ? [] : (['started', 'refused', 'failed'] as const).map((result) => [{ result }, s.relay?.jetstream?.replays[result] ?? 0] as [Labels, number]), stats);
   // The export (--export): offered = acked + dropped (every reason) + buffered, exactly.
   counterFrom(r, 'armorfeed_export_events_total', 'Events handed to the NATS JetStream export (Alerts, Logs, daemon Messages)', [], (s) =>
     s.export === undefined ? [] : [[{}, s.export.offered]], stats);

@@ -60,7 +60,14 @@ export class RelayBatcher {
   /** Events whose bytes were not a well-formed message (dropped: clients could not decode them either). */
   malformed = 0;
 
-  constructor(private readonly hub: FanoutHub) {}
+  /**
+   * `observer`: sees every batch and daemon message with its node after the hub (relay
+   * --export offers them to the node's exporter).
+   */
+  constructor(
+    private readonly hub: FanoutHub,
+    private readonly observer?: { batch(batch: EncodedBatch, node: string): void; message(message: Buffer, node: string): void },
+  ) {}
 
   /**
    * One event as it arrived. Returns false when its bytes are not a well-formed message
@@ -77,6 +84,7 @@ export class RelayBatcher {
     if (kind === 'messages') {
       // Rare (daemon messages): the hub frames and offers each one.
       this.hub.publishMessage(message, arrivedUs, node);
+      this.observer?.message(message, node);
       return true;
     }
     if (!this.scheduled) {
@@ -139,6 +147,7 @@ export class RelayBatcher {
     p.logs = emptyPending();
     this.batches++;
     this.hub.publishBatch(batch, node);
+    this.observer?.batch(batch, node);
   }
 
   private buildStream(s: PendingStream, strings: string[], interned: Map<string, number>): EncodedStream {

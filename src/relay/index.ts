@@ -1,21 +1,32 @@
 /**
- * `armorfeed relay`: one feeder.LogService for many nodes. Feeders mode dials every
- * node's feeder and serves the merged streams again, through the same server, fan-out,
- * per-client queues, filters, health and metrics as `serve`:
+ * `armorfeed relay`: one feeder.LogService for many nodes, through the same server,
+ * fan-out, per-client queues, filters, health and metrics as `serve`, from one of two
+ * sources.
+ *
+ * Feeders mode (`--feeders`) dials every node's feeder and serves the merged streams again:
  *
  *   node feeders --Watch* (3 streams each, reconnecting on their own)--> Upstream
  *     --protobuf bytes as they arrived--> RelayBatcher (one batch per node per tick)
  *     --> FanoutHub (per-client bounded queues) --> gRPC (grpc-js) --> clients
+ *                  └─> RelayExports (--export: each node on JetStream, export.ts)
+ *
+ * Events a node produced while the relay was not connected to it are not recovered (the
+ * protocol has no replay); the time each stream was disconnected is counted instead.
+ *
+ * JetStream mode (`--from`, jetstream.ts) consumes what the nodes exported, with ordered
+ * consumers of its own, counts holes in each node's sequence (upstream_gap), and serves
+ * replays (replay.ts) on consumers of the replaying client's own:
+ *
+ *   JetStream --ordered consumer per filter--> JetStreamSource --> RelayBatcher --> FanoutHub --> clients
+ *   JetStream --ordered consumers per replaying client, paced by it--> RelayBatcher --> FanoutHub (its own) --> that client
  *
  * Nothing is decoded and encoded again: an event leaves with the bytes it came with.
- * What the relay cannot do in this mode: events a node produced while the relay was not
- * connected to it are not recovered (the protocol has no replay); the time each stream
- * was disconnected is counted instead.
  */
 import * as os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { defaultConfig, validate, type FeederConfig } from '../config';
-import { ArmorfeedError } from '../errors';
+import { ArmorfeedError, ConfigError } from '../errors';
+import { connectionOptions, parseServers } from '../export';
 import { ClientDropReporter, clientStats, FanoutHub } from '../fanout';
 import type { FeederAddresses, FeederStats } from '../feeder';
 import { DaemonLog } from '../messages';
@@ -25,14 +36,23 @@ import { loadClientTls, ServerTls } from '../tls';
 import { RelayBatcher, type NodeCounts } from './batcher';
 import { FeedersFile, parseFeedersOption } from './feeders';
 import { Upstream, type UpstreamStats } from './upstream';
+import { isSubjectFilter, JetStreamSource, type JetStreamSourceStats } from './jetstream';
+import { Replays, type ReplayStats } from './replay';
+import { RelayExports } from './export';
+import type { ExportStats } from '../export';
 
 export { parseFeedersOption, parseFeedersText, FEEDERS_POLL_MS } from './feeders';
 export { scanEvent, newEventFields, fieldString, FIELD_HOST, FIELD_NAMESPACE, FIELD_OPERATION, FIELD_TYPE, type EventKind } from './scan';
 export type { UpstreamStats, UpstreamStreamStats, UpstreamStreamState } from './upstream';
 export type { NodeCounts } from './batcher';
+export type { JetStreamSourceStats, ConsumerStats, ConsumerState, NatsState } from './jetstream';
+export type { NodeRunStats } from './sequence';
+export type { ReplayStats } from './replay';
+export { parseReplayRequest } from './replay';
+export { filterForKind } from './jetstream';
 
 export interface RelayStats {
-  mode: 'feeders';
+  mode: 'feeders' | 'jetstream';
   /** The feeders file, when --feeders names one. */
   feedersFile?: string;
   upstreams: UpstreamStats[];
@@ -40,8 +60,36 @@ export interface RelayStats {
   nodes: Record<string, NodeCounts>;
   /** Batches handed to the fan-out. */
   batches: number;
-  /** Drops of the relay's own (not per client): upstream bytes that were not a message. */
-  dropped: { malformed_upstream: number };
+  /** --feeders with --export: each node's export (by HostName; the relay's own under its --host). */
+  exports?: Record<string, ExportStats>;
+  /** --export: events of nodes past the exported-node limit, not exported. */
+  exportNodesOverLimit?: number;
+  /** --from: the NATS connection, the consumers, per-node sequences and replays. */
+  jetstream?: JetStreamSourceStats & { replays: ReplayStats };
+  /**
+   * What the relay did not get or could not pass on (not per client): upstream bytes that
+   * were not a message; Armorfeed-Seq numbers that never arrived from JetStream (--from).
+   */
+  dropped: { malformed_upstream: number; upstream_gap: number };
+}
+
+/** Which source the relay reads: exactly one of --from and --feeders. */
+function relaySource(config: FeederConfig): 'jetstream' | 'feeders' {
+  const from = config.from.trim() !== '';
+  const feeders = config.feeders.trim() !== '';
+  if (from && feeders) throw new ConfigError('from', '--from (JetStream) and --feeders (the nodes\' feeders) are exclusive: give one');
+  if (!from && !feeders) throw new ConfigError('from', 'is required, or --feeders: nats://HOST:PORT,... of the JetStream to relay from, or HOST:PORT,... of the feeders to dial');
+  return from ? 'jetstream' : 'feeders';
+}
+
+/** --subjects, or the whole prefix; each checked. */
+function subjectFilters(config: FeederConfig): string[] {
+  const list = config.subjects.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (list.length === 0) return [`${config.exportSubjectPrefix}.>`];
+  for (const f of list) {
+    if (!isSubjectFilter(f)) throw new ConfigError('subjects', `${JSON.stringify(f)} is not a NATS subject filter (dot-separated tokens, * for one token, > last)`);
+  }
+  return [...new Set(list)];
 }
 
 export interface Relay {
@@ -64,18 +112,38 @@ const noSlabStats = { slabs: 0, slabBytes: 0, inUse: 0, exhausted: 0, quarantine
 
 export async function createRelay(partial: Partial<FeederConfig> = {}, options: RelayOptions = {}): Promise<Relay> {
   const config = validate({ ...defaultConfig(), ...partial });
-  const source = parseFeedersOption(config.feeders);
+  const mode = relaySource(config);
+  const source = mode === 'feeders' ? parseFeedersOption(config.feeders) : { kind: 'list' as const, targets: [] };
+  const filters = mode === 'jetstream' ? subjectFilters(config) : [];
   const started = Date.now();
   const log = new DaemonLog({ cluster: config.cluster, host: config.host, hostIP: '', debug: config.debug, echo: options.echo ?? false });
   // The nodes throttled their alerts already: throttling them again would only lose more.
   const hub = new FanoutHub({ enabled: false, maxAlertPerSec: config.maxAlertPerSec, throttleSec: config.throttleSec }, config.host);
-  log.attach((encoded, us) => hub.publishMessage(encoded, us));
+  if (mode === 'jetstream' && config.export !== '') {
+    throw new ConfigError('export', 'cannot be used with --from: the relay would publish back to JetStream what it consumes from it; --export goes with --feeders');
+  }
+  // --export: set before any event exists, so the relay's first daemon messages are exported too.
+  const exports = config.export !== '' ? new RelayExports({ ...config }, log) : undefined;
+  log.attach((encoded, us) => {
+    hub.publishMessage(encoded, us);
+    exports?.offerMessage(encoded);
+  });
   const tls = config.tlsEnabled ? await ServerTls.start({ certPath: config.tlsCertPath, provider: config.tlsCertProvider, log }) : undefined;
+  try {
+    // A stream that does not take our subjects stops the start here; an unreachable NATS does not.
+    await exports?.start();
+  } catch (err) {
+    tls?.close();
+    throw err;
+  }
   // As upstream's relay: with TLS, mutual TLS towards the nodes too, from the same directory.
   const clientTls = config.tlsEnabled ? await loadClientTls(config.tlsCertPath, config.tlsCertProvider, 'tlsCertPath') : undefined;
   const credentials = clientTls !== undefined ? grpc.credentials.createSsl(clientTls.rootCerts, clientTls.privateKey, clientTls.certChain) : grpc.credentials.createInsecure();
 
-  const batcher = new RelayBatcher(hub);
+  const batcher = new RelayBatcher(
+    hub,
+    exports !== undefined ? { batch: (batch, node) => exports.offerBatch(batch, node), message: (message, node) => exports.offerMessage(message, node) } : undefined,
+  );
   const upstreams = new Map<string, Upstream>();
   const upstreamOptions = {
     backoff: { initialMs: config.relayBackoffInitialMs, maxMs: config.relayBackoffMaxMs },
@@ -115,24 +183,51 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
       clients: clientStats(hub, now),
       mainLoop: mainLoop.stats(server?.mainLoopStalls() ?? 0),
       ...(tls !== undefined ? { tls: tls.stats() } : {}),
+      ...(exports?.ownStats() !== undefined ? { export: exports.ownStats() } : {}),
       relay: {
-        mode: 'feeders',
+        mode,
+        ...(exports !== undefined ? { exports: exports.stats(), exportNodesOverLimit: exports.overLimit } : {}),
         ...(source.kind === 'file' ? { feedersFile: source.path } : {}),
         upstreams: [...upstreams.values()].map((u) => u.stats()),
         nodes: Object.fromEntries([...batcher.nodes].map(([node, c]) => [node, { ...c }])),
         batches: batcher.batches,
-        dropped: { malformed_upstream: batcher.malformed },
+        ...(jetstream !== undefined && replays !== undefined ? { jetstream: { ...jetstream.stats(), replays: { ...replays.counts } } } : {}),
+        dropped: { malformed_upstream: batcher.malformed, upstream_gap: jetstream?.sequences.gapsTotal ?? 0 },
       },
     };
   };
 
   let server: RunningServer | undefined;
+  let serving = false;
+  const jetstream =
+    mode === 'jetstream'
+      ? new JetStreamSource(
+          { connection: connectionOptions(config, `armorfeed-relay@${os.hostname()}`, parseServers(config.from, 'from')), stream: config.exportStream, filters },
+          (kind, payload, us) => {
+            batcher.add(kind, payload, us);
+          },
+          log,
+          (now) => {
+            serving = now;
+            if (closing === undefined) server?.setServing(now);
+          },
+        )
+      : undefined;
+  const replays =
+    jetstream !== undefined ? new Replays(jetstream, { limit: config.relayMaxReplays, filters, prefixTokens: config.exportSubjectPrefix.split('.').length, host: config.host }, log) : undefined;
   let metrics: MetricsServer | undefined;
   try {
-    server = await startServer({ bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, credentials: tls?.credentials, mainLoopStallMs: config.mainLoopStallMs }, hub, log);
+    server = await startServer(
+      { bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, credentials: tls?.credentials, mainLoopStallMs: config.mainLoopStallMs, ...(replays !== undefined ? { route: replays.route } : {}) },
+      hub,
+      log,
+    );
+    // --from: NOT_SERVING until connected to NATS with the consumers running.
+    if (jetstream !== undefined) server.setServing(serving);
     if (config.metricsPort >= 0) metrics = await startMetrics(config.metricsBind, config.metricsPort, stats, config.metricsTLS ? tls : undefined);
   } catch (err) {
     tls?.close();
+    await exports?.close();
     await server?.shutdown(0);
     throw err instanceof ArmorfeedError ? err : new ArmorfeedError('ERR_CONFIG_INVALID', `cannot start: ${(err as Error).message}`);
   }
@@ -152,6 +247,7 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
       : undefined;
   setFeeders(source.targets);
   file?.start();
+  jetstream?.start();
 
   const clientDrops = new ClientDropReporter(hub, log);
   const dropWatch = setInterval(() => clientDrops.tick(), 1000);
@@ -162,8 +258,15 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
       clearInterval(dropWatch);
       file?.stop();
       for (const u of upstreams.values()) u.stop();
+      replays?.stopAll();
+      await jetstream?.close();
       batcher.flush();
-      await closeClients(hub, running, Date.now() + config.gracePeriodMs);
+      const deadline = Date.now() + config.gracePeriodMs;
+      // Clients and the export flush side by side, within the same grace period; what the
+      // export could not flush is counted export_shutdown.
+      await Promise.all([closeClients(hub, running, deadline), exports?.flush(deadline)]);
+      await exports?.flush(deadline);
+      await exports?.close();
       const final = stats();
       mainLoop.stop();
       await metrics?.close();

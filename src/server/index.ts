@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { ConfigError, FilterError } from '../errors';
+import { ConfigError, FilterError, ReplayError, type ReplayErrorCode } from '../errors';
 import { FanoutHub, Subscriber, type AttrFilter, type StreamKind } from '../fanout';
 import type { DaemonLog } from '../messages';
 import { compileServerFilter } from '../wire/goRegexp';
@@ -32,7 +32,27 @@ export interface ServerOptions {
   credentials?: grpc.ServerCredentials;
   /** The health port's thread says NOT_SERVING once the main loop has not run for this long (healthPort.ts). */
   mainLoopStallMs: number;
+  /** Gives a Watch* stream a feed of its own instead of the hub's (relay --from: replay). */
+  route?: FeedRouter;
 }
+
+/** A Watch* stream's own feed; closed when the stream ends. */
+export interface OwnFeed {
+  close(): void;
+}
+
+/**
+ * Decides, before a Watch* stream is added, whether it gets a feed of its own (from its
+ * request metadata): returns the feed, or undefined for the hub's shared one. Throws a
+ * ReplayError to refuse the stream. `end` ends the stream later with a status (its feed failed).
+ */
+export type FeedRouter = (sub: Subscriber, metadata: grpc.Metadata, end: (code: grpc.status, details: string) => void) => OwnFeed | undefined;
+
+const replayStatus: Record<ReplayErrorCode, grpc.status> = {
+  ERR_REPLAY_INVALID: grpc.status.INVALID_ARGUMENT,
+  ERR_REPLAY_LIMIT: grpc.status.RESOURCE_EXHAUSTED,
+  ERR_REPLAY_UNAVAILABLE: grpc.status.UNAVAILABLE,
+};
 
 export interface RunningServer {
   grpcAddress: string;
@@ -174,8 +194,21 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
       framedSink(call as unknown as grpc.ServerWritableStream<unknown, unknown>, options.writeMode),
       options.slabs,
     );
+    const endCall = (code: grpc.status, details: string): void => {
+      call.emit('error', Object.assign(new Error(details), { code, details }));
+    };
+    let feed: OwnFeed | undefined;
+    try {
+      feed = options.route?.(sub, call.metadata, endCall);
+    } catch (err) {
+      const code = err instanceof ReplayError ? replayStatus[err.code] : grpc.status.INTERNAL;
+      const details = err instanceof ReplayError ? `${err.code}: ${err.message}` : (err as Error).message;
+      log.info(`Refused a client for ${rpc} from ${call.getPeer()}: ${details}`);
+      endCall(code, details);
+      return;
+    }
     open.set(call, sub);
-    hub.add(sub);
+    hub.add(sub, feed !== undefined);
     // Upstream's wording; WatchMessages omits the filter.
     const what = rpc === 'WatchMessages' ? `(${id})` : `(${id}, ${filter})`;
     const view = nodes !== undefined ? ` (node ${[...nodes].join(',')})` : '';
@@ -185,6 +218,7 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
       if (removed) return;
       removed = true;
       open.delete(call);
+      feed?.close();
       hub.remove(sub);
       const d = sub.dropped;
       log.info(

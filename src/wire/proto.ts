@@ -138,4 +138,8 @@ export const filterMetadataKeys = {
   node: 'x-armorfeed-node',
   /** Optional client name used as the `client` label in metrics and summaries. */
   clientName: 'x-armorfeed-client',
+  /** Replay from a relay on JetStream: events since this RFC 3339 time, then live. */
+  since: 'x-armorfeed-since',
+  /** Replay from a relay on JetStream: events after this stream sequence, then live. */
+  afterSeq: 'x-armorfeed-after-seq',
 } as const;

@@ -1,0 +1,405 @@
+/**
+ * relay --from: JetStream as the relay's source.
+ *
+ *   nodes --serve --export--> JetStream stream (KUBEARMOR, <prefix>.<cluster>.<node>.<kind>)
+ *     --one ordered consumer per subject filter, per relay--> JetStreamSource
+ *     --payloads as stored (no re-encoding)--> RelayBatcher --> FanoutHub --> clients
+ *
+ * Each relay has consumers of its own (ephemeral, ordered: the client library recreates
+ * one after a reconnect or missed heartbeats from the stream sequence after the last it
+ * delivered), so several relays on one stream each get everything and serve their own
+ * clients. The shared feed starts after the stream's last message at start-up: history
+ * is for replaying clients only (replay.ts), each of which gets ordered consumers of its
+ * own from its start point and stays on them, live included, so there is no seam between
+ * history and live to lose or repeat an event at.
+ *
+ * The shared feed tracks every node's Armorfeed-Seq (sequence.ts): a hole is counted as
+ * upstream_gap. Health is NOT_SERVING while the relay is not connected to NATS or its
+ * consumers are not running.
+ */
+import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
+import { HEADER_NODE_ID, HEADER_SEQ } from '../export';
+import type { DaemonLog } from '../messages';
+import { nowMicros } from '../wire/time';
+import type { EventKind } from './scan';
+import { NodeSequences, type NodeRunStats } from './sequence';
+
+/** Where a consumer starts: after the stream's end at start-up (the shared feed), at a time, or at a stream sequence. */
+export type FeedStart = { at: 'time'; time: string } | { at: 'seq'; seq: number };
+
+export type ConsumerState = 'starting' | 'consuming' | 'stopped' | 'failed';
+
+export interface ConsumerStats {
+  filter: string;
+  state: ConsumerState;
+  /** Messages the consumer delivered to the relay. */
+  delivered: number;
+  /** num_pending at the last delivery: messages in the stream after it, on this filter. */
+  pending: number;
+  /** Deliveries marked redelivered (an ordered consumer is not acked: expected 0). */
+  redelivered: number;
+  /** Times the client library recreated the ordered consumer (reconnects, missed heartbeats). */
+  recreated: number;
+  lastStreamSeq: number;
+}
+
+export type NatsState = 'connecting' | 'connected' | 'disconnected' | 'closed';
+
+export interface JetStreamSourceStats {
+  servers: string[];
+  stream: string;
+  state: NatsState;
+  /** Whether the shared feed's consumers run and NATS is connected (health SERVING). */
+  serving: boolean;
+  connects: number;
+  disconnects: number;
+  lastError: string;
+  consumers: ConsumerStats[];
+  /** Per node run (Armorfeed-Node-Id): events, last Armorfeed-Seq and gaps per stream. */
+  nodes: Record<string, NodeRunStats>;
+  /** Per host (all its runs): Armorfeed-Seq numbers that never arrived. */
+  gaps: Record<string, Record<EventKind, number>>;
+  /** Events without the armorfeed headers (not from an armorfeed export): relayed, not tracked. */
+  unsequenced: number;
+  /** Events on a subject whose last token is not alerts, logs or messages: dropped. */
+  unknownSubject: number;
+}
+
+/** An event as a consumer delivered it. */
+export type JetStreamSink = (kind: EventKind, payload: Buffer, arrivedUs: number, msg: JsMsg) => void;
+
+const KINDS: Record<string, EventKind> = { alerts: 'alerts', logs: 'logs', messages: 'messages' };
+
+/** alerts, logs or messages: the last token of `<prefix>.<cluster>.<node>.<kind>`. */
+export function kindOfSubject(subject: string): EventKind | undefined {
+  return KINDS[subject.slice(subject.lastIndexOf('.') + 1)];
+}
+
+/**
+ * The part of `filter` that holds events of `kind`, for a consumer of one client's stream
+ * (subjects have `prefixTokens` + 3 tokens). Undefined when the filter holds none of them.
+ */
+export function filterForKind(filter: string, prefixTokens: number, kind: EventKind): string | undefined {
+  const tokens = filter.split('.');
+  const depth = prefixTokens + 3;
+  const last = tokens.length - 1;
+  if (tokens[last] === '>') {
+    if (tokens.length > depth) return undefined;
+    return [...tokens.slice(0, last), ...Array<string>(depth - 1 - last).fill('*'), kind].join('.');
+  }
+  if (tokens.length !== depth) return undefined;
+  if (tokens[last] === '*') return [...tokens.slice(0, last), kind].join('.');
+  return tokens[last] === kind ? filter : undefined;
+}
+
+/** A subject filter: dot-separated non-empty tokens, `>` only as the last. */
+export function isSubjectFilter(filter: string): boolean {
+  const tokens = filter.split('.');
+  return tokens.every((t, i) => t !== '' && !/[\s\p{Cc}]/u.test(t) && (t === '>' ? i === tokens.length - 1 : !t.includes('>')) && (t === '*' || !t.includes('*')));
+}
+
+/**
+ * Pacing of a feed that serves one client (a replay): `room()` is how many more events its
+ * queue can take now; `waitForRoom()` resolves when it is worth asking for more.
+ */
+export interface FeedPacing {
+  room(): number;
+  waitForRoom(): Promise<void>;
+  /** False once the client is gone. */
+  wanted(): boolean;
+}
+
+/**
+ * Lifetime of the shared feed's pull requests (the client's default is 30 s, with idle
+ * heartbeats at half of it). A pull the server lost (it restarted) is noticed by missed
+ * heartbeats and replaced: with 30 s the relay still stood still 20 s after a NATS restart
+ * (test/relay-jetstream.test.ts, which then failed), with 5 s it resumes within a few
+ * seconds, for one pull request every 5 s when idle.
+ */
+const CONSUME_EXPIRES_MS = 5000;
+
+/** Largest pull of a paced feed, and how long one waits for messages (live) before the next. */
+const PACED_MAX_MESSAGES = 4096;
+const PACED_EXPIRES_MS = 1000;
+
+/**
+ * One ordered consumer on one subject filter. Unpaced (the shared feed): `consume` with a
+ * callback, messages arrive on the connection's read loop without an iterator's promise
+ * per message, and no client can hold the feed back. Paced (a replay): pulls of at most
+ * the room left in its client's queue, so a history larger than the queue is read at the
+ * client's speed instead of overflowing it (no client_queue_full from a replay).
+ */
+export class OrderedFeed {
+  private messages: ConsumerMessages | undefined;
+  private stopped = false;
+  readonly counts: ConsumerStats;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly stream: string,
+    readonly filter: string,
+    private readonly start: FeedStart,
+    private readonly onMessage: (msg: JsMsg) => void,
+    private readonly pacing?: FeedPacing,
+  ) {
+    this.counts = { filter, state: 'starting', delivered: 0, pending: 0, redelivered: 0, recreated: 0, lastStreamSeq: 0 };
+  }
+
+  private deliver(msg: JsMsg): void {
+    const counts = this.counts;
+    counts.delivered++;
+    counts.pending = msg.info.pending;
+    counts.lastStreamSeq = msg.seq;
+    if (msg.redelivered) counts.redelivered++;
+    this.onMessage(msg);
+  }
+
+  /**
+   * Creates the consumer and starts consuming; throws what the server answered. A paced
+   * feed's pull loop runs on; it ends when the feed stops or its client goes away, and
+   * rejects `pulled` (see there) if a pull fails.
+   */
+  async open(): Promise<void> {
+    if (this.pacing !== undefined) {
+      const consumer = await this.js.consumers.get(this.stream, this.consumerOptions());
+      this.counts.state = 'consuming';
+      this.pulled = this.pull(consumer, this.pacing);
+      return;
+    }
+    await this.consumeAll();
+  }
+
+  /** A paced feed's pull loop: settles when it ends (rejects when a pull failed). */
+  pulled: Promise<void> = Promise.resolve();
+
+  private async pull(consumer: Awaited<ReturnType<JetStreamClient['consumers']['get']>>, pacing: FeedPacing): Promise<void> {
+    while (!this.stopped && pacing.wanted()) {
+      let room = pacing.room();
+      if (room <= 0) {
+        await pacing.waitForRoom();
+        continue;
+      }
+      room = Math.min(room, PACED_MAX_MESSAGES);
+      const batch = await consumer.fetch({ max_messages: room, expires: PACED_EXPIRES_MS });
+      this.messages = batch;
+      for await (const msg of batch) {
+        if (this.stopped) break;
+        this.deliver(msg);
+      }
+      // The batcher hands what it gathered to the client's queue at the end of the turn:
+      // only then does room() count it.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  private consumerOptions(): Partial<OrderedConsumerOptions> {
+    return this.start.at === 'time'
+      ? { filter_subjects: this.filter, deliver_policy: DeliverPolicy.StartTime, opt_start_time: this.start.time }
+      : { filter_subjects: this.filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, this.start.seq) };
+  }
+
+  private async consumeAll(): Promise<void> {
+    const consumer = await this.js.consumers.get(this.stream, this.consumerOptions());
+    if (this.stopped) return;
+    this.messages = await consumer.consume({ max_messages: 4096, expires: CONSUME_EXPIRES_MS, callback: (msg) => this.deliver(msg) });
+    if (this.stopped) {
+      void this.messages.close();
+      return;
+    }
+    this.counts.state = 'consuming';
+    void this.watch(this.messages);
+  }
+
+  private async watch(messages: ConsumerMessages): Promise<void> {
+    for await (const s of messages.status()) {
+      if (s.type === 'ordered_consumer_recreated') this.counts.recreated++;
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.counts.state = 'stopped';
+    void this.messages?.close();
+  }
+}
+
+export interface JetStreamSourceSettings {
+  connection: NodeConnectionOptions;
+  stream: string;
+  /** Subject filters of the shared feed (one ordered consumer each). */
+  filters: readonly string[];
+}
+
+/** How long to wait before trying again when NATS or the stream is not there yet. */
+const RETRY_MS = 1000;
+
+export class JetStreamSource {
+  private nc: NatsConnection | undefined;
+  private js: JetStreamClient | undefined;
+  private state: NatsState = 'connecting';
+  private closed = false;
+  private feeds: OrderedFeed[] = [];
+  private connects = 0;
+  private disconnects = 0;
+  private lastError = '';
+  private servingNow = false;
+  private wakeUp: (() => void) | undefined;
+  readonly sequences = new NodeSequences();
+  unknownSubject = 0;
+
+  constructor(
+    private readonly settings: JetStreamSourceSettings,
+    private readonly sink: JetStreamSink,
+    private readonly log: DaemonLog,
+    private readonly onServing: (serving: boolean) => void,
+  ) {}
+
+  /** The connection's JetStream client while connected (replay consumers are made on it). */
+  get client(): JetStreamClient | undefined {
+    return this.state === 'connected' ? this.js : undefined;
+  }
+
+  get stream(): string {
+    return this.settings.stream;
+  }
+
+  start(): void {
+    void this.run();
+  }
+
+  private setServing(): void {
+    const serving = this.state === 'connected' && this.feeds.length > 0 && this.feeds.every((f) => f.counts.state === 'consuming');
+    if (serving === this.servingNow) return;
+    this.servingNow = serving;
+    this.onServing(serving);
+  }
+
+  private async run(): Promise<void> {
+    const servers = this.settings.connection.servers;
+    let warned = false;
+    while (!this.closed && this.nc === undefined) {
+      try {
+        const nc = await connect(this.settings.connection);
+        if (this.closed) {
+          await nc.close();
+          return;
+        }
+        this.nc = nc;
+        this.js = jetstream(nc);
+        this.connects++;
+        this.state = 'connected';
+        void this.watchStatus(nc);
+      } catch (err) {
+        this.noteError(err);
+        if (!warned) this.log.warn(`relay: cannot connect to NATS at ${String(servers)}: ${this.lastError}; trying again every ${RETRY_MS} ms`);
+        warned = true;
+        await this.pause(RETRY_MS);
+      }
+    }
+    warned = false;
+    while (!this.closed) {
+      try {
+        await this.openSharedFeed();
+        this.lastError = '';
+        this.log.info(`relay: consuming JetStream stream ${this.settings.stream} (${this.settings.filters.join(', ')}) from ${this.nc?.getServer() ?? ''}`);
+        this.setServing();
+        return;
+      } catch (err) {
+        this.noteError(err);
+        for (const f of this.feeds) f.stop();
+        this.feeds = [];
+        if (!warned) this.log.warn(`relay: cannot consume JetStream stream ${this.settings.stream}: ${this.lastError}; trying again every ${RETRY_MS} ms`);
+        warned = true;
+        await this.pause(RETRY_MS);
+      }
+    }
+  }
+
+  /** One ordered consumer per filter, from the message after the stream's last one now. */
+  private async openSharedFeed(): Promise<void> {
+    const nc = this.nc;
+    const js = this.js;
+    if (nc === undefined || js === undefined) return;
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(this.settings.stream);
+    const start: FeedStart = { at: 'seq', seq: info.state.last_seq + 1 };
+    const feeds = this.settings.filters.map((filter) => new OrderedFeed(js, this.settings.stream, filter, start, (msg) => this.onShared(msg)));
+    this.feeds = feeds;
+    await Promise.all(feeds.map((f) => f.open()));
+  }
+
+  private onShared(msg: JsMsg): void {
+    const kind = kindOfSubject(msg.subject);
+    if (kind === undefined) {
+      this.unknownSubject++;
+      return;
+    }
+    const headers = msg.headers;
+    this.sequences.observe(headers?.get(HEADER_NODE_ID) ?? '', kind, Number(headers?.get(HEADER_SEQ) ?? ''));
+    const data = msg.data;
+    this.sink(kind, Buffer.from(data.buffer, data.byteOffset, data.byteLength), nowMicros(), msg);
+  }
+
+  private async watchStatus(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (this.closed) continue;
+      if (s.type === 'disconnect') {
+        this.disconnects++;
+        this.state = 'disconnected';
+        this.log.warn(`relay: disconnected from NATS ${s.server}; health is NOT_SERVING until it reconnects (the consumers resume where they were)`);
+      } else if (s.type === 'reconnect') {
+        this.connects++;
+        this.state = 'connected';
+        this.log.info(`relay: reconnected to NATS ${s.server}`);
+      } else if (s.type === 'error') {
+        this.noteError(s.error);
+      }
+      this.setServing();
+    }
+  }
+
+  private noteError(err: unknown): void {
+    this.lastError = err instanceof Error ? err.message : String(err);
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = done;
+    });
+  }
+
+  stats(): JetStreamSourceStats {
+    const seq = this.sequences;
+    return {
+      servers: typeof this.settings.connection.servers === 'string' ? [this.settings.connection.servers] : [...(this.settings.connection.servers ?? [])],
+      stream: this.settings.stream,
+      state: this.state,
+      serving: this.servingNow,
+      connects: this.connects,
+      disconnects: this.disconnects,
+      lastError: this.lastError,
+      consumers: this.feeds.map((f) => ({ ...f.counts })),
+      nodes: Object.fromEntries([...seq.runs].map(([id, r]) => [id, { host: r.host, events: { ...r.events }, lastSeq: { ...r.lastSeq }, gaps: { ...r.gaps }, repeats: r.repeats }])),
+      gaps: Object.fromEntries([...seq.gapsByHost].map(([host, g]) => [host, { ...g }])),
+      unsequenced: seq.unsequenced,
+      unknownSubject: this.unknownSubject,
+    };
+  }
+
+  /** Stops the consumers and closes the connection (replay feeds on it end too). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.state = 'closed';
+    this.wakeUp?.();
+    for (const f of this.feeds) f.stop();
+    this.setServing();
+    await this.nc?.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * relay --from, the parts that need no server: a replay filter narrowed to one stream's
+ * subjects, the replay metadata, `armorfeed log --since`, and per-node sequence gaps.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { parseSince } from '../src/cli/log';
+import { ConfigError, ReplayError } from '../src/errors';
+import { filterForKind, parseReplayRequest } from '../src/relay';
+import { isSubjectFilter, kindOfSubject } from '../src/relay/jetstream';
+import { NodeSequences } from '../src/relay/sequence';
+
+const md = (entries: Record<string, string>): grpc.Metadata => {
+  const m = new grpc.Metadata();
+  for (const [k, v] of Object.entries(entries)) m.set(k, v);
+  return m;
+};
+
+describe('relay --from - units', () => {
+  test('filterForKind - narrows a filter to one stream\'s subjects, or says it holds none', () => {
+    assert.equal(filterForKind('kubearmor.>', 1, 'alerts'), 'kubearmor.*.*.alerts');
+    assert.equal(filterForKind('kubearmor.c1.>', 1, 'logs'), 'kubearmor.c1.*.logs');
+    assert.equal(filterForKind('kubearmor.c1.node-a.>', 1, 'messages'), 'kubearmor.c1.node-a.messages');
+    assert.equal(filterForKind('kubearmor.c1.node-a.*', 1, 'logs'), 'kubearmor.c1.node-a.logs');
+    assert.equal(filterForKind('kubearmor.c1.node-a.alerts', 1, 'alerts'), 'kubearmor.c1.node-a.alerts');
+    assert.equal(filterForKind('kubearmor.c1.node-a.alerts', 1, 'logs'), undefined);
+    assert.equal(filterForKind('a.b.>', 2, 'logs'), 'a.b.*.*.logs');
+    assert.equal(filterForKind('kubearmor.c1.node-a.logs.>', 1, 'logs'), undefined);
+  });
+
+  test('isSubjectFilter and kindOfSubject', () => {
+    assert.ok(isSubjectFilter('kubearmor.>'));
+    assert.ok(isSubjectFilter('kubearmor.*.node-a.*'));
+    assert.ok(!isSubjectFilter('kubearmor.>.x'));
+    assert.ok(!isSubjectFilter('kubearmor..x'));
+    assert.ok(!isSubjectFilter('kubearmor.a*'));
+    assert.equal(kindOfSubject('kubearmor.c1.n.alerts'), 'alerts');
+    assert.equal(kindOfSubject('kubearmor.c1.n.other'), undefined);
+  });
+
+  test('parseReplayRequest - since (RFC 3339), after-seq, neither; refuses both and bad values', () => {
+    assert.equal(parseReplayRequest(md({})), undefined);
+    assert.deepEqual(parseReplayRequest(md({ 'x-armorfeed-since': '2026-01-02T03:04:05+01:00' })), { at: 'time', time: '2026-01-02T02:04:05.000Z' });
+    assert.deepEqual(parseReplayRequest(md({ 'x-armorfeed-after-seq': '41' })), { at: 'seq', seq: 42 });
+    const refused = (m: grpc.Metadata): void => {
+      assert.throws(() => parseReplayRequest(m), (err: unknown) => err instanceof ReplayError && err.code === 'ERR_REPLAY_INVALID');
+    };
+    refused(md({ 'x-armorfeed-since': '2026-01-02' }));
+    refused(md({ 'x-armorfeed-since': '10m' }));
+    refused(md({ 'x-armorfeed-after-seq': '-1' }));
+    refused(md({ 'x-armorfeed-since': '2026-01-02T03:04:05Z', 'x-armorfeed-after-seq': '1' }));
+  });
+
+  test('parseSince - a duration back from now, or an RFC 3339 time', () => {
+    const now = Date.parse('2026-01-02T12:00:00Z');
+    assert.equal(parseSince('10m', now), '2026-01-02T11:50:00.000Z');
+    assert.equal(parseSince('1h30m', now), '2026-01-02T10:30:00.000Z');
+    assert.equal(parseSince('2d', now), '2025-12-31T12:00:00.000Z');
+    assert.equal(parseSince('2026-01-02T11:00:00Z', now), '2026-01-02T11:00:00.000Z');
+    assert.throws(() => parseSince('soon', now), ConfigError);
+    assert.throws(() => parseSince('10', now), ConfigError);
+  });
+
+  test('NodeSequences - counts holes per run and stream; a new run starts a new sequence; repeats are counted', () => {
+    const seq = new NodeSequences();
+    for (const n of [5, 6, 7, 10, 11]) seq.observe('node-a@1-aaaa', 'logs', n);
+    assert.equal(seq.runs.get('node-a@1-aaaa')?.gaps.logs, 2);
+    seq.observe('node-a@1-aaaa', 'alerts', 1);
+    seq.observe('node-a@1-aaaa', 'alerts', 3);
+    // The node restarted: a new id, from 1, no gap.
+    for (const n of [1, 2, 3]) seq.observe('node-a@2-bbbb', 'logs', n);
+    seq.observe('node-a@2-bbbb', 'logs', 3);
+    seq.observe('', 'logs', 1);
+    seq.observe('node-b@1-cccc', 'logs', Number(''));
+    assert.equal(seq.gapsTotal, 3);
+    assert.deepEqual(seq.gapsByHost.get('node-a'), { alerts: 1, logs: 2, messages: 0 });
+    assert.equal(seq.runs.get('node-a@2-bbbb')?.gaps.logs, 0);
+    assert.equal(seq.runs.get('node-a@2-bbbb')?.repeats, 1);
+    assert.equal(seq.unsequenced, 2);
+  });
+});
