@@ -21,7 +21,7 @@ import type * as protobuf from 'protobufjs';
 import { feederTypes } from '../wire/proto';
 import { formatUpdatedTime, parseUpdatedTime } from '../wire/time';
 import { K, readInt, readMapHeader, readStr, strEquals, strValue, utf8SequenceLength, type StrRef } from '../event/scan';
-import type { EventContext } from '../event/toProto';
+import type { EventContext } from '../event/rules';
 import { ProtoWriter, varintSize } from './protoWriter';
 
 type Rule =

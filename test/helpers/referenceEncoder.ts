@@ -1,19 +1,15 @@
 /**
- * Builds the outgoing pb.Alert / pb.Log from an ingest event with upstream's field
- * rules (kubearmor-wire.md 2.5). Only non-empty values are set, as Go's proto3
- * encoder writes no zero values, except ExecEvent, which upstream always sends.
+ * The reference encoder: builds pb.Alert / pb.Log objects from a decoded ingest event
+ * with upstream's field rules (kubearmor-wire.md 2.5), for protobufjs to encode. It is
+ * the oracle the byte-level transcoder (src/encode/transcode.ts) is checked against
+ * (test/transcode.test.ts) and the baseline of `npm run bench`'s encode stage; the
+ * feeder itself never runs it. Only non-empty values are set, as Go's proto3 encoder
+ * writes no zero values, except ExecEvent, which upstream always sends.
  */
-import type { AlertMessage, EventCommon, LogMessage } from '../wire/proto';
-import { formatUpdatedTime, parseUpdatedTime } from '../wire/time';
-import { alertTypes, type IngestEvent } from './schema';
-
-/** Node-level values the feeder fills in (upstream: config cluster, node name, machine-id). */
-export interface EventContext {
-  cluster: string;
-  host: string;
-  nodeID: string;
-  dropResourceFromProcessLogs: boolean;
-}
+import type { AlertMessage, EventCommon, LogMessage } from '../../src/wire/proto';
+import { formatUpdatedTime, parseUpdatedTime } from '../../src/wire/time';
+import { alertTypes, type IngestEvent } from '../../src/event/schema';
+import type { EventContext } from '../../src/event/rules';
 
 // Invalid UTF-8 reaches JS as U+FFFD (msgpack) or as lone surrogates (JSON escapes);
 // upstream deletes invalid bytes from Resource, so both are deleted here.
