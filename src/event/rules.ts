@@ -38,10 +38,10 @@ export const FIREWALL_OPERATION = 'NetworkFirewall';
 export const FIREWALL_ALERT_TYPE = 'MatchedNetworkPolicy';
 
 /** Alerts whose Operation is one of these get this Enforcer, whatever they carried. */
-export const ENFORCER_BY_OPERATION: Readonly<Record<string, string>> = {
-  NetworkFirewall: 'NetworkPolicyEnforcer',
-  Device: 'USBDeviceHandler',
-};
+export const ENFORCER_BY_OPERATION: ReadonlyMap<string, string> = new Map([
+  ['NetworkFirewall', 'NetworkPolicyEnforcer'],
+  ['Device', 'USBDeviceHandler'],
+]);
 
 /** Severity "0" means none: it is not sent. */
 export const NO_SEVERITY = '0';

@@ -14,7 +14,13 @@
  * malformed_frame.
  */
 import { InputError } from '../errors';
+import { EXEC_EVENT_KEYS, OWNER_KEYS } from './rules';
 import { alertTypes, ingestFields, logTypes, type FieldKind } from './schema';
+
+/** A constant's bytes, for comparing with msgpack strings without decoding them. */
+export function ascii(s: string): Uint8Array {
+  return Buffer.from(s, 'latin1');
+}
 
 export const FIELD_COUNT = ingestFields.length;
 
@@ -22,7 +28,7 @@ export const FIELD_COUNT = ingestFields.length;
 export const K = Object.fromEntries(ingestFields.map(([key], i) => [key, i])) as { [P in (typeof ingestFields)[number][0]]: number };
 
 const kinds: FieldKind[] = ingestFields.map(([, kind]) => kind);
-const keyBytes: Uint8Array[] = ingestFields.map(([key]) => Buffer.from(key, 'latin1'));
+const keyBytes: Uint8Array[] = ingestFields.map(([key]) => ascii(key));
 
 // Key lookup without making a string: bucket by (length, first byte, last byte), then
 // compare bytes. 45 keys spread over 256 buckets, so a bucket holds one or two.
@@ -392,8 +398,8 @@ function checkStringMap(buf: Uint8Array, pos: number, end: number, key: string, 
   }
 }
 
-const ownerKeys = ['ref', 'name', 'namespace'].map((k) => Buffer.from(k, 'latin1'));
-const execEventKeys = ['ExecID', 'ExecutableName'].map((k) => Buffer.from(k, 'latin1'));
+const ownerKeys = OWNER_KEYS.map(ascii);
+const execEventKeys = EXEC_EVENT_KEYS.map(ascii);
 
 /**
  * Validates the event map in buf[start, end) and fills `tape`. Throws InputError with
@@ -524,7 +530,6 @@ export function strValue(buf: Uint8Array, pos: number): string {
   return Buffer.from(buf.buffer, buf.byteOffset + scratch.start, scratch.length).toString('utf8');
 }
 
-const ascii = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 const alertTypeBytes = [...alertTypes].map(ascii);
 const logTypeBytes = [...logTypes].map(ascii);
 
