@@ -7,7 +7,8 @@
  * batch.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { GRPC_FRAME_HEADER, frameMessage, type EncodeTask, type EncodedBatch, type EncodedStream } from '../src/encode/batch';
+import { GRPC_FRAME_HEADER, frameMessage } from '../src/wire/framing';
+import { type EncodeTask, type EncodedBatch, type EncodedStream } from '../src/encode/batch';
 import { createSpanEncoder } from '../src/encode/encodeSpan';
 import { allocateRing, RingConsumer, RingProducer } from '../src/ring';
 import { createTape, validateFrame } from '../src/event/scan';

@@ -3,7 +3,8 @@
  * runs of the same shared bytes, never re-encoded per client. A full queue drops for
  * that client only; nothing here ever waits for a client.
  */
-import { ATTR_NAMESPACE, ATTRS_PER_EVENT, frameMessage, GRPC_FRAME_HEADER } from '../encode/batch';
+import { ATTR_NAMESPACE, ATTRS_PER_EVENT } from '../encode/batch';
+import { frameMessage, GRPC_FRAME_HEADER } from '../wire/framing';
 import type { EncodedBatch, EncodedStream } from '../encode/batch';
 import { feederTypes, type AlertMessage } from '../wire/proto';
 import { AlertThrottle, ThrottleDecision } from './throttle';

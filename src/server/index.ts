@@ -233,4 +233,4 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
   };
 }
 
-export { framedSink, FramedChunk, enableBatchedWrites, splitFrames, type WriteMode } from './framedWrite';
+export { framedSink, FramedChunk, enableBatchedWrites, type WriteMode } from './framedWrite';
