@@ -7,7 +7,7 @@ import { ATTR_NAMESPACE, ATTRS_PER_EVENT } from '../encode/batch';
 import { frameMessage, GRPC_FRAME_HEADER } from '../wire/framing';
 import type { EncodedBatch, EncodedStream } from '../encode/batch';
 import { feederTypes, type AlertMessage } from '../wire/proto';
-import { AlertThrottle, ThrottleDecision } from './throttle';
+import { AlertThrottle, ThrottleDecision } from '../throttle';
 import { Subscriber, type StreamKind } from './subscriber';
 
 export interface ThrottleSettings {
