@@ -14,6 +14,7 @@ import { ProtoWriter } from '../src/encode/protoWriter';
 import { Transcoder, type EventFacts } from '../src/encode/transcode';
 import { SyntheticFrames, syntheticEvent } from '../src/ingest/synthetic';
 import { feederTypes } from '../src/wire/proto';
+import { NOT_THROTTLED, throttleBucket } from '../src/throttle';
 import { InputError } from '../src/errors';
 import { mapWithRawValue, nestedArrays } from './helpers/tcp';
 import { fieldLengths } from './helpers/wire';
@@ -29,7 +30,7 @@ function viaTranscoder(bytes: Uint8Array, context = ctx): { alert: boolean; deco
   scanEvent(bytes, 0, bytes.length, tape);
   const alert = isAlertTape(bytes, tape);
   const w = new ProtoWriter(64);
-  const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined, throttleEligible: false };
+  const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined };
   new Transcoder(context).encode(bytes, tape, alert, INGESTED_US, w, facts);
   const T = alert ? Alert : Log;
   return { alert, decoded: T.toObject(T.decode(w.buf.subarray(0, w.pos)), { longs: Number }) as Record<string, unknown>, facts };
@@ -118,7 +119,7 @@ describe('transcode - byte path equals the protobufjs reference', () => {
       const tape = createTape();
       scanEvent(bytes, 0, bytes.length, tape);
       const w = new ProtoWriter(64);
-      const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined, throttleEligible: false };
+      const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined };
       new Transcoder(ctx).encode(bytes, tape, isAlertTape(bytes, tape), INGESTED_US, w, facts);
       const fields = fieldLengths(w.buf.subarray(0, w.pos));
       assert.equal(fields.get(T.fields.ExecEvent.id), 0, `${T.name}: ExecEvent present with length 0`);
@@ -141,8 +142,13 @@ describe('transcode - byte path equals the protobufjs reference', () => {
     assert.deepStrictEqual(got, viaReference({ ...fields, resource: resource.toString('utf8') }));
   });
 
-  test('transcode - throttle eligibility follows upstream 2.6', () => {
-    const eligible = (e: IngestEvent): boolean => viaTranscoder(packr.pack({ source: 's', ...e })).facts.throttleEligible;
+  test('throttle - eligibility follows upstream 2.6', () => {
+    const eligible = (e: IngestEvent): boolean => {
+      const bytes = packr.pack({ source: 's', ...e });
+      const tape = createTape();
+      scanEvent(bytes, 0, bytes.length, tape);
+      return throttleBucket(bytes, tape) !== NOT_THROTTLED;
+    };
     assert.equal(eligible({ type: 'MatchedPolicy', action: 'Audit', enforcer: 'eBPF Monitor' }), true);
     assert.equal(eligible({ type: 'MatchedPolicy', action: 'Audit (Block)', enforcer: 'eBPF Monitor' }), true);
     assert.equal(eligible({ type: 'MatchedPolicy', action: 'Block', enforcer: 'BPFLSM' }), false);
@@ -170,7 +176,7 @@ describe('synthetic - template frames equal packed events', () => {
       const tape = createTape();
       scanEvent(bytes, 0, bytes.length, tape);
       const w = new ProtoWriter(64);
-      const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined, throttleEligible: false };
+      const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined };
       new Transcoder(ctx).encode(bytes, tape, isAlertTape(bytes, tape), INGESTED_US, w, facts);
       return w.pos;
     };

@@ -7,7 +7,8 @@
  */
 import { Unpackr } from 'msgpackr';
 import { forEachRecord } from '../ring/consumer';
-import { createTape, isAlertTape, K, readStr, scanEvent, type StrRef } from '../event/scan';
+import { createTape, isAlertTape, readStr, scanEvent, type StrRef } from '../event/scan';
+import { NOT_THROTTLED, throttleBucket } from '../throttle';
 import { logLine } from '../event/logLine';
 import type { IngestEvent } from '../event/schema';
 import { GRPC_FRAME_HEADER, writeFrameHeader } from '../wire/framing';
@@ -154,7 +155,7 @@ export function createSpanEncoder(settings: EncoderSettings, slabs?: SlabArea): 
   const out: SlabOut | undefined = slabs === undefined ? undefined : { bytes: new Uint8Array(slabs.sab), slabBytes: slabs.slabBytes };
   const transcoder = new Transcoder(settings);
   const tape = createTape();
-  const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined, throttleEligible: false };
+  const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined };
   const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: 'number' });
   const recent = new RecentStrings();
   const alerts = new StreamBuilder();
@@ -224,7 +225,10 @@ function encodeSpan(
       ty = intern(facts.typeOverride ?? recent.get(payload, facts.type));
     }
     stream.end(at, ingestedUs, ns, op, ty);
-    if (alert) throttleKeys.push(settings.throttling && facts.throttleEligible ? intern(recent.get(payload, tape[K.containerID])) : -1);
+    if (alert) {
+      const bucket = settings.throttling ? throttleBucket(payload, tape) : NOT_THROTTLED;
+      throttleKeys.push(bucket === NOT_THROTTLED ? -1 : intern(recent.get(payload, bucket)));
+    }
   });
 
   const [alertStream, logStream] = takeStreams(alerts, logs, slabs, task.slab ?? NO_SLAB);

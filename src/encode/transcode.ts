@@ -10,7 +10,7 @@
  * dropped, ATags from Tags, Owner only when set, ExecEvent always, EventData derived
  * from Data (and Resource for Network), Resource made valid UTF-8, and the
  * NetworkFirewall and Device rewrites. It also reports where the attributes that
- * filters and the throttle read are (EventFacts).
+ * server-side filters read are (EventFacts).
  *
  * Why not protobufjs's encode: a CPU profile of the encoder worker put msgpack decode,
  * object building and protobufjs encode at 13-25 us per synthetic event on this 2-core
@@ -96,10 +96,6 @@ const B = {
   process: ascii(PROCESS_OPERATION),
   network: ascii(NETWORK_OPERATION),
   noSeverity: ascii(NO_SEVERITY),
-  MatchedHostPolicy: ascii('MatchedHostPolicy'),
-  AppArmor: ascii('AppArmor'),
-  eBPFMonitor: ascii('eBPF Monitor'),
-  Audit: ascii('Audit'),
 };
 
 /** Operations whose alerts get a fixed Enforcer, as bytes. */
@@ -117,7 +113,6 @@ export interface EventFacts {
   /** Type as sent: NetworkFirewall alerts become MatchedNetworkPolicy. */
   typeOverride: string | undefined;
   type: number;
-  throttleEligible: boolean;
 }
 
 export class Transcoder {
@@ -168,7 +163,6 @@ export class Transcoder {
     facts.operation = op;
     facts.type = tape[K.type];
     facts.typeOverride = alert && isFirewall ? FIREWALL_ALERT_TYPE : undefined;
-    facts.throttleEligible = alert && this.isThrottleEligible(buf, tape);
     const s = this.s;
     for (const step of alert ? this.alertPlan : this.logPlan) {
       const pos = tape[step.src];
@@ -247,22 +241,6 @@ export class Transcoder {
   private rewrittenEnforcer(buf: Uint8Array, op: number): string | undefined {
     for (const [operation, enforcer] of enforcerRewrites) if (strEquals(buf, op, operation)) return enforcer;
     return undefined;
-  }
-
-  private isThrottleEligible(buf: Uint8Array, tape: Int32Array): boolean {
-    const enforcer = tape[K.enforcer];
-    if (strEquals(buf, enforcer, B.eBPFMonitor) && this.contains(buf, tape[K.action], B.Audit)) return true;
-    return strEquals(buf, tape[K.type], B.MatchedHostPolicy) && (strEquals(buf, enforcer, B.AppArmor) || strEquals(buf, enforcer, B.eBPFMonitor));
-  }
-
-  private contains(buf: Uint8Array, pos: number, needle: Uint8Array): boolean {
-    const s = this.s;
-    if (pos < 0 || !readStr(buf, pos, s)) return false;
-    outer: for (let i = s.start; i + needle.length <= s.start + s.length; i++) {
-      for (let j = 0; j < needle.length; j++) if (buf[i + j] !== needle[j]) continue outer;
-      return true;
-    }
-    return false;
   }
 
   /** ATags is Tags split on ",": one repeated-string entry per part (empty parts kept, as Go's Split does). */

@@ -3,18 +3,10 @@
  * runs of the same shared bytes, never re-encoded per client. A full queue drops for
  * that client only; nothing here ever waits for a client.
  */
-import { ATTR_NAMESPACE, ATTRS_PER_EVENT } from '../encode/batch';
+import { ATTR_NAMESPACE, ATTRS_PER_EVENT, type EncodedBatch, type EncodedStream } from '../encode/batch';
+import { AlertThrottle, NOTICE_OPERATION, NOTICE_TYPE, ThrottleDecision, type ThrottleSettings } from '../throttle';
 import { frameMessage, GRPC_FRAME_HEADER } from '../wire/framing';
-import type { EncodedBatch, EncodedStream } from '../encode/batch';
-import { feederTypes, type AlertMessage } from '../wire/proto';
-import { AlertThrottle, ThrottleDecision } from '../throttle';
 import { Subscriber, type StreamKind } from './subscriber';
-
-export interface ThrottleSettings {
-  enabled: boolean;
-  maxAlertPerSec: number;
-  throttleSec: number;
-}
 
 export interface HubCounters {
   alertsEncoded: number;
@@ -38,10 +30,8 @@ export class FanoutHub {
   private nextId = 1;
   private readonly listeners: ((kind: StreamKind, delta: number) => void)[] = [];
 
-  constructor(private readonly throttleSettings: ThrottleSettings) {
-    this.throttle = throttleSettings.enabled
-      ? new AlertThrottle(throttleSettings.maxAlertPerSec, throttleSettings.throttleSec)
-      : undefined;
+  constructor(throttleSettings: ThrottleSettings) {
+    this.throttle = throttleSettings.enabled ? new AlertThrottle(throttleSettings) : undefined;
   }
 
   newId(stream: StreamKind): string {
@@ -108,29 +98,19 @@ export class FanoutHub {
         for (const s of subs) s.countDrop('throttled', 1);
       } else {
         this.counters.notices++;
-        this.offerNotice(subs, batch, stream, i);
+        this.offerNotice(this.throttle, subs, batch, stream, i);
       }
     }
     this.offerRange(subs, batch, stream, runStart, stream.count);
   }
 
-  /**
-   * The alert that crosses the threshold is sent as the AlertThreshold notice with all
-   * its other fields kept (upstream 2.6). Rare (once per bucket and window), so it is
-   * decoded, changed and re-encoded here rather than burdening the encoders.
-   */
-  private offerNotice(subs: Set<Subscriber>, batch: EncodedBatch, stream: EncodedStream, i: number): void {
-    const { Alert } = feederTypes();
+  /** The alert that crosses the threshold goes out as the AlertThreshold notice (upstream 2.6). */
+  private offerNotice(throttle: AlertThrottle, subs: Set<Subscriber>, batch: EncodedBatch, stream: EncodedStream, i: number): void {
     const start = (i === 0 ? 0 : stream.ends[i - 1]) + GRPC_FRAME_HEADER;
-    const alert = Alert.decode(stream.bytes.subarray(start, stream.ends[i])) as unknown as AlertMessage;
-    alert.Type = 'SystemEvent';
-    alert.Operation = 'AlertThreshold';
-    alert.MaxAlertsPerSec = this.throttleSettings.maxAlertPerSec;
-    alert.DroppingAlertsInterval = this.throttleSettings.throttleSec;
-    const framed = frameMessage(Alert.encode(alert).finish());
+    const framed = throttle.thresholdNotice(stream.bytes.subarray(start, stream.ends[i]));
     const ns = batch.attrsValid ? batch.strings[stream.attrs[i * ATTRS_PER_EVENT + ATTR_NAMESPACE]] : '';
     for (const s of subs) {
-      if (batch.attrsValid && !s.accepts(ns, 'AlertThreshold', 'SystemEvent')) s.countDrop('filtered', 1);
+      if (batch.attrsValid && !s.accepts(ns, NOTICE_OPERATION, NOTICE_TYPE)) s.countDrop('filtered', 1);
       else if (s.queue.offerOne(framed, stream.ingestedUs[i])) s.pump();
     }
   }

@@ -1,4 +1,3 @@
-export { FanoutHub, type ThrottleSettings, type HubCounters } from './hub';
+export { FanoutHub, type HubCounters } from './hub';
 export { Subscriber, type FramedSink, type StreamKind, type AttrFilter, type AttrMatcher, type SubscriberInfo, type LatencySummary } from './subscriber';
 export { ClientQueue, type DropCounts, type DropReason, emptyDrops } from './clientQueue';
-export { AlertThrottle, ThrottleDecision } from '../throttle';
