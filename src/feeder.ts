@@ -13,7 +13,7 @@ import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type Fee
 import { EncoderPool, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
 import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
 import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
-import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind } from './fanout';
+import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind, type Subscriber } from './fanout';
 
 export type { LatencySummary };
 import { IngestThread } from './ingest';
@@ -338,8 +338,11 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   }
 
   // Upstream logs drops only when every client lost an event; armorfeed counts every
-  // drop per client, and says so on WatchMessages at most once per 10 s. The same tick
+  // drop per client, and says so on WatchMessages when a client's queue overflows (once
+  // per crossing, see fanout/slowNotifier.ts), at most once per 10 s. The same tick
   // reports what the per-second notices left out.
+  const slowClients = new Set<Subscriber>();
+  hub.onSlowClient((sub) => slowClients.add(sub));
   const reportedQueueFull = new WeakMap<object, number>();
   const dropWatch = setInterval(() => {
     // The tail of a burst of rate-limited lines is told within a second or two.
@@ -353,10 +356,9 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     if (n > 0) log.warn(`encoded_oversized:${notShown(n)}`);
     n = rotationNotice.takeSuppressed();
     if (n > 0) log.info(`file rotations:${notShown(n)}`);
-    // Only clients that dropped since the last report: one that recovered is not warned about again.
-    const lossy = hub.openSubscribers().filter((s) => s.dropped.client_queue_full > (reportedQueueFull.get(s) ?? 0));
-    if (lossy.length === 0) return;
-    if (clientDropNotice.take() < 0) return;
+    if (slowClients.size === 0 || clientDropNotice.take() < 0) return;
+    const lossy = [...slowClients];
+    slowClients.clear();
     log.warn(
       `client queues full: ${lossy
         .map((s) => {

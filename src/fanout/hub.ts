@@ -29,6 +29,7 @@ export class FanoutHub {
   readonly counters: HubCounters = { alertsEncoded: 0, logsEncoded: 0, messagesPublished: 0, throttled: 0, notices: 0 };
   private nextId = 1;
   private readonly listeners: ((kind: StreamKind, delta: number) => void)[] = [];
+  private readonly slowListeners: ((sub: Subscriber) => void)[] = [];
 
   constructor(throttleSettings: ThrottleSettings) {
     this.throttle = throttleSettings.enabled ? new AlertThrottle(throttleSettings) : undefined;
@@ -40,6 +41,9 @@ export class FanoutHub {
 
   add(sub: Subscriber): void {
     this.subscribers[sub.info.stream].add(sub);
+    sub.queue.slow.onCrossing(() => {
+      for (const l of this.slowListeners) l(sub);
+    });
     for (const l of this.listeners) l(sub.info.stream, 1);
   }
 
@@ -54,6 +58,11 @@ export class FanoutHub {
   /** Called with +1/-1 as Watch* streams open and close (wait-clients, messages). */
   onSubscribersChanged(listener: (kind: StreamKind, delta: number) => void): void {
     this.listeners.push(listener);
+  }
+
+  /** Called when a client's queue overflows, once per crossing (SlowNotifier). */
+  onSlowClient(listener: (sub: Subscriber) => void): void {
+    this.slowListeners.push(listener);
   }
 
   count(kind?: StreamKind): number {
@@ -95,7 +104,7 @@ export class FanoutHub {
       runStart = i + 1;
       if (decision === ThrottleDecision.Drop) {
         this.counters.throttled++;
-        for (const s of subs) s.countDrop('throttled', 1);
+        for (const s of subs) s.queue.countThrottled(1);
       } else {
         this.counters.notices++;
         this.offerNotice(this.throttle, subs, batch, stream, i);
@@ -110,7 +119,7 @@ export class FanoutHub {
     const framed = throttle.thresholdNotice(stream.bytes.subarray(start, stream.ends[i]));
     const ns = batch.attrsValid ? batch.strings[stream.attrs[i * ATTRS_PER_EVENT + ATTR_NAMESPACE]] : '';
     for (const s of subs) {
-      if (batch.attrsValid && !s.accepts(ns, NOTICE_OPERATION, NOTICE_TYPE)) s.countDrop('filtered', 1);
+      if (batch.attrsValid && !s.accepts(ns, NOTICE_OPERATION, NOTICE_TYPE)) s.queue.countFiltered(1);
       else if (s.queue.offerOne(framed, stream.ingestedUs[i])) s.pump();
     }
   }
@@ -136,7 +145,7 @@ export class FanoutHub {
           const ok = s.acceptsEvent(batch.strings, stream.attrs, i);
           if (ok && runStart < 0) runStart = i;
           if (!ok) {
-            s.countDrop('filtered', 1);
+            s.queue.countFiltered(1);
             if (runStart >= 0) s.queue.offerRun(stream, runStart, i);
             runStart = -1;
           }

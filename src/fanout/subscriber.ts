@@ -5,9 +5,9 @@
  * stops reading holds its queue plus two chunks, never more.
  */
 import * as hdr from 'hdr-histogram-js';
-import { ClientQueue, type DropReason, type QueueEntry } from './clientQueue';
+import { ClientQueue, type DropCounts, type QueueEntry, type Write } from './clientQueue';
 import { ATTR_NAMESPACE, ATTR_OPERATION, ATTR_TYPE, ATTRS_PER_EVENT } from '../encode/batch';
-import { NO_SLAB, noSlabs, UNCONFIRMED_WRITE_GRACE_MS, type SlabRefs } from '../encode/slabs';
+import { noSlabs, type SlabRefs } from '../encode/slabs';
 import { nowMicros } from '../wire/time';
 
 export type StreamKind = 'alerts' | 'logs' | 'messages';
@@ -53,12 +53,6 @@ const MAX_WRITES_IN_FLIGHT = 2;
 /** Upper bound of one write: large enough to amortise grpc-js's per-write cost. */
 const MAX_CHUNK_BYTES = 256 * 1024;
 
-/** A write handed to gRPC: the output slab its bytes view, until confirmed or given up. */
-interface PendingWrite {
-  slab: number;
-  settled: boolean;
-}
-
 export interface SubscriberInfo {
   id: string;
   name: string;
@@ -78,8 +72,6 @@ export class Subscriber {
     useWebAssembly: false,
   });
   private finalLatency: LatencySummary | undefined;
-  delivered = 0;
-  written = 0;
   open = true;
   readonly openedAt = Date.now();
   closedAt: number | undefined;
@@ -87,7 +79,7 @@ export class Subscriber {
   private eventsInFlight = 0;
   private abandoned = false;
   private readonly taken: QueueEntry[] = [];
-  private readonly pending = new Set<PendingWrite>();
+  private readonly pending = new Set<Write>();
   /**
    * Filter verdicts for the batch being offered, one per (attribute string, attribute):
    * slot `ATTRS_PER_EVENT * index + ATTR_*`, index into `verdictStrings`. The encoders
@@ -151,28 +143,14 @@ export class Subscriber {
     return v === PASS;
   }
 
-  countDrop(reason: DropReason, n: number): void {
-    this.queue.dropped[reason] += n;
-  }
-
   /** Moves queued messages to the sink while fewer than two writes are unconfirmed. */
   pump(): void {
     while (this.open && this.writesInFlight < MAX_WRITES_IN_FLIGHT && this.queue.depth > 0) {
       const taken = this.taken;
       taken.length = 0;
-      const events = this.queue.take(MAX_CHUNK_BYTES, taken);
-      const slabs = this.queue.slabs;
-      let chunk: Uint8Array;
-      let slab = NO_SLAB;
-      if (taken.length === 1) {
-        chunk = taken[0].bytes;
-        slab = taken[0].slab;
-      } else {
-        // The copy owns its bytes: the entries' slab references end here.
-        chunk = Buffer.concat(taken.map((e) => e.bytes));
-        for (const e of taken) slabs.release(e.slab);
-      }
-      const write: PendingWrite = { slab, settled: false };
+      const queue = this.queue;
+      const write = queue.takeWrite(MAX_CHUNK_BYTES, taken);
+      const events = write.events;
       this.pending.add(write);
       const now = nowMicros();
       const h = this.latencyUs as hdr.Histogram;
@@ -182,22 +160,17 @@ export class Subscriber {
       taken.length = 0;
       this.writesInFlight++;
       this.eventsInFlight += events;
-      this.written += events;
-      this.sink.write(chunk, (err) => {
+      this.sink.write(write.bytes, (err) => {
         // Confirmed (or failed) by grpc-js: node is done with the bytes.
-        if (!write.settled) {
-          write.settled = true;
-          this.pending.delete(write);
-          slabs.release(write.slab);
-        }
+        if (queue.settleWrite(write)) this.pending.delete(write);
         if (this.abandoned) return;
         this.writesInFlight--;
         this.eventsInFlight -= events;
         if (err) {
-          this.countDrop('client_closed', events);
+          queue.closed += events;
           return;
         }
-        this.delivered += events;
+        queue.delivered += events;
         if (this.queue.depth > 0) this.pump();
         else if (this.writesInFlight === 0) this.notifyDrained();
       });
@@ -240,12 +213,7 @@ export class Subscriber {
     this.finalLatency = this.latency();
     this.latencyUs = undefined;
     this.queue.discard();
-    // grpc-js does not call back for a write on a call that was cancelled, and node may
-    // still be sending its bytes: their slabs are reused only after a grace period.
-    for (const w of this.pending) {
-      w.settled = true;
-      this.queue.slabs.releaseLater(w.slab, UNCONFIRMED_WRITE_GRACE_MS);
-    }
+    for (const w of this.pending) this.queue.abandonWrite(w);
     this.pending.clear();
     this.notifyDrained();
   }
@@ -258,12 +226,22 @@ export class Subscriber {
     this.close();
     if (this.abandoned) return;
     this.abandoned = true;
-    this.countDrop('client_closed', this.eventsInFlight);
+    this.queue.closed += this.eventsInFlight;
     this.eventsInFlight = 0;
     this.writesInFlight = 0;
   }
 
-  get dropped(): Readonly<Record<DropReason, number>> {
+  /** Events handed to gRPC (queue.written: the counters live on the queue). */
+  get written(): number {
+    return this.queue.written;
+  }
+
+  /** Events whose write gRPC confirmed. */
+  get delivered(): number {
+    return this.queue.delivered;
+  }
+
+  get dropped(): Readonly<DropCounts> {
     return this.queue.dropped;
   }
 }
