@@ -10,7 +10,7 @@
 import * as os from 'node:os';
 import { Packr } from 'msgpackr';
 import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type FeederConfig, type WhenFull } from './config';
-import { EncoderPool, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
+import { EncodeStage, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
 import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
 import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
 import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind, type Subscriber } from './fanout';
@@ -113,7 +113,7 @@ function hostIP(): string {
   return '';
 }
 
-/** A ring holding one batch of synthetic events of every shape, for EncoderPool.warmUp. */
+/** A ring holding one batch of synthetic events of every shape, for EncodeStage.warmUp. */
 function warmUpSample(config: FeederConfig): SharedArrayBuffer {
   const packr = new Packr({ useRecords: false });
   const now = nowMicros();
@@ -169,7 +169,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       }
     }
   };
-  const pool = new EncoderPool(
+  const pool = new EncodeStage(
     settings,
     { threads: config.encoderThreads, maxBatchEvents: config.batchSize, maxBatchBytes: Math.max(config.maxEventBytes, 4 << 20), inlineMaxEvents: config.inlineMaxEvents, outputSlabs: config.outputSlabs },
     onBatch,

@@ -169,7 +169,7 @@ export function defaultConfig(): FeederConfig {
     batchSize: 512,
     // The bound while the main thread is under half busy; a quarter of it (64) above, which
     // measured best at 4 clients x 50k/s on 2 cores. 256 with one client at 50k/s on the
-    // socket path: p90 0.6-0.7 ms against 2.3-2.8 ms at 64 (encode/pool.ts).
+    // socket path: p90 0.6-0.7 ms against 2.3-2.8 ms at 64 (encode/strategy.ts).
     inlineMaxEvents: 256,
     // 4 tasks in flight, 2-3 batches pinned by each group of stalled clients, a few more
     // for readers' queues and writes; 12 MiB of address space, touched as used.
