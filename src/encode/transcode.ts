@@ -22,7 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import type * as protobuf from 'protobufjs';
 import { feederTypes } from '../wire/proto';
-import { ascii, K, readInt, readMapHeader, readStr, strEquals, strValue, utf8SequenceLength, type StrRef } from '../event/scan';
+import { ascii, K, readInt, readMapHeader, readStr, readStringEntry, strEquals, strValue, utf8SequenceLength, type StrRef } from '../event/scan';
 import {
   defaultTimestamp,
   defaultUpdatedTime,
@@ -126,6 +126,7 @@ export class Transcoder {
   private readonly host: Uint8Array;
   private readonly nodeID: Uint8Array;
   private readonly s: StrRef = { start: 0, length: 0 };
+  private readonly key: StrRef = { start: 0, length: 0 };
   private readonly sub: Int32Array = new Int32Array(6);
   private readonly utf8Scratch = new ProtoWriter(4096);
   /** Resource made valid UTF-8, for the EventData pairs of a Network event. */
@@ -266,24 +267,23 @@ export class Transcoder {
     if (pos >= 0) {
       const hdr = readMapHeader(buf, pos);
       if (hdr !== null) {
+        const key = this.key;
         let p = hdr[1];
         for (let i = 0; i < hdr[0]; i++) {
-          readStr(buf, p, s);
-          const ks = s.start;
-          const kl = s.length;
-          readStr(buf, ks + kl, s);
+          p = readStringEntry(buf, p, key, s);
+          const ks = key.start;
+          const kl = key.length;
           for (let k = 0; k < keys.length; k++) {
-            const key = keys[k];
-            if (key.length !== kl || s.length === 0) continue;
+            const want = keys[k];
+            if (want.length !== kl || s.length === 0) continue;
             let same = true;
-            for (let j = 0; j < kl; j++) if (buf[ks + j] !== key[j]) { same = false; break; }
+            for (let j = 0; j < kl; j++) if (buf[ks + j] !== want[j]) { same = false; break; }
             if (same) {
               found[2 * k] = s.start;
               found[2 * k + 1] = s.length;
               break;
             }
           }
-          p = s.start + s.length;
         }
       }
     }
@@ -319,14 +319,11 @@ export class Transcoder {
     const hdr = readMapHeader(buf, pos);
     if (hdr === null) return;
     const s = this.s;
+    const key = this.key;
     let p = hdr[1];
     for (let i = 0; i < hdr[0]; i++) {
-      readStr(buf, p, s);
-      const ks = s.start;
-      const kl = s.length;
-      readStr(buf, ks + kl, s);
-      this.writeEntry(tag, buf, ks, kl, buf, s.start, s.length, false, w);
-      p = s.start + s.length;
+      p = readStringEntry(buf, p, key, s);
+      this.writeEntry(tag, buf, key.start, key.length, buf, s.start, s.length, false, w);
     }
   }
 

@@ -154,6 +154,16 @@ export function readMapHeader(buf: Uint8Array, pos: number): [number, number] | 
   return readContainer(buf, pos, true);
 }
 
+/**
+ * Reads the map entry at `p` of a validated map of strings (Owner, ExecEvent,
+ * EventData): its key into `key`, its value into `value`; returns the offset after it.
+ */
+export function readStringEntry(buf: Uint8Array, p: number, key: StrRef, value: StrRef): number {
+  readStr(buf, p, key);
+  readStr(buf, key.start + key.length, value);
+  return value.start + value.length;
+}
+
 export function readArrayHeader(buf: Uint8Array, pos: number): [number, number] | null {
   return readContainer(buf, pos, false);
 }
