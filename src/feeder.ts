@@ -11,9 +11,11 @@ import * as os from 'node:os';
 import { Packr } from 'msgpackr';
 import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type FeederConfig, type WhenFull } from './config';
 import { EncodeStage, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
-import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
+import { ArmorfeedError, FeederClosedError, InputError, inputReasonSlot, inputReasons } from './errors';
 import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
-import { FanoutHub, type DropCounts, type LatencySummary, type StreamKind, type Subscriber } from './fanout';
+import { FanoutHub, type DropCounts, type Subscriber } from './fanout';
+import type { StreamKind } from './wire/proto';
+import type { LatencySummary } from './latency';
 
 export type { LatencySummary };
 import { IngestThread } from './ingest';
@@ -412,7 +414,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     addresses,
     log,
     push(event: IngestEvent): boolean {
-      if (closing !== undefined) throw new ArmorfeedError('ERR_FEEDER_CLOSED', 'push() after close()');
+      if (closing !== undefined) throw new FeederClosedError('push() after close()');
       if (embedded === undefined) {
         const ring = allocateRing(ringSizeFor(config, 'embedded'));
         consumers.set('embedded', pool.addRing('embedded', ring));
@@ -425,7 +427,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         validateFrame(packed, 0, packed.length, embedded.tape);
       } catch (err) {
         if (err instanceof InputError) {
-          embedded.producer.countMalformed(inputReasons.indexOf(inputReason[err.code] ?? 'malformed'));
+          embedded.producer.countMalformed(inputReasonSlot(err.code));
         }
         throw err;
       }

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError } from '../errors';
+import { ConfigError, ConfigFileError, UnknownConfigKeyError } from '../errors';
 import { certProviders, DEFAULT_TLS_CERT_PATH, type CertProvider } from '../tls/files';
 
 export type SourceKind = 'synthetic' | 'socket' | 'tcp' | 'jsonl' | 'none';
@@ -369,22 +369,22 @@ function readFile(file: string): Record<string, unknown> {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError('config', `cannot read ${file}: ${(err as Error).message}`, 'ERR_CONFIG_FILE');
+    throw new ConfigFileError(`cannot read ${file}: ${(err as Error).message}`);
   }
   let doc: unknown;
   try {
     doc = parseYaml(text);
   } catch (err) {
-    throw new ConfigError('config', `${file} is not valid YAML: ${(err as Error).message}`, 'ERR_CONFIG_FILE');
+    throw new ConfigFileError(`${file} is not valid YAML: ${(err as Error).message}`);
   }
   if (doc === null || doc === undefined) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('config', `${file} must hold a map of keys`, 'ERR_CONFIG_FILE');
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigFileError(`${file} must hold a map of keys`);
   // Flag spellings are accepted as file keys too (alert-every or alertEvery).
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
     const spec = optionSpecs.find((s) => s.key === k || s.flag === k);
     if (spec === undefined) {
-      throw new ConfigError(k, `unknown key in ${file}; known keys: ${optionSpecs.map((s) => s.key).join(', ')}`, 'ERR_CONFIG_UNKNOWN_KEY');
+      throw new UnknownConfigKeyError(k, `unknown key in ${file}; known keys: ${optionSpecs.map((s) => s.key).join(', ')}`);
     }
     out[spec.key] = v;
   }
@@ -404,7 +404,7 @@ export function loadConfig(inputs: ConfigInputs): FeederConfig {
   }
   for (const [k, v] of Object.entries(inputs.flags)) {
     const spec = specByKey.get(k);
-    if (spec === undefined) throw new ConfigError(k, 'unknown option', 'ERR_CONFIG_UNKNOWN_KEY');
+    if (spec === undefined) throw new UnknownConfigKeyError(k, 'unknown option');
     if (v !== undefined) config[k] = coerce(spec, v, `flag --${spec.flag}`);
   }
   return validate(config as unknown as FeederConfig);

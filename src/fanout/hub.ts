@@ -6,7 +6,8 @@
 import { ATTR_NAMESPACE, ATTRS_PER_EVENT, type EncodedBatch, type EncodedStream } from '../encode/batch';
 import { AlertThrottle, NOTICE_OPERATION, NOTICE_TYPE, ThrottleDecision, type ThrottleSettings } from '../throttle';
 import { frameMessage, GRPC_FRAME_HEADER } from '../wire/framing';
-import { Subscriber, type StreamKind } from './subscriber';
+import type { StreamKind } from '../wire/proto';
+import { Subscriber } from './subscriber';
 
 export interface HubCounters {
   alertsEncoded: number;

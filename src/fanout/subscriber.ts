@@ -8,9 +8,10 @@ import * as hdr from 'hdr-histogram-js';
 import { ClientQueue, type DropCounts, type QueueEntry, type Write } from './clientQueue';
 import { ATTR_NAMESPACE, ATTR_OPERATION, ATTR_TYPE, ATTRS_PER_EVENT } from '../encode/batch';
 import { noSlabs, type SlabRefs } from '../encode/slabs';
+import { summarizeLatency, type LatencySummary } from '../latency';
+import type { StreamKind } from '../wire/proto';
 import { nowMicros } from '../wire/time';
 
-export type StreamKind = 'alerts' | 'logs' | 'messages';
 
 /** Where a subscriber's bytes go: a run of gRPC-framed messages per call. */
 export interface FramedSink {
@@ -34,15 +35,6 @@ const UNKNOWN = 0;
 const PASS = 1;
 const REJECT = 2;
 
-/** Latency percentiles in microseconds. */
-export interface LatencySummary {
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  count: number;
-}
 
 /** karmor's rule: an empty (omitted) attribute never matches a pattern set for it. */
 function passes(m: AttrMatcher | undefined, value: string): boolean {
@@ -193,15 +185,7 @@ export class Subscriber {
   /** Percentiles of the ingest-to-write latency, in microseconds. */
   latency(): LatencySummary {
     if (this.finalLatency !== undefined) return this.finalLatency;
-    const h = this.latencyUs as hdr.Histogram;
-    return {
-      p50: h.getValueAtPercentile(50),
-      p90: h.getValueAtPercentile(90),
-      p99: h.getValueAtPercentile(99),
-      p999: h.getValueAtPercentile(99.9),
-      max: h.maxValue,
-      count: h.totalCount,
-    };
+    return summarizeLatency(this.latencyUs as hdr.Histogram);
   }
 
   /** The client went away: whatever it had queued is counted as client_closed. */

@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { parseFileMode, socketGid, whenFullFor, type FeederConfig, type SourceKind } from '../config';
-import { ArmorfeedError } from '../errors';
+import { ArmorfeedError, IngestThreadError } from '../errors';
 import type { FromSource, SourceWorkerData } from './protocol';
 
 export { encodeFrame, FrameReader, FRAME_HEADER_BYTES } from './frames';
@@ -103,6 +103,7 @@ export class IngestThread {
             if (isReady) fail(`source ${name} failed: ${msg.code}: ${msg.message}`);
             else {
               events.onFatal(name, msg);
+              // The thread's error, by its code (classes do not cross threads).
               reject(new ArmorfeedError(msg.code, msg.message));
             }
             break;
@@ -120,7 +121,7 @@ export class IngestThread {
         if (this.stopping) return;
         const why = `ingest thread of source ${name} exited unexpectedly (${lastError !== undefined ? `${lastError.name}: ${lastError.message}` : `exit code ${code}`})`;
         if (isReady) fail(why);
-        else reject(new ArmorfeedError('ERR_INGEST_THREAD', why));
+        else reject(new IngestThreadError(why));
       });
     });
   }

@@ -29,7 +29,8 @@ import type { BrokerCounters, ClientReport, LoadReport, ServerDropsForClient, Th
 import { SequenceTracker } from './sequence';
 import { epochMs, SendTimes } from './send-times';
 import { entriesFor, fetchServerStats, ingestTotals, type ServerStats } from './server-stats';
-import type { ClientBehaviour, StreamKind, StreamState, SubscriberResult, SubscriberSettings } from './subscriber';
+import type { EventStreamKind } from '../wire/proto';
+import type { ClientBehaviour, StreamState, SubscriberResult, SubscriberSettings } from './subscriber';
 import { isSaturated, type ThreadSummary } from './thread-meter';
 
 export interface LoadProgress {
@@ -64,7 +65,7 @@ function behaviourFor(i: number, o: LoadOptions): ClientBehaviour {
   return { kind: 'fast' };
 }
 
-function streamKinds(o: LoadOptions): StreamKind[] {
+function streamKinds(o: LoadOptions): EventStreamKind[] {
   return o.streams === 'both' ? ['alerts', 'logs'] : [o.streams];
 }
 
@@ -314,7 +315,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
   phase = 'drain';
   const producerEnd = epochMs();
   for (const w of subscriberWorkers) w.send({ type: 'release' });
-  const expectedOf = (kindsOf: StreamKind[]): number | null => {
+  const expectedOf = (kindsOf: EventStreamKind[]): number | null => {
     if (produced === undefined) return o.expect ?? null;
     return (kindsOf.includes('alerts') ? produced.alerts : 0) + (kindsOf.includes('logs') ? produced.logs : 0);
   };

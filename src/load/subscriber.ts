@@ -20,14 +20,13 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { HealthMismatchError } from '../errors';
-import { feederTypes, filterMetadataKeys, rpcPath } from '../wire/proto';
+import { feederTypes, filterMetadataKeys, rpcPath, type EventStreamKind } from '../wire/proto';
 import { formatHostPort, type HostPort } from './addresses';
 import { LatencyRecorder } from './latency';
 import { makeEventPeeker, type PeekedEvent } from './peek';
 import { epochMs, type SendTimes } from './send-times';
 import { SequenceTracker, type SequenceState } from './sequence';
 
-export type StreamKind = 'alerts' | 'logs';
 export type ClientBehaviour = { kind: 'fast' } | { kind: 'slow'; delayUs: number } | { kind: 'stalled' };
 export type StreamEnd = 'open' | 'stopped' | 'eof' | 'error';
 
@@ -36,7 +35,7 @@ export interface SubscriberSettings {
   addr: HostPort;
   /** Sent as x-armorfeed-client; armorfeed uses it as the client's name in /stats. */
   name: string;
-  streams: StreamKind[];
+  streams: EventStreamKind[];
   behaviour: ClientBehaviour;
   alertFilter: string;
   logFilter: string;
@@ -63,7 +62,7 @@ export interface SubscriberResult {
 }
 
 export interface StreamState {
-  kind: StreamKind;
+  kind: EventStreamKind;
   received: number;
   bytes: number;
   end: StreamEnd;
@@ -92,7 +91,7 @@ export class Subscriber {
   readonly receivedPerSecond: number[] = [];
   private timeOrigin = epochMs();
   private readonly client: grpc.Client;
-  private readonly calls = new Map<StreamKind, grpc.ClientReadableStream<Buffer>>();
+  private readonly calls = new Map<EventStreamKind, grpc.ClientReadableStream<Buffer>>();
   private released: boolean;
   private stopping = false;
 

@@ -11,10 +11,10 @@ import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { ConfigError, FilterError } from '../errors';
-import { FanoutHub, Subscriber, type AttrFilter, type StreamKind } from '../fanout';
+import { FanoutHub, Subscriber, type AttrFilter } from '../fanout';
 import type { DaemonLog } from '../messages';
 import { compileServerFilter } from '../wire/goRegexp';
-import { acceptedFilters, feederTypes, filterMetadataKeys, protoPath, rpcPath } from '../wire/proto';
+import { acceptedFilters, feederTypes, filterMetadataKeys, protoPath, rpcPath, type StreamKind } from '../wire/proto';
 import { framedSink, type WriteMode } from './framedWrite';
 import type { SlabRefs } from '../encode/slabs';
 
