@@ -19,9 +19,9 @@ import type { LatencySummary } from './latency';
 
 export type { LatencySummary };
 import { IngestThread } from './ingest';
-import { warmUpEvents } from './ingest/synthetic';
+import { warmUpEvents } from './ingest';
 import { DaemonLog, notShown, RateLimitedNotice } from './messages';
-import { LogPathOutput } from './output/logPath';
+import { LogPathOutput } from './output';
 import { allocateRing, RingProducer, type RingConsumer } from './ring';
 import { startServer, type RunningServer, type WriteMode } from './server';
 import { startMetrics, type MetricsServer } from './metrics';

@@ -3,6 +3,6 @@ export { createFeeder, type Feeder, type FeederStats, type ClientStats, type Sou
 export { defaultConfig, loadConfig, type FeederConfig, type SourceKind, type WhenFull } from './config';
 export { ArmorfeedError, ConfigError, InputError, OutputError, HealthMismatchError, type ErrorCode } from './errors';
 export type { IngestEvent } from './event';
-export { encodeFrame } from './ingest/frames';
+export { encodeFrame } from './ingest';
 export { FrameProducer, type ProducerOptions, type ProducerStats, type ProducerTarget } from './producer';
 export { feederTypes, protoPath, rpcPath, type AlertMessage, type LogMessage, type DaemonMessage } from './wire/proto';

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, ConfigFileError, UnknownConfigKeyError } from '../errors';
-import { certProviders, DEFAULT_TLS_CERT_PATH, type CertProvider } from '../tls/files';
+import { certProviders, DEFAULT_TLS_CERT_PATH, type CertProvider } from '../tls';
 
 export type SourceKind = 'synthetic' | 'socket' | 'tcp' | 'jsonl' | 'none';
 

@@ -2,7 +2,7 @@
  * What crosses between the main thread and the encoder workers. Defined once here and
  * imported by both sides (`encoder.worker.ts` and `pool.ts`).
  */
-import type { EventContext } from '../event/rules';
+import type { EventContext } from '../event';
 
 /** Fixed per-run settings, handed to every encoder worker as workerData. */
 export interface EncoderSettings extends EventContext {

@@ -22,7 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import type * as protobuf from 'protobufjs';
 import { feederTypes } from '../wire/proto';
-import { ascii, K, readInt, readMapHeader, readStr, readStringEntry, strEquals, strValue, utf8SequenceLength, type StrRef } from '../event/scan';
+import { ascii, K, readInt, readMapHeader, readStr, readStringEntry, strEquals, strValue, utf8SequenceLength, type StrRef } from '../event';
 import {
   defaultTimestamp,
   defaultUpdatedTime,
@@ -35,7 +35,7 @@ import {
   OWNER_KEYS,
   PROCESS_OPERATION,
   type EventContext,
-} from '../event/rules';
+} from '../event';
 import { ProtoWriter, varintSize } from './protoWriter';
 
 type Rule =

@@ -28,8 +28,8 @@
  * (settleWrite) or, for a client gone mid-write, after a grace period (abandonWrite);
  * discard() gives back those of the entries it drops.
  */
-import type { EncodedStream } from '../encode/batch';
-import { NO_SLAB, noSlabs, UNCONFIRMED_WRITE_GRACE_MS, type SlabRefs } from '../encode/slabs';
+import type { EncodedStream } from '../encode';
+import { NO_SLAB, noSlabs, UNCONFIRMED_WRITE_GRACE_MS, type SlabRefs } from '../encode';
 import { SlowNotifier } from './slowNotifier';
 
 export interface QueueEntry {

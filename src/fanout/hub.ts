@@ -3,7 +3,7 @@
  * runs of the same shared bytes, never re-encoded per client. A full queue drops for
  * that client only; nothing here ever waits for a client.
  */
-import { ATTR_NAMESPACE, ATTRS_PER_EVENT, type EncodedBatch, type EncodedStream } from '../encode/batch';
+import { ATTR_NAMESPACE, ATTRS_PER_EVENT, type EncodedBatch, type EncodedStream } from '../encode';
 import { AlertThrottle, NOTICE_OPERATION, NOTICE_TYPE, ThrottleDecision, type ThrottleSettings } from '../throttle';
 import { frameMessage, GRPC_FRAME_HEADER } from '../wire/framing';
 import type { StreamKind } from '../wire/proto';

@@ -6,8 +6,8 @@
  */
 import * as hdr from 'hdr-histogram-js';
 import { ClientQueue, type DropCounts, type QueueEntry, type Write } from './clientQueue';
-import { ATTR_NAMESPACE, ATTR_OPERATION, ATTR_TYPE, ATTRS_PER_EVENT } from '../encode/batch';
-import { noSlabs, type SlabRefs } from '../encode/slabs';
+import { ATTR_NAMESPACE, ATTR_OPERATION, ATTR_TYPE, ATTRS_PER_EVENT } from '../encode';
+import { noSlabs, type SlabRefs } from '../encode';
 import { summarizeLatency, type LatencySummary } from '../latency';
 import type { StreamKind } from '../wire/proto';
 import { nowMicros } from '../wire/time';

@@ -10,7 +10,7 @@ import { ArmorfeedError, IngestThreadError } from '../errors';
 import type { FromSource, SourceWorkerData } from './protocol';
 
 export { encodeFrame, FrameReader, FRAME_HEADER_BYTES } from './frames';
-export { syntheticEvent } from './synthetic';
+export { syntheticEvent, warmUpEvents } from './synthetic';
 export { Admission } from './admission';
 export type { FromSource, ToSource, SourceWorkerData } from './protocol';
 

@@ -16,7 +16,7 @@
  * batched mode stops being available.
  */
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import type { FramedSink } from '../fanout/subscriber';
+import type { FramedSink } from '../fanout';
 import { splitFrames } from '../wire/framing';
 
 export type WriteMode = 'batched' | 'per-message';

@@ -16,7 +16,7 @@ import type { DaemonLog } from '../messages';
 import { compileServerFilter } from '../wire/goRegexp';
 import { acceptedFilters, feederTypes, filterMetadataKeys, protoPath, rpcPath, type StreamKind } from '../wire/proto';
 import { framedSink, type WriteMode } from './framedWrite';
-import type { SlabRefs } from '../encode/slabs';
+import type { SlabRefs } from '../encode';
 
 export interface ServerOptions {
   bind: string;
