@@ -299,3 +299,18 @@ describe('scan - validation names the problem', () => {
     validateFrame(bytes, 0, bytes.length, createTape());
   });
 });
+
+describe('scan - truncated input', () => {
+  test('scan - a key whose str8 header is cut off after its type byte is a malformed frame, not a crash', () => {
+    // A fuzz counterexample (seed -1950750008): a one-entry map, then only 0xd9. The
+    // missing length byte read as NaN, every bounds check passed, and a RangeError
+    // (no InputError) ended the ingest thread.
+    for (const bytes of [[0x81, 0xd9], [0x81, 0xda, 0x00], [0x81, 0xdb, 0x00, 0x00], [0x81, 0xa3, 0x70, 0x69, 0x64, 0xd9]]) {
+      assert.throws(
+        () => validateFrame(Uint8Array.from(bytes), 0, bytes.length, createTape()),
+        (err: unknown) => err instanceof InputError && err.code === 'ERR_INPUT_MALFORMED_FRAME',
+        Buffer.from(bytes).toString('hex'),
+      );
+    }
+  });
+});

@@ -90,7 +90,9 @@ export function readStr(buf: Uint8Array, pos: number, out: StrRef): boolean {
     out.length = b & 0x1f;
   } else if (b === 0xd9) {
     out.start = pos + 2;
-    out.length = buf[pos + 1];
+    // `| 0`: a header cut off at the end of the buffer reads as length 0 (its start is
+    // then past the end, which callers check) rather than NaN, which every check passes.
+    out.length = buf[pos + 1] | 0;
   } else if (b === 0xda) {
     out.start = pos + 3;
     out.length = (buf[pos + 1] << 8) | buf[pos + 2];
