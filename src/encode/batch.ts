@@ -1,6 +1,6 @@
 /**
  * What crosses between the main thread and the encoder workers. Defined once here and
- * imported by both sides (`encoder.worker.ts` and `pool.ts`).
+ * imported by both sides (`encoder.worker.ts` and the main thread's `pump.ts` / `strategy.ts`).
  */
 import type { EventContext } from '../event';
 

@@ -3,7 +3,7 @@
  * shared memory, transcode it to a protobuf Alert or Log straight into a reusable
  * stream buffer, frame it once. One encoder instance per thread: each piscina worker
  * has one (encoder.worker.ts), and the main thread has one for the light-traffic path
- * (see pool.ts). The main thread releases the span only after the batch is returned.
+ * (see strategy.ts). The main thread releases the span only after the batch is returned.
  */
 import { Unpackr } from 'msgpackr';
 import { forEachRecord } from '../ring';
