@@ -7,10 +7,9 @@
  */
 import { Unpackr } from 'msgpackr';
 import { forEachRecord } from '../ring';
-import { createTape, isAlertTape, readStr, scanEvent, type StrRef } from '../event';
+import { createTape, isAlertTape, readStr, scanEvent, type StrRef } from '../event/scan';
+import { logLine, type IngestEvent } from '../event';
 import { NOT_THROTTLED, throttleBucket } from '../throttle';
-import { logLine } from '../event';
-import type { IngestEvent } from '../event';
 import { GRPC_FRAME_HEADER, writeFrameHeader } from '../wire/framing';
 import { ATTRS_PER_EVENT, MAX_MESSAGE_BYTES, type EncodeTask, type EncodedBatch, type EncodedStream, type EncoderSettings } from './batch';
 import { ProtoWriter } from './protoWriter';

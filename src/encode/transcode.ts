@@ -22,7 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import type * as protobuf from 'protobufjs';
 import { feederTypes } from '../wire/proto';
-import { ascii, K, readInt, readMapHeader, readStr, readStringEntry, strEquals, strValue, utf8SequenceLength, type StrRef } from '../event';
+import { ascii, K, readInt, readMapHeader, readStr, readStringEntry, strEquals, strValue, utf8SequenceLength, type StrRef } from '../event/scan';
 import {
   defaultTimestamp,
   defaultUpdatedTime,

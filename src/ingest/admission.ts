@@ -8,7 +8,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { WhenFull } from '../config';
 import { Packr } from 'msgpackr';
 import { InputError, inputReason, inputReasonSlot } from '../errors';
-import { checkNesting, createTape, validateFrame } from '../event';
+import { checkNesting, createTape, validateFrame } from '../event/scan';
 import { RingProducer } from '../ring';
 import type { FromSource } from './protocol';
 

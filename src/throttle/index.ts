@@ -12,7 +12,7 @@
  * quirks kept: the throttle period runs from the start of the 1-second window, and the
  * alert that crosses the threshold is not dropped but becomes the AlertThreshold notice.
  */
-import { ascii, K, readStr, strEquals } from '../event';
+import { ascii, K, readStr, strEquals } from '../event/scan';
 import { feederTypes, type AlertMessage } from '../wire/proto';
 import { frameMessage } from '../wire/framing';
 
