@@ -16,10 +16,9 @@ import type * as protobuf from 'protobufjs';
 import { ArmorfeedError, FilterError, HealthMismatchError } from '../errors';
 import type { ClientTlsMaterial } from '../tls';
 import { compileServerFilter } from '../wire/goRegexp';
-import { feederTypes, filterMetadataKeys, rpcPath } from '../wire/proto';
+import { feederTypes, filterMetadataKeys, rpcPath, type StreamKind } from '../wire/proto';
 import type { WireRecord } from './gojson';
 
-export type StreamName = 'messages' | 'alerts' | 'logs';
 export type LogFilter = 'policy' | 'system' | 'all';
 
 /** A stream ended and reconnecting is off (karmor's behaviour), or the first connection failed. */
@@ -46,7 +45,7 @@ export interface ServerFilter {
 
 export interface WatchOptions {
   target: string;
-  streams: Readonly<Record<StreamName, boolean>>;
+  streams: Readonly<Record<StreamKind, boolean>>;
   logFilter: LogFilter;
   /** Sent as x-armorfeed-* metadata on WatchAlerts/WatchLogs; upstream servers ignore it. */
   serverFilter?: ServerFilter;
@@ -62,7 +61,7 @@ export interface WatchOptions {
 }
 
 export interface WatchEvents {
-  onEvent(stream: StreamName, rec: WireRecord): void;
+  onEvent(stream: StreamKind, rec: WireRecord): void;
   /** A status line for stderr (karmor's own lines, and reconnect notices). */
   onStatus(line: string): void;
 }
@@ -73,14 +72,14 @@ export function backoffDelay(attempt: number, opts: BackoffOptions, random: () =
   return Math.round(step / 2 + random() * (step / 2));
 }
 
-const streamRpc: Readonly<Record<StreamName, { path: string; type: 'Message' | 'Alert' | 'Log'; rpc: string }>> = {
+const streamRpc: Readonly<Record<StreamKind, { path: string; type: 'Message' | 'Alert' | 'Log'; rpc: string }>> = {
   messages: { path: rpcPath.WatchMessages, type: 'Message', rpc: 'WatchMessages' },
   alerts: { path: rpcPath.WatchAlerts, type: 'Alert', rpc: 'WatchAlerts' },
   logs: { path: rpcPath.WatchLogs, type: 'Log', rpc: 'WatchLogs' },
 };
 
 /** Order in which karmor opens the streams. */
-const openOrder: readonly StreamName[] = ['messages', 'alerts', 'logs'];
+const openOrder: readonly StreamKind[] = ['messages', 'alerts', 'logs'];
 
 /** gRPC metadata values must be printable ASCII; anything else cannot ride in a header. */
 const headerSafe = /^[\x20-\x7e]*$/;
@@ -110,7 +109,7 @@ export function decodeWire(type: protobuf.Type, buf: Uint8Array): WireRecord {
   return type.toObject(type.decode(buf), { longs: String, defaults: false });
 }
 
-export function wantsStream(name: StreamName, filter: LogFilter): boolean {
+export function wantsStream(name: StreamKind, filter: LogFilter): boolean {
   if (name === 'alerts') return filter === 'all' || filter === 'policy';
   if (name === 'logs') return filter === 'all' || filter === 'system';
   return true;

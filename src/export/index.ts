@@ -16,4 +16,4 @@ export { Exporter, STARTUP_WAIT_MS, type ExportLog, type ExportSettings, type Ex
 export { exportDropReasons, type ExportDropReason } from './buffer';
 export { exportCheck, type ExportCheckReport } from './check';
 export { HEADER_MSG_ID, HEADER_NODE_ID, HEADER_SEQ, HEADER_UPDATED_TIME, subjectsFor, subjectToken, type ExportStreamKind } from './subjects';
-export type { ExportConfig } from './options';
+export { validateExportConfig, type ExportConfig } from './options';
