@@ -40,7 +40,9 @@ export type ErrorCode =
   | 'ERR_EXPORT_STREAM'
   | 'ERR_EXPORT_CHECK_FAILED'
   | 'ERR_LOAD_BROKER_START'
-  | 'ERR_LOAD_WIRE_FORMAT';
+  | 'ERR_LOAD_WIRE_FORMAT'
+  | 'ERR_LOAD_GRPC_FRAMING'
+  | 'ERR_LOAD_GRPC_CALL';
 
 export class ArmorfeedError extends Error {
   readonly code: ErrorCode;
