@@ -7,12 +7,14 @@
  * batch.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { GRPC_FRAME_HEADER, frameMessage, type EncodeTask, type EncodedBatch, type EncodedStream } from '../src/encode/batch';
+import { GRPC_FRAME_HEADER, frameMessage } from '../src/wire/framing';
+import { type EncodeTask, type EncodedBatch, type EncodedStream } from '../src/encode/batch';
 import { createSpanEncoder } from '../src/encode/encodeSpan';
 import { allocateRing, RingConsumer, RingProducer } from '../src/ring';
 import { createTape, validateFrame } from '../src/event/scan';
 import type { IngestEvent } from '../src/event/schema';
-import { isAlert, toAlert, toLog, type EventContext } from '../src/event/toProto';
+import { isAlert, toAlert, toLog } from '../test/helpers/referenceEncoder';
+import type { EventContext } from '../src/event/rules';
 import { syntheticEvent } from '../src/ingest/synthetic';
 import { feederTypes } from '../src/wire/proto';
 import { nowMicros } from '../src/wire/time';

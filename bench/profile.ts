@@ -47,7 +47,7 @@ export function stageOf(frame: ProfileNode['callFrame']): Stage {
   }
   if (url.includes('/src/ingest/')) return 'ingest';
   if (url.includes('/src/ring/')) return 'ring';
-  if (url.includes('/src/encode/') || url.includes('/src/event/')) return url.includes('/encode/pool') ? 'dispatch' : 'encode';
+  if (url.includes('/src/encode/') || url.includes('/src/event/')) return /\/encode\/(pool|pump|strategy|stage)\./.test(url) ? 'dispatch' : 'encode';
   if (url.includes('piscina')) return 'dispatch';
   if (url.includes('/src/fanout/') || url.includes('hdr-histogram')) return 'fan-out';
   if (url.includes('@grpc/grpc-js') || url.includes('http2') || url.includes('internal/streams') || url.includes('stream_base') || functionName === '(program)' || functionName === 'writeBuffer' || functionName === 'writev') {

@@ -1,6 +1,9 @@
 /**
- * One error class per failure a user can act on, each with a stable `code`.
+ * One error class per failure a user can act on, each with a stable `code` that the
+ * class fixes itself (undici's lib/core/errors.js); every code is in ErrorCode.
  * Messages say what was wrong and what to do; the code is what scripts match on.
+ * ArmorfeedError's own constructor takes a code only to carry one across a thread
+ * boundary (an ingest thread's failure, re-raised on the main thread).
  */
 export type ErrorCode =
   | 'ERR_CONFIG_INVALID'
@@ -38,7 +41,11 @@ export type ErrorCode =
   | 'ERR_EXPORT_CHECK_FAILED'
   | 'ERR_REPLAY_INVALID'
   | 'ERR_REPLAY_LIMIT'
-  | 'ERR_REPLAY_UNAVAILABLE';
+  | 'ERR_REPLAY_UNAVAILABLE'
+  | 'ERR_LOAD_BROKER_START'
+  | 'ERR_LOAD_WIRE_FORMAT'
+  | 'ERR_LOAD_GRPC_FRAMING'
+  | 'ERR_LOAD_GRPC_CALL';
 
 export class ArmorfeedError extends Error {
   readonly code: ErrorCode;
@@ -52,9 +59,44 @@ export class ArmorfeedError extends Error {
 /** A flag, environment variable or config-file key is wrong. `key` names it. */
 export class ConfigError extends ArmorfeedError {
   readonly key: string;
-  constructor(key: string, message: string, code: ErrorCode = 'ERR_CONFIG_INVALID') {
+  constructor(key: string, message: string, code: 'ERR_CONFIG_INVALID' | 'ERR_CONFIG_FILE' | 'ERR_CONFIG_UNKNOWN_KEY' | 'ERR_CONFIG_TLS' = 'ERR_CONFIG_INVALID') {
     super(code, `${key}: ${message}`);
     this.key = key;
+  }
+}
+
+/** The config file (`config`) cannot be read, or is not a YAML map. */
+export class ConfigFileError extends ConfigError {
+  constructor(message: string) {
+    super('config', message, 'ERR_CONFIG_FILE');
+  }
+}
+
+/** A config-file key or option name that armorfeed does not know. */
+export class UnknownConfigKeyError extends ConfigError {
+  constructor(key: string, message: string) {
+    super(key, message, 'ERR_CONFIG_UNKNOWN_KEY');
+  }
+}
+
+/** The Unix socket path is taken by another process that is listening on it. */
+export class SocketInUseError extends ArmorfeedError {
+  constructor(message: string) {
+    super('ERR_SOCKET_IN_USE', message);
+  }
+}
+
+/** An ingest thread exited before its source was ready. */
+export class IngestThreadError extends ArmorfeedError {
+  constructor(message: string) {
+    super('ERR_INGEST_THREAD', message);
+  }
+}
+
+/** push() after close(). */
+export class FeederClosedError extends ArmorfeedError {
+  constructor(message: string) {
+    super('ERR_FEEDER_CLOSED', message);
   }
 }
 
@@ -70,21 +112,44 @@ export class TlsMaterialError extends ConfigError {
   }
 }
 
-/** An event from a source could not be accepted; counted as malformed_input with `code` as its reason. */
-export class InputError extends ArmorfeedError {}
-
 /**
- * A client's server-side filter pattern (request metadata) was refused: not a Go (RE2)
- * regular expression, or over the size limits. The stream ends with INVALID_ARGUMENT.
+ * An event from a source could not be accepted; counted as malformed_input with its
+ * code's reason (inputReason). The code is the reason, so it is the caller's to give,
+ * from the input codes only.
  */
-export class FilterError extends ArmorfeedError {
-  constructor(code: 'ERR_FILTER_INVALID' | 'ERR_FILTER_TOO_COMPLEX', message: string) {
+export class InputError extends ArmorfeedError {
+  declare readonly code: InputErrorCode;
+  constructor(code: InputErrorCode, message: string) {
     super(code, message);
   }
 }
 
-/** The output named by logPath could not be opened. */
-export class OutputError extends ArmorfeedError {}
+/**
+ * A client's server-side filter pattern (request metadata) was refused. The stream ends
+ * with INVALID_ARGUMENT. Thrown as one of the two below.
+ */
+export abstract class FilterError extends ArmorfeedError {}
+
+/** Not a Go (RE2) regular expression. */
+export class FilterInvalidError extends FilterError {
+  constructor(message: string) {
+    super('ERR_FILTER_INVALID', message);
+  }
+}
+
+/** Over the size limits (pattern length, compiled program). */
+export class FilterTooComplexError extends FilterError {
+  constructor(message: string) {
+    super('ERR_FILTER_TOO_COMPLEX', message);
+  }
+}
+
+/** The output named by logPath (or `armorfeed log`'s file) could not be opened. */
+export class OutputError extends ArmorfeedError {
+  constructor(message: string) {
+    super('ERR_OUTPUT_OPEN', message);
+  }
+}
 
 /** The server did not echo the HealthCheck nonce. */
 export class HealthMismatchError extends ArmorfeedError {
@@ -151,7 +216,7 @@ export class ReplayError extends ArmorfeedError {
  * Input-error codes as the `reason` label of malformed_input drops. The order is also the
  * order of the per-reason counters in a ring's header: append only.
  */
-export const inputReason: Record<string, string> = {
+export const inputReason = {
   ERR_INPUT_MALFORMED_FRAME: 'malformed_frame',
   ERR_INPUT_OVERSIZED: 'oversized',
   ERR_INPUT_INVALID_JSON: 'invalid_json',
@@ -166,7 +231,15 @@ export const inputReason: Record<string, string> = {
   ERR_INPUT_TRUNCATED: 'truncated',
   // Frames received after the one that made armorfeed hang up on their peer.
   ERR_INPUT_DISCARDED: 'discarded',
-};
+} as const;
+
+export type InputErrorCode = keyof typeof inputReason;
+export type InputReason = (typeof inputReason)[InputErrorCode];
 
 /** Reasons in counter order (index = counter slot). */
-export const inputReasons: readonly string[] = Object.values(inputReason);
+export const inputReasons: readonly InputReason[] = Object.values(inputReason);
+
+/** The counter slot of an input error's reason (ring header, errors.ts order). */
+export function inputReasonSlot(code: InputErrorCode): number {
+  return inputReasons.indexOf(inputReason[code]);
+}

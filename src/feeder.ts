@@ -10,18 +10,18 @@
 import * as os from 'node:os';
 import { Packr } from 'msgpackr';
 import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type FeederConfig, type WhenFull } from './config';
-import { EncoderPool, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
-import { InputError, inputReason, inputReasons, ArmorfeedError } from './errors';
+import { EncodeStage, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
+import { ArmorfeedError, FeederClosedError, InputError, inputReasonSlot, inputReasons } from './errors';
 import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
 import { Exporter, type ExportStats } from './export';
-import { ClientDropReporter, clientStats, FanoutHub, type ClientStats, type LatencySummary } from './fanout';
+import { ClientDropReporter, clientStats, FanoutHub, type ClientStats } from './fanout';
+import type { LatencySummary } from './latency';
 import type { RelayStats } from './relay';
 
 export type { LatencySummary, ClientStats };
-import { restartReasons, SupervisedSource, type RestartReason } from './ingest/supervisor';
-import { warmUpEvents } from './ingest/synthetic';
+import { restartReasons, SupervisedSource, warmUpEvents, type RestartReason } from './ingest';
 import { DaemonLog, notShown, RateLimitedNotice } from './messages';
-import { LogPathOutput } from './output/logPath';
+import { LogPathOutput } from './output';
 import { allocateRing, RingProducer, type RingConsumer } from './ring';
 import { closeClients, MainLoopMonitor, startServer, type MainLoopStats, type RunningServer, type WriteMode } from './server';
 import { startMetrics, type MetricsServer } from './metrics';
@@ -109,7 +109,7 @@ function hostIP(): string {
   return '';
 }
 
-/** A ring holding one batch of synthetic events of every shape, for EncoderPool.warmUp. */
+/** A ring holding one batch of synthetic events of every shape, for EncodeStage.warmUp. */
 function warmUpSample(config: FeederConfig): SharedArrayBuffer {
   const packr = new Packr({ useRecords: false });
   const now = nowMicros();
@@ -181,7 +181,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       }
     }
   };
-  const pool = new EncoderPool(
+  const pool = new EncodeStage(
     settings,
     { threads: config.encoderThreads, maxBatchEvents: config.batchSize, maxBatchBytes: Math.max(config.maxEventBytes, 4 << 20), inlineMaxEvents: config.inlineMaxEvents, outputSlabs: config.outputSlabs },
     onBatch,
@@ -361,7 +361,8 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     });
   }
 
-  // Client queue drops (at most once per 10 s), and what the per-second notices left out.
+  // Client queue drops (once per crossing, at most once per 10 s: fanout/stats.ts), and
+  // what the per-second notices left out.
   const dropWatch = setInterval(() => {
     // The tail of a burst of rate-limited lines is told within a second or two.
     let n = malformedNotice.takeSuppressed();
@@ -432,7 +433,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     addresses,
     log,
     push(event: IngestEvent): boolean {
-      if (closing !== undefined) throw new ArmorfeedError('ERR_FEEDER_CLOSED', 'push() after close()');
+      if (closing !== undefined) throw new FeederClosedError('push() after close()');
       if (embedded === undefined) {
         const ring = allocateRing(ringSizeFor(config, 'embedded'));
         consumers.set('embedded', pool.addRing('embedded', ring));
@@ -445,7 +446,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
         validateFrame(packed, 0, packed.length, embedded.tape);
       } catch (err) {
         if (err instanceof InputError) {
-          embedded.producer.countMalformed(inputReasons.indexOf(inputReason[err.code] ?? 'malformed'));
+          embedded.producer.countMalformed(inputReasonSlot(err.code));
         }
         throw err;
       }

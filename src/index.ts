@@ -5,6 +5,6 @@ export { defaultConfig, loadConfig, type FeederConfig, type SourceKind, type Whe
 export { ArmorfeedError, ConfigError, InputError, OutputError, HealthMismatchError, ExportUnreachableError, ExportStreamMismatchError, ExportStreamError, ExportCheckError, type ErrorCode } from './errors';
 export { exportCheck, type ExportCheckReport, type ExportStats, type ExportState, type ExportDropReason } from './export';
 export type { IngestEvent } from './event';
-export { encodeFrame } from './ingest/frames';
+export { encodeFrame } from './ingest';
 export { FrameProducer, type ProducerOptions, type ProducerStats, type ProducerTarget } from './producer';
 export { feederTypes, protoPath, rpcPath, type AlertMessage, type LogMessage, type DaemonMessage } from './wire/proto';

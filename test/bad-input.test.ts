@@ -24,7 +24,7 @@ import { connect, type TestClient, type Watcher } from './helpers/client';
 import { seqLog, seqs } from './helpers/events';
 import { armorfeedMain, fetchStats, parseReadyLine, startServe, type ServeProcess } from './helpers/serve';
 import { connectTo, frameOf, mapWithRawValue, nestedArrays, write } from './helpers/tcp';
-import { delay as sleep, waitUntil } from './helpers/wait';
+import { delay, waitUntil } from './helpers/wait';
 
 const BASE_ARGS = ['serve', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0'];
 const MAX_EVENT_BYTES = 64 * 1024;
@@ -98,7 +98,7 @@ describe('bad input over TCP', () => {
    */
   async function spaced<T>(body: (messagesBefore: number) => Promise<T>): Promise<T> {
     const wait = lastRejectAt + 1100 - Date.now();
-    if (wait > 0) await sleep(wait);
+    if (wait > 0) await delay(wait);
     try {
       return await body(messages.messages.length);
     } finally {
@@ -122,7 +122,7 @@ describe('bad input over TCP', () => {
     };
     await waitUntil(`malformed_input=${total} and ${reason}=${want[reason]}`, ok, 5_000, async () => JSON.stringify(await tcpStats()));
     // Nothing else is counted later (e.g. a second reason for the same bytes).
-    await sleep(300);
+    await delay(300);
     const s = await tcpStats();
     assert.equal(s.dropped.malformed_input, total, JSON.stringify(s));
     assert.deepEqual(s.malformedByReason, want);
@@ -353,7 +353,7 @@ describe('bad input over TCP', () => {
     for (const [what, extra] of cases) {
       await t.test(what, () => expectDroppedButOpen(frameOf({ ...logEvent(0), ...extra }), 'ERR_INPUT_OUT_OF_RANGE', 'out_of_range'));
     }
-    const ended = await Promise.race([logs.ended, sleep(20).then(() => undefined)]);
+    const ended = await Promise.race([logs.ended, delay(20).then(() => undefined)]);
     assert.equal(ended, undefined, `WatchLogs ended: ${JSON.stringify(ended)}`);
   });
 
@@ -414,7 +414,7 @@ test('bad input - the Unix socket source delivers valid frames around a wrong_ty
     } finally {
       again.destroy();
     }
-    await sleep(200);
+    await delay(200);
     assert.deepEqual(seqs(logs), [1, 2, 4, 5, 6]);
     assert.equal(logs.messages[0].Type, 'ContainerLog');
     const s = (await fetchStats(serve.addresses.metrics)).ingest.socket;

@@ -6,7 +6,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { alertSpec, logSpec } from '../src/client';
-import { exitWithin, freePort, gofeederPath, startGofeeder, startLog, stopChild } from './client-support';
+import { exitWithin, freePort, gofeederPath, startGofeeder, startLog, stopChild } from './helpers/logCli';
 
 const alertKeys = alertSpec.map((f) => f.key);
 const logKeys = logSpec.map((f) => f.key);

@@ -26,7 +26,7 @@ import {
   type WireRecord,
 } from '../src/client';
 import { feederTypes } from '../src/wire/proto';
-import { goldenDir } from './client-support';
+import { goldenDir } from './helpers/logCli';
 
 const golden = (name: string): string => fs.readFileSync(path.join(goldenDir, name), 'utf8');
 

@@ -5,23 +5,25 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestFeeder, exitWithin, freePort, sleep, startLog, waitFor } from './client-support';
+import { exitWithin, freePort, startLog } from './helpers/logCli';
+import { FakeLogService } from './helpers/fakeLogService';
+import { delay, waitUntil } from './helpers/wait';
 
 const fastBackoff = ['--backoff-initial', '50', '--backoff-max', '400'];
 
 test('reconnect - a restarted server is picked up again and the summary counts the reconnect', { timeout: 60_000 }, async () => {
   const port = await freePort();
-  let server = await TestFeeder.start(port);
+  let server = await FakeLogService.start(port);
   const cli = startLog(['--gRPC', `127.0.0.1:${port}`, '--json', ...fastBackoff]);
   try {
-    await waitFor('events before the restart', () => cli.stdoutLines.length >= 20, 15_000);
+    await waitUntil('events before the restart', () => cli.stdoutLines.length >= 20, 15_000);
     server.kill();
-    await waitFor('the disconnect notice', () => /disconnected: .*reconnecting/.test(cli.stderr()), 10_000);
-    await sleep(300); // stay down across several backoff attempts
+    await waitUntil('the disconnect notice', () => /disconnected: .*reconnecting/.test(cli.stderr()), 10_000);
+    await delay(300); // stay down across several backoff attempts
     const before = cli.stdoutLines.length;
-    server = await TestFeeder.start(port);
-    await waitFor('the reconnect notice', () => /reconnected to 127\.0\.0\.1:\d+ after \d+\.\d\ds disconnected/.test(cli.stderr()), 15_000);
-    await waitFor('events after the restart', () => cli.stdoutLines.length >= before + 20, 15_000);
+    server = await FakeLogService.start(port);
+    await waitUntil('the reconnect notice', () => /reconnected to 127\.0\.0\.1:\d+ after \d+\.\d\ds disconnected/.test(cli.stderr()), 15_000);
+    await waitUntil('events after the restart', () => cli.stdoutLines.length >= before + 20, 15_000);
     cli.child.kill('SIGINT');
     const { code } = await exitWithin(cli, 10_000);
     assert.equal(code, 0, 'Ctrl-C exits 0');
@@ -36,10 +38,10 @@ test('reconnect - a restarted server is picked up again and the summary counts t
 test('reconnect - the client waits for a server that is not up yet', { timeout: 60_000 }, async () => {
   const port = await freePort();
   const cli = startLog(['--gRPC', `127.0.0.1:${port}`, '--json', '--limit', '5', ...fastBackoff]);
-  let server: TestFeeder | undefined;
+  let server: FakeLogService | undefined;
   try {
-    await waitFor('a retry notice', () => /cannot reach the feeder/.test(cli.stderr()), 10_000);
-    server = await TestFeeder.start(port);
+    await waitUntil('a retry notice', () => /cannot reach the feeder/.test(cli.stderr()), 10_000);
+    server = await FakeLogService.start(port);
     const { code } = await exitWithin(cli, 20_000);
     assert.equal(code, 0, cli.stderr());
     assert.equal(cli.stdoutLines.length, 5);
@@ -52,10 +54,10 @@ test('reconnect - the client waits for a server that is not up yet', { timeout: 
 
 test('reconnect - --no-reconnect exits non-zero when the stream breaks, like karmor', { timeout: 60_000 }, async () => {
   const port = await freePort();
-  const server = await TestFeeder.start(port);
+  const server = await FakeLogService.start(port);
   const cli = startLog(['--gRPC', `127.0.0.1:${port}`, '--json', '--no-reconnect']);
   try {
-    await waitFor('events', () => cli.stdoutLines.length >= 5, 15_000);
+    await waitUntil('events', () => cli.stdoutLines.length >= 5, 15_000);
     server.kill();
     const { code } = await exitWithin(cli, 10_000);
     assert.equal(code, 1);
@@ -68,7 +70,7 @@ test('reconnect - --no-reconnect exits non-zero when the stream breaks, like kar
 
 test('health - a server that does not echo the nonce is rejected with ERR_HEALTH_MISMATCH, no retry', { timeout: 30_000 }, async () => {
   const port = await freePort();
-  const server = await TestFeeder.start(port, { healthReply: (n) => n + 1 });
+  const server = await FakeLogService.start(port, { healthReply: (n) => n + 1 });
   const cli = startLog(['--gRPC', `127.0.0.1:${port}`, '--json']);
   try {
     const { code } = await exitWithin(cli, 15_000);
@@ -82,7 +84,7 @@ test('health - a server that does not echo the nonce is rejected with ERR_HEALTH
 
 test('rpc order - the Watch streams are opened before HealthCheck and carry the filter metadata', { timeout: 30_000 }, async () => {
   const port = await freePort();
-  const server = await TestFeeder.start(port);
+  const server = await FakeLogService.start(port);
   const cli = startLog(['--gRPC', `127.0.0.1:${port}`, '--logFilter', 'all', '--msgPath', 'stdout', '--json', '--limit', '3',
     '-n', 'wordpress', '--operation', 'process', '--client-name', 'rpc-order-test']);
   try {

@@ -7,9 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { exitWithin, repoRoot, startLog, stopChild, waitFor, type RunningCli } from './client-support';
+import { exitWithin, repoRoot, startLog, stopChild, type RunningCli } from './helpers/logCli';
+import { waitUntil } from './helpers/wait';
 import { fetchStats } from './helpers/serve';
 
 interface StatsClient {
@@ -26,7 +26,6 @@ interface Serve {
 }
 
 const mainJs = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
-const serveJs = path.join(repoRoot, 'dist', 'src', 'cli', 'serve.js');
 
 /** Starts `armorfeed serve` on free ports and reads its `armorfeed: listening ...` line. */
 async function startServe(): Promise<Serve> {
@@ -38,7 +37,7 @@ async function startServe(): Promise<Serve> {
     err += c;
   });
   try {
-    await waitFor('the "armorfeed: listening" line of armorfeed serve', () => /armorfeed: listening .*\n/.test(err), 20_000);
+    await waitUntil('the "armorfeed: listening" line of armorfeed serve', () => /armorfeed: listening .*\n/.test(err), 20_000);
   } catch (e) {
     await stopChild(child);
     throw new Error(`${(e as Error).message}; serve stderr:\n${err}`, { cause: e });
@@ -60,17 +59,13 @@ function summaryFiltered(cli: RunningCli, stream: 'alerts' | 'logs'): number {
   return Number(m[3]);
 }
 
-test('server filter - filtered events never cross the wire, and --no-server-filter filters here instead', { timeout: 90_000 }, async (t) => {
-  if (!fs.existsSync(serveJs)) {
-    t.skip('dist/src/cli/serve.js is not built yet: armorfeed serve is needed for this test');
-    return;
-  }
+test('server filter - filtered events never cross the wire, and --no-server-filter filters here instead', { timeout: 90_000 }, async () => {
   const serve = await startServe();
   const common = ['--gRPC', serve.grpc, '--logFilter', 'all', '--json', '--namespace', 'DEFAULT', '--operation', 'process|FILE'];
   const on = startLog([...common, '--client-name', 'sf-on']);
   const off = startLog([...common, '--client-name', 'sf-off', '--no-server-filter']);
   try {
-    await waitFor('100 events on each client', () => on.stdoutLines.length >= 100 && off.stdoutLines.length >= 100, 30_000);
+    await waitUntil('100 events on each client', () => on.stdoutLines.length >= 100 && off.stdoutLines.length >= 100, 30_000);
     const clients = await stats(serve.metrics);
     const named = (name: string) => clients.filter((c) => c.name === name);
     assert.equal(named('sf-on').length, 2, JSON.stringify(clients));

@@ -11,17 +11,12 @@ import type { IngestEvent } from '../src/event';
 import { connect, type TestClient, type Watcher } from './helpers/client';
 import { seqLog, seqs } from './helpers/events';
 import { startFeeder as startInProcess } from './helpers/feeder';
-import { delay as sleep, pollUntil, withTimeout } from './helpers/wait';
+import { delay, waitUntil, withTimeout } from './helpers/wait';
 
 const CLIENT_NAME_KEY = 'x-armorfeed-client';
 
 function tick(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
-}
-
-/** Polls `cond` every 10 ms; fails naming `what` after `timeoutMs`. */
-function waitUntil(what: string, cond: () => boolean, timeoutMs: number, detail: () => string = () => ''): Promise<void> {
-  return pollUntil(what, cond, { timeoutMs, intervalMs: 10, detail });
 }
 
 /** A numbered ContainerLog stamped now, with a container name, parent PID and syscall data. */
@@ -120,7 +115,7 @@ test('fan-out - a slow client loses events but the fast one loses none, and the 
     await fast.waitFor(N, 10_000);
     slow.resume();
     await waitQuiet(feeder, 'slow', slow, 20_000);
-    await sleep(200);
+    await delay(200);
 
     assert.deepEqual(seqs(fast), range(1, N), 'the fast client got every event, once, in order');
     const fastStats = clientStats(feeder, 'fast');
@@ -215,7 +210,7 @@ test('fan-out - alerts and logs clients each get their stream', { timeout: 30_00
     await alerts.waitFor(alertSeqs.length, 10_000);
     await alertsAll.waitFor(alertSeqs.length, 10_000);
     await logs.waitFor(logSeqs.length, 10_000);
-    await sleep(300);
+    await delay(300);
 
     assert.deepEqual(seqs(alerts), alertSeqs);
     assert.deepEqual(seqs(alertsAll), alertSeqs, '"all" and "policy" receive the same alerts');
@@ -277,7 +272,7 @@ test('fan-out - a client that disconnects mid-stream is counted (client_closed o
 
     await pushAll(feeder, range(FIRST + SECOND + 1, FIRST + SECOND + AFTER).map(logEvent));
     await stay.waitFor(FIRST + SECOND + AFTER, 10_000);
-    await sleep(100);
+    await delay(100);
 
     const gone = clientStats(feeder, 'leaves');
     t.diagnostic(`before leaving: ${JSON.stringify({ written: before.written, delivered: before.delivered, queueDepth: before.queueDepth, dropped: before.dropped })}; after: ${JSON.stringify({ written: gone.written, delivered: gone.delivered, dropped: gone.dropped })}`);

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { InlineBudget } from '../src/encode/pool';
+import { InlineBudget } from '../src/encode/strategy';
 import { delay } from './helpers/wait';
 
 function busyFor(ms: number): void {

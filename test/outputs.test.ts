@@ -19,7 +19,7 @@ import { awaitExit, exitCodeOf, startWithBusyPort } from './helpers/child';
 import { openStreams } from './helpers/client';
 import { startFeeder, startWatched } from './helpers/feeder';
 import { armorfeedMain, fetchStats, startServe, type ServeProcess } from './helpers/serve';
-import { delay, pollUntil } from './helpers/wait';
+import { delay, until } from './helpers/wait';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-outputs-'));
 const servers: ServeProcess[] = [];
@@ -28,11 +28,6 @@ after(async () => {
   await Promise.all(servers.map((s) => s.stop('SIGTERM', 5000).catch(() => undefined)));
   fs.rmSync(tmp, { recursive: true, force: true });
 });
-
-/** Polls `cond` every 10 ms, 5 s unless told. */
-function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  return pollUntil(what, cond, { timeoutMs, intervalMs: 10 });
-}
 
 const LOOPBACK = ['--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0'];
 

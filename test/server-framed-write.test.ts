@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { frameMessage } from '../src/encode/batch';
+import { frameMessage } from '../src/wire/framing';
 import { framedSink, logServiceDefinition, type WriteMode } from '../src/server';
 import { feederTypes } from '../src/wire/proto';
 import { connect } from './helpers/client';

@@ -13,7 +13,7 @@ import { seqLog } from './helpers/events';
 import { fetchStats, startServe, type ServeProcess } from './helpers/serve';
 import { frameOf, sendAndEnd } from './helpers/tcp';
 import { rawWatch } from './helpers/rawWatch';
-import { delay as sleep, waitUntil, withTimeout } from './helpers/wait';
+import { delay, waitUntil, withTimeout } from './helpers/wait';
 
 const LOOPBACK = ['--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0'];
 const CLIENT_NAME_KEY = 'x-armorfeed-client';
@@ -151,7 +151,7 @@ test('shutdown - synthetic --count run finishes', { timeout: 60_000 }, async () 
     const w = conn.watch('WatchLogs', 'all', { [CLIENT_NAME_KEY]: 'counter' });
     await w.waitFor(COUNT, 20_000);
     await waitUntil('the synthetic source to finish', async () => (await stats(serve)).ingest.synthetic?.finished === true, 10_000, async () => JSON.stringify((await stats(serve)).ingest));
-    await sleep(500);
+    await delay(500);
     assert.equal(w.messages.length, COUNT, 'exactly --count events');
     const s = await stats(serve);
     assert.equal(s.ingest.synthetic.events, COUNT);

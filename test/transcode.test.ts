@@ -7,12 +7,14 @@ import { strict as assert } from 'node:assert';
 import { describe, test } from 'node:test';
 import { Packr, Unpackr } from 'msgpackr';
 import { createTape, isAlertTape, scanEvent, validateFrame } from '../src/event/scan';
-import { isAlert, toAlert, toLog, type EventContext } from '../src/event/toProto';
+import { isAlert, toAlert, toLog } from './helpers/referenceEncoder';
+import type { EventContext } from '../src/event/rules';
 import type { IngestEvent } from '../src/event/schema';
 import { ProtoWriter } from '../src/encode/protoWriter';
 import { Transcoder, type EventFacts } from '../src/encode/transcode';
 import { SyntheticFrames, syntheticEvent } from '../src/ingest/synthetic';
 import { feederTypes } from '../src/wire/proto';
+import { NOT_THROTTLED, throttleBucket } from '../src/throttle';
 import { InputError } from '../src/errors';
 import { mapWithRawValue, nestedArrays } from './helpers/tcp';
 import { fieldLengths } from './helpers/wire';
@@ -28,7 +30,7 @@ function viaTranscoder(bytes: Uint8Array, context = ctx): { alert: boolean; deco
   scanEvent(bytes, 0, bytes.length, tape);
   const alert = isAlertTape(bytes, tape);
   const w = new ProtoWriter(64);
-  const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined, throttleEligible: false };
+  const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined };
   new Transcoder(context).encode(bytes, tape, alert, INGESTED_US, w, facts);
   const T = alert ? Alert : Log;
   return { alert, decoded: T.toObject(T.decode(w.buf.subarray(0, w.pos)), { longs: Number }) as Record<string, unknown>, facts };
@@ -117,7 +119,7 @@ describe('transcode - byte path equals the protobufjs reference', () => {
       const tape = createTape();
       scanEvent(bytes, 0, bytes.length, tape);
       const w = new ProtoWriter(64);
-      const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined, throttleEligible: false };
+      const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined };
       new Transcoder(ctx).encode(bytes, tape, isAlertTape(bytes, tape), INGESTED_US, w, facts);
       const fields = fieldLengths(w.buf.subarray(0, w.pos));
       assert.equal(fields.get(T.fields.ExecEvent.id), 0, `${T.name}: ExecEvent present with length 0`);
@@ -140,8 +142,13 @@ describe('transcode - byte path equals the protobufjs reference', () => {
     assert.deepStrictEqual(got, viaReference({ ...fields, resource: resource.toString('utf8') }));
   });
 
-  test('transcode - throttle eligibility follows upstream 2.6', () => {
-    const eligible = (e: IngestEvent): boolean => viaTranscoder(packr.pack({ source: 's', ...e })).facts.throttleEligible;
+  test('throttle - eligibility follows upstream 2.6', () => {
+    const eligible = (e: IngestEvent): boolean => {
+      const bytes = packr.pack({ source: 's', ...e });
+      const tape = createTape();
+      scanEvent(bytes, 0, bytes.length, tape);
+      return throttleBucket(bytes, tape) !== NOT_THROTTLED;
+    };
     assert.equal(eligible({ type: 'MatchedPolicy', action: 'Audit', enforcer: 'eBPF Monitor' }), true);
     assert.equal(eligible({ type: 'MatchedPolicy', action: 'Audit (Block)', enforcer: 'eBPF Monitor' }), true);
     assert.equal(eligible({ type: 'MatchedPolicy', action: 'Block', enforcer: 'BPFLSM' }), false);
@@ -169,7 +176,7 @@ describe('synthetic - template frames equal packed events', () => {
       const tape = createTape();
       scanEvent(bytes, 0, bytes.length, tape);
       const w = new ProtoWriter(64);
-      const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined, throttleEligible: false };
+      const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined };
       new Transcoder(ctx).encode(bytes, tape, isAlertTape(bytes, tape), INGESTED_US, w, facts);
       return w.pos;
     };
@@ -294,5 +301,20 @@ describe('scan - validation names the problem', () => {
   test('scan - accepts null where Go has nil slices, maps and pointers', () => {
     const bytes = packr.pack({ type: 'ContainerLog', source: 's', atags: null, eventData: null, owner: null });
     validateFrame(bytes, 0, bytes.length, createTape());
+  });
+});
+
+describe('scan - truncated input', () => {
+  test('scan - a key whose str8 header is cut off after its type byte is a malformed frame, not a crash', () => {
+    // A fuzz counterexample (seed -1950750008): a one-entry map, then only 0xd9. The
+    // missing length byte read as NaN, every bounds check passed, and a RangeError
+    // (no InputError) ended the ingest thread.
+    for (const bytes of [[0x81, 0xd9], [0x81, 0xda, 0x00], [0x81, 0xdb, 0x00, 0x00], [0x81, 0xa3, 0x70, 0x69, 0x64, 0xd9]]) {
+      assert.throws(
+        () => validateFrame(Uint8Array.from(bytes), 0, bytes.length, createTape()),
+        (err: unknown) => err instanceof InputError && err.code === 'ERR_INPUT_MALFORMED_FRAME',
+        Buffer.from(bytes).toString('hex'),
+      );
+    }
   });
 });

@@ -8,7 +8,7 @@
 import { Command, Option } from 'commander';
 import { ConfigError } from '../errors';
 import { compileGoRegex, runLog, type LogFilter, type LogRunOptions, type OutputFormat } from '../client';
-import type { FilterOptions } from '../client/filters';
+import type { FilterOptions } from '../client';
 import { certProviders, DEFAULT_TLS_CERT_PATH, loadClientTls, type CertProvider } from '../tls';
 
 /** The regex filters keep their FilterOptions names; labels always holds an array here. */

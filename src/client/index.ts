@@ -20,6 +20,6 @@ export {
 } from './gojson';
 export { formatEventText, formatMessageText, karmorTime, textKeyOrder, type EventKind } from './text';
 export { EventFilter, compileGoRegex, type FilterOptions } from './filters';
-export { FeederWatch, FeederStreamError, backoffDelay, decodeWire, type BackoffOptions, type LogFilter, type StreamName, type WatchOptions } from './watch';
+export { FeederWatch, FeederStreamError, backoffDelay, decodeWire, type BackoffOptions, type LogFilter, type WatchOptions } from './watch';
 export { OutputSink } from './output';
 export { runLog, type LogRunOptions, type LogRunResult, type OutputFormat, type StreamCounters } from './run';

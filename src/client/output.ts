@@ -44,7 +44,7 @@ export class OutputSink {
     try {
       fd = fs.openSync(dest, 'a', 0o644);
     } catch (err) {
-      throw new OutputError('ERR_OUTPUT_OPEN', `cannot open ${dest} for appending (${(err as Error).message}); check the path and its permissions`);
+      throw new OutputError(`cannot open ${dest} for appending (${(err as Error).message}); check the path and its permissions`);
     }
     return new OutputSink(dest, fs.createWriteStream('', { fd }), true, onState);
   }

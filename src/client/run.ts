@@ -11,7 +11,8 @@ import { alertSpec, goFields, goJsonIndent, logSpec, marshalGoFields, marshalMes
 import { OutputSink } from './output';
 import type { ClientTlsMaterial } from '../tls';
 import { formatEventText, formatMessageText } from './text';
-import { FeederWatch, wantsStream, type BackoffOptions, type LogFilter, type StreamName, type WatchOptions } from './watch';
+import { FeederWatch, wantsStream, type BackoffOptions, type LogFilter, type WatchOptions } from './watch';
+import type { StreamKind } from '../wire/proto';
 
 export type OutputFormat = 'text' | 'json' | 'pretty-json';
 
@@ -49,13 +50,13 @@ export interface StreamCounters {
 }
 
 export interface LogRunResult {
-  counters: Record<StreamName, StreamCounters>;
+  counters: Record<StreamKind, StreamCounters>;
   reconnects: number;
   disconnectedMs: number;
   reason: 'limit' | 'signal' | 'output-closed';
 }
 
-const streamNames: readonly StreamName[] = ['messages', 'alerts', 'logs'];
+const streamNames: readonly StreamKind[] = ['messages', 'alerts', 'logs'];
 
 /** Writes status lines to stderr, keeping the live status line (if any) at the bottom. */
 class StatusWriter {
@@ -80,7 +81,7 @@ class StatusWriter {
   }
 }
 
-function summaryLine(counters: Record<StreamName, StreamCounters>, open: Record<StreamName, boolean>, watch: FeederWatch, elapsedMs: number): string {
+function summaryLine(counters: Record<StreamKind, StreamCounters>, open: Record<StreamKind, boolean>, watch: FeederWatch, elapsedMs: number): string {
   const parts = streamNames
     .filter((n) => open[n])
     .map((n) => `${n} received=${counters[n].received} printed=${counters[n].printed} filtered=${counters[n].filtered}`);
@@ -94,12 +95,12 @@ function summaryLine(counters: Record<StreamName, StreamCounters>, open: Record<
 /** Runs the client until the limit, a signal, or a failure (thrown as ArmorfeedError). */
 export async function runLog(opts: LogRunOptions): Promise<LogRunResult> {
   const filter = new EventFilter(opts.filters);
-  const open: Record<StreamName, boolean> = {
+  const open: Record<StreamKind, boolean> = {
     messages: opts.msgPath !== 'none',
     alerts: opts.logPath !== 'none' && wantsStream('alerts', opts.logFilter),
     logs: opts.logPath !== 'none' && wantsStream('logs', opts.logFilter),
   };
-  const counters: Record<StreamName, StreamCounters> = {
+  const counters: Record<StreamKind, StreamCounters> = {
     messages: { received: 0, filtered: 0, printed: 0 },
     alerts: { received: 0, filtered: 0, printed: 0 },
     logs: { received: 0, filtered: 0, printed: 0 },
@@ -160,7 +161,7 @@ export async function runLog(opts: LogRunOptions): Promise<LogRunResult> {
     tls: opts.tls,
   };
 
-  const onEvent = (stream: StreamName, rec: WireRecord): void => {
+  const onEvent = (stream: StreamKind, rec: WireRecord): void => {
     const c = counters[stream];
     c.received++;
     if (opts.limit > 0 && limited.includes(stream) && c.printed >= opts.limit) return;

@@ -16,10 +16,9 @@ import type * as protobuf from 'protobufjs';
 import { ArmorfeedError, FilterError, HealthMismatchError } from '../errors';
 import type { ClientTlsMaterial } from '../tls';
 import { compileServerFilter } from '../wire/goRegexp';
-import { feederTypes, filterMetadataKeys, rpcPath } from '../wire/proto';
+import { feederTypes, filterMetadataKeys, rpcPath, type StreamKind } from '../wire/proto';
 import type { WireRecord } from './gojson';
 
-export type StreamName = 'messages' | 'alerts' | 'logs';
 export type LogFilter = 'policy' | 'system' | 'all';
 
 /** A stream ended and reconnecting is off (karmor's behaviour), or the first connection failed. */
@@ -46,7 +45,7 @@ export interface ServerFilter {
 
 export interface WatchOptions {
   target: string;
-  streams: Readonly<Record<StreamName, boolean>>;
+  streams: Readonly<Record<StreamKind, boolean>>;
   logFilter: LogFilter;
   /** Sent as x-armorfeed-* metadata on WatchAlerts/WatchLogs; upstream servers ignore it. */
   serverFilter?: ServerFilter;
@@ -67,7 +66,7 @@ export interface WatchOptions {
 }
 
 export interface WatchEvents {
-  onEvent(stream: StreamName, rec: WireRecord): void;
+  onEvent(stream: StreamKind, rec: WireRecord): void;
   /** A status line for stderr (karmor's own lines, and reconnect notices). */
   onStatus(line: string): void;
 }
@@ -78,14 +77,14 @@ export function backoffDelay(attempt: number, opts: BackoffOptions, random: () =
   return Math.round(step / 2 + random() * (step / 2));
 }
 
-const streamRpc: Readonly<Record<StreamName, { path: string; type: 'Message' | 'Alert' | 'Log'; rpc: string }>> = {
+const streamRpc: Readonly<Record<StreamKind, { path: string; type: 'Message' | 'Alert' | 'Log'; rpc: string }>> = {
   messages: { path: rpcPath.WatchMessages, type: 'Message', rpc: 'WatchMessages' },
   alerts: { path: rpcPath.WatchAlerts, type: 'Alert', rpc: 'WatchAlerts' },
   logs: { path: rpcPath.WatchLogs, type: 'Log', rpc: 'WatchLogs' },
 };
 
 /** Order in which karmor opens the streams. */
-const openOrder: readonly StreamName[] = ['messages', 'alerts', 'logs'];
+const openOrder: readonly StreamKind[] = ['messages', 'alerts', 'logs'];
 
 /** gRPC metadata values must be printable ASCII; anything else cannot ride in a header. */
 const headerSafe = /^[\x20-\x7e]*$/;
@@ -115,7 +114,7 @@ export function decodeWire(type: protobuf.Type, buf: Uint8Array): WireRecord {
   return type.toObject(type.decode(buf), { longs: String, defaults: false });
 }
 
-export function wantsStream(name: StreamName, filter: LogFilter): boolean {
+export function wantsStream(name: StreamKind, filter: LogFilter): boolean {
   if (name === 'alerts') return filter === 'all' || filter === 'policy';
   if (name === 'logs') return filter === 'all' || filter === 'system';
   return true;
@@ -174,7 +173,7 @@ export class FeederWatch {
     }
   }
 
-  private streamMetadata(name: StreamName): grpc.Metadata {
+  private streamMetadata(name: StreamKind): grpc.Metadata {
     const metadata = name === 'messages' ? this.commonMetadata.clone() : this.alertLogMetadata.clone();
     if (!this.everUp && this.opts.since !== undefined) metadata.set(filterMetadataKeys.since, this.opts.since);
     return metadata;

@@ -8,9 +8,9 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError } from '../errors';
-import { certProviders, DEFAULT_TLS_CERT_PATH, type CertProvider } from '../tls/files';
-import { validateExportConfig, validateNatsAccess } from '../export/options';
+import { ConfigError, ConfigFileError, UnknownConfigKeyError } from '../errors';
+import { certProviders, DEFAULT_TLS_CERT_PATH, type CertProvider } from '../tls';
+import { validateExportConfig, validateNatsAccess } from '../export';
 
 export type SourceKind = 'synthetic' | 'socket' | 'tcp' | 'jsonl' | 'none';
 
@@ -248,7 +248,7 @@ export function defaultConfig(): FeederConfig {
     batchSize: 512,
     // The bound while the main thread is under half busy; a quarter of it (64) above, which
     // measured best at 4 clients x 50k/s on 2 cores. 256 with one client at 50k/s on the
-    // socket path: p90 0.6-0.7 ms against 2.3-2.8 ms at 64 (encode/pool.ts).
+    // socket path: p90 0.6-0.7 ms against 2.3-2.8 ms at 64 (encode/strategy.ts).
     inlineMaxEvents: 256,
     // 4 tasks in flight, 2-3 batches pinned by each group of stalled clients, a few more
     // for readers' queues and writes; 12 MiB of address space, touched as used.
@@ -514,23 +514,23 @@ function readFile(file: string, command: ConfigCommand): Record<string, unknown>
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError('config', `cannot read ${file}: ${(err as Error).message}`, 'ERR_CONFIG_FILE');
+    throw new ConfigFileError(`cannot read ${file}: ${(err as Error).message}`);
   }
   let doc: unknown;
   try {
     doc = parseYaml(text);
   } catch (err) {
-    throw new ConfigError('config', `${file} is not valid YAML: ${(err as Error).message}`, 'ERR_CONFIG_FILE');
+    throw new ConfigFileError(`${file} is not valid YAML: ${(err as Error).message}`);
   }
   if (doc === null || doc === undefined) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('config', `${file} must hold a map of keys`, 'ERR_CONFIG_FILE');
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigFileError(`${file} must hold a map of keys`);
   // Flag spellings are accepted as file keys too (alert-every or alertEvery).
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
     const spec = optionSpecs.find((s) => optionApplies(s, command) && (s.key === k || s.flag === k));
     if (spec === undefined) {
       const known = optionSpecs.filter((s) => optionApplies(s, command)).map((s) => s.key);
-      throw new ConfigError(k, `unknown key in ${file} for armorfeed ${command}; known keys: ${known.join(', ')}`, 'ERR_CONFIG_UNKNOWN_KEY');
+      throw new UnknownConfigKeyError(k, `unknown key in ${file} for armorfeed ${command}; known keys: ${known.join(', ')}`);
     }
     out[spec.key] = v;
   }
@@ -552,7 +552,7 @@ export function loadConfig(inputs: ConfigInputs): FeederConfig {
   }
   for (const [k, v] of Object.entries(inputs.flags)) {
     const spec = specByKey.get(k);
-    if (spec === undefined || !optionApplies(spec, command)) throw new ConfigError(k, `unknown option of armorfeed ${command}`, 'ERR_CONFIG_UNKNOWN_KEY');
+    if (spec === undefined || !optionApplies(spec, command)) throw new UnknownConfigKeyError(k, `unknown option of armorfeed ${command}`);
     if (v !== undefined) config[k] = coerce(spec, v, `flag --${spec.flag}`);
   }
   return validate(config as unknown as FeederConfig);

@@ -1,8 +1,8 @@
 /**
  * What crosses between the main thread and the encoder workers. Defined once here and
- * imported by both sides (`encoder.worker.ts` and `pool.ts`).
+ * imported by both sides (`encoder.worker.ts` and the main thread's `pump.ts` / `strategy.ts`).
  */
-import type { EventContext } from '../event/toProto';
+import type { EventContext } from '../event';
 
 /** Fixed per-run settings, handed to every encoder worker as workerData. */
 export interface EncoderSettings extends EventContext {
@@ -82,23 +82,3 @@ export const ATTR_NAMESPACE = 0;
 export const ATTR_OPERATION = 1;
 export const ATTR_TYPE = 2;
 export const ATTRS_PER_EVENT = 3;
-
-/** gRPC's length-prefixed message header. */
-export const GRPC_FRAME_HEADER = 5;
-
-/** Writes a gRPC frame header for a `length`-byte message at `offset`. */
-export function writeFrameHeader(into: Uint8Array, offset: number, length: number): void {
-  into[offset] = 0;
-  into[offset + 1] = length >>> 24;
-  into[offset + 2] = (length >>> 16) & 0xff;
-  into[offset + 3] = (length >>> 8) & 0xff;
-  into[offset + 4] = length & 0xff;
-}
-
-/** Frames one encoded message into a fresh buffer (for messages made on the main thread). */
-export function frameMessage(message: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(message.length + GRPC_FRAME_HEADER);
-  writeFrameHeader(out, 0, message.length);
-  out.set(message, GRPC_FRAME_HEADER);
-  return out;
-}

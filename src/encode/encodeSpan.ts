@@ -3,14 +3,15 @@
  * shared memory, transcode it to a protobuf Alert or Log straight into a reusable
  * stream buffer, frame it once. One encoder instance per thread: each piscina worker
  * has one (encoder.worker.ts), and the main thread has one for the light-traffic path
- * (see pool.ts). The main thread releases the span only after the batch is returned.
+ * (see strategy.ts). The main thread releases the span only after the batch is returned.
  */
 import { Unpackr } from 'msgpackr';
-import { forEachRecord } from '../ring/consumer';
-import { createTape, isAlertTape, K, readStr, scanEvent, type StrRef } from '../event/scan';
-import { logLine } from '../event/logLine';
-import type { IngestEvent } from '../event/schema';
-import { ATTRS_PER_EVENT, GRPC_FRAME_HEADER, MAX_MESSAGE_BYTES, writeFrameHeader, type EncodeTask, type EncodedBatch, type EncodedStream, type EncoderSettings } from './batch';
+import { forEachRecord } from '../ring';
+import { createTape, isAlertTape, readStr, scanEvent, type StrRef } from '../event/scan';
+import { logLine, type IngestEvent } from '../event';
+import { NOT_THROTTLED, throttleBucket } from '../throttle';
+import { GRPC_FRAME_HEADER, writeFrameHeader } from '../wire/framing';
+import { ATTRS_PER_EVENT, MAX_MESSAGE_BYTES, type EncodeTask, type EncodedBatch, type EncodedStream, type EncoderSettings } from './batch';
 import { ProtoWriter } from './protoWriter';
 import { NO_SLAB, type SlabArea } from './slabs';
 import { Transcoder, type EventFacts } from './transcode';
@@ -153,7 +154,7 @@ export function createSpanEncoder(settings: EncoderSettings, slabs?: SlabArea): 
   const out: SlabOut | undefined = slabs === undefined ? undefined : { bytes: new Uint8Array(slabs.sab), slabBytes: slabs.slabBytes };
   const transcoder = new Transcoder(settings);
   const tape = createTape();
-  const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined, throttleEligible: false };
+  const facts: EventFacts = { namespace: -1, operation: -1, type: -1, typeOverride: undefined };
   const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: 'number' });
   const recent = new RecentStrings();
   const alerts = new StreamBuilder();
@@ -223,7 +224,10 @@ function encodeSpan(
       ty = intern(facts.typeOverride ?? recent.get(payload, facts.type));
     }
     stream.end(at, ingestedUs, ns, op, ty);
-    if (alert) throttleKeys.push(settings.throttling && facts.throttleEligible ? intern(recent.get(payload, tape[K.containerID])) : -1);
+    if (alert) {
+      const bucket = settings.throttling ? throttleBucket(payload, tape) : NOT_THROTTLED;
+      throttleKeys.push(bucket === NOT_THROTTLED ? -1 : intern(recent.get(payload, bucket)));
+    }
   });
 
   const [alertStream, logStream] = takeStreams(alerts, logs, slabs, task.slab ?? NO_SLAB);

@@ -1,3 +1,4 @@
-export { EncoderPool, type EncoderPoolOptions, type EncodeFailure } from './pool';
+export { EncodeStage, type EncodeStageOptions } from './stage';
+export type { EncodeFailure } from './pump';
 export * from './batch';
-export { NO_SLAB, SlabPool, noSlabs, type SlabArea, type SlabRefs, type SlabStats } from './slabs';
+export { NO_SLAB, SlabPool, noSlabs, UNCONFIRMED_WRITE_GRACE_MS, type SlabArea, type SlabRefs, type SlabStats } from './slabs';

@@ -1,27 +1,41 @@
 /**
- * msgpack event -> protobuf Alert/Log, byte to byte. The ingest map already holds every
- * string as UTF-8, which is exactly what protobuf carries, so strings are copied, never
- * decoded into JS strings. Fields are written in field-number order, as Go's encoder
- * does, from a plan built once from the .proto via protobufjs reflection (no field
- * number is written down in this file). Upstream's rules (kubearmor-wire.md 2.5) apply
- * on the way: defaults for ClusterName/HostName/NodeID/times, Severity "0" dropped,
- * ATags from Tags, Owner only when set, ExecEvent always, EventData derived from Data
- * (and Resource for Network), Resource made valid UTF-8, and the NetworkFirewall and
- * Device rewrites.
+ * Transcodes one scanned msgpack event (its bytes and the tape event/scan.ts built) to
+ * the protobuf body of a pb.Alert or pb.Log, byte to byte, with no gRPC frame header
+ * (encodeSpan.ts frames it). The ingest map already holds every string as UTF-8, which
+ * is exactly what protobuf carries, so strings are copied, never decoded into JS
+ * strings. Fields are written in field-number order, as Go's encoder does, from a plan
+ * built once from the .proto via protobufjs reflection (no field number is written down
+ * in this file). Upstream's rules (kubearmor-wire.md 2.5, constants in event/rules.ts)
+ * apply on the way: defaults for ClusterName/HostName/NodeID/times, Severity "0"
+ * dropped, ATags from Tags, Owner only when set, ExecEvent always, EventData derived
+ * from Data (and Resource for Network), Resource made valid UTF-8, and the
+ * NetworkFirewall and Device rewrites. It also reports where the attributes that
+ * server-side filters read are (EventFacts).
  *
  * Why not protobufjs's encode: a CPU profile of the encoder worker put msgpack decode,
  * object building and protobufjs encode at 13-25 us per synthetic event on this 2-core
  * machine, which caps the feeder below the Go design; transcoding costs about a quarter
  * of that and allocates nothing per event (`npm run bench`, "batch encode vs per-event
- * encode"). The protobufjs path stays as the reference the tests compare against
- * (test/transcode.test.ts) and as the encoder of daemon Messages and notices.
+ * encode"). The protobufjs path is kept only as the oracle the tests compare against
+ * (test/helpers/referenceEncoder.ts, test/transcode.test.ts) and the bench's baseline.
  */
 import { randomBytes } from 'node:crypto';
 import type * as protobuf from 'protobufjs';
 import { feederTypes } from '../wire/proto';
-import { formatUpdatedTime, parseUpdatedTime } from '../wire/time';
-import { K, readInt, readMapHeader, readStr, strEquals, strValue, utf8SequenceLength, type StrRef } from '../event/scan';
-import type { EventContext } from '../event/toProto';
+import { ascii, K, readInt, readMapHeader, readStr, readStringEntry, strEquals, strValue, utf8SequenceLength, type StrRef } from '../event/scan';
+import {
+  defaultTimestamp,
+  defaultUpdatedTime,
+  ENFORCER_BY_OPERATION,
+  EXEC_EVENT_KEYS,
+  FIREWALL_ALERT_TYPE,
+  FIREWALL_OPERATION,
+  NETWORK_OPERATION,
+  NO_SEVERITY,
+  OWNER_KEYS,
+  PROCESS_OPERATION,
+  type EventContext,
+} from '../event';
 import { ProtoWriter, varintSize } from './protoWriter';
 
 type Rule =
@@ -46,20 +60,6 @@ const specialRule: Record<string, Rule> = {
   Type: 'type', Resource: 'resource', Enforcer: 'enforcer', Severity: 'severity', ATags: 'atags',
   Owner: 'owner', ExecEvent: 'execEvent', EventData: 'eventData',
 };
-
-/**
- * Upstream takes Timestamp and UpdatedTime together. When a source sends only one, the
- * other is derived from it; when it sends neither, both are the arrival time.
- */
-function eventSeconds(buf: Uint8Array, tape: Int32Array, ingestedUs: number): number {
-  const us = strValue(buf, tape[K.updatedTime]) === '' ? Number.NaN : parseUpdatedTime(strValue(buf, tape[K.updatedTime]));
-  return Math.floor((Number.isNaN(us) ? ingestedUs : us) / 1e6);
-}
-
-function eventMicros(buf: Uint8Array, tape: Int32Array, ingestedUs: number): number {
-  const ts = tape[K.timestamp];
-  return ts >= 0 ? readInt(buf, ts) * 1e6 : ingestedUs;
-}
 
 /** Pairs of a derived EventData compared pairwise; more go through a hash table. */
 const PAIRWISE_MAX = 16;
@@ -91,22 +91,19 @@ function subTags(type: protobuf.Type, names: string[]): number[] {
   return names.map((n) => (type.fields[n].id << 3) | WIRE_LEN);
 }
 
-const ascii = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 const B = {
-  NetworkFirewall: ascii('NetworkFirewall'),
-  Device: ascii('Device'),
-  Process: ascii('Process'),
-  Network: ascii('Network'),
-  MatchedHostPolicy: ascii('MatchedHostPolicy'),
-  AppArmor: ascii('AppArmor'),
-  eBPFMonitor: ascii('eBPF Monitor'),
-  Audit: ascii('Audit'),
-  zero: ascii('0'),
+  firewall: ascii(FIREWALL_OPERATION),
+  process: ascii(PROCESS_OPERATION),
+  network: ascii(NETWORK_OPERATION),
+  noSeverity: ascii(NO_SEVERITY),
 };
 
+/** Operations whose alerts get a fixed Enforcer, as bytes. */
+const enforcerRewrites: [Uint8Array, string][] = [...ENFORCER_BY_OPERATION].map(([op, enforcer]) => [ascii(op), enforcer]);
+
 /** Ingest keys of the two sub-messages, in the order of ownerTags / execTags. */
-const OWNER_KEYS = ['ref', 'name', 'namespace'].map(ascii);
-const EXEC_KEYS = ['ExecID', 'ExecutableName'].map(ascii);
+const OWNER_KEY_BYTES = OWNER_KEYS.map(ascii);
+const EXEC_KEY_BYTES = EXEC_EVENT_KEYS.map(ascii);
 
 /** What the encoder needs to know about one event besides its bytes. */
 export interface EventFacts {
@@ -116,7 +113,6 @@ export interface EventFacts {
   /** Type as sent: NetworkFirewall alerts become MatchedNetworkPolicy. */
   typeOverride: string | undefined;
   type: number;
-  throttleEligible: boolean;
 }
 
 export class Transcoder {
@@ -130,6 +126,7 @@ export class Transcoder {
   private readonly host: Uint8Array;
   private readonly nodeID: Uint8Array;
   private readonly s: StrRef = { start: 0, length: 0 };
+  private readonly key: StrRef = { start: 0, length: 0 };
   private readonly sub: Int32Array = new Int32Array(6);
   private readonly utf8Scratch = new ProtoWriter(4096);
   /** Resource made valid UTF-8, for the EventData pairs of a Network event. */
@@ -162,12 +159,11 @@ export class Transcoder {
    */
   encode(buf: Uint8Array, tape: Int32Array, alert: boolean, ingestedUs: number, w: ProtoWriter, facts: EventFacts): void {
     const op = tape[K.operation];
-    const isFirewall = strEquals(buf, op, B.NetworkFirewall);
+    const isFirewall = strEquals(buf, op, B.firewall);
     facts.namespace = tape[K.namespaceName];
     facts.operation = op;
     facts.type = tape[K.type];
-    facts.typeOverride = alert && isFirewall ? 'MatchedNetworkPolicy' : undefined;
-    facts.throttleEligible = alert && this.isThrottleEligible(buf, tape);
+    facts.typeOverride = alert && isFirewall ? FIREWALL_ALERT_TYPE : undefined;
     const s = this.s;
     for (const step of alert ? this.alertPlan : this.logPlan) {
       const pos = tape[step.src];
@@ -184,7 +180,7 @@ export class Transcoder {
           break;
         }
         case 'timestamp': {
-          const v = pos >= 0 ? readInt(buf, pos) : eventSeconds(buf, tape, ingestedUs);
+          const v = pos >= 0 ? readInt(buf, pos) : defaultTimestamp(strValue(buf, tape[K.updatedTime]), ingestedUs);
           if (v !== 0) {
             w.varint(step.tag);
             w.signedVarint(v);
@@ -193,7 +189,7 @@ export class Transcoder {
         }
         case 'updatedTime':
           if (pos >= 0 && readStr(buf, pos, s) && s.length > 0) w.lenField(step.tag, buf, s.start, s.length);
-          else w.asciiField(step.tag, formatUpdatedTime(eventMicros(buf, tape, ingestedUs)));
+          else w.asciiField(step.tag, defaultUpdatedTime(tape[K.timestamp] >= 0 ? readInt(buf, tape[K.timestamp]) : undefined, ingestedUs));
           break;
         case 'cluster':
         case 'host':
@@ -214,25 +210,26 @@ export class Transcoder {
           else if (pos >= 0 && readStr(buf, pos, s) && s.length > 0) w.lenField(step.tag, buf, s.start, s.length);
           break;
         case 'resource':
-          if (!alert && this.ctx.dropResourceFromProcessLogs && strEquals(buf, op, B.Process)) break;
+          if (!alert && this.ctx.dropResourceFromProcessLogs && strEquals(buf, op, B.process)) break;
           if (pos >= 0 && readStr(buf, pos, s) && s.length > 0) this.writeValidUtf8(step.tag, buf, s.start, s.length, w);
           break;
-        case 'enforcer':
-          if (isFirewall) w.asciiField(step.tag, 'NetworkPolicyEnforcer');
-          else if (strEquals(buf, op, B.Device)) w.asciiField(step.tag, 'USBDeviceHandler');
+        case 'enforcer': {
+          const rewritten = this.rewrittenEnforcer(buf, op);
+          if (rewritten !== undefined) w.asciiField(step.tag, rewritten);
           else if (pos >= 0 && readStr(buf, pos, s) && s.length > 0) w.lenField(step.tag, buf, s.start, s.length);
           break;
+        }
         case 'severity':
-          if (pos >= 0 && readStr(buf, pos, s) && s.length > 0 && !strEquals(buf, pos, B.zero)) w.lenField(step.tag, buf, s.start, s.length);
+          if (pos >= 0 && readStr(buf, pos, s) && s.length > 0 && !strEquals(buf, pos, B.noSeverity)) w.lenField(step.tag, buf, s.start, s.length);
           break;
         case 'atags':
           this.writeATags(step.tag, buf, tape[K.tags], w);
           break;
         case 'owner':
-          this.writeSubMessage(step.tag, buf, pos, this.ownerTags, OWNER_KEYS, false, w);
+          this.writeSubMessage(step.tag, buf, pos, this.ownerTags, OWNER_KEY_BYTES, false, w);
           break;
         case 'execEvent':
-          this.writeSubMessage(step.tag, buf, pos, this.execTags, EXEC_KEYS, true, w);
+          this.writeSubMessage(step.tag, buf, pos, this.execTags, EXEC_KEY_BYTES, true, w);
           break;
         case 'eventData':
           if (pos >= 0) this.writeEventDataMap(step.tag, buf, pos, w);
@@ -242,20 +239,9 @@ export class Transcoder {
     }
   }
 
-  private isThrottleEligible(buf: Uint8Array, tape: Int32Array): boolean {
-    const enforcer = tape[K.enforcer];
-    if (strEquals(buf, enforcer, B.eBPFMonitor) && this.contains(buf, tape[K.action], B.Audit)) return true;
-    return strEquals(buf, tape[K.type], B.MatchedHostPolicy) && (strEquals(buf, enforcer, B.AppArmor) || strEquals(buf, enforcer, B.eBPFMonitor));
-  }
-
-  private contains(buf: Uint8Array, pos: number, needle: Uint8Array): boolean {
-    const s = this.s;
-    if (pos < 0 || !readStr(buf, pos, s)) return false;
-    outer: for (let i = s.start; i + needle.length <= s.start + s.length; i++) {
-      for (let j = 0; j < needle.length; j++) if (buf[i + j] !== needle[j]) continue outer;
-      return true;
-    }
-    return false;
+  private rewrittenEnforcer(buf: Uint8Array, op: number): string | undefined {
+    for (const [operation, enforcer] of enforcerRewrites) if (strEquals(buf, op, operation)) return enforcer;
+    return undefined;
   }
 
   /** ATags is Tags split on ",": one repeated-string entry per part (empty parts kept, as Go's Split does). */
@@ -281,24 +267,23 @@ export class Transcoder {
     if (pos >= 0) {
       const hdr = readMapHeader(buf, pos);
       if (hdr !== null) {
+        const key = this.key;
         let p = hdr[1];
         for (let i = 0; i < hdr[0]; i++) {
-          readStr(buf, p, s);
-          const ks = s.start;
-          const kl = s.length;
-          readStr(buf, ks + kl, s);
+          p = readStringEntry(buf, p, key, s);
+          const ks = key.start;
+          const kl = key.length;
           for (let k = 0; k < keys.length; k++) {
-            const key = keys[k];
-            if (key.length !== kl || s.length === 0) continue;
+            const want = keys[k];
+            if (want.length !== kl || s.length === 0) continue;
             let same = true;
-            for (let j = 0; j < kl; j++) if (buf[ks + j] !== key[j]) { same = false; break; }
+            for (let j = 0; j < kl; j++) if (buf[ks + j] !== want[j]) { same = false; break; }
             if (same) {
               found[2 * k] = s.start;
               found[2 * k + 1] = s.length;
               break;
             }
           }
-          p = s.start + s.length;
         }
       }
     }
@@ -334,14 +319,11 @@ export class Transcoder {
     const hdr = readMapHeader(buf, pos);
     if (hdr === null) return;
     const s = this.s;
+    const key = this.key;
     let p = hdr[1];
     for (let i = 0; i < hdr[0]; i++) {
-      readStr(buf, p, s);
-      const ks = s.start;
-      const kl = s.length;
-      readStr(buf, ks + kl, s);
-      this.writeEntry(tag, buf, ks, kl, buf, s.start, s.length, false, w);
-      p = s.start + s.length;
+      p = readStringEntry(buf, p, key, s);
+      this.writeEntry(tag, buf, key.start, key.length, buf, s.start, s.length, false, w);
     }
   }
 
@@ -357,7 +339,7 @@ export class Transcoder {
     sources.length = 0;
     const s = this.s;
     if (tape[K.data] >= 0 && readStr(buf, tape[K.data], s)) this.collectPairs(buf, s.start, s.start + s.length);
-    if (strEquals(buf, tape[K.operation], B.Network) && tape[K.resource] >= 0 && readStr(buf, tape[K.resource], s)) {
+    if (strEquals(buf, tape[K.operation], B.network) && tape[K.resource] >= 0 && readStr(buf, tape[K.resource], s)) {
       // Resource is the one string not validated at ingest: its pairs come from the repaired
       // bytes, as Resource itself is sent (Go's decoder drops a stream with invalid UTF-8).
       if (this.isAscii(buf, s.start, s.length)) this.collectPairs(buf, s.start, s.start + s.length);

@@ -3,8 +3,8 @@
  * internal tp.Log struct (lowerCamelCase keys, kubearmor-wire.md 2.8), before
  * throttling. Keys come in schema order; "always" keys are written even when empty.
  */
+import { defaultTimestamp, defaultUpdatedTime, EXEC_EVENT_KEYS, OWNER_KEYS } from './rules';
 import { ingestFields, type IngestEvent } from './schema';
-import { formatUpdatedTime, parseUpdatedTime } from '../wire/time';
 
 /** Go's encoding/json string form: like JSON.stringify, plus HTML-safe and U+2028/9 escapes. */
 export function goString(s: string): string {
@@ -16,16 +16,18 @@ function goStringMap(m: Record<string, string>): string {
   return `{${keys.map((k) => `${goString(k)}:${goString(m[k])}`).join(',')}}`;
 }
 
+/** A Go struct of string fields: every field, in order, empty ones as "". */
+function goStruct(keys: readonly string[], values: Record<string, string | undefined>): string {
+  return `{${keys.map((k) => `${goString(k)}:${goString(values[k] ?? '')}`).join(',')}}`;
+}
+
 export function logLine(e: IngestEvent, host: string, ingestedUs: number): string {
   const parts: string[] = [];
   const rec = e as Record<string, unknown>;
   for (const [key, kind, always] of ingestFields) {
     let v = rec[key];
-    if (key === 'timestamp' && v === undefined) {
-      const given = e.updatedTime !== undefined && e.updatedTime !== '' ? parseUpdatedTime(e.updatedTime) : Number.NaN;
-      v = Math.floor((Number.isNaN(given) ? ingestedUs : given) / 1e6);
-    }
-    if (key === 'updatedTime' && (v === undefined || v === '')) v = formatUpdatedTime(e.timestamp !== undefined ? e.timestamp * 1e6 : ingestedUs);
+    if (key === 'timestamp' && v === undefined) v = defaultTimestamp(e.updatedTime ?? '', ingestedUs);
+    if (key === 'updatedTime' && (v === undefined || v === '')) v = defaultUpdatedTime(e.timestamp, ingestedUs);
     if (key === 'hostName' && (v === undefined || v === '')) v = host;
     switch (kind) {
       case 'string':
@@ -43,17 +45,13 @@ export function logLine(e: IngestEvent, host: string, ingestedUs: number): strin
         } else parts.push(`"${key}":null`);
         break;
       case 'owner': {
-        const o = e.owner;
-        if (o && ((o.ref ?? '') !== '' || (o.name ?? '') !== '' || (o.namespace ?? '') !== '')) {
-          parts.push(`"owner":{"ref":${goString(o.ref ?? '')},"name":${goString(o.name ?? '')},"namespace":${goString(o.namespace ?? '')}}`);
-        }
+        const o: Record<string, string | undefined> = e.owner ?? {};
+        if (OWNER_KEYS.some((k) => (o[k] ?? '') !== '')) parts.push(`"owner":${goStruct(OWNER_KEYS, o)}`);
         break;
       }
-      case 'execEvent': {
-        const x = e.execEvent ?? {};
-        parts.push(`"execEvent":{"ExecID":${goString(x.ExecID ?? '')},"ExecutableName":${goString(x.ExecutableName ?? '')}}`);
+      case 'execEvent':
+        parts.push(`"execEvent":${goStruct(EXEC_EVENT_KEYS, e.execEvent ?? {})}`);
         break;
-      }
       case 'stringMap':
         if (v && typeof v === 'object' && Object.keys(v).length > 0) parts.push(`"${key}":${goStringMap(v as Record<string, string>)}`);
         break;

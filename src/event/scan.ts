@@ -14,7 +14,13 @@
  * malformed_frame.
  */
 import { InputError } from '../errors';
+import { EXEC_EVENT_KEYS, OWNER_KEYS } from './rules';
 import { alertTypes, ingestFields, logTypes, type FieldKind } from './schema';
+
+/** A constant's bytes, for comparing with msgpack strings without decoding them. */
+export function ascii(s: string): Uint8Array {
+  return Buffer.from(s, 'latin1');
+}
 
 export const FIELD_COUNT = ingestFields.length;
 
@@ -22,7 +28,7 @@ export const FIELD_COUNT = ingestFields.length;
 export const K = Object.fromEntries(ingestFields.map(([key], i) => [key, i])) as { [P in (typeof ingestFields)[number][0]]: number };
 
 const kinds: FieldKind[] = ingestFields.map(([, kind]) => kind);
-const keyBytes: Uint8Array[] = ingestFields.map(([key]) => Buffer.from(key, 'latin1'));
+const keyBytes: Uint8Array[] = ingestFields.map(([key]) => ascii(key));
 
 // Key lookup without making a string: bucket by (length, first byte, last byte), then
 // compare bytes. 45 keys spread over 256 buckets, so a bucket holds one or two.
@@ -84,8 +90,8 @@ export function readStr(buf: Uint8Array, pos: number, out: StrRef): boolean {
     out.length = b & 0x1f;
   } else if (b === 0xd9) {
     out.start = pos + 2;
-    // `| 0`: past the buffer's end the byte is undefined, and a NaN length passed every
-    // `start + length > end` check; 0 leaves those checks to catch the start past the end.
+    // `| 0`: a header cut off at the end of the buffer reads as length 0 (its start is
+    // then past the end, which callers check) rather than NaN, which every check passes.
     out.length = buf[pos + 1] | 0;
   } else if (b === 0xda) {
     out.start = pos + 3;
@@ -148,6 +154,16 @@ function readContainer(buf: Uint8Array, pos: number, map: boolean): [number, num
 
 export function readMapHeader(buf: Uint8Array, pos: number): [number, number] | null {
   return readContainer(buf, pos, true);
+}
+
+/**
+ * Reads the map entry at `p` of a validated map of strings (Owner, ExecEvent,
+ * EventData): its key into `key`, its value into `value`; returns the offset after it.
+ */
+export function readStringEntry(buf: Uint8Array, p: number, key: StrRef, value: StrRef): number {
+  readStr(buf, p, key);
+  readStr(buf, key.start + key.length, value);
+  return value.start + value.length;
 }
 
 export function readArrayHeader(buf: Uint8Array, pos: number): [number, number] | null {
@@ -394,8 +410,8 @@ function checkStringMap(buf: Uint8Array, pos: number, end: number, key: string, 
   }
 }
 
-const ownerKeys = ['ref', 'name', 'namespace'].map((k) => Buffer.from(k, 'latin1'));
-const execEventKeys = ['ExecID', 'ExecutableName'].map((k) => Buffer.from(k, 'latin1'));
+const ownerKeys = OWNER_KEYS.map(ascii);
+const execEventKeys = EXEC_EVENT_KEYS.map(ascii);
 
 /**
  * Validates the event map in buf[start, end) and fills `tape`. Throws InputError with
@@ -526,7 +542,6 @@ export function strValue(buf: Uint8Array, pos: number): string {
   return Buffer.from(buf.buffer, buf.byteOffset + scratch.start, scratch.length).toString('utf8');
 }
 
-const ascii = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 const alertTypeBytes = [...alertTypes].map(ascii);
 const logTypeBytes = [...logTypes].map(ascii);
 

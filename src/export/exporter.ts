@@ -26,7 +26,7 @@
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { GRPC_FRAME_HEADER, type EncodedBatch, type EncodedStream } from '../encode/batch';
+import type { EncodedBatch, EncodedStream } from '../encode';
 import { ArmorfeedError } from '../errors';
 import { notShown, RateLimitedNotice } from '../messages';
 import { ExportBuffer, type ExportDropReason, type ExportEntry } from './buffer';
@@ -36,6 +36,7 @@ import { Publisher } from './publisher';
 import { describeStream, ensureStream, isTransient, type StreamSettings } from './stream';
 import { makeNodeId, subjectsFor, type ExportStreamKind } from './subjects';
 import { readUpdatedTime } from './updatedTime';
+import { GRPC_FRAME_HEADER } from '../wire/framing';
 
 export type ExportState = 'connecting' | 'checking' | 'ready' | 'disconnected' | 'failed' | 'closed';
 

@@ -16,6 +16,5 @@ export { Exporter, STARTUP_WAIT_MS, type ExportLog, type ExportSettings, type Ex
 export { exportDropReasons, type ExportDropReason } from './buffer';
 export { exportCheck, type ExportCheckReport } from './check';
 export { HEADER_MSG_ID, HEADER_NODE_ID, HEADER_SEQ, HEADER_UPDATED_TIME, subjectsFor, subjectToken, type ExportStreamKind } from './subjects';
-export type { ExportConfig } from './options';
+export { parseServers, validateExportConfig, validateNatsAccess, type ExportConfig } from './options';
 export { connectionOptions } from './connection';
-export { parseServers } from './options';

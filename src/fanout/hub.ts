@@ -3,17 +3,11 @@
  * runs of the same shared bytes, never re-encoded per client. A full queue drops for
  * that client only; nothing here ever waits for a client.
  */
-import { ATTR_NAMESPACE, ATTRS_PER_EVENT, frameMessage, GRPC_FRAME_HEADER } from '../encode/batch';
-import type { EncodedBatch, EncodedStream } from '../encode/batch';
-import { feederTypes, type AlertMessage } from '../wire/proto';
-import { AlertThrottle, ThrottleDecision } from './throttle';
-import { Subscriber, type StreamKind } from './subscriber';
-
-export interface ThrottleSettings {
-  enabled: boolean;
-  maxAlertPerSec: number;
-  throttleSec: number;
-}
+import { ATTR_NAMESPACE, ATTRS_PER_EVENT, type EncodedBatch, type EncodedStream } from '../encode';
+import { AlertThrottle, NOTICE_OPERATION, NOTICE_TYPE, ThrottleDecision, type ThrottleSettings } from '../throttle';
+import { frameMessage, GRPC_FRAME_HEADER } from '../wire/framing';
+import type { StreamKind } from '../wire/proto';
+import { Subscriber } from './subscriber';
 
 export interface HubCounters {
   alertsEncoded: number;
@@ -43,6 +37,7 @@ export class FanoutHub {
   private nextId = 1;
   private shuttingDown = false;
   private readonly listeners: ((kind: StreamKind, delta: number) => void)[] = [];
+  private readonly slowListeners: ((sub: Subscriber) => void)[] = [];
 
   /**
    * `localNode`: the HostName of what this process encodes itself (serve's --host); a
@@ -50,12 +45,10 @@ export class FanoutHub {
    * compare against it.
    */
   constructor(
-    private readonly throttleSettings: ThrottleSettings,
+    throttleSettings: ThrottleSettings,
     private readonly localNode = '',
   ) {
-    this.throttle = throttleSettings.enabled
-      ? new AlertThrottle(throttleSettings.maxAlertPerSec, throttleSettings.throttleSec)
-      : undefined;
+    this.throttle = throttleSettings.enabled ? new AlertThrottle(throttleSettings) : undefined;
   }
 
   newId(stream: StreamKind): string {
@@ -66,6 +59,9 @@ export class FanoutHub {
   add(sub: Subscriber, ownFeed = false): void {
     if (this.shuttingDown) sub.beginShutdown();
     (ownFeed ? this.ownFeed : this.subscribers[sub.info.stream]).add(sub);
+    sub.queue.slow.onCrossing(() => {
+      for (const l of this.slowListeners) l(sub);
+    });
     for (const l of this.listeners) l(sub.info.stream, 1);
   }
 
@@ -80,6 +76,11 @@ export class FanoutHub {
   /** Called with +1/-1 as Watch* streams open and close (wait-clients, messages). */
   onSubscribersChanged(listener: (kind: StreamKind, delta: number) => void): void {
     this.listeners.push(listener);
+  }
+
+  /** Called when a client's queue overflows, once per crossing (SlowNotifier). */
+  onSlowClient(listener: (sub: Subscriber) => void): void {
+    this.slowListeners.push(listener);
   }
 
   count(kind?: StreamKind): number {
@@ -127,32 +128,22 @@ export class FanoutHub {
       runStart = i + 1;
       if (decision === ThrottleDecision.Drop) {
         this.counters.throttled++;
-        for (const s of subs) s.countDrop('throttled', 1);
+        for (const s of subs) s.queue.countThrottled(1);
       } else {
         this.counters.notices++;
-        this.offerNotice(subs, batch, stream, i, node);
+        this.offerNotice(this.throttle, subs, batch, stream, i, node);
       }
     }
     this.offerRange(subs, batch, stream, runStart, stream.count, node);
   }
 
-  /**
-   * The alert that crosses the threshold is sent as the AlertThreshold notice with all
-   * its other fields kept (upstream 2.6). Rare (once per bucket and window), so it is
-   * decoded, changed and re-encoded here rather than burdening the encoders.
-   */
-  private offerNotice(subs: Set<Subscriber>, batch: EncodedBatch, stream: EncodedStream, i: number, node: string): void {
-    const { Alert } = feederTypes();
+  /** The alert that crosses the threshold goes out as the AlertThreshold notice (upstream 2.6). */
+  private offerNotice(throttle: AlertThrottle, subs: Set<Subscriber>, batch: EncodedBatch, stream: EncodedStream, i: number, node: string): void {
     const start = (i === 0 ? 0 : stream.ends[i - 1]) + GRPC_FRAME_HEADER;
-    const alert = Alert.decode(stream.bytes.subarray(start, stream.ends[i])) as unknown as AlertMessage;
-    alert.Type = 'SystemEvent';
-    alert.Operation = 'AlertThreshold';
-    alert.MaxAlertsPerSec = this.throttleSettings.maxAlertPerSec;
-    alert.DroppingAlertsInterval = this.throttleSettings.throttleSec;
-    const framed = frameMessage(Alert.encode(alert).finish());
+    const framed = throttle.thresholdNotice(stream.bytes.subarray(start, stream.ends[i]));
     const ns = batch.attrsValid ? batch.strings[stream.attrs[i * ATTRS_PER_EVENT + ATTR_NAMESPACE]] : '';
     for (const s of subs) {
-      if (!s.acceptsNode(node) || (batch.attrsValid && !s.accepts(ns, 'AlertThreshold', 'SystemEvent'))) s.countDrop('filtered', 1);
+      if (!s.acceptsNode(node) || (batch.attrsValid && !s.accepts(ns, NOTICE_OPERATION, NOTICE_TYPE))) s.queue.countFiltered(1);
       else if (s.queue.offerOne(framed, stream.ingestedUs[i])) s.pump();
     }
   }
@@ -169,7 +160,7 @@ export class FanoutHub {
     for (const s of subs) {
       if (!s.acceptsNode(node)) {
         // A per-node view: the whole range is another node's.
-        s.countDrop('filtered', to - from);
+        s.queue.countFiltered(to - from);
         continue;
       }
       // A batch encoded before the first filtered client arrived has no attrs: it passes
@@ -183,7 +174,7 @@ export class FanoutHub {
           const ok = s.acceptsEvent(batch.strings, stream.attrs, i);
           if (ok && runStart < 0) runStart = i;
           if (!ok) {
-            s.countDrop('filtered', 1);
+            s.queue.countFiltered(1);
             if (runStart >= 0) s.queue.offerRun(stream, runStart, i);
             runStart = -1;
           }
@@ -202,7 +193,7 @@ export class FanoutHub {
     for (const s of this.subscribers.messages) {
       // A stream the shutdown is ending is not offered the daemon's lines about it.
       if (!s.accepting) continue;
-      if (!s.acceptsNode(node)) s.countDrop('filtered', 1);
+      if (!s.acceptsNode(node)) s.queue.countFiltered(1);
       else if (s.queue.offerOne(framed, ingestedUs)) s.pump();
     }
   }

@@ -1,5 +1,5 @@
-export { FanoutHub, type ThrottleSettings, type HubCounters } from './hub';
-export { Subscriber, type FramedSink, type StreamKind, type AttrFilter, type AttrMatcher, type SubscriberInfo, type LatencySummary } from './subscriber';
-export { ClientQueue, type DropCounts, type DropReason, emptyDrops } from './clientQueue';
-export { AlertThrottle, ThrottleDecision } from './throttle';
+export { FanoutHub, type HubCounters } from './hub';
+export { Subscriber, type FramedSink, type AttrFilter, type AttrMatcher, type SubscriberInfo } from './subscriber';
+export { ClientQueue, type DropCounts, type DropReason, type LossReason } from './clientQueue';
+export { SlowNotifier } from './slowNotifier';
 export { clientStats, ClientDropReporter, type ClientStats } from './stats';

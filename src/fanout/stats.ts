@@ -3,11 +3,13 @@
  * (`serve` and `relay`): one row per Watch* stream in /stats and metrics, and the
  * once-per-crossing warning about clients whose queues overflowed.
  */
+import type { LatencySummary } from '../latency';
 import type { DaemonLog } from '../messages';
 import { RateLimitedNotice } from '../messages';
+import type { StreamKind } from '../wire/proto';
 import type { DropCounts } from './clientQueue';
 import type { FanoutHub } from './hub';
-import type { LatencySummary, StreamKind, Subscriber } from './subscriber';
+import type { Subscriber } from './subscriber';
 
 export interface ClientStats {
   id: string;
@@ -48,23 +50,27 @@ export function clientStats(hub: FanoutHub, now = Date.now()): ClientStats[] {
 
 /**
  * Upstream logs drops only when every client lost an event; armorfeed counts every drop
- * per client and says so on WatchMessages at most once per 10 s, naming only clients
- * that dropped since the last report (one that recovered is not warned about again).
- * Call `tick()` once a second.
+ * per client and says so on WatchMessages when a client's queue overflows, once per
+ * crossing (the queue's SlowNotifier, slowNotifier.ts: a client that recovered is not
+ * warned about again until it falls behind again), at most once per 10 s. Crossings
+ * held back by the 10 s limit are told at the next tick allowed. Call `tick()` once a second.
  */
 export class ClientDropReporter {
+  private readonly slowClients = new Set<Subscriber>();
   private readonly reported = new WeakMap<Subscriber, number>();
   private readonly notice = new RateLimitedNotice(10_000);
 
   constructor(
-    private readonly hub: FanoutHub,
+    hub: FanoutHub,
     private readonly log: DaemonLog,
-  ) {}
+  ) {
+    hub.onSlowClient((sub) => this.slowClients.add(sub));
+  }
 
   tick(): void {
-    const lossy = this.hub.openSubscribers().filter((s) => s.dropped.client_queue_full > (this.reported.get(s) ?? 0));
-    if (lossy.length === 0) return;
-    if (this.notice.take() < 0) return;
+    if (this.slowClients.size === 0 || this.notice.take() < 0) return;
+    const lossy = [...this.slowClients];
+    this.slowClients.clear();
     this.log.warn(
       `client queues full: ${lossy
         .map((s) => {

@@ -5,12 +5,13 @@
  * stops reading holds its queue plus two chunks, never more.
  */
 import * as hdr from 'hdr-histogram-js';
-import { ClientQueue, type DropReason, type QueueEntry } from './clientQueue';
-import { ATTR_NAMESPACE, ATTR_OPERATION, ATTR_TYPE, ATTRS_PER_EVENT } from '../encode/batch';
-import { NO_SLAB, noSlabs, UNCONFIRMED_WRITE_GRACE_MS, type SlabRefs } from '../encode/slabs';
+import { ClientQueue, type DropCounts, type QueueEntry, type Write } from './clientQueue';
+import { ATTR_NAMESPACE, ATTR_OPERATION, ATTR_TYPE, ATTRS_PER_EVENT } from '../encode';
+import { noSlabs, type SlabRefs } from '../encode';
+import { summarizeLatency, type LatencySummary } from '../latency';
+import type { StreamKind } from '../wire/proto';
 import { nowMicros } from '../wire/time';
 
-export type StreamKind = 'alerts' | 'logs' | 'messages';
 
 /** Where a subscriber's bytes go: a run of gRPC-framed messages per call. */
 export interface FramedSink {
@@ -34,15 +35,6 @@ const UNKNOWN = 0;
 const PASS = 1;
 const REJECT = 2;
 
-/** Latency percentiles in microseconds. */
-export interface LatencySummary {
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  count: number;
-}
 
 /** karmor's rule: an empty (omitted) attribute never matches a pattern set for it. */
 function passes(m: AttrMatcher | undefined, value: string): boolean {
@@ -62,12 +54,6 @@ const MAX_CHUNK_BYTES = 256 * 1024;
  * per event, which a client this slow does not notice, and a fast client never pays.
  */
 const SLOW_WRITE_US = 100_000;
-
-/** A write handed to gRPC: the output slab its bytes view, until confirmed or given up. */
-interface PendingWrite {
-  slab: number;
-  settled: boolean;
-}
 
 export interface SubscriberInfo {
   id: string;
@@ -90,8 +76,6 @@ export class Subscriber {
     useWebAssembly: false,
   });
   private finalLatency: LatencySummary | undefined;
-  delivered = 0;
-  written = 0;
   open = true;
   readonly openedAt = Date.now();
   closedAt: number | undefined;
@@ -106,7 +90,7 @@ export class Subscriber {
   /** The grace period ran out (expireGrace): nothing more is written. */
   private graceExpired = false;
   private readonly taken: QueueEntry[] = [];
-  private readonly pending = new Set<PendingWrite>();
+  private readonly pending = new Set<Write>();
   /**
    * Filter verdicts for the batch being offered, one per (attribute string, attribute):
    * slot `ATTRS_PER_EVENT * index + ATTR_*`, index into `verdictStrings`. The encoders
@@ -175,28 +159,14 @@ export class Subscriber {
     return v === PASS;
   }
 
-  countDrop(reason: DropReason, n: number): void {
-    this.queue.dropped[reason] += n;
-  }
-
   /** Moves queued messages to the sink while fewer than two writes are unconfirmed. */
   pump(): void {
     while (this.open && !this.graceExpired && this.writesInFlight < MAX_WRITES_IN_FLIGHT && this.queue.depth > 0) {
       const taken = this.taken;
       taken.length = 0;
-      const events = this.oneEventPerWrite ? this.queue.takeOne(taken) : this.queue.take(MAX_CHUNK_BYTES, taken);
-      const slabs = this.queue.slabs;
-      let chunk: Uint8Array;
-      let slab = NO_SLAB;
-      if (taken.length === 1) {
-        chunk = taken[0].bytes;
-        slab = taken[0].slab;
-      } else {
-        // The copy owns its bytes: the entries' slab references end here.
-        chunk = Buffer.concat(taken.map((e) => e.bytes));
-        for (const e of taken) slabs.release(e.slab);
-      }
-      const write: PendingWrite = { slab, settled: false };
+      const queue = this.queue;
+      const write = queue.takeWrite(MAX_CHUNK_BYTES, taken, this.oneEventPerWrite);
+      const events = write.events;
       this.pending.add(write);
       const now = nowMicros();
       const h = this.latencyUs as hdr.Histogram;
@@ -206,24 +176,19 @@ export class Subscriber {
       taken.length = 0;
       this.writesInFlight++;
       this.eventsInFlight += events;
-      this.written += events;
-      this.sink.write(chunk, (err) => {
+      this.sink.write(write.bytes, (err) => {
         this.lastWriteUs = nowMicros() - now;
         if (this.shuttingDown && this.lastWriteUs > SLOW_WRITE_US) this.oneEventPerWrite = true;
         // Confirmed (or failed) by grpc-js: node is done with the bytes.
-        if (!write.settled) {
-          write.settled = true;
-          this.pending.delete(write);
-          slabs.release(write.slab);
-        }
+        if (queue.settleWrite(write)) this.pending.delete(write);
         if (this.abandoned) return;
         this.writesInFlight--;
         this.eventsInFlight -= events;
         if (err) {
-          this.countDrop(this.graceExpired ? 'shutdown_grace_expired' : 'client_closed', events);
+          queue.countLost(this.graceExpired ? 'shutdown_grace_expired' : 'client_closed', events);
           return;
         }
-        this.delivered += events;
+        queue.delivered += events;
         if (this.queue.depth > 0) this.pump();
         else if (this.writesInFlight === 0) this.notifyDrained();
       });
@@ -246,15 +211,7 @@ export class Subscriber {
   /** Percentiles of the ingest-to-write latency, in microseconds. */
   latency(): LatencySummary {
     if (this.finalLatency !== undefined) return this.finalLatency;
-    const h = this.latencyUs as hdr.Histogram;
-    return {
-      p50: h.getValueAtPercentile(50),
-      p90: h.getValueAtPercentile(90),
-      p99: h.getValueAtPercentile(99),
-      p999: h.getValueAtPercentile(99.9),
-      max: h.maxValue,
-      count: h.totalCount,
-    };
+    return summarizeLatency(this.latencyUs as hdr.Histogram);
   }
 
   /** The client went away (or shutdown ends it): whatever it had queued is counted as client_closed (shutdown_grace_expired). */
@@ -266,12 +223,7 @@ export class Subscriber {
     this.finalLatency = this.latency();
     this.latencyUs = undefined;
     this.queue.discard(this.graceExpired ? 'shutdown_grace_expired' : 'client_closed');
-    // grpc-js does not call back for a write on a call that was cancelled, and node may
-    // still be sending its bytes: their slabs are reused only after a grace period.
-    for (const w of this.pending) {
-      w.settled = true;
-      this.queue.slabs.releaseLater(w.slab, UNCONFIRMED_WRITE_GRACE_MS);
-    }
+    for (const w of this.pending) this.queue.abandonWrite(w);
     this.pending.clear();
     this.notifyDrained();
   }
@@ -307,12 +259,22 @@ export class Subscriber {
     this.close();
     if (this.abandoned) return;
     this.abandoned = true;
-    this.countDrop(this.graceExpired ? 'shutdown_grace_expired' : 'client_closed', this.eventsInFlight);
+    this.queue.countLost(this.graceExpired ? 'shutdown_grace_expired' : 'client_closed', this.eventsInFlight);
     this.eventsInFlight = 0;
     this.writesInFlight = 0;
   }
 
-  get dropped(): Readonly<Record<DropReason, number>> {
+  /** Events handed to gRPC (queue.written: the counters live on the queue). */
+  get written(): number {
+    return this.queue.written;
+  }
+
+  /** Events whose write gRPC confirmed. */
+  get delivered(): number {
+    return this.queue.delivered;
+  }
+
+  get dropped(): Readonly<DropCounts> {
     return this.queue.dropped;
   }
 }

@@ -7,9 +7,9 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { WhenFull } from '../config';
 import { Packr } from 'msgpackr';
-import { InputError, inputReason, inputReasons } from '../errors';
+import { InputError, inputReason, inputReasonSlot } from '../errors';
 import { checkNesting, createTape, validateFrame } from '../event/scan';
-import { RingProducer } from '../ring/producer';
+import { RingProducer } from '../ring';
 import type { FromSource } from './protocol';
 
 const SAMPLES_PER_SECOND = 5;
@@ -77,8 +77,8 @@ export class Admission {
 
   /** Counts `events` (1 unless told) rejected for `err`, and samples it for the main thread's WARN. */
   reject(err: InputError, peer: string, events = 1): void {
-    const reason = inputReason[err.code] ?? 'malformed';
-    this.producer.countMalformed(inputReasons.indexOf(reason), events);
+    const reason = inputReason[err.code];
+    this.producer.countMalformed(inputReasonSlot(err.code), events);
     this.counts.rejected += events;
     const second = Math.floor(Date.now() / 1000);
     if (second !== this.sampleWindow) {

@@ -6,11 +6,11 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { parseFileMode, socketGid, whenFullFor, type FeederConfig, type SourceKind } from '../config';
-import { ArmorfeedError } from '../errors';
+import { ArmorfeedError, IngestThreadError } from '../errors';
 import type { FromSource, SourceWorkerData } from './protocol';
 
 export { encodeFrame, FrameReader, FRAME_HEADER_BYTES } from './frames';
-export { syntheticEvent } from './synthetic';
+export { syntheticEvent, warmUpEvents } from './synthetic';
 export { Admission } from './admission';
 export type { FromSource, ToSource, SourceWorkerData } from './protocol';
 
@@ -105,6 +105,7 @@ export class IngestThread {
             if (isReady) fail(`source ${name} failed: ${msg.code}: ${msg.message}`);
             else {
               events.onFatal(name, msg);
+              // The thread's error, by its code (classes do not cross threads).
               reject(new ArmorfeedError(msg.code, msg.message));
             }
             break;
@@ -123,7 +124,7 @@ export class IngestThread {
         const why =
           this.terminatedWhy ?? `ingest thread of source ${name} exited unexpectedly (${lastError !== undefined ? `${lastError.name}: ${lastError.message}` : `exit code ${code}`})`;
         if (isReady) fail(why);
-        else reject(new ArmorfeedError('ERR_INGEST_THREAD', why));
+        else reject(new IngestThreadError(why));
       });
     });
   }
@@ -166,3 +167,6 @@ export class IngestThread {
     await this.worker.terminate();
   }
 }
+
+// Last: supervisor.ts imports IngestThread from this module.
+export { restartReasons, SupervisedSource, type RestartReason, type SupervisorEvents } from './supervisor';

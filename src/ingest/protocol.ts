@@ -2,33 +2,25 @@
  * Messages between the main thread and an ingest thread (`source.worker.ts`).
  * Events themselves never travel here: they go through the ring.
  */
-import type { SourceKind, WhenFull } from '../config';
+import type { FeederConfig, SourceKind, WhenFull } from '../config';
 import type { ErrorCode } from '../errors';
 
-export interface SourceWorkerData {
+/** What an ingest thread is started with: its own ring and the config keys sources read, as the feeder validated them. */
+export interface SourceWorkerData extends Pick<FeederConfig, 'maxEventBytes' | 'socket' | 'tcp' | 'jsonl' | 'follow' | 'rate' | 'count' | 'alertEvery' | 'cluster' | 'host'> {
   kind: Exclude<SourceKind, 'none'>;
   name: string;
   ring: SharedArrayBuffer;
-  maxEventBytes: number;
-  /** A full ring: wait for room (the source stops reading) or drop and count. */
+  /** A full ring: wait for room (the source stops reading) or drop and count (config ingestWhenFull, per source). */
   whenFull: WhenFull;
-  maxConnections: number;
-  frameTimeoutMs: number;
-  idleTimeoutMs: number;
-  bufferedBytes: number;
-  socket: string;
-  /** Permission bits of the socket file. */
+  /** config ingestMaxConnections, ingestFrameTimeoutMs, ingestIdleTimeoutMs, ingestBufferedBytes. */
+  maxConnections: FeederConfig['ingestMaxConnections'];
+  frameTimeoutMs: FeederConfig['ingestFrameTimeoutMs'];
+  idleTimeoutMs: FeederConfig['ingestIdleTimeoutMs'];
+  bufferedBytes: FeederConfig['ingestBufferedBytes'];
+  /** Permission bits of the socket file (config socketMode, parsed). */
   socketMode: number;
-  /** Group of the socket file; -1 keeps the process's own. */
+  /** Group of the socket file (config socketGroup, resolved); -1 keeps the process's own. */
   socketGid: number;
-  tcp: string;
-  jsonl: string;
-  follow: boolean;
-  rate: number;
-  count: number;
-  alertEvery: number;
-  cluster: string;
-  host: string;
   /** Synthetic and jsonl: wait for a `start` message (--wait-clients) before generating or reading. */
   gated: boolean;
 }

@@ -7,16 +7,15 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { ArmorfeedError, InputError, type ErrorCode } from '../errors';
+import { ArmorfeedError, ConfigError, InputError, SocketInUseError, type ErrorCode } from '../errors';
 import { nowMicros } from '../wire/time';
 import { Admission } from './admission';
 import { encodeFrame, FrameReader } from './frames';
 import { LineReader } from './lines';
-import { allocateRing, RingConsumer } from '../ring';
+import { allocateRing, HEARTBEAT_INTERVAL_MS, RingConsumer } from '../ring';
 import { SyntheticFrames, warmUpEvents } from './synthetic';
 import type { SourceWorkerData, ToSource } from './protocol';
 import { runTestHook } from '../testHooks';
-import { HEARTBEAT_INTERVAL_MS } from '../ring/layout';
 
 const data = workerData as SourceWorkerData;
 const port = parentPort as NonNullable<typeof parentPort>;
@@ -264,7 +263,7 @@ async function listenOnSocket(server: net.Server): Promise<number> {
   try {
     dir = fs.mkdtempSync(path.join(path.dirname(target), '.armorfeed-'));
   } catch (err) {
-    throw new ArmorfeedError('ERR_CONFIG_INVALID', `socket: cannot create ${target}: ${(err as Error).message}`);
+    throw new ConfigError('socket', `cannot create ${target}: ${(err as Error).message}`);
   }
   let bindPath = path.join(dir, 's');
   if (Buffer.byteLength(bindPath) > MAX_SOCKET_PATH_BYTES) {
@@ -294,14 +293,14 @@ async function listenOnSocket(server: net.Server): Promise<number> {
         fs.linkSync(bindPath, target);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        throw new ArmorfeedError('ERR_SOCKET_IN_USE', `socket: another process is listening on ${target}; stop it or choose another --socket`);
+        throw new SocketInUseError(`socket: another process is listening on ${target}; stop it or choose another --socket`);
       }
       fs.unlinkSync(bindPath);
     }
     return fs.statSync(target).ino;
   } catch (err) {
     if (err instanceof ArmorfeedError) throw err;
-    throw new ArmorfeedError('ERR_CONFIG_INVALID', `socket: cannot ${step} ${target}: ${(err as Error).message}`);
+    throw new ConfigError('socket', `cannot ${step} ${target}: ${(err as Error).message}`);
   } finally {
     if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -333,7 +332,7 @@ async function claimSocketPath(socketPath: string): Promise<void> {
     return; // Nothing there.
   }
   if (!probed.isSocket()) {
-    throw new ArmorfeedError('ERR_CONFIG_INVALID', `socket: ${socketPath} exists and is not a socket; remove it or choose another --socket`);
+    throw new ConfigError('socket', `${socketPath} exists and is not a socket; remove it or choose another --socket`);
   }
   const outcome = await new Promise<string>((resolve) => {
     const probe = net.connect(socketPath);
@@ -359,9 +358,9 @@ async function claimSocketPath(socketPath: string): Promise<void> {
   }
   // Connected, or a full backlog (EAGAIN) or a wait: a process holds it.
   if (outcome === 'connected' || outcome === 'EAGAIN' || outcome === 'ETIMEDOUT') {
-    throw new ArmorfeedError('ERR_SOCKET_IN_USE', `socket: another process is listening on ${socketPath}; stop it or choose another --socket`);
+    throw new SocketInUseError(`socket: another process is listening on ${socketPath}; stop it or choose another --socket`);
   }
-  throw new ArmorfeedError('ERR_CONFIG_INVALID', `socket: cannot tell whether ${socketPath} is in use (connecting to it failed: ${outcome}); remove it or choose another --socket`);
+  throw new ConfigError('socket', `cannot tell whether ${socketPath} is in use (connecting to it failed: ${outcome}); remove it or choose another --socket`);
 }
 
 // ---- JSON lines (upstream logPath format) from a file or stdin ----

@@ -7,7 +7,7 @@
  * events.
  */
 import { createHash } from 'node:crypto';
-import type { IngestEvent } from '../event/schema';
+import type { IngestEvent } from '../event';
 import { formatUpdatedTime } from '../wire/time';
 
 interface Workload {

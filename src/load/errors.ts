@@ -3,7 +3,7 @@
  * problems extend ConfigError so the CLI exits 2 with the flag named; RPC and
  * broker failures are recorded in the report instead and turn the exit status to 1.
  */
-import { ConfigError } from '../errors';
+import { ArmorfeedError, ConfigError } from '../errors';
 
 /** A load/tune flag has a value that cannot be used; `key` names the flag. */
 export class LoadFlagError extends ConfigError {}
@@ -20,10 +20,8 @@ export class NotLoopbackError extends ConfigError {
 }
 
 /** The broker spawned by `tune` (or a test) did not start or did not print its listening line. */
-export class BrokerStartError extends Error {
-  readonly code = 'ERR_LOAD_BROKER_START';
+export class BrokerStartError extends ArmorfeedError {
   constructor(message: string) {
-    super(message);
-    this.name = 'BrokerStartError';
+    super('ERR_LOAD_BROKER_START', message);
   }
 }

@@ -12,20 +12,20 @@
  * here until `resume` is called. That is how a slow or stalled load client stops
  * reading at an exact event, not at a chunk boundary.
  */
+import { ArmorfeedError } from '../errors';
+import { GRPC_FRAME_HEADER } from '../wire/framing';
 
 /** Return false to stop after this message; the split goes on at the next `resume`. */
 export type MessageVisitor = (buf: Buffer, start: number, end: number) => boolean;
 
 /** A frame this reader cannot take: compressed (we never ask for compression) or over the size limit. */
-export class GrpcFramingError extends Error {
-  readonly code = 'ERR_LOAD_GRPC_FRAMING';
+export class GrpcFramingError extends ArmorfeedError {
   constructor(message: string) {
-    super(message);
-    this.name = 'GrpcFramingError';
+    super('ERR_LOAD_GRPC_FRAMING', message);
   }
 }
 
-const prefixBytes = 5;
+const prefixBytes = GRPC_FRAME_HEADER;
 /** grpc-go's and grpc-js's default receive limit. */
 export const maxMessageBytes = 4 << 20;
 
@@ -84,11 +84,5 @@ export class GrpcMessageSplitter {
   }
 }
 
-/** One message with its 5-byte prefix, as a request body. */
-export function frameMessage(message: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(prefixBytes + message.length);
-  out[0] = 0;
-  out.writeUInt32BE(message.length, 1);
-  out.set(message, prefixBytes);
-  return out;
-}
+/** One message with its 5-byte prefix, as a request body (wire/framing.ts). */
+export { frameMessage } from '../wire/framing';

@@ -19,6 +19,7 @@
  * asked for), no retries, no name resolution beyond host:port, no TLS.
  */
 import * as http2 from 'node:http2';
+import { ArmorfeedError } from '../errors';
 import { frameMessage, GrpcMessageSplitter, type MessageVisitor } from './grpc-framing';
 
 /**
@@ -54,14 +55,12 @@ export interface GrpcStatus {
 }
 
 /** A call that ended with a non-OK status (or did not answer in time). */
-export class GrpcCallError extends Error {
-  readonly code = 'ERR_LOAD_GRPC_CALL';
+export class GrpcCallError extends ArmorfeedError {
   constructor(
     readonly rpc: string,
     readonly status: GrpcStatus,
   ) {
-    super(`${rpc}: ${statusName(status.code)}: ${status.details}`);
-    this.name = 'GrpcCallError';
+    super('ERR_LOAD_GRPC_CALL', `${rpc}: ${statusName(status.code)}: ${status.details}`);
   }
 }
 

@@ -4,16 +4,10 @@
  * Values are microseconds; 3 significant digits, auto-resizing.
  */
 import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram } from 'hdr-histogram-js';
+import { summarizeLatency, type LatencySummary } from '../latency';
 
-export interface LatencySummary {
-  count: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  mean: number;
-}
+export type { LatencySummary };
+
 
 /**
  * X positions of the percentile curve, HdrHistogram-plotter style: x = 1/(1-q),
@@ -57,17 +51,7 @@ export class LatencyRecorder {
   }
 
   summary(): LatencySummary {
-    const h = this.histogram;
-    if (h.totalCount === 0) return { count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 };
-    return {
-      count: h.totalCount,
-      p50: h.getValueAtPercentile(50),
-      p90: h.getValueAtPercentile(90),
-      p99: h.getValueAtPercentile(99),
-      p999: h.getValueAtPercentile(99.9),
-      max: h.maxValue,
-      mean: Math.round(h.mean),
-    };
+    return summarizeLatency(this.histogram);
   }
 
   /** Latency at each percentileCurveX point; null past the resolution the sample count allows. */

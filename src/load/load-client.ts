@@ -21,7 +21,7 @@
  * dropped by the broker.
  */
 import { HealthMismatchError } from '../errors';
-import { filterMetadataKeys, rpcPath } from '../wire/proto';
+import { filterMetadataKeys, rpcPath, type EventStreamKind } from '../wire/proto';
 import { formatHostPort, type HostPort } from './addresses';
 import { FeederSession, grpcStatus, statusName, type GrpcResponseReader, type GrpcStatus } from './h2-grpc';
 import { LatencyRecorder } from './latency';
@@ -29,7 +29,6 @@ import { makeEventPeeker, type PeekedEvent } from './peek';
 import { epochMs, type SendTimes } from './send-times';
 import { SequenceTracker, type SequenceState } from './sequence';
 
-export type StreamKind = 'alerts' | 'logs';
 export type ClientBehaviour = { kind: 'fast' } | { kind: 'slow'; delayUs: number } | { kind: 'stalled' };
 export type StreamEnd = 'open' | 'stopped' | 'eof' | 'error';
 
@@ -38,7 +37,7 @@ export interface LoadClientSettings {
   addr: HostPort;
   /** Sent as x-armorfeed-client; armorfeed uses it as the client's name in /stats. */
   name: string;
-  streams: StreamKind[];
+  streams: EventStreamKind[];
   behaviour: ClientBehaviour;
   alertFilter: string;
   logFilter: string;
@@ -65,7 +64,7 @@ export interface LoadClientResult {
 }
 
 export interface StreamState {
-  kind: StreamKind;
+  kind: EventStreamKind;
   received: number;
   bytes: number;
   end: StreamEnd;
@@ -142,7 +141,7 @@ export class LoadClient {
   readonly receivedPerSecond: number[] = [];
   private timeOrigin = epochMs();
   private readonly session: FeederSession;
-  private readonly calls = new Map<StreamKind, GrpcResponseReader>();
+  private readonly calls = new Map<EventStreamKind, GrpcResponseReader>();
   private released: boolean;
   private stopping = false;
 

@@ -5,6 +5,7 @@
  * A full protobufjs decode of every event would cost the client several times
  * more CPU, and the client shares the machine's cores with the broker it measures.
  */
+import { ArmorfeedError } from '../errors';
 import { parseUpdatedTime } from '../wire/time';
 
 export interface PeekedEvent {
@@ -22,8 +23,10 @@ const fieldEventDataAlert = 43;
 const fieldEventDataLog = 33;
 
 /** Thrown on bytes that are not a protobuf message; grpc-js turns it into an INTERNAL stream error. */
-export class WireFormatError extends Error {
-  readonly code = 'ERR_LOAD_WIRE_FORMAT';
+export class WireFormatError extends ArmorfeedError {
+  constructor(message: string) {
+    super('ERR_LOAD_WIRE_FORMAT', message);
+  }
 }
 
 /**

@@ -29,7 +29,8 @@ import type { BrokerCounters, BrokerHeld, ClientReport, LoadReport, ServerDropsF
 import { SequenceTracker } from './sequence';
 import { epochMs, SendTimes } from './send-times';
 import { entriesFor, fetchServerStats, heldByBroker, ingestTotals, type ServerStats } from './server-stats';
-import type { ClientBehaviour, StreamKind, StreamState, LoadClientResult, LoadClientSettings } from './load-client';
+import type { EventStreamKind } from '../wire/proto';
+import type { ClientBehaviour, StreamState, LoadClientResult, LoadClientSettings } from './load-client';
 import { isSaturated, type ThreadSummary } from './thread-meter';
 
 export interface LoadProgress {
@@ -64,7 +65,7 @@ function behaviourFor(i: number, o: LoadOptions): ClientBehaviour {
   return { kind: 'fast' };
 }
 
-function streamKinds(o: LoadOptions): StreamKind[] {
+function streamKinds(o: LoadOptions): EventStreamKind[] {
   return o.streams === 'both' ? ['alerts', 'logs'] : [o.streams];
 }
 
@@ -335,7 +336,7 @@ export async function runLoad(o: LoadOptions, observer: LoadObserver = {}): Prom
   phase = 'drain';
   const producerEnd = epochMs();
   for (const w of subscriberWorkers) w.send({ type: 'release' });
-  const expectedOf = (kindsOf: StreamKind[]): number | null => {
+  const expectedOf = (kindsOf: EventStreamKind[]): number | null => {
     if (produced === undefined) return o.expect ?? null;
     return (kindsOf.includes('alerts') ? produced.alerts : 0) + (kindsOf.includes('logs') ? produced.logs : 0);
   };

@@ -26,7 +26,7 @@ export class LogPathOutput {
     try {
       fd = fs.openSync(logPath, 'a', 0o666);
     } catch (err) {
-      throw new OutputError('ERR_OUTPUT_OPEN', `logPath ${logPath} cannot be opened for append: ${(err as Error).message}`);
+      throw new OutputError(`logPath ${logPath} cannot be opened for append: ${(err as Error).message}`);
     }
     return new LogPathOutput(fs.createWriteStream('', { fd }), true);
   }

@@ -21,7 +21,7 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { Packr } from 'msgpackr';
-import type { IngestEvent } from '../event/schema';
+import type { IngestEvent } from '../event';
 
 export interface ProducerTarget {
   /** Unix socket path of a `--source socket`. */

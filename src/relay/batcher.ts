@@ -15,7 +15,8 @@
  * `ingestedUs` is the arrival time at the relay: client latency in /stats is the relay's
  * own share. `throttleKeys` are -1: the node already throttled its alerts.
  */
-import { ATTRS_PER_EVENT, GRPC_FRAME_HEADER, writeFrameHeader, type EncodedBatch, type EncodedStream } from '../encode/batch';
+import { ATTRS_PER_EVENT, type EncodedBatch, type EncodedStream } from '../encode';
+import { GRPC_FRAME_HEADER, writeFrameHeader } from '../wire/framing';
 import type { FanoutHub } from '../fanout';
 import { FIELD_HOST, FIELD_NAMESPACE, FIELD_OPERATION, FIELD_TYPE, fieldString, newEventFields, scanEvent, type EventKind } from './scan';
 

@@ -15,7 +15,7 @@
  * mode has no replay) and leaves no gap in the exported sequence: the relay numbers what
  * it received.
  */
-import type { EncodedBatch } from '../encode/batch';
+import type { EncodedBatch } from '../encode';
 import { Exporter, type ExportLog, type ExportSettings, type ExportStats } from '../export';
 
 const MAX_EXPORTED_NODES = 1000;

@@ -17,7 +17,7 @@
  */
 import { randomInt } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { backoffDelay, type BackoffOptions } from '../client/watch';
+import { backoffDelay, type BackoffOptions } from '../client';
 import type { DaemonLog } from '../messages';
 import { feederTypes, filterMetadataKeys, rpcPath } from '../wire/proto';
 import { nowMicros } from '../wire/time';

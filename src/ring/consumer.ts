@@ -1,4 +1,4 @@
-import { Counter, MAX_MALFORMED_REASONS, RECORD_HEADER_BYTES, Slot, WRAP_MARK, recordSize, ringViews, type RingViews } from './layout';
+import { Counter, MAX_MALFORMED_REASONS, RECORD_HEADER_BYTES, Slot, WRAP_MARK, recordLength, recordSize, ringViews, type RingViews } from './layout';
 
 export interface RingStats {
   capacity: number;
@@ -76,10 +76,9 @@ export class RingConsumer {
     // record boundaries without the producer having to publish an index.
     while (pos !== write && events < maxEvents && (pos - start) >>> 0 < maxBytes) {
       const offset = pos & mask;
-      const tail = capacity - offset;
-      const len = tail >= 4 ? view.getUint32(offset, true) : WRAP_MARK;
+      const len = recordLength(view, offset, capacity);
       if (len === WRAP_MARK) {
-        pos = (pos + tail) >>> 0;
+        pos = (pos + capacity - offset) >>> 0;
         continue;
       }
       pos = (pos + recordSize(len)) >>> 0;
@@ -180,10 +179,9 @@ export function forEachRecord(
   const end = span.end >>> 0;
   while (pos !== end) {
     const offset = pos & mask;
-    const tail = capacity - offset;
-    const len = tail >= 4 ? view.getUint32(offset, true) : WRAP_MARK;
+    const len = recordLength(view, offset, capacity);
     if (len === WRAP_MARK) {
-      pos = (pos + tail) >>> 0;
+      pos = (pos + capacity - offset) >>> 0;
       continue;
     }
     const ingestedUs = view.getFloat64(offset + 4, true);

@@ -1,3 +1,3 @@
-export { allocateRing, HEADER_BYTES } from './layout';
+export { allocateRing, HEADER_BYTES, HEARTBEAT_INTERVAL_MS } from './layout';
 export { RingProducer } from './producer';
 export { RingConsumer, forEachRecord, type RingSpan, type RingStats } from './consumer';

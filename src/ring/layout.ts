@@ -122,3 +122,11 @@ export function ringViews(sab: SharedArrayBuffer): RingViews {
 export function recordSize(payloadLength: number): number {
   return (RECORD_HEADER_BYTES + payloadLength + RECORD_ALIGN - 1) & ~(RECORD_ALIGN - 1);
 }
+
+/**
+ * Length of the record at `offset` of the data area, or WRAP_MARK where the producer
+ * wrapped: a tail too short for a length header counts as a wrap mark too.
+ */
+export function recordLength(view: DataView, offset: number, capacity: number): number {
+  return capacity - offset >= 4 ? view.getUint32(offset, true) : WRAP_MARK;
+}

@@ -16,7 +16,8 @@
  * batched mode stops being available.
  */
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import type { FramedSink } from '../fanout/subscriber';
+import type { FramedSink } from '../fanout';
+import { splitFrames } from '../wire/framing';
 
 export type WriteMode = 'batched' | 'per-message';
 
@@ -43,16 +44,6 @@ export function enableBatchedWrites(call: ServerWritableStream<unknown, unknown>
     return value instanceof FramedChunk ? asBuffer(value.bytes) : original.call(this, value);
   };
   return true;
-}
-
-/** Splits a run of frames into the message bodies (fallback path and tests). */
-export function* splitFrames(bytes: Uint8Array): Generator<Uint8Array> {
-  let offset = 0;
-  while (offset + 5 <= bytes.length) {
-    const len = ((bytes[offset + 1] << 24) | (bytes[offset + 2] << 16) | (bytes[offset + 3] << 8) | bytes[offset + 4]) >>> 0;
-    yield bytes.subarray(offset + 5, offset + 5 + len);
-    offset += 5 + len;
-  }
 }
 
 /**

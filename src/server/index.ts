@@ -11,14 +11,14 @@ import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { ConfigError, FilterError, ReplayError, type ReplayErrorCode } from '../errors';
-import { FanoutHub, Subscriber, type AttrFilter, type StreamKind } from '../fanout';
+import { FanoutHub, Subscriber, type AttrFilter } from '../fanout';
 import type { DaemonLog } from '../messages';
 import { compileServerFilter } from '../wire/goRegexp';
-import { acceptedFilters, feederTypes, filterMetadataKeys, protoPath, rpcPath } from '../wire/proto';
+import { acceptedFilters, feederTypes, filterMetadataKeys, protoPath, rpcPath, type StreamKind } from '../wire/proto';
 import { framedSink, type WriteMode } from './framedWrite';
 import { HealthPort } from './healthPort';
 import { runMainTestHook, TEST_HOOK_METADATA_KEY, testHooksEnabled } from '../testHooks';
-import type { SlabRefs } from '../encode/slabs';
+import type { SlabRefs } from '../encode';
 
 export interface ServerOptions {
   bind: string;
@@ -330,4 +330,4 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
 
 export { closeClients } from './closeClients';
 export { MainLoopMonitor, type MainLoopStats } from './mainLoop';
-export { framedSink, FramedChunk, enableBatchedWrites, splitFrames, type WriteMode } from './framedWrite';
+export { framedSink, FramedChunk, enableBatchedWrites, type WriteMode } from './framedWrite';

@@ -7,7 +7,7 @@
  * 16-character namespace, re2js microseconds.
  */
 import { RE2JS, RE2JSException } from 're2js';
-import { FilterError } from '../errors';
+import { FilterInvalidError, FilterTooComplexError } from '../errors';
 
 /** What matching needs of a compiled pattern: an unanchored search, as Go's MatchString. */
 export interface Matcher {
@@ -46,18 +46,18 @@ export const MAX_SERVER_PROGRAM_SIZE = 2000;
  */
 export function compileServerFilter(key: string, pattern: string): Matcher {
   if (pattern.length > MAX_SERVER_PATTERN_LENGTH) {
-    throw new FilterError('ERR_FILTER_TOO_COMPLEX', `${key}: the pattern has ${pattern.length} characters, over the limit of ${MAX_SERVER_PATTERN_LENGTH}; shorten it, or filter on the client side`);
+    throw new FilterTooComplexError(`${key}: the pattern has ${pattern.length} characters, over the limit of ${MAX_SERVER_PATTERN_LENGTH}; shorten it, or filter on the client side`);
   }
   let re: RE2JS;
   try {
     re = compileGoRegexp(pattern, true);
   } catch (err) {
     if (!(err instanceof SyntaxError)) throw err;
-    throw new FilterError('ERR_FILTER_INVALID', `${key}: ${JSON.stringify(pattern)} is not a Go (RE2) regular expression: ${err.message}`);
+    throw new FilterInvalidError(`${key}: ${JSON.stringify(pattern)} is not a Go (RE2) regular expression: ${err.message}`);
   }
   const size = re.programSize();
   if (size > MAX_SERVER_PROGRAM_SIZE) {
-    throw new FilterError('ERR_FILTER_TOO_COMPLEX', `${key}: the pattern compiles to ${size} instructions, over the limit of ${MAX_SERVER_PROGRAM_SIZE} (large counted repetitions such as {1000} are the usual cause); simplify it, or filter on the client side`);
+    throw new FilterTooComplexError(`${key}: the pattern compiles to ${size} instructions, over the limit of ${MAX_SERVER_PROGRAM_SIZE} (large counted repetitions such as {1000} are the usual cause); simplify it, or filter on the client side`);
   }
   return re;
 }

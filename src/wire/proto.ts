@@ -116,6 +116,11 @@ export function feederTypes(): FeederTypes {
 }
 
 /** The four RPC paths, exactly as upstream serves them. */
+/** The three Watch* streams, by what they carry. */
+export type StreamKind = 'alerts' | 'logs' | 'messages';
+/** The two that carry events (pb.Alert, pb.Log). */
+export type EventStreamKind = Exclude<StreamKind, 'messages'>;
+
 export const rpcPath = {
   HealthCheck: '/feeder.LogService/HealthCheck',
   WatchMessages: '/feeder.LogService/WatchMessages',

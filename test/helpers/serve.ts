@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import type { FeederStats } from '../../src/feeder';
 import { repoRoot } from './repo';
 import { BROKER_NODE_FLAGS } from '../../src/cli/nodeFlags';
+import { settledWithin } from './wait';
 
 export interface ServeOptions {
   /** Line (stdout or stderr) that means "ready". Default: the armorfeed listening line. */
@@ -202,32 +203,15 @@ export function startProcess(command: string, args: string[], opts: ServeOptions
   async function stop(signal: NodeJS.Signals, timeoutMs: number): Promise<ServeExit> {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill(signal);
-      const first = await withTimeout(exited, timeoutMs);
+      const first = await settledWithin(exited, timeoutMs);
       if (first !== undefined) return first;
       killed = true;
       child.kill('SIGKILL');
     }
-    const last = await withTimeout(exited, KILL_GRACE_MS);
+    const last = await settledWithin(exited, KILL_GRACE_MS);
     if (last === undefined) throw new Error(`${command0}: pid ${child.pid} did not exit after SIGKILL`);
     return last;
   }
-}
-
-/** Resolves with the promise's value, or undefined once `ms` has passed. */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  return new Promise<T | undefined>((resolve, reject) => {
-    const timer = setTimeout(() => resolve(undefined), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }
 
 export { freePort } from '../../bench/devkit';

@@ -29,7 +29,7 @@ export async function pollUntil(what: string, cond: () => boolean | Promise<bool
 }
 
 /** The in-process feeder tests' wait: checks every 5 ms, 5 s unless told. */
-export function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+export function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
   return pollUntil(what, cond, { timeoutMs, intervalMs: 5 });
 }
 
@@ -48,6 +48,20 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): P
     return await Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); })]);
   } catch (err: unknown) {
     throw err instanceof Error ? err : new Error(String(err));
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Resolves with `p`'s value, or with undefined once `ms` has passed (a wait whose
+ * timeout is an answer, not a failure: "did it exit by itself?"). The timer is cleared
+ * either way; a rejection of `p` passes through.
+ */
+export async function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), ms); })]);
   } finally {
     clearTimeout(timer);
   }

@@ -1,19 +1,24 @@
 /**
- * Builds the outgoing pb.Alert / pb.Log from an ingest event with upstream's field
- * rules (kubearmor-wire.md 2.5). Only non-empty values are set, as Go's proto3
- * encoder writes no zero values, except ExecEvent, which upstream always sends.
+ * The reference encoder: builds pb.Alert / pb.Log objects from a decoded ingest event
+ * with upstream's field rules (kubearmor-wire.md 2.5), for protobufjs to encode. It is
+ * the oracle the byte-level transcoder (src/encode/transcode.ts) is checked against
+ * (test/transcode.test.ts) and the baseline of `npm run bench`'s encode stage; the
+ * feeder itself never runs it. Only non-empty values are set, as Go's proto3 encoder
+ * writes no zero values, except ExecEvent, which upstream always sends.
  */
-import type { AlertMessage, EventCommon, LogMessage } from '../wire/proto';
-import { formatUpdatedTime, parseUpdatedTime } from '../wire/time';
-import { alertTypes, type IngestEvent } from './schema';
-
-/** Node-level values the feeder fills in (upstream: config cluster, node name, machine-id). */
-export interface EventContext {
-  cluster: string;
-  host: string;
-  nodeID: string;
-  dropResourceFromProcessLogs: boolean;
-}
+import type { AlertMessage, EventCommon, LogMessage } from '../../src/wire/proto';
+import { alertTypes, type IngestEvent } from '../../src/event/schema';
+import {
+  defaultTimestamp,
+  defaultUpdatedTime,
+  ENFORCER_BY_OPERATION,
+  FIREWALL_ALERT_TYPE,
+  FIREWALL_OPERATION,
+  NETWORK_OPERATION,
+  NO_SEVERITY,
+  PROCESS_OPERATION,
+  type EventContext,
+} from '../../src/event/rules';
 
 // Invalid UTF-8 reaches JS as U+FFFD (msgpack) or as lone surrogates (JSON escapes);
 // upstream deletes invalid bytes from Resource, so both are deleted here.
@@ -42,7 +47,7 @@ function addPairs(into: Record<string, string>, text: string): number {
 export function deriveEventData(data: string, resource: string, operation: string): Record<string, string> | undefined {
   const out: Record<string, string> = {};
   let n = data === '' ? 0 : addPairs(out, data);
-  if (operation === 'Network' && resource !== '') n += addPairs(out, resource);
+  if (operation === NETWORK_OPERATION && resource !== '') n += addPairs(out, resource);
   return n > 0 ? out : undefined;
 }
 
@@ -51,11 +56,8 @@ function setIf<T extends object, K extends keyof T>(target: T, key: K, value: T[
 }
 
 function fillCommon(e: IngestEvent, ctx: EventContext, ingestedUs: number, out: EventCommon, isAlertEvent: boolean): void {
-  // Taken together upstream: a missing one is derived from the other, or both from arrival.
-  const given = e.updatedTime !== undefined && e.updatedTime !== '' ? parseUpdatedTime(e.updatedTime) : Number.NaN;
-  const ts = e.timestamp ?? Math.floor((Number.isNaN(given) ? ingestedUs : given) / 1e6);
-  setIf(out, 'Timestamp', ts);
-  setIf(out, 'UpdatedTime', e.updatedTime !== undefined && e.updatedTime !== '' ? e.updatedTime : formatUpdatedTime(e.timestamp !== undefined ? e.timestamp * 1e6 : ingestedUs));
+  setIf(out, 'Timestamp', e.timestamp ?? defaultTimestamp(e.updatedTime ?? '', ingestedUs));
+  setIf(out, 'UpdatedTime', e.updatedTime !== undefined && e.updatedTime !== '' ? e.updatedTime : defaultUpdatedTime(e.timestamp, ingestedUs));
   setIf(out, 'ClusterName', e.clusterName !== undefined && e.clusterName !== '' ? e.clusterName : ctx.cluster);
   setIf(out, 'HostName', e.hostName !== undefined && e.hostName !== '' ? e.hostName : ctx.host);
   setIf(out, 'NamespaceName', e.namespaceName);
@@ -69,12 +71,12 @@ function fillCommon(e: IngestEvent, ctx: EventContext, ingestedUs: number, out: 
   const operation = e.operation ?? '';
   let type = e.type ?? '';
   // Upstream rewrites any alert whose Operation is NetworkFirewall to MatchedNetworkPolicy.
-  if (isAlertEvent && operation === 'NetworkFirewall') type = 'MatchedNetworkPolicy';
+  if (isAlertEvent && operation === FIREWALL_OPERATION) type = FIREWALL_ALERT_TYPE;
   setIf(out, 'Type', type);
   setIf(out, 'Source', e.source);
   setIf(out, 'Operation', operation);
   const resource = toValidUtf8(e.resource ?? '');
-  if (!(!isAlertEvent && ctx.dropResourceFromProcessLogs && operation === 'Process')) setIf(out, 'Resource', resource);
+  if (!(!isAlertEvent && ctx.dropResourceFromProcessLogs && operation === PROCESS_OPERATION)) setIf(out, 'Resource', resource);
   setIf(out, 'Data', e.data);
   setIf(out, 'Result', e.result);
   setIf(out, 'ContainerImage', e.containerImage);
@@ -114,14 +116,14 @@ export function toAlert(e: IngestEvent, ctx: EventContext, ingestedUs: number): 
   const out: AlertMessage = {};
   fillCommon(e, ctx, ingestedUs, out, true);
   setIf(out, 'PolicyName', e.policyName);
-  if (e.severity !== undefined && e.severity !== '0') setIf(out, 'Severity', e.severity);
+  if (e.severity !== undefined && e.severity !== NO_SEVERITY) setIf(out, 'Severity', e.severity);
   if (e.tags !== undefined && e.tags !== '') {
     out.Tags = e.tags;
     out.ATags = e.tags.split(',');
   }
   setIf(out, 'Message', e.message);
   setIf(out, 'Action', e.action);
-  setIf(out, 'Enforcer', e.operation === 'NetworkFirewall' ? 'NetworkPolicyEnforcer' : e.operation === 'Device' ? 'USBDeviceHandler' : e.enforcer);
+  setIf(out, 'Enforcer', ENFORCER_BY_OPERATION.get(e.operation ?? '') ?? e.enforcer);
   setIf(out, 'MaxAlertsPerSec', e.MaxAlertsPerSec);
   setIf(out, 'DroppingAlertsInterval', e.DroppingAlertsInterval);
   setIf(out, 'KubeArmorVersion', e.kubeArmorVersion);

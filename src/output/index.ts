@@ -1,0 +1,1 @@
+export { LogPathOutput } from './logPath';
