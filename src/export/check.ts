@@ -10,7 +10,7 @@ import { feederTypes, type DaemonMessage } from '../wire/proto';
 import { formatUpdatedTime, nowMicros } from '../wire/time';
 import { connectionOptions } from './connection';
 import type { ExportSettings } from './exporter';
-import { describeStream, ensureStream, isTransient } from './stream';
+import { describeStream, ensureStream, isTransient, streamSettingsFor } from './stream';
 import { exportHeaders, makeNodeId, msgId, subjectsFor } from './subjects';
 
 export interface ExportCheckReport {
@@ -36,14 +36,7 @@ export async function exportCheck(settings: ExportSettings, timeoutMs = 10_000):
   }
   try {
     const jsm = await jetstreamManager(nc, { timeout: timeoutMs });
-    const check = await ensureStream(jsm, {
-      name: settings.exportStream,
-      subject: `${settings.exportSubjectPrefix}.>`,
-      maxAgeSec: settings.exportMaxAgeSec,
-      maxBytes: settings.exportMaxBytes,
-      replicas: settings.exportReplicas,
-      duplicateWindowSec: settings.exportDuplicateWindowSec,
-    }).catch((err: unknown) => {
+    const check = await ensureStream(jsm, streamSettingsFor(settings)).catch((err: unknown) => {
       throw isTransient(err) ? new ExportStreamError(settings.exportStream, `JetStream did not answer in time (${(err as Error).message}); try again`) : err;
     });
 

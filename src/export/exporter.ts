@@ -33,7 +33,8 @@ import { ExportBuffer, type ExportDropReason, type ExportEntry } from './buffer'
 import { connectionOptions } from './connection';
 import type { ExportConfig } from './options';
 import { Publisher } from './publisher';
-import { describeStream, ensureStream, isTransient, type StreamSettings } from './stream';
+import { WakeableSleep } from './pause';
+import { describeStream, ensureStream, isTransient, streamSettingsFor, type StreamSettings } from './stream';
 import { makeNodeId, subjectsFor, type ExportStreamKind } from './subjects';
 import { readUpdatedTime } from './updatedTime';
 import { GRPC_FRAME_HEADER } from '../wire/framing';
@@ -121,7 +122,8 @@ export class Exporter {
   private startupSignal: { resolve: (outcome: 'ready' | 'unreachable') => void; reject: (err: unknown) => void } | undefined;
   private readonly startup: Promise<'ready' | 'unreachable'>;
   private readonly running: Promise<void>;
-  private wakeUp: (() => void) | undefined;
+  /** Retry waits, cut short by close(). */
+  private readonly idle = new WakeableSleep();
 
   constructor(
     private readonly settings: ExportSettings,
@@ -129,14 +131,7 @@ export class Exporter {
   ) {
     this.nodeId = makeNodeId(settings.host);
     this.subjects = subjectsFor(settings.exportSubjectPrefix, settings.cluster, settings.host);
-    this.stream = {
-      name: settings.exportStream,
-      subject: `${settings.exportSubjectPrefix}.>`,
-      maxAgeSec: settings.exportMaxAgeSec,
-      maxBytes: settings.exportMaxBytes,
-      replicas: settings.exportReplicas,
-      duplicateWindowSec: settings.exportDuplicateWindowSec,
-    };
+    this.stream = streamSettingsFor(settings);
     this.buffer = new ExportBuffer(settings.exportBufferEvents, settings.exportBufferBytes);
     this.publisher = new Publisher(
       { nodeId: this.nodeId, subjects: this.subjects, window: settings.exportInFlight, ackTimeoutMs: settings.exportAckTimeoutMs, maxAttempts: settings.exportMaxAttempts },
@@ -277,7 +272,7 @@ export class Exporter {
     const shutdownDrops = this.buffer.counts.dropped.export_shutdown;
     if (shutdownDrops > 0) this.log.warn(`export: ${shutdownDrops} events not acknowledged by JetStream before the grace period ended (dropped as export_shutdown${left > 0 ? `, ${left} of them never sent` : ''})`);
     this.state = 'closed';
-    this.wakeUp?.();
+    this.idle.wake();
     const nc = this.nc;
     this.nc = undefined;
     this.startupSignal?.reject(new ArmorfeedError('ERR_FEEDER_CLOSED', 'export closed'));
@@ -302,7 +297,7 @@ export class Exporter {
         this.startupSignal?.resolve('unreachable');
         const suppressed = this.connectNotice.take();
         if (suppressed >= 0) this.log.warn(`export: cannot connect to NATS at ${this.settings.export}: ${this.lastError}; trying again every ${CONNECT_RETRY_MS} ms${notShown(suppressed)}`);
-        await this.pause(CONNECT_RETRY_MS);
+        await this.idle.sleep(CONNECT_RETRY_MS);
         continue;
       }
       if (this.closed) {
@@ -339,7 +334,7 @@ export class Exporter {
       } catch (err) {
         this.noteError(err);
         if (isTransient(err)) {
-          await this.pause(TRANSIENT_RECHECK_MS);
+          await this.idle.sleep(TRANSIENT_RECHECK_MS);
           continue;
         }
         this.startupSignal?.reject(err);
@@ -350,7 +345,7 @@ export class Exporter {
           this.log.error(`export: ${code}${this.lastError}; events are dropped as export_rejected (${dropped} so far) until it is fixed; checking again every ${FAILED_RECHECK_MS / 1000} s`);
         }
         // Still failed (offers refused) while it checks again; logged again only after a recovery.
-        await this.pause(FAILED_RECHECK_MS);
+        await this.idle.sleep(FAILED_RECHECK_MS);
       }
     }
   }
@@ -386,18 +381,6 @@ export class Exporter {
     this.lastError = err instanceof Error ? err.message : String(err);
   }
 
-  /** Sleeps `ms`, or less if the export is closed meanwhile. */
-  private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      timer.unref();
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wakeUp = done;
-    });
-  }
 }
 
 function newEntry(stream: ExportStreamKind, seq: number, payload: Uint8Array, updatedTime: string): ExportEntry {

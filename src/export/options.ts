@@ -6,25 +6,43 @@
 import * as fs from 'node:fs';
 import { ConfigError } from '../errors';
 
-/** The subset of FeederConfig the export reads (the option table in config/index.ts owns the defaults). */
+/** The export's options, part of FeederConfig (the option table in config/index.ts owns the defaults). */
 export interface ExportConfig {
+  /** NATS JetStream export: comma-separated nats:// or tls:// URLs ('' = off). src/export. */
   export: string;
+  /** Subjects are `<prefix>.<cluster>.<node>.alerts|logs|messages`. */
   exportSubjectPrefix: string;
+  /** JetStream stream name; created when missing, used as it is when present. */
   exportStream: string;
+  /** A created stream's max age, seconds (0 = no limit). */
   exportMaxAgeSec: number;
+  /** A created stream's max bytes (-1 = no limit); the oldest are discarded past it. */
   exportMaxBytes: number;
+  /** A created stream's replicas (a NATS cluster of at least that many JetStream servers). */
   exportReplicas: number;
+  /** A created stream's duplicate window, seconds: retries within it are stored once. */
   exportDuplicateWindowSec: number;
+  /** Events held for the export (waiting or unacknowledged); past it, dropped as export_buffer_full. */
   exportBufferEvents: number;
+  /** Payload bytes held for the export; past it, dropped as export_buffer_full. */
   exportBufferBytes: number;
+  /** Publishes awaiting a PubAck at once. */
   exportInFlight: number;
+  /** ms a publish waits for its PubAck before it is sent again (same Nats-Msg-Id). */
   exportAckTimeoutMs: number;
+  /** PubAck timeouts on a live connection before an event is given up (export_timeout). */
   exportMaxAttempts: number;
+  /** NATS .creds file (user JWT + nkey seed). */
   exportCredsFile: string;
+  /** File holding an nkey seed (SU...). */
   exportNkeyFile: string;
+  /** File holding a user name (first line) and password (second line). */
   exportUserFile: string;
+  /** File holding an auth token. */
   exportTokenFile: string;
+  /** CA bundle to verify the NATS servers with (TLS). */
   exportTlsCaFile: string;
+  /** Client certificate for NATS (TLS client auth); needs exportTlsKeyFile. */
   exportTlsCertFile: string;
   exportTlsKeyFile: string;
 }

@@ -7,6 +7,7 @@
 import { DiscardPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
 import { errors as natsErrors } from '@nats-io/transport-node';
 import { ExportStreamError, ExportStreamMismatchError } from '../errors';
+import type { ExportConfig } from './options';
 
 export interface StreamSettings {
   name: string;
@@ -16,6 +17,18 @@ export interface StreamSettings {
   maxBytes: number;
   replicas: number;
   duplicateWindowSec: number;
+}
+
+/** The stream the export* options describe (created with these limits when missing). */
+export function streamSettingsFor(config: Pick<ExportConfig, 'exportStream' | 'exportSubjectPrefix' | 'exportMaxAgeSec' | 'exportMaxBytes' | 'exportReplicas' | 'exportDuplicateWindowSec'>): StreamSettings {
+  return {
+    name: config.exportStream,
+    subject: `${config.exportSubjectPrefix}.>`,
+    maxAgeSec: config.exportMaxAgeSec,
+    maxBytes: config.exportMaxBytes,
+    replicas: config.exportReplicas,
+    duplicateWindowSec: config.exportDuplicateWindowSec,
+  };
 }
 
 export interface StreamCheck {

@@ -19,7 +19,7 @@
  */
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
-import { HEADER_NODE_ID, HEADER_SEQ } from '../export';
+import { HEADER_NODE_ID, HEADER_SEQ, WakeableSleep } from '../export';
 import type { DaemonLog } from '../messages';
 import { nowMicros } from '../wire/time';
 import type { EventKind } from './scan';
@@ -244,7 +244,8 @@ export class JetStreamSource {
   private disconnects = 0;
   private lastError = '';
   private servingNow = false;
-  private wakeUp: (() => void) | undefined;
+  /** Retry waits, cut short by close(). */
+  private readonly idle = new WakeableSleep();
   readonly sequences = new NodeSequences();
   unknownSubject = 0;
 
@@ -294,7 +295,7 @@ export class JetStreamSource {
         this.noteError(err);
         if (!warned) this.log.warn(`relay: cannot connect to NATS at ${String(servers)}: ${this.lastError}; trying again every ${RETRY_MS} ms`);
         warned = true;
-        await this.pause(RETRY_MS);
+        await this.idle.sleep(RETRY_MS);
       }
     }
     warned = false;
@@ -311,7 +312,7 @@ export class JetStreamSource {
         this.feeds = [];
         if (!warned) this.log.warn(`relay: cannot consume JetStream stream ${this.settings.stream}: ${this.lastError}; trying again every ${RETRY_MS} ms`);
         warned = true;
-        await this.pause(RETRY_MS);
+        await this.idle.sleep(RETRY_MS);
       }
     }
   }
@@ -363,17 +364,6 @@ export class JetStreamSource {
     this.lastError = err instanceof Error ? err.message : String(err);
   }
 
-  private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      timer.unref();
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wakeUp = done;
-    });
-  }
 
   stats(): JetStreamSourceStats {
     const seq = this.sequences;
@@ -397,7 +387,7 @@ export class JetStreamSource {
   async close(): Promise<void> {
     this.closed = true;
     this.state = 'closed';
-    this.wakeUp?.();
+    this.idle.wake();
     for (const f of this.feeds) f.stop();
     this.setServing();
     await this.nc?.close().catch(() => undefined);
