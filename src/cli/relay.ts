@@ -7,12 +7,11 @@
  * streams with OK and prints a per-client and per-upstream summary.
  */
 import type { Command } from 'commander';
-import { loadConfig, type FeederConfig } from '../config';
+import type { FeederConfig } from '../config';
 import type { FeederStats } from '../feeder';
 import { createRelay } from '../relay';
-import { addConfigOptions, configFlags } from './configFlags';
-import { exitOnError } from './main';
 import { clientTableLines } from './serve';
+import { drainOnSignals, listeningLine, registerServerCommand } from './serverCommand';
 
 function upstreamLines(stats: FeederStats): string[] {
   const relay = stats.relay;
@@ -37,48 +36,15 @@ function upstreamLines(stats: FeederStats): string[] {
 }
 
 export function registerRelay(program: Command): void {
-  const cmd = program
-    .command('relay')
-    .description('serve feeder.LogService for a cluster: from NATS JetStream (--from, with replay) or by dialling every node\'s feeder (--feeders), each stream reconnecting on its own');
-  addConfigOptions(cmd, 'relay');
-  cmd.action(async (opts: Record<string, unknown>, self: Command) => {
-    try {
-      const config = loadConfig({ flags: configFlags(opts, self, 'relay'), env: process.env, file: opts.config as string | undefined, command: 'relay' });
-      await runRelay(config);
-    } catch (err) {
-      exitOnError(err);
-    }
-  });
+  registerServerCommand(program, 'relay', 'serve feeder.LogService for a cluster: from NATS JetStream (--from, with replay) or by dialling every node\'s feeder (--feeders), each stream reconnecting on its own', runRelay);
 }
 
 async function runRelay(config: FeederConfig): Promise<void> {
   const relay = await createRelay(config, { echo: true });
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      process.stderr.write(`armorfeed: ${signal} again, exiting without draining\n`);
-      process.exit(1);
-    }
-    stopping = true;
-    process.stderr.write(`armorfeed: ${signal}: stopping upstreams, draining (grace ${config.gracePeriodMs} ms)\n`);
-    relay.close().then(
-      (stats) => {
-        process.stderr.write([...clientTableLines(stats), ...upstreamLines(stats)].map((l) => `armorfeed: ${l}\n`).join(''));
-        process.exit(0);
-      },
-      (err: unknown) => {
-        process.stderr.write(`armorfeed: shutdown failed: ${String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  const a = relay.addresses;
-  const tokens = [`grpc=${a.grpc}`];
-  if (a.health !== undefined) tokens.push(`health=${a.health}`);
-  if (a.metrics !== undefined) tokens.push(`metrics=${a.metrics}`);
-  process.stderr.write(`armorfeed: listening ${tokens.join(' ')}\n`);
+  drainOnSignals(() => relay.close(), 'stopping upstreams', config.gracePeriodMs, (stats) =>
+    [...clientTableLines(stats), ...upstreamLines(stats)].map((l) => `armorfeed: ${l}\n`).join(''),
+  );
+  process.stderr.write(listeningLine(relay.addresses));
   const r = relay.stats().relay;
   if (r?.mode === 'jetstream') {
     process.stderr.write(`armorfeed: relaying JetStream stream ${config.exportStream} from ${config.from}; queueSize=${config.queueSize} relayMaxReplays=${config.relayMaxReplays}\n`);

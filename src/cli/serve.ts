@@ -5,11 +5,10 @@
  * and on SIGINT/SIGTERM drains, ends streams with OK, prints a per-client summary and
  * exits 0.
  */
-import { Command } from 'commander';
-import { loadConfig, type FeederConfig } from '../config';
-import { addConfigOptions, configFlags } from './configFlags';
+import type { Command } from 'commander';
+import type { FeederConfig } from '../config';
 import { createFeeder, type FeederStats } from '../feeder';
-import { exitOnError } from './main';
+import { drainOnSignals, listeningLine, registerServerCommand } from './serverCommand';
 
 /** The per-client rows of the exit summary (serve and relay). */
 export function clientTableLines(stats: FeederStats): string[] {
@@ -50,50 +49,17 @@ function summaryTable(stats: FeederStats): string {
 }
 
 export function registerServe(program: Command): void {
-  const cmd = program.command('serve').description('run the feeder: sources -> rings -> encoders -> fan-out -> gRPC (feeder.LogService)');
-  addConfigOptions(cmd, 'serve');
-  cmd.action(async (opts: Record<string, unknown>, self: Command) => {
-    try {
-      const config = loadConfig({ flags: configFlags(opts, self, 'serve'), env: process.env, file: opts.config as string | undefined, command: 'serve' });
-      await runServe(config);
-    } catch (err) {
-      exitOnError(err);
-    }
-  });
+  registerServerCommand(program, 'serve', 'run the feeder: sources -> rings -> encoders -> fan-out -> gRPC (feeder.LogService)', runServe);
 }
 
 async function runServe(config: FeederConfig): Promise<void> {
   const feeder = await createFeeder(config, { echo: true });
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      process.stderr.write(`armorfeed: ${signal} again, exiting without draining\n`);
-      process.exit(1);
-    }
-    stopping = true;
-    process.stderr.write(`armorfeed: ${signal}: stopping ingest, draining (grace ${config.gracePeriodMs} ms)\n`);
-    feeder.close().then(
-      (stats) => {
-        process.stderr.write(summaryTable(stats));
-        process.exit(0);
-      },
-      (err: unknown) => {
-        process.stderr.write(`armorfeed: shutdown failed: ${String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  // Before the listening line: a supervisor may signal as soon as it reads it.
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  drainOnSignals(() => feeder.close(), 'stopping ingest', config.gracePeriodMs, summaryTable);
   const a = feeder.addresses;
-  const tokens = [`grpc=${a.grpc}`];
-  if (a.health !== undefined) tokens.push(`health=${a.health}`);
-  if (a.metrics !== undefined) tokens.push(`metrics=${a.metrics}`);
-  for (const [name, address] of Object.entries(a.sources)) {
-    if (name === 'tcp' || name === 'socket' || name === 'jsonl') tokens.push(`${name}=${address}`);
-  }
-  process.stderr.write(`armorfeed: listening ${tokens.join(' ')}\n`);
+  const sources = Object.entries(a.sources)
+    .filter(([name]) => name === 'tcp' || name === 'socket' || name === 'jsonl')
+    .map(([name, address]) => `${name}=${address}`);
+  process.stderr.write(listeningLine(a, sources));
   const port = a.grpc.slice(a.grpc.lastIndexOf(':') + 1);
   // A self server's directory holds ca.key, from which the client signs its own certificate
   // (karmor's default); for an external one the client needs its own client.crt.

@@ -1,0 +1,66 @@
+/**
+ * What `serve` and `relay` share as commands: registration from the option table, the
+ * drain on SIGINT/SIGTERM with the exit summary, and the machine-readable `listening` line.
+ */
+import type { Command } from 'commander';
+import { loadConfig, type ConfigCommand, type FeederConfig } from '../config';
+import type { FeederStats } from '../feeder';
+import { addConfigOptions, configFlags } from './configFlags';
+import { exitOnError } from './main';
+
+export interface ServerAddresses {
+  grpc: string;
+  health?: string;
+  metrics?: string;
+}
+
+/** Registers `command` with its options from the option table; `run` gets the checked config. */
+export function registerServerCommand(program: Command, command: ConfigCommand, description: string, run: (config: FeederConfig) => Promise<void>): void {
+  const cmd = program.command(command).description(description);
+  addConfigOptions(cmd, command);
+  cmd.action(async (opts: Record<string, unknown>, self: Command) => {
+    try {
+      const config = loadConfig({ flags: configFlags(opts, self, command), env: process.env, file: opts.config as string | undefined, command });
+      await run(config);
+    } catch (err) {
+      exitOnError(err);
+    }
+  });
+}
+
+/**
+ * The first SIGINT/SIGTERM drains (`stopping` says what stops first), prints `summary` of
+ * the final stats and exits 0; a second one exits 1 at once, without draining. Install it
+ * before the listening line: a supervisor may signal as soon as it reads that.
+ */
+export function drainOnSignals(close: () => Promise<FeederStats>, stopping: string, graceMs: number, summary: (stats: FeederStats) => string): void {
+  let signalled = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (signalled) {
+      process.stderr.write(`armorfeed: ${signal} again, exiting without draining\n`);
+      process.exit(1);
+    }
+    signalled = true;
+    process.stderr.write(`armorfeed: ${signal}: ${stopping}, draining (grace ${graceMs} ms)\n`);
+    close().then(
+      (stats) => {
+        process.stderr.write(summary(stats));
+        process.exit(0);
+      },
+      (err: unknown) => {
+        process.stderr.write(`armorfeed: shutdown failed: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+/** `armorfeed: listening grpc=... health=... metrics=... <extra>`, once every port is bound. */
+export function listeningLine(a: ServerAddresses, extra: readonly string[] = []): string {
+  const tokens = [`grpc=${a.grpc}`];
+  if (a.health !== undefined) tokens.push(`health=${a.health}`);
+  if (a.metrics !== undefined) tokens.push(`metrics=${a.metrics}`);
+  return `armorfeed: listening ${[...tokens, ...extra].join(' ')}\n`;
+}
