@@ -218,7 +218,7 @@ describe('export to NATS JetStream', () => {
     assert.equal((await streamCounts(nc, STREAM)).subjects[LOGS], N);
   });
 
-  test('export - a three-server cluster, stream with 3 replicas: the connected server killed mid-run, no event lost', { timeout: 150_000 }, async (t) => {
+  test('export - a three-server cluster, stream with 3 replicas: the connected server killed mid-run, no event lost', { timeout: 240_000 }, async (t) => {
     const N = 50_000;
     const servers = await startNatsCluster(3);
     t.after(() => Promise.all(servers.map((s) => s.stop())));

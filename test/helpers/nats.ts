@@ -155,8 +155,20 @@ export async function streamCounts(nc: NatsConnection, stream: string, withinMs 
  */
 export async function readStream(nc: NatsConnection, stream: string, subject: string, expected: number, timeoutMs = 60_000): Promise<StoredEvent[]> {
   // A cluster that just lost a server may take longer than the default 5 s to place a consumer.
-  const js = jetstream(nc, { timeout: 20_000 });
-  const consumer = await js.consumers.get(stream, { filter_subjects: subject });
+  // Placing it is a JetStream API request like streamCounts', asked again until the
+  // whole bound has passed (a CI run saw one 20 s request go unanswered after a restart).
+  const deadline = Date.now() + timeoutMs;
+  const js = jetstream(nc, { timeout: 15_000 });
+  let consumer: Awaited<ReturnType<typeof js.consumers.get>>;
+  for (;;) {
+    try {
+      consumer = await js.consumers.get(stream, { filter_subjects: subject });
+      break;
+    } catch (err) {
+      if (Date.now() >= deadline - 15_000) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
   const out: StoredEvent[] = [];
   const messages = await consumer.consume({ max_messages: 2000 });
   const reading = (async () => {
@@ -170,7 +182,7 @@ export async function readStream(nc: NatsConnection, stream: string, subject: st
     }
   })();
   try {
-    await withTimeout(reading, timeoutMs, `${expected} messages of ${subject} from stream ${stream} (got ${out.length})`);
+    await withTimeout(reading, Math.max(15_000, deadline - Date.now()), `${expected} messages of ${subject} from stream ${stream} (got ${out.length})`);
   } finally {
     await messages.close();
   }
