@@ -13,7 +13,7 @@ import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type Fee
 import { EncodeStage, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
 import { ArmorfeedError, FeederClosedError, InputError, inputReasonSlot, inputReasons } from './errors';
 import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
-import { Exporter, type ExportStats } from './export';
+import { ExportThread, type NodeExport, type ExportStats } from './export';
 import { ClientDropReporter, clientStats, FanoutHub, type ClientStats } from './fanout';
 import type { LatencySummary } from './latency';
 import type { RelayStats } from './relay';
@@ -126,7 +126,8 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   const log = new DaemonLog({ cluster: config.cluster, host: config.host, hostIP: hostIP(), debug: config.debug, echo: options.echo ?? false });
   const hub = new FanoutHub({ enabled: config.alertThrottling, maxAlertPerSec: config.maxAlertPerSec, throttleSec: config.throttleSec }, config.host);
   // The export takes the same bytes as the fan-out, beside it: set before any event exists.
-  let exporter: Exporter | undefined;
+  let exportThread: ExportThread | undefined;
+  let exporter: NodeExport | undefined;
   log.attach((encoded, us) => {
     hub.publishMessage(encoded, us);
     exporter?.offerMessage(encoded);
@@ -136,10 +137,12 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   if (config.export !== '') {
     // A stream that does not take our subjects stops the start here; an unreachable NATS does not.
     try {
-      exporter = new Exporter(config, log);
+      exportThread = new ExportThread(log);
+      exporter = exportThread.open(config);
       await exporter.started();
     } catch (err) {
       tls?.close();
+      await exportThread?.close();
       throw err;
     }
   }
@@ -339,7 +342,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
   } catch (err) {
     // Whatever did start is stopped again, so a failed start leaves nothing running.
     tls?.close();
-    await exporter?.close();
+    await exportThread?.close();
     await server?.shutdown(0);
     await Promise.all(threads.map((t) => t.stop(500)));
     await pool.close();
@@ -416,7 +419,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       // The daemon's last messages (clients leaving) get what is left of the grace period;
       // what the export could not flush is counted export_shutdown before the final stats.
       await exporter?.flush(deadline);
-      await exporter?.close();
+      await exportThread?.close();
       const final = stats();
       mainLoop.stop();
       await pool.close();

@@ -6,6 +6,8 @@
  *   or wedge (spin forever without yielding), as a thread with a bug would;
  * - an event holding the string TEST_HOOK_WEDGE_ENCODER anywhere makes the encoder
  *   thread that encodes it spin;
+ * - an exported event holding the string TEST_HOOK_CRASH_EXPORT anywhere makes the export
+ *   thread crash (an uncaught exception);
  * - a Watch* call with request metadata `x-armorfeed-test-hook: stall-main:MS` blocks
  *   the main thread for MS milliseconds.
  * Without the variable these are ordinary input (a frame that is not a map is malformed).
@@ -18,6 +20,7 @@ export const testHooksEnabled = process.env.ARMORFEED_TEST_HOOKS === '1';
 export const TEST_HOOK_CRASH = 'armorfeed-test-hook:crash';
 export const TEST_HOOK_WEDGE = 'armorfeed-test-hook:wedge';
 export const TEST_HOOK_WEDGE_ENCODER = 'armorfeed-test-hook:wedge-encoder';
+export const TEST_HOOK_CRASH_EXPORT = 'armorfeed-test-hook:crash-export';
 
 const crash = pack(TEST_HOOK_CRASH);
 const wedge = pack(TEST_HOOK_WEDGE);
@@ -37,6 +40,14 @@ export function runEncoderTestHook(ring: SharedArrayBuffer, span: { start: numbe
   if (!testHooksEnabled) return;
   forEachRecord(ring, span, (payload) => {
     if (Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).includes(TEST_HOOK_WEDGE_ENCODER)) spin();
+  });
+}
+
+/** With the hooks on, throws (outside any handler) when `bytes` hold TEST_HOOK_CRASH_EXPORT (the export thread). */
+export function runExportTestHook(bytes: Uint8Array): void {
+  if (!testHooksEnabled || !Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(TEST_HOOK_CRASH_EXPORT)) return;
+  setImmediate(() => {
+    throw new Error(`${TEST_HOOK_CRASH_EXPORT} (ARMORFEED_TEST_HOOKS=1)`);
   });
 }
 

@@ -15,6 +15,9 @@ import { feederTypes } from '../src/wire/proto';
 import { exportServeArgs, pacedSend, rawWatch, type RawWatcher } from './helpers/export';
 import { NatsServer, natsClient, readStream, startNatsCluster, streamCounts, type StoredEvent } from './helpers/nats';
 import { fetchStats, startServe, type ServeProcess } from './helpers/serve';
+import { seqLog } from './helpers/events';
+import { FrameProducer } from '../src/producer';
+import { TEST_HOOK_CRASH_EXPORT } from '../src/testHooks';
 import { waitUntil } from './helpers/wait';
 
 const STREAM = 'KUBEARMOR';
@@ -28,12 +31,12 @@ interface Fed {
 }
 
 /** A serve process exporting to `nats` (with `extra` flags) and a gRPC client registered on it. */
-async function startFed(t: TestContext, nats: string, extra: string[] = []): Promise<Fed> {
+async function startFed(t: TestContext, nats: string, extra: string[] = [], env?: NodeJS.ProcessEnv): Promise<Fed> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-export-'));
   const socket = path.join(dir, 'in.sock');
   // A client queue that holds a whole run: on a busy 2-core machine the client may fall
   // behind for a while, and these tests compare against everything it received.
-  const serve = await startServe(exportServeArgs(socket, nats, ['--queueSize', '250000', ...extra]));
+  const serve = await startServe(exportServeArgs(socket, nats, ['--queueSize', '250000', ...extra]), { env });
   const watcher = rawWatch(serve.addresses.grpc);
   t.after(async () => {
     watcher.close();
@@ -250,5 +253,37 @@ describe('export to NATS JetStream', () => {
     // two survivors').
     await killed?.restart();
     assertEachOnce(seqsOf(await readStream(nc, STREAM, LOGS, N)), N);
+  });
+
+  test('export - an export thread that dies: gRPC clients get every event, and what it held or was offered after is counted export_rejected', { timeout: 60_000 }, async (t) => {
+    const nats = await NatsServer.start();
+    t.after(() => nats.stop());
+    const fed = await startFed(t, nats.url, [], { ...process.env, ARMORFEED_TEST_HOOKS: '1' });
+    const producer = new FrameProducer({ socket: fed.socket }, { reconnect: false });
+    for (let i = 1; i <= 300; i++) producer.write(seqLog(i));
+    await producer.room();
+    await fed.watcher.waitFor(300, 20_000);
+    await settled(fed, 20_000);
+    // The hook event crashes the export thread (src/testHooks.ts); the ones after it find it gone.
+    producer.write(seqLog(301, { resource: TEST_HOOK_CRASH_EXPORT }));
+    for (let i = 302; i <= 600; i++) producer.write(seqLog(i));
+    await producer.close();
+    await fed.watcher.waitFor(600, 20_000);
+    let x: ExportStats | undefined;
+    await waitUntil('the export reports its thread failed', async () => (x = await exportStats(fed)).state === 'failed', 20_000, () => JSON.stringify(x));
+    x = await settled(fed, 5000);
+    // Daemon messages (a client connected) are exported too: count the logs by what is stored.
+    const nc = await natsClient(nats.url);
+    t.after(() => nc.close());
+    const storedLogs = (await streamCounts(nc, STREAM)).subjects[LOGS] ?? 0;
+    // Those in flight when it died may have been stored without their ack being read: they
+    // are counted export_rejected all the same (the export cannot know), an overcount by at
+    // most the window.
+    assert.ok(storedLogs >= 300, `the logs before the crash were stored: ${storedLogs}`);
+    assert.ok(x.dropped.export_rejected >= 600 - storedLogs && x.dropped.export_rejected <= 600 - 300 + x.window, `the rest are counted, not lost silently: ${JSON.stringify(x)}`);
+    assert.equal(x.acked + x.dropped.export_rejected, x.offered, JSON.stringify(x));
+    assert.match(x.lastError, /export thread/);
+    assert.ok(fed.serve.stderr().includes('export thread'), 'the daemon log says the export thread failed');
+    assert.equal(fed.serve.child.exitCode, null, 'serve still runs');
   });
 });

@@ -1,15 +1,13 @@
 /**
- * The export to NATS JetStream: a consumer of the same encoded batch bytes as the gRPC
- * fan-out, beside it on the main thread, that never makes it wait.
+ * One node's export to NATS JetStream, run in the export thread (export.worker.ts): its
+ * connection, stream check, buffer and publisher. The main thread's NodeExport (thread.ts)
+ * numbers the events and posts copies of their bytes; they arrive here as offerPayloads.
  *
- *   encoders ──batch──> fan-out (gRPC clients)
- *                 └───> Exporter.offerBatch ──copy──> ExportBuffer ──> Publisher ──> NATS
- *   daemon log ──────> Exporter.offerMessage ───────┘   (bounded)     (window, PubAcks)
+ *   NodeExport ──postMessage──> Exporter.offerPayloads ──> ExportBuffer ──> Publisher ──> NATS
+ *                                                          (bounded)       (window, PubAcks)
  *
- * offerBatch only copies the accepted events' bytes (one copy per batch: the encoders
- * reuse their output slabs once the fan-out is done) and queues them; the network work
- * happens in the publisher as acks free its window. A slow or absent NATS fills the
- * buffer, and past it events are dropped and counted (export_buffer_full), never waited for.
+ * A slow or absent NATS fills the buffer, and past it events are dropped and counted
+ * (export_buffer_full), never waited for.
  *
  * What is exported: every Alert, Log and daemon Message the node produced, as it produced
  * it, before the alert throttle and the clients' filters. Throttling is upstream's
@@ -26,7 +24,6 @@
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import type { EncodedBatch, EncodedStream } from '../encode';
 import { ArmorfeedError } from '../errors';
 import { notShown, RateLimitedNotice } from '../messages';
 import { ExportBuffer, type ExportDropReason, type ExportEntry } from './buffer';
@@ -37,7 +34,6 @@ import { WakeableSleep } from './pause';
 import { describeStream, ensureStream, isTransient, streamSettingsFor, type StreamSettings } from './stream';
 import { makeNodeId, subjectsFor, type ExportStreamKind } from './subjects';
 import { readUpdatedTime } from './updatedTime';
-import { GRPC_FRAME_HEADER } from '../wire/framing';
 
 export type ExportState = 'connecting' | 'checking' | 'ready' | 'disconnected' | 'failed' | 'closed';
 
@@ -100,15 +96,12 @@ const FAILED_RECHECK_MS = 10_000;
 /** Between two checks that JetStream answered "not now" (a cluster electing its leader). */
 const TRANSIENT_RECHECK_MS = 1000;
 
-const STREAM_KINDS: Record<ExportStreamKind, 0> = { alerts: 0, logs: 0, messages: 0 };
-
 export class Exporter {
   readonly nodeId: string;
   private readonly buffer: ExportBuffer;
   private readonly publisher: Publisher;
   private readonly subjects: Record<ExportStreamKind, string>;
   private readonly stream: StreamSettings;
-  private readonly nextSeq: Record<ExportStreamKind, number> = { ...STREAM_KINDS };
   private state: ExportState = 'connecting';
   private nc: NatsConnection | undefined;
   private streamChecked = false;
@@ -128,8 +121,9 @@ export class Exporter {
   constructor(
     private readonly settings: ExportSettings,
     private readonly log: ExportLog,
+    nodeId: string = makeNodeId(settings.host),
   ) {
-    this.nodeId = makeNodeId(settings.host);
+    this.nodeId = nodeId;
     this.subjects = subjectsFor(settings.exportSubjectPrefix, settings.cluster, settings.host);
     this.stream = streamSettingsFor(settings);
     this.buffer = new ExportBuffer(settings.exportBufferEvents, settings.exportBufferBytes);
@@ -171,51 +165,28 @@ export class Exporter {
     }
   }
 
-  /** Offers a batch's Alerts and Logs; never waits. */
-  offerBatch(batch: EncodedBatch): void {
-    if (batch.alerts.count > 0) this.offerStream('alerts', batch.alerts);
-    if (batch.logs.count > 0) this.offerStream('logs', batch.logs);
-    this.publisher.pump();
-  }
-
-  /** Offers one daemon Message (its protobuf, as published on WatchMessages). */
-  offerMessage(encoded: Uint8Array): void {
-    const seq = ++this.nextSeq.messages;
-    const refused = this.refusing();
-    if (refused !== undefined || !this.buffer.hasRoom(encoded.length)) {
-      this.buffer.refuse(1, refused ?? 'export_buffer_full');
-      return;
-    }
-    this.buffer.take(newEntry('messages', seq, encoded, readUpdatedTime(encoded, 0, encoded.length)));
-    this.publisher.pump();
-  }
-
-  private offerStream(kind: ExportStreamKind, s: EncodedStream): void {
+  /**
+   * Offers events of one stream: event i is bytes[starts[i], ends[i]) with sequence number
+   * seqs[i] (numbered by the caller, kept or not, so a consumer sees a drop as a gap).
+   * `bytes` is the export's own copy: entries are views of it. Never waits.
+   */
+  offerPayloads(kind: ExportStreamKind, bytes: Uint8Array, starts: Uint32Array, ends: Uint32Array, seqs: Float64Array): void {
+    const n = seqs.length;
     const refused = this.refusing();
     if (refused !== undefined) {
-      this.nextSeq[kind] += s.count;
-      this.buffer.refuse(s.count, refused);
+      this.buffer.refuse(n, refused);
       return;
     }
-    let copy: Uint8Array | undefined;
-    let copyFrom = 0;
-    for (let i = 0; i < s.count; i++) {
-      // Every event has its number, kept or not: a consumer sees a drop as a gap.
-      const seq = ++this.nextSeq[kind];
-      const start = (i === 0 ? 0 : s.ends[i - 1]) + GRPC_FRAME_HEADER;
-      const end = s.ends[i];
+    for (let i = 0; i < n; i++) {
+      const start = starts[i];
+      const end = ends[i];
       if (!this.buffer.hasRoom(end - start)) {
         this.buffer.refuse(1, 'export_buffer_full');
         continue;
       }
-      if (copy === undefined) {
-        // One copy per batch, from its first kept event: the bytes are in an output slab
-        // that the encoders reuse once the fan-out lets go of it.
-        copyFrom = start;
-        copy = s.bytes.slice(start, s.ends[s.count - 1]);
-      }
-      this.buffer.take(newEntry(kind, seq, copy.subarray(start - copyFrom, end - copyFrom), readUpdatedTime(s.bytes, start, end)));
+      this.buffer.take(newEntry(kind, seqs[i], bytes.subarray(start, end), readUpdatedTime(bytes, start, end)));
     }
+    this.publisher.pump();
   }
 
   /** Why an offer is refused outright now, if it is. */

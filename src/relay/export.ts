@@ -1,14 +1,14 @@
 /**
  * `relay --feeders --export`: the relay puts the nodes it dials on JetStream, as if each
- * ran `armorfeed serve --export` (upstream KubeArmor nodes cannot): one Exporter per node
+ * ran `armorfeed serve --export` (upstream KubeArmor nodes cannot): one export per node
  * (HostName), each with its own subjects `<prefix>.<cluster>.<node>.*`, node id and
  * sequence numbers, so a relay --from downstream tracks gaps per node as for armorfeed
  * nodes. The relay's own daemon messages go out under its --host.
  *
  *   feeders --> Upstream --> RelayBatcher --batch per node--> FanoutHub (clients)
- *                                         └──────────────────> RelayExports --> Exporter(node) --> NATS
+ *                                         └──────────────────> RelayExports --> NodeExport(node) --> export thread --> NATS
  *
- * Each Exporter has its own NATS connection and buffer (exportBufferEvents per node): a
+ * Each node's export has its own NATS connection (all in one export thread) and buffer (exportBufferEvents per node): a
  * cluster of a few hundred nodes is a few hundred connections. Past MAX_EXPORTED_NODES,
  * a new node's events are not exported and are counted (export_nodes_over_limit).
  * What a node sent while the relay was not connected to it is not recovered (feeders
@@ -16,33 +16,37 @@
  * it received.
  */
 import type { EncodedBatch } from '../encode';
-import { Exporter, type ExportLog, type ExportSettings, type ExportStats } from '../export';
+import { ExportThread, type NodeExport, type ExportLog, type ExportSettings, type ExportStats } from '../export';
 
 const MAX_EXPORTED_NODES = 1000;
 
 export class RelayExports {
-  private readonly exporters = new Map<string, Exporter>();
+  private readonly exporters = new Map<string, NodeExport>();
+  /** One thread for every node's export: each has its own connection there. */
+  private readonly thread: ExportThread;
   /** Events of nodes past MAX_EXPORTED_NODES: not exported. */
   overLimit = 0;
 
   constructor(
     private readonly settings: ExportSettings,
-    private readonly log: ExportLog,
-  ) {}
+    log: ExportLog,
+  ) {
+    this.thread = new ExportThread(log);
+  }
 
   /** The relay's own exporter (its daemon messages), started first: a stream that does not take our subjects stops the start. */
   async start(): Promise<void> {
-    const own = new Exporter(this.settings, this.log);
+    const own = this.thread.open(this.settings);
     this.exporters.set(this.settings.host, own);
     await own.started();
   }
 
-  private exporterFor(node: string): Exporter | undefined {
+  private exporterFor(node: string): NodeExport | undefined {
     let e = this.exporters.get(node);
     if (e === undefined) {
       if (this.exporters.size >= MAX_EXPORTED_NODES) return undefined;
       // Not waited for: its events wait in its buffer until its stream is checked.
-      e = new Exporter({ ...this.settings, host: node }, this.log);
+      e = this.thread.open({ ...this.settings, host: node });
       this.exporters.set(node, e);
     }
     return e;
@@ -75,6 +79,6 @@ export class RelayExports {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.exporters.values()].map((e) => e.close()));
+    await this.thread.close();
   }
 }

@@ -1,0 +1,112 @@
+/**
+ * The export thread: every Exporter of this process (one for `serve`, one per node for
+ * `relay --export`) runs here, with its NATS connection, buffer and PubAck handling, so
+ * the NATS client's work (headers, publishes, parsing acks in chunks of hundreds) never
+ * runs between the main thread's gRPC writes. The main thread posts copies of the
+ * events' bytes (thread.ts) and reads the counters from a shared cell (statsCell.ts).
+ */
+import { parentPort } from 'node:worker_threads';
+import { ArmorfeedError } from '../errors';
+import { runExportTestHook } from '../testHooks';
+import { Exporter, type ExportLog } from './exporter';
+import { ExportStatsCell } from './statsCell';
+import type { FromExportThread, ToExportThread } from './threadProtocol';
+
+/** How often each cell is refreshed besides after every message (acks and timeouts change it in between). */
+const STATS_EVERY_MS = 20;
+
+interface Hosted {
+  exporter: Exporter;
+  cell: ExportStatsCell;
+  received: number;
+  receivedBytes: number;
+  status: string;
+}
+
+const port = parentPort;
+if (port === null) throw new Error('export.worker.ts runs as a worker thread');
+const post = (msg: FromExportThread): void => port.postMessage(msg);
+const log: ExportLog = {
+  info: (text) => post({ type: 'log', level: 'info', text }),
+  warn: (text) => post({ type: 'log', level: 'warn', text }),
+  error: (text) => post({ type: 'log', level: 'error', text }),
+};
+const hosted = new Map<number, Hosted>();
+
+function publish(id: number, h: Hosted): void {
+  const s = h.exporter.stats();
+  h.cell.write({
+    received: h.received,
+    receivedBytes: h.receivedBytes,
+    offered: s.offered,
+    published: s.published,
+    retries: s.retries,
+    acked: s.acked,
+    duplicates: s.duplicates,
+    lateAcks: s.lateAcks,
+    ackTimeouts: s.ackTimeouts,
+    unavailable: s.unavailable,
+    export_buffer_full: s.dropped.export_buffer_full,
+    export_rejected: s.dropped.export_rejected,
+    export_timeout: s.dropped.export_timeout,
+    export_shutdown: s.dropped.export_shutdown,
+    bufferedEvents: s.buffered.events,
+    bufferedBytes: s.buffered.bytes,
+    inFlight: s.inFlight,
+    connects: s.connects,
+    disconnects: s.disconnects,
+  });
+  const status = `${s.state}\n${s.server}\n${s.lastError}`;
+  if (status !== h.status) {
+    h.status = status;
+    post({ type: 'status', id, state: s.state, server: s.server, lastError: s.lastError });
+  }
+}
+
+const timer = setInterval(() => {
+  for (const [id, h] of hosted) publish(id, h);
+}, STATS_EVERY_MS);
+
+port.on('message', (msg: ToExportThread) => {
+  switch (msg.type) {
+    case 'open': {
+      const h: Hosted = { exporter: new Exporter(msg.settings, log, msg.nodeId), cell: new ExportStatsCell(msg.cell), received: 0, receivedBytes: 0, status: '' };
+      hosted.set(msg.id, h);
+      h.exporter.started(msg.waitMs).then(
+        () => {
+          publish(msg.id, h);
+          post({ type: 'started', id: msg.id });
+        },
+        (err: unknown) => {
+          publish(msg.id, h);
+          post({ type: 'started', id: msg.id, error: { code: err instanceof ArmorfeedError ? err.code : undefined, message: err instanceof Error ? err.message : String(err) } });
+        },
+      );
+      return;
+    }
+    case 'offer': {
+      const h = hosted.get(msg.id);
+      if (h === undefined) return;
+      h.received += msg.seqs.length;
+      h.receivedBytes += msg.bytes.length;
+      runExportTestHook(msg.bytes);
+      h.exporter.offerPayloads(msg.kind, msg.bytes, msg.starts, msg.ends, msg.seqs);
+      publish(msg.id, h);
+      return;
+    }
+    case 'close': {
+      const h = hosted.get(msg.id);
+      if (h === undefined) {
+        post({ type: 'closed', id: msg.id });
+        return;
+      }
+      void h.exporter.close().finally(() => {
+        publish(msg.id, h);
+        hosted.delete(msg.id);
+        post({ type: 'closed', id: msg.id });
+        if (hosted.size === 0 && msg.last) clearInterval(timer);
+      });
+      return;
+    }
+  }
+});
