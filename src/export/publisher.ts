@@ -62,6 +62,18 @@ interface PubAckReply {
   error?: { code?: number; err_code?: number; description?: string };
 }
 
+const ERROR_KEY = Buffer.from('"error":');
+const DUPLICATE_KEY = Buffer.from('"duplicate":true');
+
+function includes(data: Uint8Array, what: Buffer): boolean {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(what) >= 0;
+}
+
+/** A PubAck that is JSON and not an error (a stream name cannot hold a quote, so `"error":` is only ever the key). */
+function isPlainPubAck(data: Uint8Array): boolean {
+  return data.length > 1 && data[0] === 0x7b && !includes(data, ERROR_KEY);
+}
+
 /** First pause after a "try again" answer; doubles to MAX_PAUSE_MS while they go on. */
 const FIRST_PAUSE_MS = 50;
 const MAX_PAUSE_MS = 2000;
@@ -82,12 +94,14 @@ export class Publisher {
   private pauseMs = FIRST_PAUSE_MS;
   private resumeTimer: NodeJS.Timeout | undefined;
   private readonly sweepTimer: NodeJS.Timeout;
+  private readonly burst: number;
 
   constructor(
     private readonly settings: PublisherSettings,
     private readonly buffer: ExportBuffer,
     private readonly onReject: RejectListener,
   ) {
+    this.burst = Math.max(1, Math.min(32, Math.floor(settings.window / 8)));
     // A quarter of the ack timeout: an overdue attempt is retried at most 25% late.
     this.sweepTimer = setInterval(() => this.sweep(), Math.max(25, Math.min(250, settings.ackTimeoutMs / 4)));
     this.sweepTimer.unref();
@@ -119,10 +133,16 @@ export class Publisher {
     this.cutOffInFlight();
   }
 
-  /** Sends waiting events while the window has room. Cheap when there is nothing to do. */
+  /**
+   * Sends waiting events while the window has room. Cheap when there is nothing to do.
+   * While publishes are in flight it waits for room for a burst (an eighth of the window,
+   * up to 32): acks come a few at a time, and a publish per ack is a socket write per
+   * ack (measured: a sixth of the export thread in writes at 20,000 events/s).
+   */
   pump(): void {
     const nc = this.nc;
     if (nc === undefined || this.pending.size >= this.settings.window) return;
+    if (this.pending.size > 0 && this.settings.window - this.pending.size < this.burst) return;
     if (this.pausedUntil > 0) {
       if (Date.now() < this.pausedUntil) return;
       this.pausedUntil = 0;
@@ -167,9 +187,14 @@ export class Publisher {
       if (entry === undefined) return;
     }
     const live = attempt !== undefined;
+    const data = msg.data;
     // No responders comes as a status message without a body.
-    if (msg.data.length === 0 && msg.headers?.hasError === true) {
+    if (data.length === 0 && msg.headers?.hasError === true) {
       this.retryLater(entry, live);
+    } else if (isPlainPubAck(data)) {
+      // The common case read without JSON.parse: {"stream":"S","seq":N[,"duplicate":true]}.
+      if (!this.buffer.ack(entry, includes(data, DUPLICATE_KEY))) this.counts.lateAcks++;
+      this.pauseMs = FIRST_PAUSE_MS;
     } else {
       let reply: PubAckReply;
       try {
