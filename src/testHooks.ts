@@ -6,7 +6,7 @@
  *   or wedge (spin forever without yielding), as a thread with a bug would;
  * - an event holding the string TEST_HOOK_WEDGE_ENCODER anywhere makes the encoder
  *   thread that encodes it spin;
- * - an exported event holding the string TEST_HOOK_CRASH_EXPORT anywhere makes the export
+ * - an exported Alert or Log holding the string TEST_HOOK_CRASH_EXPORT anywhere makes the export
  *   thread crash (an uncaught exception);
  * - a Watch* call with request metadata `x-armorfeed-test-hook: stall-main:MS` blocks
  *   the main thread for MS milliseconds.

@@ -89,7 +89,7 @@ port.on('message', (msg: ToExportThread) => {
       if (h === undefined) return;
       h.received += msg.seqs.length;
       h.receivedBytes += msg.bytes.length;
-      runExportTestHook(msg.bytes);
+      if (msg.kind !== 'messages') runExportTestHook(msg.bytes);
       h.exporter.offerPayloads(msg.kind, msg.bytes, msg.starts, msg.ends, msg.seqs);
       publish(msg.id, h);
       return;

@@ -80,6 +80,8 @@ export interface ExportStats {
   window: number;
   connects: number;
   disconnects: number;
+  /** Times the export thread died and was started again (thread.ts); its held events count export_rejected. */
+  threadRestarts: number;
   lastError: string;
 }
 
@@ -220,6 +222,7 @@ export class Exporter {
       window: this.settings.exportInFlight,
       connects: this.connects,
       disconnects: this.disconnects,
+      threadRestarts: 0,
       lastError: this.lastError,
     };
   }

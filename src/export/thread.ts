@@ -17,6 +17,11 @@
  * sees a drop as a gap.
  *
  * One thread serves every NodeExport of a process (`relay --export` has one per node).
+ * A thread that dies (a bug) is started again, at most MAX_RESTARTS a minute, with every
+ * export reopened under the same node id, so sequence numbers go on: what it held and
+ * what was on its way to it are counted export_rejected (they leave a gap; those that
+ * were in flight may have been stored all the same, so this can overcount by the window).
+ * Past the limit the exports stay `failed` and refuse what they are offered, counted.
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -25,55 +30,63 @@ import { ArmorfeedError } from '../errors';
 import { GRPC_FRAME_HEADER } from '../wire/framing';
 import type { ExportDropReason } from './buffer';
 import { STARTUP_WAIT_MS, type ExportLog, type ExportSettings, type ExportState, type ExportStats } from './exporter';
-import { ExportStatsCell, type ExportCellValues } from './statsCell';
+import { EXPORT_CELL_FIELDS, ExportStatsCell, type ExportCellValues } from './statsCell';
 import { makeNodeId, type ExportStreamKind } from './subjects';
 import type { FromExportThread, ToExportThread } from './threadProtocol';
 
 /** Between two looks at whether everything offered has settled (flush). */
 const FLUSH_POLL_MS = 10;
+/** Restarts of a dead export thread allowed within RESTART_WINDOW_MS. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
 
 export class ExportThread {
-  private readonly worker: Worker;
+  private worker: Worker;
   private nextId = 1;
   private readonly exports = new Map<number, NodeExport>();
-  private dead: string | undefined;
-  private exited: Promise<void>;
+  /** Set when the thread is stopped for good: closed, or dead past the restart limit. */
+  private stopped: string | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  private readonly restarts: number[] = [];
 
   constructor(private readonly log: ExportLog) {
+    this.worker = this.spawn();
+  }
+
+  private spawn(): Worker {
     // The export thread's young generation keeps V8's default (unlike the main thread's
     // 2 MiB): its scavenges pause nothing the gRPC clients wait for.
-    this.worker = new Worker(path.resolve(__dirname, 'export.worker.js'));
-    this.worker.unref();
-    this.worker.on('message', (msg: FromExportThread) => this.onMessage(msg));
-    this.worker.on('error', (err) => this.onDeath(`export thread failed: ${err.message}`));
-    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
-    this.worker.once('exit', (code) => this.onDeath(`export thread exited (code ${code})`));
+    const worker = new Worker(path.resolve(__dirname, 'export.worker.js'));
+    worker.unref();
+    worker.on('message', (msg: FromExportThread) => this.onMessage(msg));
+    worker.on('error', (err) => this.onDeath(worker, `export thread failed: ${err.message}`));
+    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    worker.once('exit', (code) => this.onDeath(worker, `export thread exited (code ${code})`));
+    return worker;
   }
 
   /** Starts an export with `settings` on this thread; call started() on it to wait for NATS. */
   open(settings: ExportSettings, waitMs = STARTUP_WAIT_MS): NodeExport {
     const id = this.nextId++;
-    const nodeId = makeNodeId(settings.host);
-    const cell = ExportStatsCell.create();
-    const e = new NodeExport(id, settings, nodeId, cell, (msg, transfer) => this.post(msg, transfer), () => this.closeOne(id));
+    const e = new NodeExport(id, settings, makeNodeId(settings.host), waitMs, (msg, transfer) => this.post(msg, transfer), () => this.closeOne(id));
     this.exports.set(id, e);
-    this.post({ type: 'open', id, settings: { ...settings }, nodeId, cell: cell.buffer, waitMs });
-    if (this.dead !== undefined) e.onDeath(this.dead);
+    if (this.stopped !== undefined) e.onThreadLost(this.stopped, false);
+    else this.post(e.openMessage());
     return e;
   }
 
   /** Closes every export (each flushed only as far as its own close does) and stops the thread. */
   async close(): Promise<void> {
     await Promise.all([...this.exports.values()].map((e) => e.close()));
-    if (this.dead === undefined) {
-      this.dead = 'closed';
+    if (this.stopped === undefined) {
+      this.stopped = 'closed';
       await this.worker.terminate();
     }
     await this.exited;
   }
 
   private post(msg: ToExportThread, transfer: ArrayBuffer[] = []): void {
-    if (this.dead === undefined) this.worker.postMessage(msg, transfer);
+    if (this.stopped === undefined) this.worker.postMessage(msg, transfer);
   }
 
   private closeOne(id: number): void {
@@ -91,18 +104,33 @@ export class ExportThread {
     e.onMessage(msg);
   }
 
-  private onDeath(why: string): void {
-    if (this.dead !== undefined) return;
-    this.dead = why;
-    this.log.error(`export: ${why}; the events it held are dropped as export_rejected and no more are exported`);
-    for (const e of this.exports.values()) e.onDeath(why);
+  private onDeath(worker: Worker, why: string): void {
+    if (worker !== this.worker || this.stopped !== undefined) return;
+    const now = Date.now();
+    while (this.restarts.length > 0 && now - this.restarts[0] > RESTART_WINDOW_MS) this.restarts.shift();
+    const restart = this.restarts.length < MAX_RESTARTS;
+    let lost = 0;
+    for (const e of this.exports.values()) lost += e.onThreadLost(why, restart);
+    if (!restart) {
+      this.stopped = why;
+      this.log.error(`export: ${why}, the ${MAX_RESTARTS + 1}th time within a minute; not started again: ${lost} events it held are dropped as export_rejected, and so is every later one`);
+      return;
+    }
+    this.restarts.push(now);
+    this.worker = this.spawn();
+    for (const e of this.exports.values()) this.post(e.openMessage());
+    // Logged once the new thread takes offers: the log line is itself a daemon message to export.
+    this.log.error(`export: ${why}; starting it again (${lost} events it held are dropped as export_rejected: a gap in their sequence)`);
   }
 }
 
 /** One node's export (its subjects, node id, sequence numbers, buffer), run on an ExportThread. */
 export class NodeExport {
   private readonly nextSeq: Record<ExportStreamKind, number> = { alerts: 0, logs: 0, messages: 0 };
-  /** Events and bytes posted to the thread (received there, or in transit). */
+  /** The current thread's counter cell, and what earlier threads counted (the same fields, added). */
+  private cell = ExportStatsCell.create();
+  private readonly base = Object.fromEntries(EXPORT_CELL_FIELDS.map((f) => [f, 0])) as ExportCellValues;
+  /** Events and bytes posted to the current thread (received there, or in transit). */
   private postedEvents = 0;
   private postedBytes = 0;
   /** Dropped here, never posted. */
@@ -110,11 +138,10 @@ export class NodeExport {
   private state: ExportState = 'connecting';
   private server = '';
   private lastError = '';
+  private threadRestarts = 0;
   private closing = false;
+  /** Set when no thread will run this export again. */
   private deadWhy: string | undefined;
-  /** When the thread died: what was on its way to it, and all it held then (those and its buffer), dropped. */
-  private transitAtDeath = 0;
-  private lostAtDeath = 0;
   private startSignal!: { resolve: () => void; reject: (err: unknown) => void };
   private readonly startup: Promise<void>;
   private closedSignal!: () => void;
@@ -125,13 +152,18 @@ export class NodeExport {
     private readonly id: number,
     private readonly settings: ExportSettings,
     readonly nodeId: string,
-    private readonly cell: ExportStatsCell,
+    private readonly waitMs: number,
     private readonly post: (msg: ToExportThread, transfer?: ArrayBuffer[]) => void,
     private readonly sendClose: () => void,
   ) {
     this.startup = new Promise<void>((resolve, reject) => (this.startSignal = { resolve, reject }));
     this.startup.catch(() => undefined);
     this.closedDone = new Promise<void>((resolve) => (this.closedSignal = resolve));
+  }
+
+  /** @internal What starts this export on a (new) thread. */
+  openMessage(): ToExportThread {
+    return { type: 'open', id: this.id, settings: { ...this.settings }, nodeId: this.nodeId, cell: this.cell.buffer, waitMs: this.waitMs };
   }
 
   /**
@@ -221,7 +253,7 @@ export class NodeExport {
     return events < this.settings.exportBufferEvents && bytes + size <= this.settings.exportBufferBytes;
   }
 
-  /** Held in the thread's buffer plus in transit to it. */
+  /** Held in the current thread's buffer plus in transit to it. */
   private held(c: ExportCellValues): { events: number; bytes: number } {
     return { events: c.bufferedEvents + (this.postedEvents - c.received), bytes: c.bufferedBytes + (this.postedBytes - c.receivedBytes) };
   }
@@ -234,10 +266,10 @@ export class NodeExport {
 
   stats(): ExportStats {
     const c = this.cell.read();
-    const inTransit = this.deadWhy === undefined ? this.postedEvents - c.received : this.transitAtDeath;
-    const inTransitBytes = this.deadWhy === undefined ? this.postedBytes - c.receivedBytes : 0;
-    const lost = this.lostAtDeath;
+    const b = this.base;
     const r = this.refused;
+    const held = this.held(c);
+    const sum = (f: (typeof EXPORT_CELL_FIELDS)[number]): number => b[f] + c[f];
     return {
       servers: this.settings.export,
       stream: this.settings.exportStream,
@@ -245,30 +277,26 @@ export class NodeExport {
       nodeId: this.nodeId,
       state: this.state,
       server: this.server,
-      offered: c.offered + inTransit + r.export_buffer_full + r.export_rejected + r.export_timeout + r.export_shutdown,
-      published: c.published,
-      retries: c.retries,
-      acked: c.acked,
-      duplicates: c.duplicates,
-      lateAcks: c.lateAcks,
-      ackTimeouts: c.ackTimeouts,
-      unavailable: c.unavailable,
+      offered: sum('offered') + (this.postedEvents - c.received) + r.export_buffer_full + r.export_rejected + r.export_timeout + r.export_shutdown,
+      published: sum('published'),
+      retries: sum('retries'),
+      acked: sum('acked'),
+      duplicates: sum('duplicates'),
+      lateAcks: sum('lateAcks'),
+      ackTimeouts: sum('ackTimeouts'),
+      unavailable: sum('unavailable'),
       dropped: {
-        export_buffer_full: c.export_buffer_full + r.export_buffer_full,
-        export_rejected: c.export_rejected + r.export_rejected + lost,
-        export_timeout: c.export_timeout + r.export_timeout,
-        export_shutdown: c.export_shutdown + r.export_shutdown,
+        export_buffer_full: sum('export_buffer_full') + r.export_buffer_full,
+        export_rejected: sum('export_rejected') + r.export_rejected,
+        export_timeout: sum('export_timeout') + r.export_timeout,
+        export_shutdown: sum('export_shutdown') + r.export_shutdown,
       },
-      buffered: {
-        events: this.deadWhy === undefined ? c.bufferedEvents + inTransit : 0,
-        bytes: this.deadWhy === undefined ? c.bufferedBytes + inTransitBytes : 0,
-        maxEvents: this.settings.exportBufferEvents,
-        maxBytes: this.settings.exportBufferBytes,
-      },
-      inFlight: this.deadWhy === undefined ? c.inFlight : 0,
+      buffered: { events: held.events, bytes: held.bytes, maxEvents: this.settings.exportBufferEvents, maxBytes: this.settings.exportBufferBytes },
+      inFlight: c.inFlight,
       window: this.settings.exportInFlight,
-      connects: c.connects,
-      disconnects: c.disconnects,
+      connects: sum('connects'),
+      disconnects: sum('disconnects'),
+      threadRestarts: this.threadRestarts,
       lastError: this.lastError,
     };
   }
@@ -317,16 +345,42 @@ export class NodeExport {
     }
   }
 
-  /** @internal The thread is gone: what it held and what was on its way are lost, counted export_rejected. */
-  onDeath(why: string): void {
-    if (this.deadWhy !== undefined) return;
+  /**
+   * @internal The thread running this export died. What it held and what was on its way to
+   * it are dropped as export_rejected; its counts move to `base`. With `restarting`, a new
+   * thread opens this export again (openMessage) with a fresh cell; else the export is
+   * failed for good. Returns how many events were dropped.
+   */
+  onThreadLost(why: string, restarting: boolean): number {
     const c = this.cell.read();
-    this.transitAtDeath = this.postedEvents - c.received;
-    this.lostAtDeath = c.bufferedEvents + this.transitAtDeath;
-    this.deadWhy = why;
+    const transit = this.postedEvents - c.received;
+    const lost = c.bufferedEvents + transit;
+    for (const f of EXPORT_CELL_FIELDS) this.base[f] += c[f];
+    // Those in transit were never offered there: offered here, and dropped with the rest.
+    this.base.offered += transit;
+    this.base.export_rejected += lost;
+    this.base.bufferedEvents = 0;
+    this.base.bufferedBytes = 0;
+    this.base.inFlight = 0;
+    this.base.received = 0;
+    this.base.receivedBytes = 0;
+    this.cell = ExportStatsCell.create();
+    this.postedEvents = 0;
+    this.postedBytes = 0;
     this.lastError = why;
-    if (this.state !== 'closed') this.state = 'failed';
-    this.startSignal.reject(new ArmorfeedError('ERR_EXPORT_STREAM', why));
-    this.closedSignal();
+    if (this.closing) {
+      this.deadWhy = why;
+      this.closedSignal();
+    } else if (restarting) {
+      this.threadRestarts++;
+      this.state = 'connecting';
+      this.server = '';
+    } else {
+      this.deadWhy = why;
+      this.state = 'failed';
+      this.startSignal.reject(new ArmorfeedError('ERR_EXPORT_STREAM', why));
+      this.closedSignal();
+    }
+    return lost;
   }
 }

@@ -176,6 +176,8 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     s.export === undefined ? [] : [[{}, s.export.inFlight]], stats);
   gaugeFrom(r, 'armorfeed_export_connected', 'Whether the export is connected to NATS with its stream checked (1), or not (0)', ['state'], (s) =>
     s.export === undefined ? [] : [[{ state: s.export.state }, s.export.state === 'ready' ? 1 : 0]], stats);
+  counterFrom(r, 'armorfeed_export_thread_restarts_total', 'Times the export thread died and was started again (what it held is counted export_rejected)', [], (s) =>
+    s.export === undefined ? [] : [[{}, s.export.threadRestarts]], stats);
   counterFrom(r, 'armorfeed_export_disconnects_total', 'Times the NATS connection was lost (the client reconnects by itself)', [], (s) =>
     s.export === undefined ? [] : [[{}, s.export.disconnects]], stats);
   gaugeFrom(r, 'armorfeed_clients', 'Open Watch* streams', ['stream'], (s) =>
