@@ -16,6 +16,7 @@ import type { IngestEvent } from '../src/event';
 import { seqLog } from './helpers/events';
 import { describeRun, generatePythonStubs, isObject, runFeederClient, type ClientRun, type JsonObject } from './helpers/python';
 import { fetchStats, freePort, startProcess, startServe, type ServeExit } from './helpers/serve';
+import { HealthStatus, healthV1 } from './helpers/health';
 import { frameOf, sendAndEnd } from './helpers/tcp';
 import { waitUntil } from './helpers/wait';
 
@@ -235,6 +236,8 @@ describe('interop - python grpcio client decodes alerts and logs', () => {
         // Through a relay in front of it: the relay's own grpc.health.v1 answers.
         const relay = await startServe(['relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '-1', '--feeders', `127.0.0.1:${port}`]);
         try {
+          // NOT_SERVING until the relay has a stream open from gofeeder.
+          await waitUntil('the relay SERVING', async () => (await healthV1(relay.addresses.health, 'feeder.LogService')) === HealthStatus.SERVING, 15_000);
           assertDecodedFeed(await runClient(['--addr', relay.addresses.grpc, '--health-addr', relay.addresses.health, '--gen-dir', genDir, '--timeout', String(CLIENT_TIMEOUT_S), '--alerts', String(ALERTS), '--logs', String(LOGS)]), true);
         } finally {
           await relay.stop('SIGTERM');

@@ -23,8 +23,9 @@ import type { FeederStats } from '../src/feeder';
 import type { UpstreamStats } from '../src/relay';
 import { logServiceDefinition } from '../src/server';
 import { feederTypes } from '../src/wire/proto';
-import { openStreams, type OpenStreams, type Watcher } from './helpers/client';
+import { connect, openStreams, type OpenStreams, type Watcher } from './helpers/client';
 import { seqLog } from './helpers/events';
+import { HealthStatus, healthV1, watchHealth } from './helpers/health';
 import { armorfeedMain, fetchStats, freePort, startServe, type ServeProcess } from './helpers/serve';
 import { connectTo, frameOf, write } from './helpers/tcp';
 import { delay, waitUntil, withTimeout } from './helpers/wait';
@@ -318,6 +319,24 @@ describe('relay - feeders mode: an upstream that is not there, then is; one whos
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  test('relay - while no upstream is reachable grpc.health.v1 says NOT_SERVING on both ports, and HealthCheck still echoes the nonce', { timeout: 30_000 }, async () => {
+    await waitUntil('a few failed attempts on every stream', async () => (await failedAttempts(refusingId)).every((n) => n >= 3), 15_000);
+    assert.equal(await healthV1(relay.addresses.health, 'feeder.LogService'), HealthStatus.NOT_SERVING);
+    assert.equal(await healthV1(relay.addresses.health, ''), HealthStatus.NOT_SERVING);
+    assert.equal(await healthV1(relay.addresses.grpc, 'feeder.LogService'), HealthStatus.NOT_SERVING, 'the gRPC port\'s own grpc.health.v1 too');
+    // karmor and upstream's relay abort on a HealthCheck that does not echo: it stays a liveness check.
+    const tc = connect(relay.addresses.grpc);
+    try {
+      assert.equal(await withTimeout(tc.health(123_456_789), 5_000, 'HealthCheck'), 123_456_789);
+    } finally {
+      tc.close();
+    }
+    const s = await relayStats();
+    assert.equal(s.relay?.serving, false);
+    const metrics = await (await fetch(`http://${relay.addresses.metrics}/metrics`)).text();
+    assert.match(metrics, /^armorfeed_relay_serving 0$/m);
+  });
+
   test('relay - an upstream that refuses for seconds costs one warning, not one per attempt, while /stats keeps counting the attempts', { timeout: 40_000 }, async () => {
     // 12 attempts per stream at 50-200 ms each: without a limit, 36 lines.
     await waitUntil('a dozen failed attempts on every stream', async () => (await failedAttempts(refusingId)).every((n) => n >= 12), 20_000, async () => JSON.stringify(upstream(await relayStats(), refusingId)));
@@ -338,6 +357,22 @@ describe('relay - feeders mode: an upstream that is not there, then is; one whos
     await waitUntil('the upstream connected', async () => upstream(await relayStats(), refusingId)?.connected === true, 15_000);
     await waitUntil('a line saying it is connected', () => linesAbout(refusingId).some((l) => /\[INFO\].* connected: /.test(l)), 5_000, () => linesAbout(refusingId).join('\n'));
     assert.ok(linesAbout(refusingId).length <= 3, linesAbout(refusingId).join('\n'));
+  });
+
+  test('relay - health is SERVING once an upstream is connected, and NOT_SERVING again when the only one goes away', { timeout: 30_000 }, async () => {
+    const health = watchHealth(relay.addresses.health, 'feeder.LogService');
+    try {
+      await waitUntil('SERVING with the node connected', () => health.statuses.at(-1) === HealthStatus.SERVING, 5_000, () => JSON.stringify(health.statuses));
+      assert.equal(await healthV1(relay.addresses.grpc, ''), HealthStatus.SERVING);
+      assert.equal((await relayStats()).relay?.serving, true);
+      await node?.stop('SIGKILL');
+      await waitUntil('NOT_SERVING with the node gone', () => health.statuses.at(-1) === HealthStatus.NOT_SERVING, 10_000, () => JSON.stringify(health.statuses));
+      assert.equal(await healthV1(relay.addresses.grpc, 'feeder.LogService'), HealthStatus.NOT_SERVING);
+      assert.equal((await relayStats()).relay?.serving, false);
+      assert.ok(relay.stderr().includes('no upstream has a stream open (1 listed): health NOT_SERVING'), relay.stderr().slice(-2000));
+    } finally {
+      health.close();
+    }
   });
 
   test('relay - a stream that breaks on every attempt is told at most a few times, with how often it broke', { timeout: 40_000 }, async () => {
@@ -367,6 +402,8 @@ describe('relay - feeders mode: an upstream that is not there, then is; one whos
       // added, then at most the burst of lines the limit allows at once.
       assert.ok(lines.length <= 4, `a few lines for ${u.streams.logs.reconnects} breaks:\n${lines.join('\n')}`);
       assert.ok(lines.some((l) => /WatchLogs/.test(l) && /UNAVAILABLE: WatchLogs refused/.test(l)), `a line names the stream and why:\n${lines.join('\n')}`);
+      // Partly connected is still relaying (its alerts): SERVING, though the other upstream is down.
+      assert.equal(await healthV1(relay.addresses.health, 'feeder.LogService'), HealthStatus.SERVING);
     } finally {
       fs.writeFileSync(feedersFile, `${refusingId}\n`);
       server.forceShutdown();

@@ -57,6 +57,8 @@ export interface UpstreamOptions {
   credentials: grpc.ChannelCredentials;
   /** x-armorfeed-client on every stream: how an armorfeed node names the relay in its stats. */
   clientName: string;
+  /** Called when a stream opened or closed (the relay's health follows the upstreams' links). */
+  onLinkChange?: () => void;
 }
 
 /** Receives every event as it arrives; returns false when it dropped it as malformed. */
@@ -129,6 +131,7 @@ class UpstreamStream {
     if (this.everOpen) this.reconnects++;
     this.everOpen = true;
     this.upstream.linkLog.changed();
+    this.upstream.options.onLinkChange?.();
     call.on('data', (message: Buffer) => {
       if (generation !== this.generation) return;
       this.events++;
@@ -160,6 +163,7 @@ class UpstreamStream {
     this.attempt++;
     // Told per upstream and per change of its link (linkLog.ts), not per attempt.
     this.upstream.linkLog.problem(`${streamRpc[this.kind].rpc}: ${reason}`, wasOpen);
+    if (wasOpen) this.upstream.options.onLinkChange?.();
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.connect();
