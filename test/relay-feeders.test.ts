@@ -20,7 +20,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { FeederStats } from '../src/feeder';
-import type { UpstreamStats } from '../src/relay';
+import { LINK_LINE_BURST, LINK_LINE_REFILL_MS, type UpstreamStats } from '../src/relay';
 import { logServiceDefinition } from '../src/server';
 import { feederTypes } from '../src/wire/proto';
 import { connect, openStreams, type OpenStreams, type Watcher } from './helpers/client';
@@ -391,6 +391,7 @@ describe('relay - feeders mode: an upstream that is not there, then is; one whos
     const flakyPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
     const flakyId = `127.0.0.1:${flakyPort}`;
     try {
+      const added = Date.now();
       fs.writeFileSync(feedersFile, `${refusingId}\n${flakyId}\n`);
       // 15 breaks at 50-200 ms each: without a limit, 15 warnings.
       await waitUntil('WatchLogs broke 15 times', async () => (upstream(await relayStats(), flakyId)?.streams.logs.reconnects ?? 0) >= 15, 20_000, async () => JSON.stringify(upstream(await relayStats(), flakyId)));
@@ -399,14 +400,52 @@ describe('relay - feeders mode: an upstream that is not there, then is; one whos
       assert.equal(u.streams.alerts.reconnects, 0, 'WatchAlerts stayed open');
       assert.ok(logCalls >= 15);
       const lines = linesAbout(flakyId);
-      // added, then at most the burst of lines the limit allows at once.
-      assert.ok(lines.length <= 4, `a few lines for ${u.streams.logs.reconnects} breaks:\n${lines.join('\n')}`);
+      // added, then the burst the limit allows at once, and one more per refill period gone by (none, unless the machine is slow).
+      const allowed = 1 + LINK_LINE_BURST + Math.floor((Date.now() - added) / LINK_LINE_REFILL_MS);
+      assert.ok(lines.length <= allowed, `at most ${allowed} lines for ${u.streams.logs.reconnects} breaks:\n${lines.join('\n')}`);
       assert.ok(lines.some((l) => /WatchLogs/.test(l) && /UNAVAILABLE: WatchLogs refused/.test(l)), `a line names the stream and why:\n${lines.join('\n')}`);
       // Partly connected is still relaying (its alerts): SERVING, though the other upstream is down.
       assert.equal(await healthV1(relay.addresses.health, 'feeder.LogService'), HealthStatus.SERVING);
     } finally {
       fs.writeFileSync(feedersFile, `${refusingId}\n`);
       server.forceShutdown();
+    }
+  });
+
+  test('relay - a node that comes back reopens its three streams together, whatever their backoff: one "connected" line, no "partly connected" one', { timeout: 40_000 }, async () => {
+    // Each stream waits 2-4 s (jittered) after a failed attempt: left to their own timers,
+    // the three would reopen up to 2 s apart, with a "partly connected" line in between.
+    const backPort = await freePort();
+    const backId = `127.0.0.1:${backPort}`;
+    const slow = await startServe([
+      'relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '-1', '--metricsPort', '0', '--host', 'relay-slow',
+      '--feeders', backId, '--relayBackoffInitialMs', '4000', '--relayBackoffMaxMs', '4000',
+    ]);
+    const server = new grpc.Server();
+    try {
+      const stats = async (): Promise<UpstreamStats | undefined> => upstream(await fetchStats(slow.addresses.metrics, 5_000), backId);
+      await waitUntil('a failed attempt on every stream', async () => {
+        const u = await stats();
+        return u !== undefined && (['alerts', 'logs', 'messages'] as const).every((k) => u.streams[k].failedAttempts >= 1);
+      }, 10_000);
+      // The node comes back: a real LogService on that port whose streams stay open.
+      server.addService(logServiceDefinition(), {
+        HealthCheck: (call: grpc.ServerUnaryCall<{ nonce: number }, { Retval: number }>, cb: grpc.sendUnaryData<{ Retval: number }>) => cb(null, { Retval: call.request.nonce }),
+        WatchAlerts: () => undefined,
+        WatchLogs: () => undefined,
+        WatchMessages: () => undefined,
+      });
+      await new Promise<number>((resolve, reject) => server.bindAsync(backId, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+      await waitUntil('a stream open', async () => Object.values((await stats())?.streams ?? {}).some((x) => x.state === 'open'), 10_000);
+      const firstOpen = Date.now();
+      await waitUntil('all three open', async () => (await stats())?.connected === true, 10_000, async () => JSON.stringify(await stats()));
+      assert.ok(Date.now() - firstOpen < 1500, `the other two followed the first within ${Date.now() - firstOpen} ms, not on their own timers`);
+      const lineOf = (): string[] => slow.stderr().split('\n').filter((l) => l.includes(`upstream ${backId}`));
+      await waitUntil('the connected line', () => lineOf().some((l) => l.includes(' connected: ')), 5_000, () => lineOf().join('\n'));
+      assert.deepEqual(lineOf().map((l) => /\] relay: upstream \S+ (\S+)/.exec(l)?.[1]), ['added', 'down:', 'connected:'], lineOf().join('\n'));
+    } finally {
+      server.forceShutdown();
+      await slow.stop('SIGTERM');
     }
   });
 });

@@ -49,6 +49,7 @@ import type { ExportStats } from '../export';
 export { parseFeedersOption, parseFeedersText, FEEDERS_POLL_MS } from './feeders';
 export { scanEvent, newEventFields, fieldString, FIELD_HOST, FIELD_NAMESPACE, FIELD_OPERATION, FIELD_TYPE, type EventKind } from './scan';
 export type { UpstreamStats, UpstreamStreamStats, UpstreamStreamState } from './upstream';
+export { LINK_LINE_BURST, LINK_LINE_REFILL_MS, type UpstreamLink } from './linkLog';
 export type { NodeCounts } from './batcher';
 export type { JetStreamSourceStats, ConsumerStats, ConsumerState, NatsState } from './jetstream';
 export type { NodeRunStats } from './sequence';

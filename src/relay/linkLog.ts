@@ -8,7 +8,10 @@
  * A node that stays away for an hour costs one WARN line ("down"), however many attempts
  * fail meanwhile; they are counted in /stats (failedAttempts, disconnectedSec) instead.
  * Changes within LINK_SETTLE_MS are one line (a node that dies breaks its three streams
- * within milliseconds). Lines are rate-limited per upstream by a small token bucket: up
+ * within milliseconds), and a partial link is told only once no stream is still on its
+ * way up (or after LINK_SETTLE_MAX_MS): a node that comes back opens one stream, which
+ * calls the others back at once (upstream.ts), and that is one "connected" line, not a
+ * "partly connected" warning first. Lines are rate-limited per upstream by a small token bucket: up
  * to LINK_LINE_BURST at once (a node that goes down and comes back is told at once, both
  * ways), then one per LINK_LINE_REFILL_MS, so a stream that opens and breaks on every
  * attempt (a node whose WatchLogs fails at once) writes one line per 10 s, saying how
@@ -22,6 +25,8 @@ export type UpstreamLink = 'connecting' | 'connected' | 'partial' | 'down';
 
 /** Changes this close together are told in one line. */
 export const LINK_SETTLE_MS = 250;
+/** How long a partial link waits for streams still connecting before it is told anyway. */
+export const LINK_SETTLE_MAX_MS = 2000;
 /** Lines an upstream may write at once. */
 export const LINK_LINE_BURST = 3;
 /** After the burst, one more line per this long. */
@@ -33,6 +38,8 @@ export interface LinkView {
   link: UpstreamLink;
   /** The streams open now, in alerts, logs, messages order. */
   open: readonly EventKind[];
+  /** Whether a stream is on its way up (its HealthCheck in flight). */
+  connecting: boolean;
 }
 
 export class UpstreamLinkLog {
@@ -44,6 +51,8 @@ export class UpstreamLinkLog {
   private tokens = LINK_LINE_BURST;
   private refilledAt = Date.now();
   private timer: NodeJS.Timeout | undefined;
+  /** When the change now waiting to be told happened (0: none waiting). */
+  private pendingSince = 0;
 
   constructor(
     private readonly id: string,
@@ -62,6 +71,7 @@ export class UpstreamLinkLog {
   /** A stream opened, or anything else that may have changed the link. */
   changed(): void {
     if (this.timer !== undefined) return;
+    if (this.pendingSince === 0) this.pendingSince = Date.now();
     this.refill();
     const wait = this.tokens >= 1 ? LINK_SETTLE_MS : Math.max(LINK_SETTLE_MS, this.refilledAt + LINK_LINE_REFILL_MS - Date.now());
     this.timer = setTimeout(() => this.flush(), wait);
@@ -83,10 +93,17 @@ export class UpstreamLinkLog {
 
   private flush(): void {
     this.timer = undefined;
-    const { link, open } = this.view();
+    const { link, open, connecting } = this.view();
+    if (link === 'partial' && connecting && Date.now() - this.pendingSince < LINK_SETTLE_MAX_MS) {
+      this.changed();
+      return;
+    }
     // Nothing to tell: still starting, or back where the last line left it without a break
     // (failed attempts while down are what the down line already said).
-    if (link === 'connecting' || (link === this.logged && this.breaks === 0)) return;
+    if (link === 'connecting' || (link === this.logged && this.breaks === 0)) {
+      this.pendingSince = 0;
+      return;
+    }
     this.refill();
     if (this.tokens < 1) {
       this.changed();
@@ -100,11 +117,12 @@ export class UpstreamLinkLog {
       this.log.info(`relay: upstream ${this.id} connected: ${streams(open)} open${since}`);
     } else if (link === 'partial') {
       const closed = (Object.keys(RPC) as EventKind[]).filter((k) => !open.includes(k));
-      this.log.warn(`relay: upstream ${this.id} partly connected: ${streams(open)} open, ${streams(closed)} reopening with backoff${since}`);
+      this.log.warn(`relay: upstream ${this.id} partly connected: ${streams(open)} open; ${streams(closed)} not, reopening with backoff${since}`);
     } else {
       this.log.warn(`relay: upstream ${this.id} down: no stream open; retrying with backoff, attempts counted in /stats (relay.upstreams), not logged${since}`);
     }
     this.logged = link;
+    this.pendingSince = 0;
     this.breaks = 0;
     this.failed = 0;
   }

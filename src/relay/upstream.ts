@@ -9,10 +9,13 @@
  *
  *   connecting --HealthCheck ok--> open --status (error or OK)--> backoff --timer--> connecting
  *        \--HealthCheck failed or nonce mismatch--> backoff            (any) --stop()--> stopped
+ *                                                      \--another stream of the node opened--> connecting
  *
  * The HealthCheck before each (re)open proves the node answers before a stream is
  * counted open; the backoff is capped, exponential and jittered (client/watch.ts
  * backoffDelay), and starts again from its first step once a stream has been healthy.
+ * When a node comes back, the first of its streams to open calls back the others that
+ * were waiting after a failed HealthCheck, so all three reopen together (retryNow).
  * Events are handed over as the protobuf bytes they arrived as (identity deserializer).
  * What the log says about it is per upstream, not per stream or attempt (linkLog.ts).
  */
@@ -98,6 +101,8 @@ class UpstreamStream {
   private call: grpc.ClientReadableStream<Buffer> | undefined;
   /** Bumped per attempt, so callbacks of an abandoned attempt are ignored. */
   private generation = 0;
+  /** In backoff because an attempt failed (HealthCheck), not because an open stream broke. */
+  private waitingAfterFailure = false;
 
   constructor(
     private readonly upstream: Upstream,
@@ -132,6 +137,7 @@ class UpstreamStream {
     this.everOpen = true;
     this.upstream.linkLog.changed();
     this.upstream.options.onLinkChange?.();
+    this.upstream.retryWaiting();
     call.on('data', (message: Buffer) => {
       if (generation !== this.generation) return;
       this.events++;
@@ -159,6 +165,7 @@ class UpstreamStream {
       this.downSince = Date.now();
     }
     this.state = 'backoff';
+    this.waitingAfterFailure = !wasOpen;
     const delay = backoffDelay(this.attempt, this.upstream.options.backoff);
     this.attempt++;
     // Told per upstream and per change of its link (linkLog.ts), not per attempt.
@@ -168,6 +175,19 @@ class UpstreamStream {
       this.timer = undefined;
       this.connect();
     }, delay);
+  }
+
+  /**
+   * In backoff after a failed attempt: try now (the timer is dropped). A stream that broke
+   * after opening keeps its backoff, so streams that open and break at once cannot call
+   * each other back in a loop: every call back is one stream's open, which its own
+   * backoff paces.
+   */
+  retryNow(): void {
+    if (this.state !== 'backoff' || !this.waitingAfterFailure) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.connect();
   }
 
   stop(): void {
@@ -234,10 +254,21 @@ export class Upstream {
   /** The three streams taken together: connected (all open), partial, down (none open). */
   link(): LinkView {
     const open = KINDS.filter((k) => this.streams[k].state === 'open');
+    const connecting = KINDS.some((k) => this.streams[k].state === 'connecting');
     if (open.length > 0) this.settled = true;
-    if (open.length > 0) return { link: open.length === KINDS.length ? 'connected' : 'partial', open };
+    if (open.length > 0) return { link: open.length === KINDS.length ? 'connected' : 'partial', open, connecting };
     if (!this.settled) this.settled = KINDS.some((k) => this.streams[k].state === 'backoff');
-    return { link: this.settled ? 'down' : 'connecting', open };
+    return { link: this.settled ? 'down' : 'connecting', open, connecting };
+  }
+
+  /**
+   * A stream opened: the node answers, so streams waiting out a backoff try now instead of
+   * up to relayBackoffMaxMs later (in feeders mode what a node sends while a stream is not
+   * open is lost). Streams that are open, already trying, or waiting after a break, are
+   * left alone (retryNow).
+   */
+  retryWaiting(): void {
+    for (const kind of KINDS) this.streams[kind].retryNow();
   }
 
   start(): void {
