@@ -83,8 +83,13 @@ export class UpstreamLinkLog {
     this.timer = undefined;
   }
 
+  /** A token per LINK_LINE_REFILL_MS since the last one, up to the burst; a full bucket earns nothing. */
   private refill(): void {
     const now = Date.now();
+    if (this.tokens >= LINK_LINE_BURST) {
+      this.refilledAt = now;
+      return;
+    }
     const earned = Math.floor((now - this.refilledAt) / LINK_LINE_REFILL_MS);
     if (earned <= 0) return;
     this.tokens = Math.min(LINK_LINE_BURST, this.tokens + earned);
