@@ -7,6 +7,10 @@
  * The same client and the same assertions also run against the Go reference feeder
  * (gofeeder from ../shared/peers, found through PEERS_BIN, which .ci/run exports), so
  * a failure against armorfeed can be told apart from a fault in the client itself.
+ *
+ * And through `armorfeed relay`, in both modes (--feeders in front of serve and of
+ * gofeeder; --from a real nats-server that serve --export fills): the same client and
+ * assertions, and `armorfeed log` as a karmor user runs it (text output), unchanged.
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -16,6 +20,9 @@ import type { IngestEvent } from '../src/event';
 import { seqLog } from './helpers/events';
 import { describeRun, generatePythonStubs, isObject, runFeederClient, type ClientRun, type JsonObject } from './helpers/python';
 import { fetchStats, freePort, startProcess, startServe, type ServeExit } from './helpers/serve';
+import { HealthStatus, healthV1 } from './helpers/health';
+import { exitWithin, startLog } from './helpers/logCli';
+import { NatsServer } from './helpers/nats';
 import { frameOf, sendAndEnd } from './helpers/tcp';
 import { waitUntil } from './helpers/wait';
 
@@ -133,6 +140,21 @@ function assertDecodedFeed(run: ClientRun, expectHealth: boolean): void {
   assert.ok(alerts.some((l) => str(obj(l, 'msg'), 'Tags').includes(',')), 'no alert had two or more Tags');
 }
 
+/**
+ * `armorfeed log --gRPC ADDRESS --logFilter all --limit 10`, karmor's text output: ten
+ * alerts and ten logs, each of `host`, and exit 0.
+ */
+async function assertLogCliReads(address: string, host: string): Promise<void> {
+  const cli = startLog(['--gRPC', address, '--logFilter', 'all', '--limit', '10']);
+  const exit = await exitWithin(cli, 30_000);
+  const out = cli.stdout();
+  const why = `exit ${exit.code}\nstderr:\n${cli.stderr().slice(-2000)}\nstdout:\n${out.slice(0, 2000)}`;
+  assert.equal(exit.code, 0, why);
+  assert.equal(out.match(/^== Alert \/ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} ==$/gm)?.length, 10, `ten alerts in karmor's form\n${why}`);
+  assert.equal(out.match(/^== Log \/ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} ==$/gm)?.length, 10, `ten logs in karmor's form\n${why}`);
+  assert.equal(out.split('\n').filter((l) => l === `HostName: ${host}`).length, 20, `each from ${host}\n${why}`);
+}
+
 describe('interop - python grpcio client decodes alerts and logs', () => {
   let genDir = '';
 
@@ -197,8 +219,8 @@ describe('interop - python grpcio client decodes alerts and logs', () => {
     assert.equal(exit.killed, false, `armorfeed did not exit within 10 s of SIGTERM\n${exit.stderr.slice(-2048)}`);
   });
 
-  test('interop - armorfeed relay in front of armorfeed serve: the same client and assertions hold, grpc.health.v1 included', { timeout: 90_000 }, async () => {
-    const node = await startServe(SERVE_ARGS);
+  test('interop - armorfeed relay in front of armorfeed serve: the same client and assertions hold, grpc.health.v1 included, and armorfeed log reads it unchanged', { timeout: 90_000 }, async () => {
+    const node = await startServe([...SERVE_ARGS, '--host', 'interop-node']);
     let relay: Awaited<ReturnType<typeof startServe>> | undefined;
     try {
       relay = await startServe(['relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0', '--feeders', node.addresses.grpc]);
@@ -209,9 +231,37 @@ describe('interop - python grpcio client decodes alerts and logs', () => {
         '--gen-dir', genDir, '--alerts', String(ALERTS), '--logs', String(LOGS), '--timeout', String(CLIENT_TIMEOUT_S),
       ]);
       assertDecodedFeed(run, true);
+      await assertLogCliReads(relay.addresses.grpc, 'interop-node');
     } finally {
       await relay?.stop('SIGTERM');
       await node.stop('SIGTERM');
+    }
+  });
+
+  test('interop - armorfeed relay --from nats:// (JetStream) in front of armorfeed serve --export: the same client and assertions hold, and armorfeed log reads it unchanged', { timeout: 90_000 }, async () => {
+    const nats = await NatsServer.start();
+    let node: Awaited<ReturnType<typeof startServe>> | undefined;
+    let relay: Awaited<ReturnType<typeof startServe>> | undefined;
+    try {
+      node = await startServe([...SERVE_ARGS, '--bind', '127.0.0.1', '--host', 'interop-js-node', '--export', nats.url]);
+      relay = await startServe(['relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0', '--from', nats.url]);
+      const metrics = relay.addresses.metrics;
+      // SERVING once the relay consumes the stream the node's export made.
+      await waitUntil('the relay consuming JetStream', async () => (await healthV1(relay?.addresses.health ?? '', 'feeder.LogService')) === HealthStatus.SERVING, 15_000);
+      const run = await runClient([
+        '--addr', relay.addresses.grpc, '--health-addr', relay.addresses.health,
+        '--gen-dir', genDir, '--alerts', String(ALERTS), '--logs', String(LOGS), '--timeout', String(CLIENT_TIMEOUT_S),
+      ]);
+      assertDecodedFeed(run, true);
+      await assertLogCliReads(relay.addresses.grpc, 'interop-js-node');
+      const s = await fetchStats(metrics);
+      assert.equal(s.relay?.mode, 'jetstream');
+      assert.ok((s.relay?.nodes['interop-js-node']?.alerts ?? 0) >= ALERTS, 'the events came through JetStream from the node');
+      assert.equal(s.relay?.dropped.upstream_gap, 0);
+    } finally {
+      await relay?.stop('SIGTERM');
+      await node?.stop('SIGTERM');
+      await nats.stop();
     }
   });
 
@@ -235,6 +285,8 @@ describe('interop - python grpcio client decodes alerts and logs', () => {
         // Through a relay in front of it: the relay's own grpc.health.v1 answers.
         const relay = await startServe(['relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '-1', '--feeders', `127.0.0.1:${port}`]);
         try {
+          // NOT_SERVING until the relay has a stream open from gofeeder.
+          await waitUntil('the relay SERVING', async () => (await healthV1(relay.addresses.health, 'feeder.LogService')) === HealthStatus.SERVING, 15_000);
           assertDecodedFeed(await runClient(['--addr', relay.addresses.grpc, '--health-addr', relay.addresses.health, '--gen-dir', genDir, '--timeout', String(CLIENT_TIMEOUT_S), '--alerts', String(ALERTS), '--logs', String(LOGS)]), true);
         } finally {
           await relay.stop('SIGTERM');

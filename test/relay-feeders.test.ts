@@ -7,6 +7,10 @@
  * Also: `armorfeed log --node`, a feeders-file change adding and removing an upstream
  * (a real LogService in this process whose WatchLogs fails once, to show WatchAlerts is
  * not torn down with it), and a node killed and started again.
+ *
+ * And what the relay says about upstreams that fail: a node that refuses for seconds, and
+ * a LogService whose WatchLogs breaks on every attempt, each cost a few log lines, not
+ * one per attempt, while /stats keeps counting the attempts and breaks.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,11 +20,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { FeederStats } from '../src/feeder';
-import type { UpstreamStats } from '../src/relay';
+import { LINK_LINE_BURST, LINK_LINE_REFILL_MS, type UpstreamStats } from '../src/relay';
 import { logServiceDefinition } from '../src/server';
 import { feederTypes } from '../src/wire/proto';
-import { openStreams, type OpenStreams, type Watcher } from './helpers/client';
+import { connect, openStreams, type OpenStreams, type Watcher } from './helpers/client';
 import { seqLog } from './helpers/events';
+import { HealthStatus, healthV1, watchHealth } from './helpers/health';
 import { armorfeedMain, fetchStats, freePort, startServe, type ServeProcess } from './helpers/serve';
 import { connectTo, frameOf, write } from './helpers/tcp';
 import { delay, waitUntil, withTimeout } from './helpers/wait';
@@ -279,6 +284,169 @@ describe('relay - feeders mode against three armorfeed serve nodes', () => {
       assert.deepEqual(got, expected(during[i].from, during[i].to, true), `${n.name} alerts while node-b was down`);
     });
     assert.equal(await Promise.race([alerts.ended.then(() => 'ended'), delay(10).then(() => 'open')]), 'open', "the relay's client stream never ended");
+  });
+});
+
+describe('relay - feeders mode: an upstream that is not there, then is; one whose WatchLogs breaks on every attempt', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'relay-down-test-'));
+  const feedersFile = path.join(dir, 'feeders');
+  let relay: ServeProcess;
+  let port = 0;
+  let refusingId = '';
+  let node: ServeProcess | undefined;
+  const relayStats = (): Promise<FeederStats> => fetchStats(relay.addresses.metrics, 5_000);
+  /** The relay's log lines (stderr) about one upstream. */
+  const linesAbout = (id: string): string[] => relay.stderr().split('\n').filter((l) => l.includes(`upstream ${id}`));
+  const failedAttempts = async (id: string): Promise<number[]> => {
+    const u = upstream(await relayStats(), id);
+    return u === undefined ? [] : (['alerts', 'logs', 'messages'] as const).map((k) => u.streams[k].failedAttempts);
+  };
+
+  before(async () => {
+    // A free port nobody listens on: every HealthCheck is refused until a node starts there.
+    port = await freePort();
+    refusingId = `127.0.0.1:${port}`;
+    fs.writeFileSync(feedersFile, `${refusingId}\n`);
+    relay = await startServe([
+      'relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0', '--host', 'relay-down',
+      '--feeders', feedersFile, '--relayBackoffInitialMs', '50', '--relayBackoffMaxMs', '200',
+    ]);
+  });
+
+  after(async () => {
+    await relay?.stop('SIGTERM');
+    await node?.stop('SIGTERM');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('relay - while no upstream is reachable grpc.health.v1 says NOT_SERVING on both ports, and HealthCheck still echoes the nonce', { timeout: 30_000 }, async () => {
+    await waitUntil('a few failed attempts on every stream', async () => (await failedAttempts(refusingId)).every((n) => n >= 3), 15_000);
+    assert.equal(await healthV1(relay.addresses.health, 'feeder.LogService'), HealthStatus.NOT_SERVING);
+    assert.equal(await healthV1(relay.addresses.health, ''), HealthStatus.NOT_SERVING);
+    assert.equal(await healthV1(relay.addresses.grpc, 'feeder.LogService'), HealthStatus.NOT_SERVING, 'the gRPC port\'s own grpc.health.v1 too');
+    // karmor and upstream's relay abort on a HealthCheck that does not echo: it stays a liveness check.
+    const tc = connect(relay.addresses.grpc);
+    try {
+      assert.equal(await withTimeout(tc.health(123_456_789), 5_000, 'HealthCheck'), 123_456_789);
+    } finally {
+      tc.close();
+    }
+    const s = await relayStats();
+    assert.equal(s.relay?.serving, false);
+    const metrics = await (await fetch(`http://${relay.addresses.metrics}/metrics`)).text();
+    assert.match(metrics, /^armorfeed_relay_serving 0$/m);
+  });
+
+  test('relay - an upstream that refuses for seconds costs one warning, not one per attempt, while /stats keeps counting the attempts', { timeout: 40_000 }, async () => {
+    // 12 attempts per stream at 50-200 ms each: without a limit, 36 lines.
+    await waitUntil('a dozen failed attempts on every stream', async () => (await failedAttempts(refusingId)).every((n) => n >= 12), 20_000, async () => JSON.stringify(upstream(await relayStats(), refusingId)));
+    const first = await failedAttempts(refusingId);
+    await waitUntil('more failed attempts', async () => (await failedAttempts(refusingId)).every((n, i) => n >= first[i] + 5), 10_000);
+    const lines = linesAbout(refusingId);
+    const warnings = lines.filter((l) => l.includes('[WARN]'));
+    assert.equal(warnings.length, 1, `one warning for the whole outage:\n${lines.join('\n')}`);
+    assert.match(warnings[0], /down: no stream open/);
+    assert.match(warnings[0], /HealthCheck failed \(UNAVAILABLE/, 'the warning says why');
+    assert.ok(lines.length <= 2, `added and down, nothing else:\n${lines.join('\n')}`);
+    const s = upstream(await relayStats(), refusingId);
+    assert.ok(s !== undefined && !s.connected);
+    assert.match(s.streams.logs.lastError, /HealthCheck failed \(UNAVAILABLE/);
+
+    // The node starts: one more line, that it is connected.
+    node = await startServe(['serve', '--bind', '127.0.0.1', '--gRPC', String(port), '--gRPCHealthPort', '-1', '--metricsPort', '-1', '--host', 'late-node']);
+    await waitUntil('the upstream connected', async () => upstream(await relayStats(), refusingId)?.connected === true, 15_000);
+    await waitUntil('a line saying it is connected', () => linesAbout(refusingId).some((l) => /\[INFO\].* connected: /.test(l)), 5_000, () => linesAbout(refusingId).join('\n'));
+    assert.ok(linesAbout(refusingId).length <= 3, linesAbout(refusingId).join('\n'));
+  });
+
+  test('relay - health is SERVING once an upstream is connected, and NOT_SERVING again when the only one goes away', { timeout: 30_000 }, async () => {
+    const health = watchHealth(relay.addresses.health, 'feeder.LogService');
+    try {
+      await waitUntil('SERVING with the node connected', () => health.statuses.at(-1) === HealthStatus.SERVING, 5_000, () => JSON.stringify(health.statuses));
+      assert.equal(await healthV1(relay.addresses.grpc, ''), HealthStatus.SERVING);
+      assert.equal((await relayStats()).relay?.serving, true);
+      await node?.stop('SIGKILL');
+      await waitUntil('NOT_SERVING with the node gone', () => health.statuses.at(-1) === HealthStatus.NOT_SERVING, 10_000, () => JSON.stringify(health.statuses));
+      assert.equal(await healthV1(relay.addresses.grpc, 'feeder.LogService'), HealthStatus.NOT_SERVING);
+      assert.equal((await relayStats()).relay?.serving, false);
+      assert.ok(relay.stderr().includes('no upstream has a stream open (1 listed): health NOT_SERVING'), relay.stderr().slice(-2000));
+    } finally {
+      health.close();
+    }
+  });
+
+  test('relay - a stream that breaks on every attempt is told at most a few times, with how often it broke', { timeout: 40_000 }, async () => {
+    // A real LogService whose WatchLogs fails at once, every time; WatchAlerts and WatchMessages stay open.
+    let logCalls = 0;
+    const server = new grpc.Server();
+    server.addService(logServiceDefinition(), {
+      HealthCheck: (call: grpc.ServerUnaryCall<{ nonce: number }, { Retval: number }>, cb: grpc.sendUnaryData<{ Retval: number }>) => cb(null, { Retval: call.request.nonce }),
+      WatchAlerts: () => undefined,
+      WatchLogs: (call: grpc.ServerWritableStream<{ Filter: string }, Buffer>) => {
+        logCalls++;
+        call.emit('error', Object.assign(new Error('WatchLogs refused'), { code: grpc.status.UNAVAILABLE, details: 'WatchLogs refused' }));
+      },
+      WatchMessages: () => undefined,
+    });
+    const flakyPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    const flakyId = `127.0.0.1:${flakyPort}`;
+    try {
+      const added = Date.now();
+      fs.writeFileSync(feedersFile, `${refusingId}\n${flakyId}\n`);
+      // 15 breaks at 50-200 ms each: without a limit, 15 warnings.
+      await waitUntil('WatchLogs broke 15 times', async () => (upstream(await relayStats(), flakyId)?.streams.logs.reconnects ?? 0) >= 15, 20_000, async () => JSON.stringify(upstream(await relayStats(), flakyId)));
+      const u = upstream(await relayStats(), flakyId);
+      assert.ok(u !== undefined);
+      assert.equal(u.streams.alerts.reconnects, 0, 'WatchAlerts stayed open');
+      assert.ok(logCalls >= 15);
+      const lines = linesAbout(flakyId);
+      // added, then the burst the limit allows at once, and one more per refill period gone by (none, unless the machine is slow).
+      const allowed = 1 + LINK_LINE_BURST + Math.floor((Date.now() - added) / LINK_LINE_REFILL_MS);
+      assert.ok(lines.length <= allowed, `at most ${allowed} lines for ${u.streams.logs.reconnects} breaks:\n${lines.join('\n')}`);
+      assert.ok(lines.some((l) => /WatchLogs/.test(l) && /UNAVAILABLE: WatchLogs refused/.test(l)), `a line names the stream and why:\n${lines.join('\n')}`);
+      // Partly connected is still relaying (its alerts): SERVING, though the other upstream is down.
+      assert.equal(await healthV1(relay.addresses.health, 'feeder.LogService'), HealthStatus.SERVING);
+    } finally {
+      fs.writeFileSync(feedersFile, `${refusingId}\n`);
+      server.forceShutdown();
+    }
+  });
+
+  test('relay - a node that comes back reopens its three streams together, whatever their backoff: one "connected" line, no "partly connected" one', { timeout: 40_000 }, async () => {
+    // Each stream waits 2-4 s (jittered) after a failed attempt: left to their own timers,
+    // the three would reopen up to 2 s apart, with a "partly connected" line in between.
+    const backPort = await freePort();
+    const backId = `127.0.0.1:${backPort}`;
+    const slow = await startServe([
+      'relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '-1', '--metricsPort', '0', '--host', 'relay-slow',
+      '--feeders', backId, '--relayBackoffInitialMs', '4000', '--relayBackoffMaxMs', '4000',
+    ]);
+    const server = new grpc.Server();
+    try {
+      const stats = async (): Promise<UpstreamStats | undefined> => upstream(await fetchStats(slow.addresses.metrics, 5_000), backId);
+      await waitUntil('a failed attempt on every stream', async () => {
+        const u = await stats();
+        return u !== undefined && (['alerts', 'logs', 'messages'] as const).every((k) => u.streams[k].failedAttempts >= 1);
+      }, 10_000);
+      // The node comes back: a real LogService on that port whose streams stay open.
+      server.addService(logServiceDefinition(), {
+        HealthCheck: (call: grpc.ServerUnaryCall<{ nonce: number }, { Retval: number }>, cb: grpc.sendUnaryData<{ Retval: number }>) => cb(null, { Retval: call.request.nonce }),
+        WatchAlerts: () => undefined,
+        WatchLogs: () => undefined,
+        WatchMessages: () => undefined,
+      });
+      await new Promise<number>((resolve, reject) => server.bindAsync(backId, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+      await waitUntil('a stream open', async () => Object.values((await stats())?.streams ?? {}).some((x) => x.state === 'open'), 10_000);
+      const firstOpen = Date.now();
+      await waitUntil('all three open', async () => (await stats())?.connected === true, 10_000, async () => JSON.stringify(await stats()));
+      assert.ok(Date.now() - firstOpen < 1500, `the other two followed the first within ${Date.now() - firstOpen} ms, not on their own timers`);
+      const lineOf = (): string[] => slow.stderr().split('\n').filter((l) => l.includes(`upstream ${backId}`));
+      await waitUntil('the connected line', () => lineOf().some((l) => l.includes(' connected: ')), 5_000, () => lineOf().join('\n'));
+      assert.deepEqual(lineOf().map((l) => /\] relay: upstream \S+ (\S+)/.exec(l)?.[1]), ['added', 'down:', 'connected:'], lineOf().join('\n'));
+    } finally {
+      server.forceShutdown();
+      await slow.stop('SIGTERM');
+    }
   });
 });
 

@@ -138,6 +138,8 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     upstreamRows(s, (v) => v.disconnectedSec), stats);
   counterFrom(r, 'armorfeed_relay_upstream_dropped_total', 'Events from an upstream feeder the relay dropped, per reason (malformed_upstream: not a well-formed message)', ['upstream', 'stream', 'reason'], (s) =>
     upstreamRows(s, (v) => v.malformed).map(([l, n]) => [{ ...l, reason: 'malformed_upstream' }, n] as [Labels, number]), stats);
+  gaugeFrom(r, 'armorfeed_relay_serving', 'Whether the relay has a source (grpc.health.v1 SERVING): feeders, an upstream with a stream open; --from, NATS connected with the consumers running', [], (s) =>
+    s.relay === undefined ? [] : [[{}, s.relay.serving ? 1 : 0]], stats);
   counterFrom(r, 'armorfeed_relay_node_events_total', 'Events relayed per node (the HostName they carry) and stream', ['node', 'stream'], (s) =>
     Object.entries(s.relay?.nodes ?? {}).flatMap(([node, c]) => (['alerts', 'logs', 'messages'] as const).map((stream) => [{ node, stream }, c[stream]] as [Labels, number])), stats);
   // armorfeed relay --from: per node and stream, the Armorfeed-Seq numbers that never arrived.

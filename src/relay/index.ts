@@ -12,6 +12,11 @@
  *
  * Events a node produced while the relay was not connected to it are not recovered (the
  * protocol has no replay); the time each stream was disconnected is counted instead.
+ * Health (grpc.health.v1) is SERVING while at least one upstream has a stream open, and
+ * NOT_SERVING while none has (all unreachable, or none listed): a relay with nothing to
+ * relay is not one to send clients to, while one node down in a cluster must not take
+ * the relay out of service for all the others. HealthCheck still echoes every nonce, as
+ * upstream's feeder and relay do (karmor aborts on anything else).
  *
  * JetStream mode (`--from`, jetstream.ts) consumes what the nodes exported, with ordered
  * consumers of its own, counts holes in each node's sequence (upstream_gap), and serves
@@ -44,6 +49,7 @@ import type { ExportStats } from '../export';
 export { parseFeedersOption, parseFeedersText, FEEDERS_POLL_MS } from './feeders';
 export { scanEvent, newEventFields, fieldString, FIELD_HOST, FIELD_NAMESPACE, FIELD_OPERATION, FIELD_TYPE, type EventKind } from './scan';
 export type { UpstreamStats, UpstreamStreamStats, UpstreamStreamState } from './upstream';
+export { LINK_LINE_BURST, LINK_LINE_REFILL_MS, type UpstreamLink } from './linkLog';
 export type { NodeCounts } from './batcher';
 export type { JetStreamSourceStats, ConsumerStats, ConsumerState, NatsState } from './jetstream';
 export type { NodeRunStats } from './sequence';
@@ -53,6 +59,11 @@ export { filterForKind } from './jetstream';
 
 export interface RelayStats {
   mode: 'feeders' | 'jetstream';
+  /**
+   * What grpc.health.v1 says (unless the main loop stalls or shutdown began): feeders, an
+   * upstream has a stream open; JetStream, connected to NATS with the consumers running.
+   */
+  serving: boolean;
   /** The feeders file, when --feeders names one. */
   feedersFile?: string;
   upstreams: UpstreamStats[];
@@ -145,13 +156,31 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
     exports !== undefined ? { batch: (batch, node) => exports.offerBatch(batch, node), message: (message, node) => exports.offerMessage(message, node) } : undefined,
   );
   const upstreams = new Map<string, Upstream>();
+  let closing: Promise<FeederStats> | undefined;
+  let server: RunningServer | undefined;
+  /** What grpc.health.v1 says (from the start: NOT_SERVING until a source is there). */
+  let serving = false;
+  const setServing = (now: boolean): void => {
+    if (now === serving) return;
+    serving = now;
+    if (closing === undefined) server?.setServing(now);
+  };
+  /** Feeders mode: SERVING while an upstream has a stream open (connected or partly). */
+  const refreshFeedersHealth = (): void => {
+    if (mode !== 'feeders' || closing !== undefined) return;
+    const now = [...upstreams.values()].some((u) => u.link().open.length > 0);
+    if (now === serving) return;
+    if (now) log.info('relay: an upstream is connected: health SERVING');
+    else log.warn(`relay: no upstream has a stream open (${upstreams.size} listed): health NOT_SERVING until one has`);
+    setServing(now);
+  };
   const upstreamOptions = {
     backoff: { initialMs: config.relayBackoffInitialMs, maxMs: config.relayBackoffMaxMs },
     healthTimeoutMs: config.relayHealthTimeoutMs,
     credentials,
     clientName: `armorfeed-relay@${os.hostname()}`,
+    onLinkChange: refreshFeedersHealth,
   };
-  let closing: Promise<FeederStats> | undefined;
   const setFeeders = (targets: readonly string[]): void => {
     if (closing !== undefined) return;
     const wanted = new Set(targets);
@@ -168,6 +197,7 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
       log.info(`relay: upstream ${id} added`);
       u.start();
     }
+    refreshFeedersHealth();
   };
 
   const mainLoop = new MainLoopMonitor();
@@ -186,6 +216,7 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
       ...(exports?.ownStats() !== undefined ? { export: exports.ownStats() } : {}),
       relay: {
         mode,
+        serving,
         ...(exports !== undefined ? { exports: exports.stats(), exportNodesOverLimit: exports.overLimit } : {}),
         ...(source.kind === 'file' ? { feedersFile: source.path } : {}),
         upstreams: [...upstreams.values()].map((u) => u.stats()),
@@ -197,8 +228,6 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
     };
   };
 
-  let server: RunningServer | undefined;
-  let serving = false;
   const jetstream =
     mode === 'jetstream'
       ? new JetStreamSource(
@@ -207,10 +236,7 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
             batcher.add(kind, payload, us);
           },
           log,
-          (now) => {
-            serving = now;
-            if (closing === undefined) server?.setServing(now);
-          },
+          setServing,
         )
       : undefined;
   const replays =
@@ -222,8 +248,9 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
       hub,
       log,
     );
-    // --from: NOT_SERVING until connected to NATS with the consumers running.
-    if (jetstream !== undefined) server.setServing(serving);
+    // NOT_SERVING until there is a source: --from, connected to NATS with the consumers
+    // running; --feeders, an upstream with a stream open.
+    server.setServing(serving);
     if (config.metricsPort >= 0) metrics = await startMetrics(config.metricsBind, config.metricsPort, stats, config.metricsTLS ? tls : undefined);
   } catch (err) {
     tls?.close();

@@ -9,16 +9,21 @@
  *
  *   connecting --HealthCheck ok--> open --status (error or OK)--> backoff --timer--> connecting
  *        \--HealthCheck failed or nonce mismatch--> backoff            (any) --stop()--> stopped
+ *                                                      \--another stream of the node opened--> connecting
  *
  * The HealthCheck before each (re)open proves the node answers before a stream is
  * counted open; the backoff is capped, exponential and jittered (client/watch.ts
  * backoffDelay), and starts again from its first step once a stream has been healthy.
+ * When a node comes back, the first of its streams to open calls back the others that
+ * were waiting after a failed HealthCheck, so all three reopen together (retryNow).
  * Events are handed over as the protobuf bytes they arrived as (identity deserializer).
+ * What the log says about it is per upstream, not per stream or attempt (linkLog.ts).
  */
 import { randomInt } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { backoffDelay, type BackoffOptions } from '../client';
 import type { DaemonLog } from '../messages';
+import { UpstreamLinkLog, type LinkView } from './linkLog';
 import { feederTypes, filterMetadataKeys, rpcPath } from '../wire/proto';
 import { nowMicros } from '../wire/time';
 import type { EventKind } from './scan';
@@ -55,6 +60,8 @@ export interface UpstreamOptions {
   credentials: grpc.ChannelCredentials;
   /** x-armorfeed-client on every stream: how an armorfeed node names the relay in its stats. */
   clientName: string;
+  /** Called when a stream opened or closed (the relay's health follows the upstreams' links). */
+  onLinkChange?: () => void;
 }
 
 /** Receives every event as it arrives; returns false when it dropped it as malformed. */
@@ -94,6 +101,8 @@ class UpstreamStream {
   private call: grpc.ClientReadableStream<Buffer> | undefined;
   /** Bumped per attempt, so callbacks of an abandoned attempt are ignored. */
   private generation = 0;
+  /** In backoff because an attempt failed (HealthCheck), not because an open stream broke. */
+  private waitingAfterFailure = false;
 
   constructor(
     private readonly upstream: Upstream,
@@ -116,20 +125,19 @@ class UpstreamStream {
   }
 
   private open(generation: number): void {
-    const { path, rpc, filter } = streamRpc[this.kind];
+    const { path, filter } = streamRpc[this.kind];
     const call = this.upstream.openStream(path, filter);
     this.call = call;
     this.state = 'open';
     this.openedAt = Date.now();
     this.eventsThisOpen = 0;
     if (this.downSince !== 0) this.disconnectedMs += Date.now() - this.downSince;
-    const gap = (Date.now() - this.downSince) / 1000;
     this.downSince = 0;
-    if (this.everOpen) {
-      this.reconnects++;
-      this.upstream.log.info(`relay: upstream ${this.upstream.id} ${rpc} reopened after ${gap.toFixed(2)}s (reconnect ${this.reconnects})`);
-    }
+    if (this.everOpen) this.reconnects++;
     this.everOpen = true;
+    this.upstream.linkLog.changed();
+    this.upstream.options.onLinkChange?.();
+    this.upstream.retryWaiting();
     call.on('data', (message: Buffer) => {
       if (generation !== this.generation) return;
       this.events++;
@@ -142,7 +150,7 @@ class UpstreamStream {
     call.on('status', (status: grpc.StatusObject) => {
       if (generation !== this.generation || this.state === 'stopped') return;
       const why = status.code === grpc.status.OK ? 'ended by the upstream (OK)' : `${grpc.status[status.code]}: ${status.details}`;
-      this.broken(`${rpc} ${why}`);
+      this.broken(why);
     });
   }
 
@@ -157,17 +165,29 @@ class UpstreamStream {
       this.downSince = Date.now();
     }
     this.state = 'backoff';
+    this.waitingAfterFailure = !wasOpen;
     const delay = backoffDelay(this.attempt, this.upstream.options.backoff);
     this.attempt++;
-    if (wasOpen) this.upstream.log.warn(`relay: upstream ${this.upstream.id}: ${reason}; reopening ${streamRpc[this.kind].rpc} in ${(delay / 1000).toFixed(2)}s`);
-    else if (this.attempt === 1 || this.attempt % 10 === 0) {
-      // Once per outage, then every tenth attempt: a node that stays away does not flood WatchMessages.
-      this.upstream.log.warn(`relay: upstream ${this.upstream.id} ${streamRpc[this.kind].rpc} not open: ${reason} (attempt ${this.attempt}); next in ${(delay / 1000).toFixed(2)}s`);
-    }
+    // Told per upstream and per change of its link (linkLog.ts), not per attempt.
+    this.upstream.linkLog.problem(`${streamRpc[this.kind].rpc}: ${reason}`, wasOpen);
+    if (wasOpen) this.upstream.options.onLinkChange?.();
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.connect();
     }, delay);
+  }
+
+  /**
+   * In backoff after a failed attempt: try now (the timer is dropped). A stream that broke
+   * after opening keeps its backoff, so streams that open and break at once cannot call
+   * each other back in a loop: every call back is one stream's open, which its own
+   * backoff paces.
+   */
+  retryNow(): void {
+    if (this.state !== 'backoff' || !this.waitingAfterFailure) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.connect();
   }
 
   stop(): void {
@@ -199,6 +219,10 @@ export class Upstream {
   private readonly client: grpc.Client;
   private readonly streams: Record<EventKind, UpstreamStream>;
   private readonly metadata = new grpc.Metadata();
+  /** The log lines about this upstream's link: one per change, rate-limited. */
+  readonly linkLog: UpstreamLinkLog;
+  /** Set once a stream opened or an attempt failed: before that the link is 'connecting', not 'down'. */
+  private settled = false;
 
   constructor(
     readonly id: string,
@@ -224,6 +248,27 @@ export class Upstream {
     });
     this.metadata.set(filterMetadataKeys.clientName, options.clientName);
     this.streams = { alerts: new UpstreamStream(this, 'alerts'), logs: new UpstreamStream(this, 'logs'), messages: new UpstreamStream(this, 'messages') };
+    this.linkLog = new UpstreamLinkLog(id, log, () => this.link());
+  }
+
+  /** The three streams taken together: connected (all open), partial, down (none open). */
+  link(): LinkView {
+    const open = KINDS.filter((k) => this.streams[k].state === 'open');
+    const connecting = KINDS.some((k) => this.streams[k].state === 'connecting');
+    if (open.length > 0) this.settled = true;
+    if (open.length > 0) return { link: open.length === KINDS.length ? 'connected' : 'partial', open, connecting };
+    if (!this.settled) this.settled = KINDS.some((k) => this.streams[k].state === 'backoff');
+    return { link: this.settled ? 'down' : 'connecting', open, connecting };
+  }
+
+  /**
+   * A stream opened: the node answers, so streams waiting out a backoff try now instead of
+   * up to relayBackoffMaxMs later (in feeders mode what a node sends while a stream is not
+   * open is lost). Streams that are open, already trying, or waiting after a break, are
+   * left alone (retryNow).
+   */
+  retryWaiting(): void {
+    for (const kind of KINDS) this.streams[kind].retryNow();
   }
 
   start(): void {
@@ -232,6 +277,7 @@ export class Upstream {
 
   stop(): void {
     for (const kind of KINDS) this.streams[kind].stop();
+    this.linkLog.stop();
     this.client.close();
   }
 

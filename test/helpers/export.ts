@@ -4,6 +4,7 @@
  * arguments of a feeder exporting to NATS.
  */
 import * as grpc from '@grpc/grpc-js';
+import type { IngestEvent } from '../../src/event';
 import { FrameProducer } from '../../src/producer';
 import { feederTypes } from '../../src/wire/proto';
 import { seqLog } from './events';
@@ -52,10 +53,11 @@ export interface PacedRun {
 }
 
 /**
- * Sends ContainerLogs numbered 1..count (hostPid) to the socket source at `perSecond`, in
- * 10 ms ticks, and calls `at(ms)` hooks (kill a server, stop one) as the run passes them.
+ * Sends events numbered 1..count to the socket source at `perSecond`, in 10 ms ticks, and
+ * calls `at(ms)` hooks (kill a server, stop one) as the run passes them. Event `seq` is
+ * `eventOf(seq)`: by default a ContainerLog with `seq` in hostPid.
  */
-export function pacedSend(socket: string, count: number, perSecond: number, hooks: { atMs: number; run: () => Promise<void> | void }[] = []): PacedRun {
+export function pacedSend(socket: string, count: number, perSecond: number, hooks: { atMs: number; run: () => Promise<void> | void }[] = [], eventOf: (seq: number) => IngestEvent = seqLog): PacedRun {
   const producer = new FrameProducer({ socket }, { reconnect: false });
   let sent = 0;
   const pending = [...hooks].sort((a, b) => a.atMs - b.atMs);
@@ -71,7 +73,7 @@ export function pacedSend(socket: string, count: number, perSecond: number, hook
       const due = Math.min(count, Math.floor((elapsed * perSecond) / 1000) + 1);
       while (sent < due) {
         sent++;
-        producer.write(seqLog(sent));
+        producer.write(eventOf(sent));
       }
       await producer.room();
       await delay(10);
