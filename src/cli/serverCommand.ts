@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { loadConfig, type ConfigCommand, type FeederConfig } from '../config';
 import type { FeederStats } from '../feeder';
 import { addConfigOptions, configFlags } from './configFlags';
-import { exitOnError } from './main';
+import { exitOnError } from './exit';
 
 export interface ServerAddresses {
   grpc: string;
