@@ -9,75 +9,26 @@
  */
 import * as os from 'node:os';
 import { Packr } from 'msgpackr';
-import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type FeederConfig, type WhenFull } from './config';
-import { EncodeStage, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings, type SlabStats } from './encode';
-import { ArmorfeedError, FeederClosedError, InputError, inputReasonSlot, inputReasons } from './errors';
+import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type FeederConfig } from './config';
+import { EncodeStage, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings } from './encode';
+import { ArmorfeedError, FeederClosedError, InputError, inputReasonSlot } from './errors';
 import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
-import { Exporter, type ExportStats } from './export';
-import { ClientDropReporter, clientStats, FanoutHub, type ClientStats } from './fanout';
-import type { LatencySummary } from './latency';
-import type { RelayStats } from './relay';
-
-export type { LatencySummary, ClientStats };
-import { restartReasons, SupervisedSource, warmUpEvents, type RestartReason } from './ingest';
+import { Exporter } from './export';
+import { ClientDropReporter, FanoutHub } from './fanout';
+import { SupervisedSource, warmUpEvents, type RestartReason } from './ingest';
 import { DaemonLog, notShown, RateLimitedNotice } from './messages';
 import { LogPathOutput } from './output';
 import { allocateRing, RingProducer, type RingConsumer } from './ring';
-import { closeClients, MainLoopMonitor, startServer, type MainLoopStats, type RunningServer, type WriteMode } from './server';
+import { closeClients, MainLoopMonitor, startServer, type RunningServer, type ServerAddresses, type WriteMode } from './server';
 import { startMetrics, type MetricsServer } from './metrics';
-import { ServerTls, type TlsStats } from './tls';
+import { assembleStats, inProcessSource, sourceStats, type FeederStats, type SourceStats } from './stats';
+import { ServerTls } from './tls';
 import { nowMicros } from './wire/time';
 
-export interface SourceStats {
-  kind: string;
-  address: string;
-  events: number;
-  dropped: { ring_full: number; malformed_input: number };
-  malformedByReason: Record<string, number>;
-  ring: { capacity: number; usedBytes: number };
-  /** What the source does when its ring is full (ingestWhenFull). */
-  whenFull: WhenFull;
-  /** Backpressure: how often and how long the source waited for room (its producers' writes waited). */
-  backpressure: { waits: number; seconds: number };
-  /** `--follow`: times the file was replaced (renamed away or truncated) and read again from its start. */
-  rotations: number;
-  /** Producer connections open now (socket and TCP sources). */
-  connections: number;
-  /** Producer connections the broker closed or refused, by code (ERR_INGEST_FRAME_TIMEOUT, ERR_INGEST_TOO_MANY_CONNECTIONS, ...). */
-  disconnects: Record<string, number>;
-  finished: boolean;
-  /** The source is not working now (its thread died or is wedged, and no restart has succeeded yet); health is NOT_SERVING. */
-  failed: boolean;
-  /** Restarts of its thread, by why it went down (socket and TCP sources only). */
-  restarts: Record<RestartReason, number>;
-}
+export type { ClientStats, FeederStats, SourceStats } from './stats';
+export type { LatencySummary } from './latency';
 
-export interface FeederStats {
-  uptimeSec: number;
-  ingest: Record<string, SourceStats>;
-  encoded: { alerts: number; logs: number; batches: number; inlineBatches: number; encoderThreads: number; /** Encoder threads up now. */ encoderThreadsRunning: number; /** Encoder threads replaced because a task ran over encoderTaskTimeoutMs. */ encoderRestarts: number; outputSlabs: SlabStats };
-  messages: number;
-  notices: number;
-  /** Drops not owned by one client. */
-  dropped: { ring_full: number; malformed_input: number; throttled: number; encode_error: number; encoded_oversized: number; output_backpressure: number };
-  clients: ClientStats[];
-  /** With tlsEnabled: the certificates in use and their reloads. */
-  tls?: TlsStats;
-  /** `armorfeed relay`: its upstreams (the relay has no ingest or encoders of its own). */
-  relay?: RelayStats;
-  /** The main thread's event loop: its delay (perf_hooks.monitorEventLoopDelay) and the stalls over mainLoopStallMs. */
-  mainLoop: MainLoopStats;
-  /** With --export: the NATS JetStream export and its accounting (offered = acked + dropped + buffered). */
-  export?: ExportStats;
-}
-
-
-export interface FeederAddresses {
-  grpc: string;
-  health: string | undefined;
-  metrics: string | undefined;
-  sources: Record<string, string>;
-}
+export type FeederAddresses = ServerAddresses;
 
 export interface Feeder {
   readonly config: FeederConfig;
@@ -282,50 +233,21 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
 
   const stats = (): FeederStats => {
     const ingest: Record<string, SourceStats> = {};
-    let ringFull = 0;
-    let malformed = 0;
     for (const [name, consumer] of consumers) {
-      const s = consumer.stats();
       const t = threads.find((x) => x.name === name);
-      ingest[name] = {
-        kind: t?.kind ?? name,
-        address: t?.address ?? 'in-process',
-        events: s.eventsIn,
-        dropped: { ring_full: s.droppedFull, malformed_input: s.droppedMalformed },
-        malformedByReason: Object.fromEntries(inputReasons.map((r, i) => [r, s.malformedByReason[i]]).filter(([, n]) => (n as number) > 0)),
-        ring: { capacity: s.capacity, usedBytes: s.usedBytes },
-        whenFull: t !== undefined ? whenFullFor(config, t.kind) : 'drop',
-        backpressure: { waits: s.blocks, seconds: s.blockedUs / 1e6 },
-        rotations: s.rotations,
-        connections: s.connections,
-        disconnects: Object.fromEntries(disconnects.get(name) ?? []),
-        finished: t?.finished ?? false,
-        failed: t?.failed ?? false,
-        restarts: { ...(t?.restarts ?? Object.fromEntries(restartReasons.map((r) => [r, 0])) as Record<RestartReason, number>) },
-      };
-      ringFull += s.droppedFull;
-      malformed += s.droppedMalformed;
+      const state = t !== undefined ? { kind: t.kind, address: t.address, whenFull: whenFullFor(config, t.kind), finished: t.finished, failed: t.failed, restarts: t.restarts } : inProcessSource(name);
+      ingest[name] = sourceStats(consumer.stats(), state, disconnects.get(name));
     }
-    const now = Date.now();
-    return {
-      uptimeSec: (now - started) / 1000,
-      ingest,
-      encoded: { alerts: hub.counters.alertsEncoded, logs: hub.counters.logsEncoded, batches: pool.batches, inlineBatches: pool.inlined, encoderThreads: config.encoderThreads, encoderThreadsRunning: pool.threads, encoderRestarts: pool.encoderRestarts, outputSlabs: pool.slabs.stats() },
-      messages: hub.counters.messagesPublished,
-      notices: hub.counters.notices,
-      dropped: {
-        ring_full: ringFull,
-        malformed_input: malformed,
-        throttled: hub.counters.throttled,
-        encode_error: dropped.encode_error,
-        encoded_oversized: dropped.encoded_oversized,
-        output_backpressure: output?.dropped ?? 0,
-      },
-      clients: clientStats(hub, now),
-      ...(tls !== undefined ? { tls: tls.stats() } : {}),
+    return assembleStats({
+      startedMs: started,
+      hub,
       mainLoop: mainLoop.stats(server?.mainLoopStalls() ?? 0),
-      ...(exporter !== undefined ? { export: exporter.stats() } : {}),
-    };
+      ingest,
+      encoders: { batches: pool.batches, inlineBatches: pool.inlined, encoderThreads: config.encoderThreads, encoderThreadsRunning: pool.threads, encoderRestarts: pool.encoderRestarts, outputSlabs: pool.slabs.stats() },
+      dropped: { ...dropped, output_backpressure: output?.dropped ?? 0 },
+      tls: tls?.stats(),
+      export: exporter?.stats(),
+    });
   };
 
   try {

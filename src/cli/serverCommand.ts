@@ -4,15 +4,10 @@
  */
 import type { Command } from 'commander';
 import { loadConfig, type ConfigCommand, type FeederConfig } from '../config';
-import type { FeederStats } from '../feeder';
+import type { ServerAddresses } from '../server';
+import type { FeederStats } from '../stats';
 import { addConfigOptions, configFlags } from './configFlags';
 import { exitOnError } from './exit';
-
-export interface ServerAddresses {
-  grpc: string;
-  health?: string;
-  metrics?: string;
-}
 
 /** Registers `command` with its options from the option table; `run` gets the checked config. */
 export function registerServerCommand(program: Command, command: ConfigCommand, description: string, run: (config: FeederConfig) => Promise<void>): void {

@@ -2,7 +2,7 @@
  * The exit summaries of `serve` and `relay`: text rendered from the final stats object,
  * for people. Programs read the same object as JSON (`/stats`), never these lines.
  */
-import type { FeederStats } from '../feeder';
+import type { FeederStats } from '../stats';
 
 /** The per-client rows of the exit summary (serve and relay). */
 export function clientTableLines(stats: FeederStats): string[] {

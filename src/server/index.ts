@@ -54,6 +54,14 @@ const replayStatus: Record<ReplayErrorCode, grpc.status> = {
   ERR_REPLAY_UNAVAILABLE: grpc.status.UNAVAILABLE,
 };
 
+/** Where a running server (serve, relay) is reached: gRPC, health and metrics, and each source that listens (serve). */
+export interface ServerAddresses {
+  grpc: string;
+  health: string | undefined;
+  metrics: string | undefined;
+  sources: Record<string, string>;
+}
+
 export interface RunningServer {
   grpcAddress: string;
   healthAddress: string | undefined;
