@@ -11,11 +11,11 @@ import * as os from 'node:os';
 import { Packr } from 'msgpackr';
 import { defaultConfig, readNodeID, ringSizeFor, validate, whenFullFor, type FeederConfig } from './config';
 import { EncodeStage, MAX_MESSAGE_BYTES, type EncodedBatch, type EncoderSettings } from './encode';
-import { ArmorfeedError, FeederClosedError, InputError, inputReasonSlot } from './errors';
-import { checkNesting, createTape, validateFrame, type IngestEvent } from './event';
+import { ArmorfeedError, FeederClosedError, InputError } from './errors';
+import type { IngestEvent } from './event';
 import { Exporter } from './export';
 import { ClientDropReporter, FanoutHub } from './fanout';
-import { SupervisedSource, warmUpEvents, type RestartReason } from './ingest';
+import { Admission, SupervisedSource, warmUpEvents, type RestartReason } from './ingest';
 import { DaemonLog, notShown, RateLimitedNotice } from './messages';
 import { LogPathOutput } from './output';
 import { allocateRing, RingProducer, type RingConsumer } from './ring';
@@ -229,7 +229,8 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
     server?.setServing(now);
   }
 
-  let embedded: { producer: RingProducer; packr: Packr; tape: Int32Array } | undefined;
+  /** push()'s ring, made on the first push, and its admission: the same as an ingest thread's. */
+  let embedded: Admission | undefined;
 
   const stats = (): FeederStats => {
     const ingest: Record<string, SourceStats> = {};
@@ -330,7 +331,7 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       clearInterval(dropWatch);
       clearInterval(watchdog);
       await Promise.all(threads.map((t) => t.stop(2000)));
-      embedded?.producer.close();
+      embedded?.close();
       const deadline = Date.now() + config.gracePeriodMs;
       const encoded = Promise.race([pool.drain(), new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
       // Clients and the export flush side by side, within the same grace period.
@@ -359,20 +360,12 @@ export async function createFeeder(partial: Partial<FeederConfig> = {}, options:
       if (embedded === undefined) {
         const ring = allocateRing(ringSizeFor(config, 'embedded'));
         consumers.set('embedded', pool.addRing('embedded', ring));
-        embedded = { producer: new RingProducer(ring), packr: new Packr({ useRecords: false }), tape: createTape() };
+        // Rejections are thrown to the caller, who is the one to tell: no samples to report.
+        embedded = new Admission(ring, { postMessage: () => undefined }, 'drop');
       }
-      let packed: Uint8Array;
-      try {
-        checkNesting(event);
-        packed = embedded.packr.pack(event);
-        validateFrame(packed, 0, packed.length, embedded.tape);
-      } catch (err) {
-        if (err instanceof InputError) {
-          embedded.producer.countMalformed(inputReasonSlot(err.code));
-        }
-        throw err;
-      }
-      return embedded.producer.offer(packed, nowMicros());
+      const admitted = embedded.admit(event, nowMicros(), 'embedded');
+      if (admitted instanceof InputError) throw admitted;
+      return admitted === 'queued';
     },
     stats,
     sourcesFinished(): Promise<void> {

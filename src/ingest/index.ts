@@ -11,7 +11,7 @@ import type { FromSource, SourceWorkerData } from './protocol';
 
 export { encodeFrame, FrameReader, FRAME_HEADER_BYTES } from './frames';
 export { syntheticEvent, warmUpEvents } from './synthetic';
-export { Admission } from './admission';
+export { Admission, type Admitted, type SourceReport } from './admission';
 export type { FromSource, ToSource, SourceWorkerData } from './protocol';
 
 export interface SourceEvents {
