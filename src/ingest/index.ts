@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { parseFileMode, socketGid, whenFullFor, type FeederConfig, type SourceKind } from '../config';
 import { ArmorfeedError, IngestThreadError } from '../errors';
-import type { FromSource, SourceWorkerData } from './protocol';
+import { SOURCE_CONFIG_KEYS, type FromSource, type SourceWorkerData } from './protocol';
 
 export { encodeFrame, FrameReader, FRAME_HEADER_BYTES } from './frames';
 export { syntheticEvent, warmUpEvents } from './synthetic';
@@ -25,6 +25,12 @@ export interface SourceEvents {
    * after it was ready): nothing more will come from it. `why` says what happened.
    */
   onFailed(source: string, why: string): void;
+}
+
+function pick<T, K extends keyof T>(from: T, keys: readonly K[]): Pick<T, K> {
+  const out = {} as Pick<T, K>;
+  for (const k of keys) out[k] = from[k];
+  return out;
 }
 
 export class IngestThread {
@@ -49,26 +55,13 @@ export class IngestThread {
     events: SourceEvents,
   ) {
     const workerData: SourceWorkerData = {
+      ...pick(config, SOURCE_CONFIG_KEYS),
       kind,
       name,
       ring,
-      maxEventBytes: config.maxEventBytes,
       whenFull: whenFullFor(config, kind),
-      maxConnections: config.ingestMaxConnections,
-      frameTimeoutMs: config.ingestFrameTimeoutMs,
-      idleTimeoutMs: config.ingestIdleTimeoutMs,
-      bufferedBytes: config.ingestBufferedBytes,
-      socket: config.socket,
       socketMode: parseFileMode(config.socketMode),
       socketGid: socketGid(config),
-      tcp: config.tcp,
-      jsonl: config.jsonl,
-      follow: config.follow,
-      rate: config.rate,
-      count: config.count,
-      alertEvery: config.alertEvery,
-      cluster: config.cluster,
-      host: config.host,
       gated,
     };
     // Sources hold almost nothing on their heap (events go straight to the ring).
