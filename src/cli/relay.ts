@@ -9,16 +9,16 @@
 import type { Command } from 'commander';
 import type { FeederConfig } from '../config';
 import { createRelay } from '../relay';
-import { drainOnSignals, listeningLine, registerServerCommand } from './serverCommand';
+import { drainOnSignals, listeningLine, registerServerCommand, type ExitOptions } from './serverCommand';
 import { relaySummary } from './summary';
 
 export function registerRelay(program: Command): void {
   registerServerCommand(program, 'relay', 'serve feeder.LogService for a cluster: from NATS JetStream (--from, with replay) or by dialling every node\'s feeder (--feeders), each stream reconnecting on its own', runRelay);
 }
 
-async function runRelay(config: FeederConfig): Promise<void> {
+async function runRelay(config: FeederConfig, exit: ExitOptions): Promise<void> {
   const relay = await createRelay(config, { echo: true });
-  drainOnSignals(() => relay.close(), 'stopping upstreams', config.gracePeriodMs, relaySummary);
+  drainOnSignals(() => relay.close(), 'stopping upstreams', config.gracePeriodMs, relaySummary, exit);
   process.stderr.write(listeningLine(relay.addresses));
   const r = relay.stats().relay;
   if (r?.mode === 'jetstream') {

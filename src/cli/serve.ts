@@ -2,22 +2,22 @@
  * `armorfeed serve`: every config key as a flag (upstream spelling where upstream has
  * one), an environment variable (ARMORFEED_<KEY>) and a YAML file key (--config).
  * Prints one machine-readable `listening` line on stderr once every port is bound,
- * and on SIGINT/SIGTERM drains, ends streams with OK, prints a per-client summary and
- * exits 0.
+ * and on SIGINT/SIGTERM drains, ends streams with OK, prints a per-client summary
+ * rendered from the final stats (which --statsFile writes as JSON) and exits 0.
  */
 import type { Command } from 'commander';
 import type { FeederConfig } from '../config';
 import { createFeeder } from '../feeder';
-import { drainOnSignals, listeningLine, registerServerCommand } from './serverCommand';
+import { drainOnSignals, listeningLine, registerServerCommand, type ExitOptions } from './serverCommand';
 import { serveSummary } from './summary';
 
 export function registerServe(program: Command): void {
   registerServerCommand(program, 'serve', 'run the feeder: sources -> rings -> encoders -> fan-out -> gRPC (feeder.LogService)', runServe);
 }
 
-async function runServe(config: FeederConfig): Promise<void> {
+async function runServe(config: FeederConfig, exit: ExitOptions): Promise<void> {
   const feeder = await createFeeder(config, { echo: true });
-  drainOnSignals(() => feeder.close(), 'stopping ingest', config.gracePeriodMs, serveSummary);
+  drainOnSignals(() => feeder.close(), 'stopping ingest', config.gracePeriodMs, serveSummary, exit);
   const a = feeder.addresses;
   const sources = Object.entries(a.sources)
     .filter(([name]) => name === 'tcp' || name === 'socket' || name === 'jsonl')

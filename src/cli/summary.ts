@@ -1,6 +1,7 @@
 /**
  * The exit summaries of `serve` and `relay`: text rendered from the final stats object,
- * for people. Programs read the same object as JSON (`/stats`), never these lines.
+ * for people. Programs read the same object as JSON (`/stats` while it runs, the file
+ * `--statsFile` names at exit), never these lines.
  */
 import type { FeederStats } from '../stats';
 

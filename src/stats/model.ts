@@ -1,7 +1,7 @@
 /**
  * The stats object: what a running server (serve or relay) knows about itself, as data.
- * `/stats` serves it as JSON, `/metrics` reads it at scrape time, and the CLI renders
- * its exit summary from it; nothing parses text back.
+ * `/stats` serves it as JSON, `/metrics` reads it at scrape time, the CLI renders its
+ * exit summary from it and writes its last value to `--statsFile`; nothing parses text back.
  */
 import type { WhenFull } from '../config';
 import type { SlabStats } from '../encode';
