@@ -4,9 +4,9 @@
  * embedded as JSON. Nothing is fetched when the file is opened.
  */
 import * as fs from 'node:fs';
-import type { ClientReport, LoadReport } from '../load/report-model';
-import type { TunePoint, TuneReport } from '../load/tune-model';
-import { fmtBytes, threadLine } from '../load/summary-table';
+import type { ClientReport, LoadReport } from '../load';
+import type { TunePoint, TuneReport } from '../tune';
+import { fmtBytes, threadLine } from './text';
 import { browserScript } from './browser-script';
 import { colorFor, type ChartSeries, type ChartSpec } from './chart-spec';
 import { loadUplot } from './uplot-assets';
