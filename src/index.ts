@@ -1,5 +1,7 @@
 /** armorfeed's public API for embedding: createFeeder(config) -> { push, stats, close }. */
-export { createFeeder, type Feeder, type FeederStats, type ClientStats, type SourceStats, type FeederAddresses, type FeederOptions, type LatencySummary } from './feeder';
+export { createFeeder, type Feeder, type FeederAddresses, type FeederOptions } from './feeder';
+export type { FeederStats, ClientStats, SourceStats } from './stats';
+export type { LatencySummary } from './latency';
 export { createRelay, type Relay, type RelayOptions, type RelayStats, type UpstreamStats } from './relay';
 export { defaultConfig, loadConfig, type FeederConfig, type SourceKind, type WhenFull } from './config';
 export { ArmorfeedError, ConfigError, InputError, OutputError, HealthMismatchError, ExportUnreachableError, ExportStreamMismatchError, ExportStreamError, ExportCheckError, type ErrorCode } from './errors';

@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { envName, loadConfig, whenFullFor } from '../src/config';
 import { awaitExit, exitCodeOf } from './helpers/child';
 import { connect } from './helpers/client';
+import { seqLog } from './helpers/events';
 import { armorfeedMain, startServe } from './helpers/serve';
 
 const LOOPBACK = ['--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0'];
@@ -233,19 +234,90 @@ test('config - flag beats environment beats file beats default, end to end', { t
   }
 });
 
-test('config - createFeeder checks its object with the same per-key rules as flags', async () => {
+/** The error a promise rejects with, or a failure when it resolves (closing what it started). */
+async function rejection(started: Promise<{ close(): Promise<unknown> }>): Promise<Error & { code?: string; key?: string }> {
+  const outcome = await started.then(
+    async (running) => {
+      await running.close();
+      return undefined;
+    },
+    (err: unknown) => err as Error,
+  );
+  assert.ok(outcome !== undefined, 'expected a rejection, but it started');
+  return outcome;
+}
+
+/** The error `f` throws (it must throw). */
+function thrown(f: () => unknown): Error & { code?: string; key?: string } {
+  try {
+    f();
+  } catch (err) {
+    return err as Error;
+  }
+  assert.fail('expected a throw');
+}
+
+/** A ConfigError's words without where the value came from: `queueSize (flag --queueSize): must ...` -> `queueSize: must ...`. */
+function withoutOrigin(message: string): string {
+  return message.replace(/^(\w+) \([^)]*\):/, '$1:');
+}
+
+// [key, the value given to createFeeder, the same value as a flag]: one of each rule of the option table.
+const badValues: [string, unknown, string][] = [
+  ['queueSize', -5, '-5'],
+  ['queueSize', 10_000_001, '10000001'],
+  ['gRPC', 70_000, '70000'],
+  ['mainLoopStallMs', 100, '100'],
+  ['encoderThreads', 0, '0'],
+  ['maxEventBytes', 100, '100'],
+  ['tlsCertProvider', 'vault', 'vault'],
+  ['socketMode', '0999', '0999'],
+  ['ingestWhenFull', 'wait', 'wait'],
+  ['source', ['bogus'], 'bogus'],
+];
+const apiBase = { gRPC: 0, bind: '127.0.0.1', gRPCHealthPort: -1, metricsPort: -1 };
+
+test('config - createFeeder rejects each value the CLI rejects, with the same code and words (one table of bounds)', async () => {
   const { createFeeder } = await import('../src/feeder');
-  const base = { gRPC: 0, bind: '127.0.0.1', gRPCHealthPort: -1, metricsPort: -1 };
-  const cases: [Record<string, unknown>, RegExp][] = [
-    [{ queueSize: -5 }, /queueSize/],
-    [{ queueSize: '7' }, /queueSize/],
-    [{ ringSize: 1000 }, /ringSize/],
-    [{ alertThrottling: 'yes' }, /alertThrottling/],
-    [{ source: ['bogus'] }, /source/],
-    [{ ingestWhenFull: 'wait' }, /ingestWhenFull/],
-  ];
-  for (const [bad, key] of cases) {
-    await assert.rejects(createFeeder({ ...base, ...bad } as never), (err: Error & { code?: string }) => err.code === 'ERR_CONFIG_INVALID' && key.test(err.message), JSON.stringify(bad));
+  for (const [key, value, flag] of badValues) {
+    const cli = thrown(() => loadConfig({ flags: { [key]: flag }, env: {} }));
+    const api = await rejection(createFeeder({ ...apiBase, [key]: value }));
+    const what = `${key}=${JSON.stringify(value)}`;
+    assert.equal(cli.code, 'ERR_CONFIG_INVALID', `${what}: ${cli.message}`);
+    assert.equal(api.code, cli.code, `${what}: ${api.message}`);
+    assert.equal(api.constructor, cli.constructor, what);
+    assert.equal(withoutOrigin(api.message), withoutOrigin(cli.message), what);
+    assert.match(api.message, new RegExp(`^${key} \\(option\\): `), what);
+  }
+});
+
+test('config - createFeeder checks the types a flag cannot get wrong: a number as a string, a boolean as a word', async () => {
+  const { createFeeder } = await import('../src/feeder');
+  for (const [bad, key] of [[{ queueSize: '7' }, 'queueSize'], [{ alertThrottling: 'yes' }, 'alertThrottling'], [{ socketMode: 0o660 }, 'socketMode']] as const) {
+    const err = await rejection(createFeeder({ ...apiBase, ...bad } as never));
+    assert.equal(err.code, 'ERR_CONFIG_INVALID', err.message);
+    assert.match(err.message, new RegExp(`^${key} \\(option\\): `), JSON.stringify(bad));
+  }
+});
+
+test('config - createRelay checks its object with the same table', async () => {
+  const { createRelay } = await import('../src/relay');
+  const err = await rejection(createRelay({ ...apiBase, feeders: '127.0.0.1:1', queueSize: -5 }));
+  assert.equal(err.code, 'ERR_CONFIG_INVALID');
+  assert.equal(withoutOrigin(err.message), withoutOrigin(thrown(() => loadConfig({ flags: { queueSize: '-5' }, env: {}, command: 'relay' })).message));
+});
+
+test('config - createFeeder accepts a valid object at the edges of the table, and keeps its values', async () => {
+  const { createFeeder } = await import('../src/feeder');
+  const feeder = await createFeeder({ ...apiBase, queueSize: 1, mainLoopStallMs: 200, maxEventBytes: 256, socketMode: '0600', ingestWhenFull: 'socket:drop,tcp:block', tlsCertProvider: 'external' });
+  try {
+    assert.deepEqual(
+      [feeder.config.queueSize, feeder.config.mainLoopStallMs, feeder.config.maxEventBytes, feeder.config.socketMode, feeder.config.ingestWhenFull],
+      [1, 200, 256, '0600', 'socket:drop,tcp:block'],
+    );
+    assert.equal(feeder.push(seqLog(1)), true, 'it runs: an event is admitted');
+  } finally {
+    await feeder.close();
   }
 });
 

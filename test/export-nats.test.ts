@@ -11,10 +11,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ExportStats } from '../src/export';
+import type { FeederStats } from '../src/stats';
 import { feederTypes } from '../src/wire/proto';
 import { exportServeArgs, pacedSend, rawWatch, type RawWatcher } from './helpers/export';
 import { NatsServer, natsClient, readStream, startNatsCluster, streamCounts, type StoredEvent } from './helpers/nats';
-import { fetchStats, startServe, type ServeProcess } from './helpers/serve';
+import { exitStatsFile, fetchStats, startServe, type ServeProcess } from './helpers/serve';
 import { seqLog } from './helpers/events';
 import { FrameProducer } from '../src/producer';
 import { TEST_HOOK_CRASH_EXPORT } from '../src/testHooks';
@@ -28,6 +29,8 @@ interface Fed {
   watcher: RawWatcher;
   metrics: string;
   socket: string;
+  /** The final stats, once serve has exited (--statsFile). */
+  final(): FeederStats;
 }
 
 /** A serve process exporting to `nats` (with `extra` flags) and a gRPC client registered on it. */
@@ -36,7 +39,8 @@ async function startFed(t: TestContext, nats: string, extra: string[] = [], env?
   const socket = path.join(dir, 'in.sock');
   // A client queue that holds a whole run: on a busy 2-core machine the client may fall
   // behind for a while, and these tests compare against everything it received.
-  const serve = await startServe(exportServeArgs(socket, nats, ['--queueSize', '250000', ...extra]), { env });
+  const final = exitStatsFile();
+  const serve = await startServe(exportServeArgs(socket, nats, ['--queueSize', '250000', ...final.args, ...extra]), { env });
   const watcher = rawWatch(serve.addresses.grpc);
   t.after(async () => {
     watcher.close();
@@ -45,7 +49,7 @@ async function startFed(t: TestContext, nats: string, extra: string[] = [], env?
   });
   const metrics = serve.addresses.metrics;
   await waitUntil('the WatchLogs stream registered', async () => (await fetchStats(metrics)).clients.some((c) => c.open), 10_000);
-  return { serve, watcher, metrics, socket };
+  return { serve, watcher, metrics, socket, final: () => final.read() };
 }
 
 async function exportStats(fed: Fed): Promise<ExportStats> {
@@ -132,7 +136,10 @@ describe('export to NATS JetStream', () => {
 
     const exit = await fed.serve.stop('SIGTERM', 15_000);
     assert.equal(exit.code, 0, exit.stderr.slice(-2000));
-    assert.match(exit.stderr, /export KUBEARMOR via nats:\/\/127\.0\.0\.1:\d+ \(closed\): offered=\d+ acked=\d+ .*export_shutdown=0 buffered=0/);
+    const last = fed.final().export;
+    assert.ok(last !== undefined, 'the final stats report the export');
+    assert.deepEqual([last.stream, last.state, last.dropped.export_shutdown, last.buffered.events], [STREAM, 'closed', 0, 0], JSON.stringify(last));
+    assert.match(last.servers, /^nats:\/\/127\.0\.0\.1:\d+$/);
   });
 
   test('export - nats-server killed for 5 s and restarted, with room in the buffer: every event is in the stream exactly once', { timeout: 90_000 }, async (t) => {

@@ -14,7 +14,7 @@ import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { awaitExit, exitCodeOf } from './helpers/child';
 import { exportServeArgs, pacedSend, rawWatch } from './helpers/export';
 import { freePorts, NatsServer, natsClient, streamCounts } from './helpers/nats';
-import { armorfeedMain, fetchStats, startServe } from './helpers/serve';
+import { armorfeedMain, exitStatsFile, fetchStats, startServe } from './helpers/serve';
 import { waitUntil } from './helpers/wait';
 
 function socketIn(t: TestContext): string {
@@ -70,18 +70,20 @@ test('export - NATS unreachable at start: serve serves gRPC at once, events wait
   assert.match(text, /^armorfeed_export_in_flight 0$/m);
 });
 
-test('export - SIGTERM with NATS down: what could not be flushed is counted export_shutdown in the exit summary', { timeout: 30_000 }, async (t) => {
+test('export - SIGTERM with NATS down: what could not be flushed is counted export_shutdown in the final stats', { timeout: 30_000 }, async (t) => {
   const [port] = await freePorts(1);
   const socket = socketIn(t);
-  const serve = await startServe(exportServeArgs(socket, `nats://127.0.0.1:${port}`, ['--gracePeriodMs', '300']));
+  const final = exitStatsFile();
+  const serve = await startServe(exportServeArgs(socket, `nats://127.0.0.1:${port}`, ['--gracePeriodMs', '300', ...final.args]));
   await pacedSend(socket, 500, 10_000).done;
   await waitUntil('500 events ingested', async () => (await fetchStats(serve.addresses.metrics)).ingest.socket.events === 500, 10_000);
   const exit = await serve.stop('SIGTERM', 10_000);
   assert.equal(exit.code, 0, exit.stderr.slice(-2000));
-  const m = /offered=(\d+) acked=0 .* export_shutdown=(\d+) buffered=0/.exec(exit.stderr);
-  assert.ok(m !== null, exit.stderr.slice(-1500));
-  assert.equal(m[1], m[2], 'every offered event is accounted for as export_shutdown');
-  assert.ok(Number(m[1]) >= 500);
+  const x = final.read().export;
+  assert.ok(x !== undefined, exit.stderr.slice(-1500));
+  assert.deepEqual([x.acked, x.buffered.events], [0, 0], JSON.stringify(x));
+  assert.equal(x.dropped.export_shutdown, x.offered, 'every offered event is accounted for as export_shutdown');
+  assert.ok(x.offered >= 500);
   assert.match(exit.stderr, /not acknowledged by JetStream before the grace period ended \(dropped as export_shutdown/);
 });
 

@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { startBroker, type RunningBroker } from '../src/load/broker-process';
 import { runLoad } from '../src/load/run-load';
-import { formatSummary } from '../src/load/summary-table';
+import { formatSummary } from '../src/report';
 import { loadOptions } from './helpers/load';
 
 let broker: RunningBroker;

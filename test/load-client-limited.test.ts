@@ -5,8 +5,8 @@ import { explainClient } from '../src/load/limits';
 import type { ProcSummary } from '../src/load/proc-sampler';
 import type { ClientReport, ThreadReport } from '../src/load/report-model';
 import { runLoad } from '../src/load/run-load';
-import { formatSummary } from '../src/load/summary-table';
-import { pointFromReport, recommend, tuneDefaults } from '../src/load/tune';
+import { formatSummary } from '../src/report';
+import { pointFromReport, recommend, tuneDefaults } from '../src/tune';
 import { loadOptions } from './helpers/load';
 
 let broker: RunningBroker;

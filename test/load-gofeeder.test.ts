@@ -7,7 +7,7 @@ import { findPeersBin } from '../bench/peers/children';
 import { repoRoot } from './helpers/repo';
 import { newRunTag } from '../src/load/options';
 import { runLoad } from '../src/load/run-load';
-import { formatSummary } from '../src/load/summary-table';
+import { formatSummary } from '../src/report';
 
 /** The peers' bin directory (building gofeeder if needed), or undefined when Go or the peers are unavailable. */
 function peersBin(): string | undefined {

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { autoRates, probeMaxRate, recommend, runTune, tuneDefaults, validateTuneOptions } from '../src/load/tune';
-import type { TunePoint, TuneReport } from '../src/load/tune-model';
-import { formatTuneSummary } from '../src/load/tune-table';
+import { autoRates, probeMaxRate, recommend, runTune, tuneDefaults, validateTuneOptions } from '../src/tune';
+import type { TunePoint, TuneReport } from '../src/tune';
+import { formatTuneSummary } from '../src/report';
 
 test('tune - a small sweep finishes well within 2 minutes and recommends the smallest queue that met the target in its own table', async () => {
   const started = performance.now();

@@ -1,7 +1,8 @@
 /**
  * Shutdown of a real `armorfeed serve`: SIGTERM stops ingest, lets client queues drain
  * within --gracePeriodMs, ends the streams with OK, prints one summary row per client
- * on stderr and exits 0. A client that never reads cannot hold it past the grace
+ * on stderr (rendered from the final stats, which --statsFile writes as JSON: the tests
+ * read that) and exits 0. A client that never reads cannot hold it past the grace
  * period, and what it did not get is in its row. A synthetic --count run produces
  * exactly that many events.
  */
@@ -10,7 +11,8 @@ import assert from 'node:assert/strict';
 import type { ClientStats, FeederStats } from '../src/feeder';
 import { connect, type TestClient, type Watcher } from './helpers/client';
 import { seqLog } from './helpers/events';
-import { fetchStats, startServe, type ServeProcess } from './helpers/serve';
+import { serveSummary } from '../src/cli/summary';
+import { exitStatsFile, fetchStats, startServe, type ServeExit, type ServeProcess } from './helpers/serve';
 import { frameOf, sendAndEnd } from './helpers/tcp';
 import { rawWatch } from './helpers/rawWatch';
 import { delay, waitUntil, withTimeout } from './helpers/wait';
@@ -50,29 +52,31 @@ interface SummaryRow {
   graceExpired: number;
 }
 
-/** The per-client row of the shutdown summary on stderr (`armorfeed: NAME STREAM FILTER PEER delivered queue_full throttled filtered closed grace_expired p99_us`). */
-function summaryRow(stderr: string, name: string): SummaryRow {
-  const header = stderr.split('\n').findIndex((l) => /^armorfeed: client\s+stream\s+filter\s+peer\s+delivered\s+queue_full\s+throttled\s+filtered\s+closed\s+grace_expired\b/.test(l));
-  assert.ok(header >= 0, `a summary header on stderr:\n${stderr.slice(-3000)}`);
-  const rows = stderr.split('\n').slice(header + 1).filter((l) => l.startsWith(`armorfeed: ${name} `));
-  assert.equal(rows.length, 1, `one summary row for ${name}:\n${stderr.slice(-3000)}`);
-  const cells = rows[0].replace(/^armorfeed: /, '').trim().split(/\s+/);
-  assert.equal(cells.length, 11, rows[0]);
+/**
+ * A client's counts in the final stats that serve wrote at exit (--statsFile), once it is
+ * checked that the summary on stderr is rendered from that same object.
+ */
+function exitRow(exit: ServeExit, final: FeederStats, name: string): SummaryRow {
+  assert.ok(exit.stderr.includes(serveSummary(final)), `the exit summary is rendered from the final stats:\n${exit.stderr.slice(-3000)}`);
+  const rows = final.clients.filter((c) => c.name === name);
+  assert.equal(rows.length, 1, `one client named ${name} in the final stats: ${JSON.stringify(final.clients)}`);
+  const c = rows[0];
   return {
-    client: cells[0],
-    stream: cells[1],
-    delivered: Number(cells[4]),
-    queueFull: Number(cells[5]),
-    throttled: Number(cells[6]),
-    filtered: Number(cells[7]),
-    closed: Number(cells[8]),
-    graceExpired: Number(cells[9]),
+    client: c.name,
+    stream: c.stream,
+    delivered: c.delivered,
+    queueFull: c.dropped.client_queue_full,
+    throttled: c.dropped.throttled,
+    filtered: c.dropped.filtered,
+    closed: c.dropped.client_closed,
+    graceExpired: c.dropped.shutdown_grace_expired,
   };
 }
 
 test('shutdown - SIGTERM delivers everything already queued and ends streams with OK', { timeout: 60_000 }, async () => {
   const N = 3000;
-  const serve = await startServe(['serve', ...LOOPBACK, '--source', 'tcp', '--tcp', '127.0.0.1:0', '--queueSize', '5000', '--gracePeriodMs', '5000']);
+  const final = exitStatsFile();
+  const serve = await startServe(['serve', ...LOOPBACK, '--source', 'tcp', '--tcp', '127.0.0.1:0', '--queueSize', '5000', '--gracePeriodMs', '5000', ...final.args]);
   const conn = connect(serve.addresses.grpc);
   try {
     const w = await pausedClient(serve, conn, 'drainer');
@@ -99,7 +103,7 @@ test('shutdown - SIGTERM delivers everything already queued and ends streams wit
     assert.equal(status.code, 0, `stream status ${JSON.stringify(status)}`);
     assert.equal(exit.code, 0, exit.stderr.slice(-2000));
     assert.equal(exit.killed, false);
-    const row = summaryRow(exit.stderr, 'drainer');
+    const row = exitRow(exit, final.read(), 'drainer');
     assert.deepEqual(row, { client: 'drainer', stream: 'logs', delivered: N, queueFull: 0, throttled: 0, filtered: 0, closed: 0, graceExpired: 0 });
   } finally {
     conn.close();
@@ -110,7 +114,8 @@ test('shutdown - SIGTERM delivers everything already queued and ends streams wit
 test('shutdown - a client that never reads does not hold shutdown past the grace period', { timeout: 60_000 }, async () => {
   const N = 3000;
   const QUEUE = 1000;
-  const serve = await startServe(['serve', ...LOOPBACK, '--source', 'tcp', '--tcp', '127.0.0.1:0', '--queueSize', String(QUEUE), '--gracePeriodMs', '1000']);
+  const final = exitStatsFile();
+  const serve = await startServe(['serve', ...LOOPBACK, '--source', 'tcp', '--tcp', '127.0.0.1:0', '--queueSize', String(QUEUE), '--gracePeriodMs', '1000', ...final.args]);
   const conn = connect(serve.addresses.grpc);
   try {
     await pausedClient(serve, conn, 'stalled');
@@ -129,7 +134,7 @@ test('shutdown - a client that never reads does not hold shutdown past the grace
     assert.equal(exit.killed, false, 'it exited on its own');
     assert.equal(exit.code, 0, exit.stderr.slice(-2000));
     assert.ok(tookMs < 5_000, `exit took ${tookMs} ms with a 1000 ms grace period`);
-    const row = summaryRow(exit.stderr, 'stalled');
+    const row = exitRow(exit, final.read(), 'stalled');
     assert.equal(row.queueFull, before.dropped.client_queue_full, 'its queue_full drops are in the summary');
     assert.ok(row.queueFull > 0);
     // Every event it was offered is in the summary: delivered, or dropped for a named reason.
@@ -143,8 +148,9 @@ test('shutdown - a client that never reads does not hold shutdown past the grace
 test('shutdown - synthetic --count run finishes', { timeout: 60_000 }, async () => {
   const COUNT = 2000;
   // queueSize above COUNT: this test is about the generator's count, not about a slow reader.
+  const final = exitStatsFile();
   const serve = await startServe([
-    'serve', ...LOOPBACK, '--source', 'synthetic', '--rate', '20000', '--count', String(COUNT), '--wait-clients', '1', '--alert-every', '0', '--queueSize', '5000',
+    'serve', ...LOOPBACK, '--source', 'synthetic', '--rate', '20000', '--count', String(COUNT), '--wait-clients', '1', '--alert-every', '0', '--queueSize', '5000', ...final.args,
   ]);
   const conn = connect(serve.addresses.grpc);
   try {
@@ -164,7 +170,7 @@ test('shutdown - synthetic --count run finishes', { timeout: 60_000 }, async () 
 
     const exit = await serve.stop('SIGTERM', 10_000);
     assert.equal(exit.code, 0, exit.stderr.slice(-2000));
-    assert.equal(summaryRow(exit.stderr, 'counter').delivered, COUNT);
+    assert.equal(exitRow(exit, final.read(), 'counter').delivered, COUNT);
     assert.equal((await withTimeout(w.ended, 5_000, 'the stream to end')).code, 0);
   } finally {
     conn.close();
@@ -175,7 +181,8 @@ test('shutdown - synthetic --count run finishes', { timeout: 60_000 }, async () 
 test('shutdown - a slow client cut off at the grace period gets UNAVAILABLE, and receives exactly what is counted delivered', { timeout: 60_000 }, async () => {
   const N = 20_000;
   const GRACE_MS = 2500;
-  const serve = await startServe(['serve', ...LOOPBACK, '--source', 'tcp', '--tcp', '127.0.0.1:0', '--queueSize', String(N), '--gracePeriodMs', String(GRACE_MS)]);
+  const final = exitStatsFile();
+  const serve = await startServe(['serve', ...LOOPBACK, '--source', 'tcp', '--tcp', '127.0.0.1:0', '--queueSize', String(N), '--gracePeriodMs', String(GRACE_MS), ...final.args]);
   // ~500 KB/s: the two writes in flight at SIGTERM (up to 256 KiB each) arrive within the
   // grace period, and most of the queue does not.
   const w = rawWatch(serve.addresses.grpc, 'WatchLogs', 'all', { [CLIENT_NAME_KEY]: 'slow' }, 500_000);
@@ -192,7 +199,7 @@ test('shutdown - a slow client cut off at the grace period gets UNAVAILABLE, and
     const exit = await withTimeout(serve.exited, 15_000, 'the process to exit');
     assert.equal(exit.code, 0, exit.stderr.slice(-2000));
 
-    const row = summaryRow(exit.stderr, 'slow');
+    const row = exitRow(exit, final.read(), 'slow');
     assert.ok(row.graceExpired > 0, `the grace period cut it off: ${JSON.stringify(row)}`);
     assert.equal(row.delivered + row.graceExpired, N, `every event is delivered or counted shutdown_grace_expired: ${JSON.stringify(row)}`);
     assert.deepEqual([row.queueFull, row.throttled, row.filtered, row.closed], [0, 0, 0, 0], JSON.stringify(row));

@@ -2,8 +2,8 @@
  * Health tells the truth about the threads it depends on. A socket or TCP source whose
  * ingest thread dies or wedges is restarted on its ring and its address: grpc.health.v1
  * is NOT_SERVING while it is down and SERVING again once the new thread listens, the
- * restart is counted by reason (/stats, /metrics, the exit summary), and events published
- * before and sent after the restart all reach a client. A wedged encoder task is aborted
+ * restart is counted by reason (/stats, /metrics, the final stats at exit), and events
+ * published before and sent after the restart all reach a client. A wedged encoder task is aborted
  * and its thread replaced; a stalled main loop is reported by the health port's own
  * thread. The faults come from the test hooks (src/testHooks.ts, ARMORFEED_TEST_HOOKS=1)
  * through real sockets: a frame that crashes or spins an ingest thread, an event that
@@ -20,7 +20,7 @@ import { TEST_HOOK_CRASH, TEST_HOOK_METADATA_KEY, TEST_HOOK_WEDGE, TEST_HOOK_WED
 import { connect } from './helpers/client';
 import { seqLog, seqs } from './helpers/events';
 import { healthV1, HealthStatus, watchHealth } from './helpers/health';
-import { fetchStats, startServe, type ServeProcess } from './helpers/serve';
+import { exitStatsFile, fetchStats, startServe, type ServeProcess } from './helpers/serve';
 import { connectTo, frameOf, sendAndEnd } from './helpers/tcp';
 import { waitUntil } from './helpers/wait';
 
@@ -53,7 +53,8 @@ for (const [fault, hook, reason, kind] of [
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-restart-'));
     const socketPath = path.join(dir, 'in.sock');
     const sourceArgs = kind === 'tcp' ? ['--source', 'tcp', '--tcp', '127.0.0.1:0'] : ['--source', 'socket', '--socket', socketPath];
-    const serve = await startServe(['serve', ...LOOPBACK, ...sourceArgs, '--ingestWedgedMs', '1000'], { env: { ...process.env, ARMORFEED_TEST_HOOKS: '1' } });
+    const final = exitStatsFile();
+    const serve = await startServe(['serve', ...LOOPBACK, ...sourceArgs, '--ingestWedgedMs', '1000', ...final.args], { env: { ...process.env, ARMORFEED_TEST_HOOKS: '1' } });
     const address = kind === 'tcp' ? serve.addresses.tcp : socketPath;
     const conn = connect(serve.addresses.grpc);
     try {
@@ -85,7 +86,8 @@ for (const [fault, hook, reason, kind] of [
       const exit = await serve.stop('SIGTERM', 10_000);
       fs.rmSync(dir, { recursive: true, force: true });
       assert.equal(exit.code, 0, exit.stderr.slice(-2000));
-      assert.match(exit.stderr, new RegExp(`${kind}: in=200 ring_full=0 malformed_input=\\d+ restarts=1`));
+      const last = final.read().ingest[kind];
+      assert.deepEqual([last.events, last.dropped.ring_full, last.restarts], [200, 0, { exited: reason === 'exited' ? 1 : 0, wedged: reason === 'wedged' ? 1 : 0 }], 'the final stats');
     }
   });
 }

@@ -160,7 +160,8 @@ export async function measureRealPath(
 
 /**
  * Events sent against events ingested. armorfeed's figures come from /stats (checked
- * against its exit summary); gofeeder's from its `socket ingest` line on SIGTERM.
+ * against its final stats, written at exit to --statsFile); gofeeder's from its
+ * `socket ingest` line on SIGTERM.
  * Anything sent that is neither ingested nor counted as dropped or malformed is an
  * observation: the socket itself loses nothing.
  */
@@ -170,12 +171,12 @@ function checkIngest(m: Measurement, sent: number, fromStats: { events: number; 
   if (m.system === 'armorfeed') {
     const src = fromStats ?? (summary === undefined ? undefined : { events: summary.events, ringFull: summary.ringFull ?? 0, malformed: summary.malformed });
     if (src === undefined) {
-      m.observations.push(`armorfeed ${m.label}: no socket ingest counters (neither /stats nor the exit summary)`);
+      m.observations.push(`armorfeed ${m.label}: no socket ingest counters (neither /stats nor the final stats)`);
       return;
     }
-    m.ingest = { sent, ingested: src.events, ringFull: src.ringFull, malformed: src.malformed, from: fromStats !== undefined ? 'GET /stats' : 'exit summary' };
+    m.ingest = { sent, ingested: src.events, ringFull: src.ringFull, malformed: src.malformed, from: fromStats !== undefined ? 'GET /stats' : 'final stats (--statsFile)' };
     if (fromStats !== undefined && summary !== undefined && (summary.events !== fromStats.events || (summary.ringFull ?? 0) !== fromStats.ringFull)) {
-      m.observations.push(`armorfeed ${m.label}: /stats says in=${fromStats.events} ring_full=${fromStats.ringFull}, the exit summary in=${summary.events} ring_full=${summary.ringFull}`);
+      m.observations.push(`armorfeed ${m.label}: /stats says in=${fromStats.events} ring_full=${fromStats.ringFull}, the final stats in=${summary.events} ring_full=${summary.ringFull}`);
     }
   } else {
     if (summary === undefined) {

@@ -1,10 +1,11 @@
 /**
  * The two systems under test, started the same way: one server process on a fresh
  * loopback port with the same synthetic-source flags (`--rate`, `--count`,
- * `--alert-every`, `--wait-clients`), stopped with SIGTERM, and its exit summary
- * parsed into per-stream rows.
+ * `--alert-every`, `--wait-clients`), stopped with SIGTERM, and what it says at exit
+ * turned into per-stream rows: armorfeed's final stats object (written to `--statsFile`),
+ * gofeeder's exit table (it has nothing else).
  *
- *   armorfeed: node dist/src/cli/main.js serve --bind 127.0.0.1 --gRPC PORT ... (ready: "armorfeed: listening")
+ *   armorfeed: node dist/src/cli/main.js serve --bind 127.0.0.1 --gRPC PORT ... --statsFile FILE (ready: "armorfeed: listening")
  *   gofeeder:  $BIN/gofeeder --addr 127.0.0.1:PORT ...                          (ready: "listening")
  *
  * For the real-path targets both read frames from a Unix socket instead
@@ -13,9 +14,12 @@
  *   armorfeed: ... serve --source socket --socket PATH --metricsPort P   (ready: "armorfeed: listening", socket bound)
  *   gofeeder:  $BIN/gofeeder --addr 127.0.0.1:PORT --socket PATH        (ready: "ingesting msgpack frames on PATH")
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from '../devkit';
 import { BROKER_NODE_FLAGS } from '../../src/cli/nodeFlags';
+import type { FeederStats } from '../../src/stats';
 import { ProcSampler, sleep, spawnTracked, stopChild, withTimeout, type ProcSample, type TrackedChild } from './children';
 
 export type SystemName = 'armorfeed' | 'gofeeder';
@@ -72,7 +76,7 @@ export interface ServerSummary {
   ingest: Record<string, IngestCounts>;
   /** Drops not attributed to a client (armorfeed: ring_full, encode_error, ...), by reason. */
   globalDropped: Record<string, number>;
-  /** Lines that are not per-stream rows (global counters), verbatim. */
+  /** gofeeder: the lines of its exit table that are not per-stream rows, verbatim (armorfeed: none, its stats say it all). */
   notes: string[];
 }
 
@@ -133,16 +137,16 @@ export class ServerFailure extends Error {
 
 interface SystemSpec {
   command(bin: Binaries): string;
-  args(bin: Binaries, port: string, gen: GeneratorFlags): string[];
+  args(bin: Binaries, port: string, gen: GeneratorFlags, statsFile: string): string[];
   ready: RegExp;
   generationStart: RegExp;
   generationEnd: RegExp;
 }
 
-/** What tryStart needs: the command line for a given port (and metrics port) and the lines to watch. */
+/** What tryStart needs: the command line for a given port (and metrics port, and armorfeed's stats file) and the lines to watch. */
 interface Launch {
   command: string;
-  args(port: string, metricsPort: string): string[];
+  args(port: string, metricsPort: string, statsFile: string): string[];
   ready: RegExp;
   generationStart?: RegExp;
   generationEnd?: RegExp;
@@ -153,7 +157,7 @@ interface Launch {
 const SPECS: Record<SystemName, SystemSpec> = {
   armorfeed: {
     command: () => process.execPath,
-    args: (bin, port, g) => [
+    args: (bin, port, g, statsFile) => [
       ...BROKER_NODE_FLAGS,
       path.join(bin.repoRoot, 'dist', 'src', 'cli', 'main.js'),
       'serve',
@@ -166,6 +170,7 @@ const SPECS: Record<SystemName, SystemSpec> = {
       '--count', String(g.count),
       '--alert-every', String(g.alertEvery),
       '--wait-clients', String(g.waitClients),
+      '--statsFile', statsFile,
     ],
     ready: /^armorfeed: listening\b/,
     generationStart: /generating with \d+ streams/,
@@ -193,7 +198,7 @@ const STOP_GRACE_MS = 15_000;
 export function serverCommandLine(system: SystemName, bin: Binaries, gen: GeneratorFlags): string {
   const spec = SPECS[system];
   const cmd = system === 'armorfeed' ? 'node' : '$BIN/gofeeder';
-  const args = spec.args(bin, 'PORT', gen).map((a) => (a.startsWith(bin.repoRoot) ? path.relative(bin.repoRoot, a) : a));
+  const args = spec.args(bin, 'PORT', gen, 'STATS_FILE').map((a) => (a.startsWith(bin.repoRoot) ? path.relative(bin.repoRoot, a) : a));
   return [cmd, ...args].join(' ');
 }
 
@@ -206,7 +211,7 @@ function socketLaunch(system: SystemName, bin: Binaries, socketPath: string): La
   if (system === 'armorfeed') {
     return {
       command: process.execPath,
-      args: (port, metricsPort) => [
+      args: (port, metricsPort, statsFile) => [
         ...BROKER_NODE_FLAGS,
         path.join(bin.repoRoot, 'dist', 'src', 'cli', 'main.js'),
         'serve',
@@ -217,6 +222,7 @@ function socketLaunch(system: SystemName, bin: Binaries, socketPath: string): La
         '--metricsBind', '127.0.0.1',
         '--source', 'socket',
         '--socket', socketPath,
+        '--statsFile', statsFile,
       ],
       // Printed once every port is bound and the socket source is listening.
       ready: /^armorfeed: listening\b/,
@@ -235,7 +241,7 @@ function socketLaunch(system: SystemName, bin: Binaries, socketPath: string): La
 export function socketServerCommandLine(system: SystemName, bin: Binaries, socketPath: string): string {
   const launch = socketLaunch(system, bin, socketPath);
   const cmd = system === 'armorfeed' ? 'node' : '$BIN/gofeeder';
-  const args = launch.args('PORT', 'METRICS_PORT').map((a) => (a.startsWith(bin.repoRoot) ? path.relative(bin.repoRoot, a) : a));
+  const args = launch.args('PORT', 'METRICS_PORT', 'STATS_FILE').map((a) => (a.startsWith(bin.repoRoot) ? path.relative(bin.repoRoot, a) : a));
   return [cmd, ...args].join(' ');
 }
 
@@ -244,7 +250,7 @@ export async function startServer(system: SystemName, bin: Binaries, gen: Genera
   const spec = SPECS[system];
   return startLaunch(system, bin, {
     command: spec.command(bin),
-    args: (port) => spec.args(bin, port, gen),
+    args: (port, _metricsPort, statsFile) => spec.args(bin, port, gen, statsFile),
     ready: spec.ready,
     generationStart: spec.generationStart,
     generationEnd: spec.generationEnd,
@@ -271,7 +277,9 @@ async function startLaunch(system: SystemName, bin: Binaries, launch: Launch): P
 }
 
 async function tryStart(system: SystemName, bin: Binaries, spec: Launch, port: number, metricsPort: number): Promise<RunningServer | string> {
-  const proc = spawnTracked(spec.command, spec.args(String(port), String(metricsPort)), bin.repoRoot);
+  // armorfeed writes its final stats here at exit; gofeeder is not given it.
+  const statsFile = path.join(os.tmpdir(), `armorfeed-peers-${process.pid}-${port}.json`);
+  const proc = spawnTracked(spec.command, spec.args(String(port), String(metricsPort), statsFile), bin.repoRoot);
   let generationStartMs: number | undefined;
   let generationEndMs: number | undefined;
   let markDone: () => void = () => undefined;
@@ -337,7 +345,7 @@ async function tryStart(system: SystemName, bin: Binaries, spec: Launch, port: n
         exitSignal: exit.signal,
         killed: exit.killed,
         exitedEarly,
-        summary: system === 'armorfeed' ? parseArmorfeedSummary(proc.stderr()) : parseGofeederSummary(proc.stderr()),
+        summary: system === 'armorfeed' ? readArmorfeedSummary(statsFile) : parseGofeederSummary(proc.stderr()),
         stderrTail: proc.stderr().slice(-3000),
       };
     },
@@ -357,55 +365,40 @@ function portOf(peer: string): number {
   return m === null ? -1 : Number(m[1]);
 }
 
-/**
- * armorfeed's SIGTERM summary:
- *
- *   armorfeed: client  stream  filter  peer             delivered  queue_full  throttled  filtered  closed  grace_expired  p99_us
- *   armorfeed: logs-1  logs    system  127.0.0.1:41358     200000           0          0         0       0              0  257151
- *
- * `closed` here is client_closed + shutdown_grace_expired: both are "the stream ended first".
- *   armorfeed: encoded alerts=0 logs=200000; sources synthetic: in=200000 ring_full=0 malformed_input=0 (or socket: ...)
- *   armorfeed: dropped (not per client) ring_full=0 ...
- */
-export function parseArmorfeedSummary(stderr: string): ServerSummary {
-  const lines = stderr.split('\n').filter((l) => l.startsWith('armorfeed: '));
-  let header = -1;
-  lines.forEach((l, i) => {
-    if (/^armorfeed: client\s+stream\s+filter\s+peer\s+delivered/.test(l)) header = i;
-  });
-  const summary: ServerSummary = { rows: [], ingest: {}, globalDropped: {}, notes: [] };
-  if (header < 0) return summary;
-  for (const line of lines.slice(header + 1)) {
-    const body = line.slice(11).trim();
-    for (const m of body.matchAll(/(\w+): in=(\d+) ring_full=(\d+) malformed_input=(\d+)/g)) {
-      summary.ingest[m[1]] = { events: Number(m[2]), ringFull: Number(m[3]), malformed: Number(m[4]) };
-    }
-    const f = body.split(/\s+/);
-    // 11 columns since grace_expired (shutdown_grace_expired) came after closed; 10 before.
-    if ((f.length === 10 || f.length === 11) && f.slice(4).every((x) => /^-?\d+$/.test(x))) {
-      summary.rows.push({
-        name: f[0],
-        stream: f[1],
-        filter: f[2],
-        peer: f[3],
-        peerPort: portOf(f[3]),
-        delivered: Number(f[4]),
-        queueFull: Number(f[5]),
-        throttled: Number(f[6]),
-        filtered: Number(f[7]),
-        closed: Number(f[8]) + (f.length === 11 ? Number(f[9]) : 0),
-        p99Us: Number(f[f.length - 1]),
-      });
-      continue;
-    }
-    const encoded = /^encoded alerts=(\d+) logs=(\d+)/.exec(body);
-    if (encoded !== null) summary.generated = { alerts: Number(encoded[1]), logs: Number(encoded[2]) };
-    if (body.startsWith('dropped (not per client)')) {
-      for (const m of body.matchAll(/(\w+)=(\d+)/g)) summary.globalDropped[m[1]] = Number(m[2]);
-    }
-    summary.notes.push(body);
+/** armorfeed's final stats (`--statsFile`, written at exit), as rows; an empty summary when it wrote none (it crashed or hung). */
+function readArmorfeedSummary(statsFile: string): ServerSummary {
+  let stats: FeederStats;
+  try {
+    stats = JSON.parse(fs.readFileSync(statsFile, 'utf8')) as FeederStats;
+  } catch {
+    return { rows: [], ingest: {}, globalDropped: {}, notes: [] };
+  } finally {
+    fs.rmSync(statsFile, { force: true });
   }
-  return summary;
+  return armorfeedSummary(stats);
+}
+
+/** armorfeed's stats object as the rows both systems are compared by. `closed` is client_closed + shutdown_grace_expired: both are "the stream ended first". */
+export function armorfeedSummary(stats: FeederStats): ServerSummary {
+  return {
+    rows: stats.clients.map((c) => ({
+      name: c.name,
+      stream: c.stream,
+      filter: c.filter,
+      peer: c.peer,
+      peerPort: portOf(c.peer),
+      delivered: c.delivered,
+      queueFull: c.dropped.client_queue_full,
+      throttled: c.dropped.throttled,
+      filtered: c.dropped.filtered,
+      closed: c.dropped.client_closed + c.dropped.shutdown_grace_expired,
+      p99Us: c.latencyUs.p99,
+    })),
+    generated: { alerts: stats.encoded.alerts, logs: stats.encoded.logs },
+    ingest: Object.fromEntries(Object.entries(stats.ingest).map(([name, s]) => [name, { events: s.events, ringFull: s.dropped.ring_full, malformed: s.dropped.malformed_input }])),
+    globalDropped: { ...stats.dropped },
+    notes: [],
+  };
 }
 
 /**

@@ -10,7 +10,7 @@ import { Command, Option } from 'commander';
 import { defaultConfig, envName, loadConfig, optionSpecs, type FeederConfig } from '../config';
 import { ConfigError } from '../errors';
 import { exportCheck } from '../export';
-import { exitOnError } from './main';
+import { exitOnError } from './exit';
 
 const CHECK_KEYS = (key: string): boolean => key.startsWith('export') || key === 'cluster' || key === 'host';
 

@@ -1,27 +1,28 @@
 /**
- * `armorfeed load`: drives a feeder end to end and measures it (see src/load/run-load.ts).
+ * `armorfeed load`: drives a feeder end to end and measures it (see src/load).
  * Exit status: 0 when the run completed (missing events are the measurement, not
  * an error), 1 on an RPC or producer failure, 2 on a bad flag or a non-loopback target.
  */
 import { Option, type Command } from 'commander';
-import { parseIngestTarget, parseLoopbackHostPort, parseStatsUrl } from '../load/addresses';
-import { LoadFlagError } from '../load/errors';
 import {
+  LoadFlagError,
   loadDefaults,
   loadLimits,
   newRunTag,
   parseDurationUs,
+  parseIngestTarget,
+  parseLoopbackHostPort,
   parseNonNegativeInt,
   parseSlow,
+  parseStatsUrl,
   parseStreams,
+  ProgressLine,
+  runLoad,
   validateLoadOptions,
   type LoadOptions,
-} from '../load/options';
-import { ProgressLine } from '../load/progress';
-import type { LoadReport } from '../load/report-model';
-import { runLoad } from '../load/run-load';
-import { formatSummary } from '../load/summary-table';
-import { renderLoadReport, writeReportFile } from '../report/html';
+  type LoadReport,
+} from '../load';
+import { formatSummary, renderLoadReport, writeReportFile } from '../report';
 
 interface LoadFlags {
   addr: string;

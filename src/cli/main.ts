@@ -8,16 +8,14 @@
  *   export-check  connect to NATS, check or create the stream, publish and read back one event
  * Bad flags exit with status 2 and a message that names the flag.
  */
-import { Command, CommanderError } from 'commander';
-import { ArmorfeedError } from '../errors';
+import { Command } from 'commander';
+import { exitOnError } from './exit';
 import { registerServe } from './serve';
 import { registerRelay } from './relay';
 import { registerLog } from './log';
 import { registerLoad } from './load';
 import { registerTune } from './tune';
 import { registerExportCheck } from './exportCheck';
-
-export const EXIT_USAGE = 2;
 
 export function buildProgram(): Command {
   const program = new Command('armorfeed')
@@ -40,23 +38,6 @@ export function main(argv: string[]): void {
   process.stderr.on('error', () => undefined);
   const program = buildProgram();
   program.parseAsync(argv, { from: 'user' }).catch((err: unknown) => exitOnError(err));
-}
-
-/**
- * Maps a start-up failure to its exit status: 2 for usage and config errors (a socket path
- * in use, an export stream whose subjects are not ours included), 1 otherwise.
- */
-export function exitOnError(err: unknown): never {
-  if (err instanceof CommanderError) {
-    // commander already printed the message; help and version exit 0.
-    process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
-  }
-  if (err instanceof ArmorfeedError) {
-    process.stderr.write(`armorfeed: ${err.code}: ${err.message}\n`);
-    process.exit(err.code.startsWith('ERR_CONFIG') || err.code === 'ERR_SOCKET_IN_USE' || err.code === 'ERR_EXPORT_STREAM_MISMATCH' ? EXIT_USAGE : 1);
-  }
-  process.stderr.write(`armorfeed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
 }
 
 if (require.main === module) main(process.argv.slice(2));

@@ -1,15 +1,13 @@
 /**
  * `armorfeed tune`: sweeps broker settings, rates and consumer speeds against a
- * drop-rate target (see src/load/tune.ts). Exit status: 0 when the sweep ran,
+ * drop-rate target (see src/tune). Exit status: 0 when the sweep ran,
  * 1 when a point failed (broker start, RPC), 2 on a bad flag or a sweep too long
  * for its --max-time bound.
  */
 import type { Command } from 'commander';
-import { LoadFlagError } from '../load/errors';
-import { parseDurationUs, parseNonNegativeInt, parseStreams } from '../load/options';
-import { formatTuneSummary } from '../load/tune-table';
-import { estimateWallMs, planSweep, runTune, tuneDefaults, validateTuneOptions, type TuneOptions } from '../load/tune';
-import { renderTuneReport, writeReportFile } from '../report/html';
+import { LoadFlagError, parseDurationUs, parseNonNegativeInt, parseStreams } from '../load';
+import { formatTuneSummary, renderTuneReport, writeReportFile } from '../report';
+import { estimateWallMs, planSweep, runTune, tuneDefaults, validateTuneOptions, type TuneOptions } from '../tune';
 
 interface TuneFlags {
   queueSizes: string;

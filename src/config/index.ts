@@ -392,7 +392,8 @@ function coerce(spec: OptionSpec, raw: unknown, origin: string): FeederConfig[ke
       return [...new Set(out)] as SourceKind[];
     }
     case 'fileMode': {
-      // A string only: YAML would read 0660 as the decimal 660 (or 1.1's octal 432).
+      // A string only: YAML would read 0660 as the decimal 660 (or 1.1's octal 432), and an
+      // embedder's number 0o660 would read back as "432".
       const text = typeof raw === 'string' ? raw.trim() : '';
       if (!/^(0o?)?[0-7]{1,4}$/i.test(text) || parseFileMode(text) > 0o777) {
         throw new ConfigError(where, `must be octal permissions from 0000 to 0777 as a string (e.g. "0660"; quote it in YAML), got ${JSON.stringify(raw)}`);
@@ -527,10 +528,13 @@ function checkHostPort(key: string, value: string): void {
   if (m === null || Number(m[2]) > 65535) throw new ConfigError(key, `must be host:port, got "${value}"`);
 }
 
-/** Cross-field checks that single values cannot express. */
+/**
+ * Checks a whole configuration, on every path (flags, environment, file, the object given
+ * to createFeeder or createRelay): each key against its row of optionSpecs, the same rule
+ * coerce() applied to flags, environment and file, then the cross-field checks that
+ * single values cannot express.
+ */
 export function validate(config: FeederConfig): FeederConfig {
-  // Every path (flags, environment, file, createFeeder's object) meets the same per-key
-  // rules: values that did not come through coerce() are checked against it here.
   const record = config as unknown as Record<string, unknown>;
   for (const spec of optionSpecs) {
     const value = record[spec.key];
@@ -544,20 +548,11 @@ export function validate(config: FeederConfig): FeederConfig {
   }
   if (config.source.includes('tcp')) checkHostPort('tcp', config.tcp);
   if (config.source.includes('socket') && config.socket === '') throw new ConfigError('socket', 'needs a path');
-  // A string, also from an embedder: the number 0o660 would read back as "432".
-  const mode = typeof config.socketMode === 'string' ? config.socketMode : '';
-  if (!/^(0o?)?[0-7]{1,4}$/i.test(mode) || parseFileMode(mode) > 0o777) {
-    throw new ConfigError('socketMode', `must be octal permissions from 0000 to 0777 (e.g. "0660"), got ${JSON.stringify(config.socketMode)}`);
-  }
   if (config.source.includes('socket') && config.socketGroup !== '' && socketGid(config) < 0) {
     throw new ConfigError('socketGroup', `no group named ${JSON.stringify(config.socketGroup)} (in /etc/group or getent)`);
   }
   if (config.cluster === '') throw new ConfigError('cluster', 'must not be empty');
   if (config.logPath === '') throw new ConfigError('logPath', 'must be none, stdout or a file path');
-  parseWhenFull(String(config.ingestWhenFull), 'ingestWhenFull');
-  if (!certProviders.includes(config.tlsCertProvider)) {
-    throw new ConfigError('tlsCertProvider', `must be one of ${certProviders.join(', ')}, got ${JSON.stringify(config.tlsCertProvider)}`);
-  }
   if (config.metricsTLS && !config.tlsEnabled) {
     throw new ConfigError('metricsTLS', 'needs tlsEnabled: the metrics endpoint serves the gRPC port\'s server certificate');
   }

@@ -75,9 +75,21 @@ export class ExportThread {
     return e;
   }
 
+  /** A thread with one export (serve's), which stops the thread when it closes. */
+  static openOwned(settings: ExportSettings, log: ExportLog, waitMs = STARTUP_WAIT_MS): NodeExport {
+    const thread = new ExportThread(log);
+    const e = thread.open(settings, waitMs);
+    e.afterClose = () => thread.stop();
+    return e;
+  }
+
   /** Closes every export (each flushed only as far as its own close does) and stops the thread. */
   async close(): Promise<void> {
     await Promise.all([...this.exports.values()].map((e) => e.close()));
+    await this.stop();
+  }
+
+  private async stop(): Promise<void> {
     if (this.stopped === undefined) {
       this.stopped = 'closed';
       await this.worker.terminate();
@@ -146,6 +158,9 @@ export class NodeExport {
   private readonly startup: Promise<void>;
   private closedSignal!: () => void;
   private readonly closedDone: Promise<void>;
+  private closeRun: Promise<void> | undefined;
+  /** @internal What else closing it stops (openOwned: its thread). */
+  afterClose: (() => Promise<void>) | undefined;
 
   /** @internal Made by ExportThread.open. */
   constructor(
@@ -314,13 +329,15 @@ export class NodeExport {
    * Stops the export: what is still held is dropped as export_shutdown (counted, so the
    * identity closes), later offers too, and the connection is closed.
    */
-  async close(): Promise<void> {
-    if (!this.closing) {
+  close(): Promise<void> {
+    this.closeRun ??= (async () => {
       this.closing = true;
       if (this.deadWhy === undefined) this.sendClose();
       else this.closedSignal();
-    }
-    await this.closedDone;
+      await this.closedDone;
+      await this.afterClose?.();
+    })();
+    return this.closeRun;
   }
 
   /** @internal */

@@ -1,10 +1,10 @@
 /**
- * The single entry point of an ingest thread: validates an event, and either puts it
- * in the ring or counts why not. Rejections are counted exactly, by reason, in the
+ * The single entry point of an event into a ring, in an ingest thread and in
+ * Feeder.push() on the main thread alike: validates the event, and either puts it in
+ * the ring or counts why not. Rejections are counted exactly, by reason, in the
  * ring's shared header, and reported to the main thread as samples, at most
  * SAMPLES_PER_SECOND, so a flood of garbage costs a counter increment, not a message.
  */
-import type { MessagePort } from 'node:worker_threads';
 import type { WhenFull } from '../config';
 import { Packr } from 'msgpackr';
 import { InputError, inputReason, inputReasonSlot } from '../errors';
@@ -16,6 +16,14 @@ const SAMPLES_PER_SECOND = 5;
 
 /** What became of an event: queued, refused for a full ring (counted), or rejected (and counted) as bad input. */
 export type Admitted = 'queued' | 'ring_full' | InputError;
+
+/**
+ * Where an Admission reports to: an ingest thread's port to the main thread, or, for the
+ * main thread's own ring (Feeder.push), a sink of its own.
+ */
+export interface SourceReport {
+  postMessage(msg: FromSource): void;
+}
 
 export class Admission {
   readonly producer: RingProducer;
@@ -33,7 +41,7 @@ export class Admission {
    */
   constructor(
     ring: SharedArrayBuffer,
-    private readonly port: MessagePort,
+    private readonly port: SourceReport,
     private readonly whenFull: WhenFull = 'drop',
     private readonly giveUp: () => boolean = () => false,
   ) {

@@ -5,21 +5,38 @@
 import type { FeederConfig, SourceKind, WhenFull } from '../config';
 import type { ErrorCode } from '../errors';
 
-/** What an ingest thread is started with: its own ring and the config keys sources read, as the feeder validated them. */
-export interface SourceWorkerData extends Pick<FeederConfig, 'maxEventBytes' | 'socket' | 'tcp' | 'jsonl' | 'follow' | 'rate' | 'count' | 'alertEvery' | 'cluster' | 'host'> {
+/** The config keys an ingest thread reads as they are: its names and types are FeederConfig's. */
+export const SOURCE_CONFIG_KEYS = [
+  'maxEventBytes',
+  'ingestMaxConnections',
+  'ingestFrameTimeoutMs',
+  'ingestIdleTimeoutMs',
+  'ingestBufferedBytes',
+  'socket',
+  'tcp',
+  'jsonl',
+  'follow',
+  'rate',
+  'count',
+  'alertEvery',
+  'cluster',
+  'host',
+] as const satisfies readonly (keyof FeederConfig)[];
+
+/**
+ * What an ingest thread is started with: the config keys sources read, as the feeder
+ * validated them, what the main thread derived from the others for this source, and its
+ * own ring.
+ */
+export interface SourceWorkerData extends Pick<FeederConfig, (typeof SOURCE_CONFIG_KEYS)[number]> {
   kind: Exclude<SourceKind, 'none'>;
   name: string;
   ring: SharedArrayBuffer;
-  /** A full ring: wait for room (the source stops reading) or drop and count (config ingestWhenFull, per source). */
+  /** A full ring: wait for room (the source stops reading) or drop and count (ingestWhenFull, for this source: whenFullFor). */
   whenFull: WhenFull;
-  /** config ingestMaxConnections, ingestFrameTimeoutMs, ingestIdleTimeoutMs, ingestBufferedBytes. */
-  maxConnections: FeederConfig['ingestMaxConnections'];
-  frameTimeoutMs: FeederConfig['ingestFrameTimeoutMs'];
-  idleTimeoutMs: FeederConfig['ingestIdleTimeoutMs'];
-  bufferedBytes: FeederConfig['ingestBufferedBytes'];
-  /** Permission bits of the socket file (config socketMode, parsed). */
+  /** Permission bits of the socket file (socketMode, parsed: parseFileMode). */
   socketMode: number;
-  /** Group of the socket file (config socketGroup, resolved); -1 keeps the process's own. */
+  /** Group of the socket file (socketGroup, resolved: socketGid); -1 keeps the process's own. */
   socketGid: number;
   /** Synthetic and jsonl: wait for a `start` message (--wait-clients) before generating or reading. */
   gated: boolean;

@@ -95,9 +95,9 @@ function serveFrames(): void {
   let bufferedAll = 0;
   const server = net.createServer((socket) => {
     const peer = data.kind === 'tcp' ? `${socket.remoteAddress}:${socket.remotePort}` : `unix:${data.socket}`;
-    if (sockets.size >= data.maxConnections) {
+    if (sockets.size >= data.ingestMaxConnections) {
       // Refused with a line that says why, and counted: the producers already connected keep their place.
-      const reason = `${data.maxConnections} producer connections are open (ingestMaxConnections)`;
+      const reason = `${data.ingestMaxConnections} producer connections are open (ingestMaxConnections)`;
       admission.post({ type: 'disconnected', peer, code: 'ERR_INGEST_TOO_MANY_CONNECTIONS', message: reason });
       socket.on('error', () => socket.destroy());
       socket.end(`armorfeed: ERR_INGEST_TOO_MANY_CONNECTIONS: ${reason}\n`);
@@ -113,8 +113,8 @@ function serveFrames(): void {
       held = reader.buffered;
     };
     let hungUp = false;
-    // A frame begun must end within frameTimeoutMs (a producer stuck mid-frame, or a
-    // slowloris), and with idleTimeoutMs a connection must send something that often.
+    // A frame begun must end within ingestFrameTimeoutMs (a producer stuck mid-frame, or a
+    // slowloris), and with ingestIdleTimeoutMs a connection must send something that often.
     let frameTimer: NodeJS.Timeout | undefined;
     const close = (code: 'ERR_INGEST_FRAME_TIMEOUT' | 'ERR_INGEST_IDLE_TIMEOUT' | 'ERR_INGEST_BUFFER_CAP', message: string): void => {
       if (hungUp) return;
@@ -129,16 +129,16 @@ function serveFrames(): void {
       socket.end(`armorfeed: ${code}: ${message}\n`);
       socket.destroySoon();
     };
-    if (data.idleTimeoutMs > 0) {
-      socket.setTimeout(data.idleTimeoutMs, () => close('ERR_INGEST_IDLE_TIMEOUT', `nothing received for ${data.idleTimeoutMs} ms (ingestIdleTimeoutMs)`));
+    if (data.ingestIdleTimeoutMs > 0) {
+      socket.setTimeout(data.ingestIdleTimeoutMs, () => close('ERR_INGEST_IDLE_TIMEOUT', `nothing received for ${data.ingestIdleTimeoutMs} ms (ingestIdleTimeoutMs)`));
     }
     const armFrameTimer = (): void => {
-      if (data.frameTimeoutMs === 0) return;
+      if (data.ingestFrameTimeoutMs === 0) return;
       if (reader.buffered === 0) {
         clearTimeout(frameTimer);
         frameTimer = undefined;
       } else if (frameTimer === undefined) {
-        frameTimer = setTimeout(() => close('ERR_INGEST_FRAME_TIMEOUT', `a frame begun ${data.frameTimeoutMs} ms ago is still incomplete (ingestFrameTimeoutMs)`), data.frameTimeoutMs);
+        frameTimer = setTimeout(() => close('ERR_INGEST_FRAME_TIMEOUT', `a frame begun ${data.ingestFrameTimeoutMs} ms ago is still incomplete (ingestFrameTimeoutMs)`), data.ingestFrameTimeoutMs);
       }
     };
     // The stream can no longer be trusted: say why, then hang up on this peer only.
@@ -182,8 +182,8 @@ function serveFrames(): void {
       if (garbage === undefined) {
         holdBuffered();
         armFrameTimer();
-        if (bufferedAll > data.bufferedBytes) {
-          close('ERR_INGEST_BUFFER_CAP', `incomplete frames on this source hold ${bufferedAll} bytes, over ${data.bufferedBytes} (ingestBufferedBytes)`);
+        if (bufferedAll > data.ingestBufferedBytes) {
+          close('ERR_INGEST_BUFFER_CAP', `incomplete frames on this source hold ${bufferedAll} bytes, over ${data.ingestBufferedBytes} (ingestBufferedBytes)`);
         }
         return;
       }

@@ -16,7 +16,7 @@
  */
 import type { FeederConfig, SourceKind } from '../config';
 import type { RingConsumer } from '../ring';
-import { IngestThread, type SourceEvents } from './index';
+import { IngestThread, type SourceEvents } from './thread';
 
 export type RestartReason = 'exited' | 'wedged';
 export const restartReasons: readonly RestartReason[] = ['exited', 'wedged'];

@@ -10,7 +10,7 @@
  * which upstream never throttles (kubearmor-wire.md 2.6), so throttling cannot
  * blur the loss figures.
  */
-import type { IngestEvent } from '../event/schema';
+import type { IngestEvent } from '../event';
 import { putU32BE, syntheticEvent, TemplateStamper } from '../ingest/synthetic';
 
 export type EventKind = 'alert' | 'log';

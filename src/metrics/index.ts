@@ -12,7 +12,7 @@ import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError, inputReasons } from '../errors';
-import type { FeederStats } from '../feeder';
+import type { FeederStats } from '../stats';
 import type { ServerMaterial } from '../tls';
 
 /** The gRPC port's certificate and its reloads (ServerTls). */

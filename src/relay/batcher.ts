@@ -15,6 +15,7 @@
  * `ingestedUs` is the arrival time at the relay: client latency in /stats is the relay's
  * own share. `throttleKeys` are -1: the node already throttled its alerts.
  */
+import type { NodeCounts } from '../stats';
 import { ATTRS_PER_EVENT, type EncodedBatch, type EncodedStream } from '../encode';
 import { GRPC_FRAME_HEADER, writeFrameHeader } from '../wire/framing';
 import type { FanoutHub } from '../fanout';
@@ -38,13 +39,6 @@ interface PendingNode {
 const MAX_BATCH_EVENTS = 16_384;
 
 const emptyPending = (): PendingStream => ({ messages: [], arrivedUs: [], attrs: [], bytes: 0 });
-
-/** Per-node event counts (HostName as the events carry it), one row per node seen. */
-export interface NodeCounts {
-  alerts: number;
-  logs: number;
-  messages: number;
-}
 
 /** Distinct HostNames counted one by one; past this, in the row `(other)` (a hostile upstream cannot grow the map). */
 const MAX_NODES = 10_000;

@@ -32,57 +32,25 @@ import * as grpc from '@grpc/grpc-js';
 import { defaultConfig, validate, type FeederConfig } from '../config';
 import { ArmorfeedError, ConfigError } from '../errors';
 import { connectionOptions, parseServers } from '../export';
-import { ClientDropReporter, clientStats, FanoutHub } from '../fanout';
-import type { FeederAddresses, FeederStats } from '../feeder';
+import { ClientDropReporter, FanoutHub } from '../fanout';
 import { DaemonLog } from '../messages';
 import { startMetrics, type MetricsServer } from '../metrics';
-import { closeClients, MainLoopMonitor, startServer, type RunningServer } from '../server';
+import { closeClients, MainLoopMonitor, startServer, type RunningServer, type ServerAddresses } from '../server';
+import { assembleStats, type EncoderStats, type FeederStats } from '../stats';
 import { loadClientTls, ServerTls } from '../tls';
-import { RelayBatcher, type NodeCounts } from './batcher';
+import { RelayBatcher } from './batcher';
 import { FeedersFile, parseFeedersOption } from './feeders';
-import { Upstream, type UpstreamStats } from './upstream';
-import { isSubjectFilter, JetStreamSource, type JetStreamSourceStats } from './jetstream';
-import { Replays, type ReplayStats } from './replay';
+import { Upstream } from './upstream';
+import { isSubjectFilter, JetStreamSource } from './jetstream';
+import { Replays } from './replay';
 import { RelayExports } from './export';
-import type { ExportStats } from '../export';
 
 export { parseFeedersOption, parseFeedersText, FEEDERS_POLL_MS } from './feeders';
 export { scanEvent, newEventFields, fieldString, FIELD_HOST, FIELD_NAMESPACE, FIELD_OPERATION, FIELD_TYPE, type EventKind } from './scan';
-export type { UpstreamStats, UpstreamStreamStats, UpstreamStreamState } from './upstream';
+export type { RelayStats, UpstreamStats, UpstreamStreamStats, UpstreamStreamState, NodeCounts, JetStreamSourceStats, ConsumerStats, ConsumerState, NatsState, NodeRunStats, ReplayStats } from '../stats';
 export { LINK_LINE_BURST, LINK_LINE_REFILL_MS, type UpstreamLink } from './linkLog';
-export type { NodeCounts } from './batcher';
-export type { JetStreamSourceStats, ConsumerStats, ConsumerState, NatsState } from './jetstream';
-export type { NodeRunStats } from './sequence';
-export type { ReplayStats } from './replay';
 export { parseReplayRequest } from './replay';
 export { filterForKind } from './jetstream';
-
-export interface RelayStats {
-  mode: 'feeders' | 'jetstream';
-  /**
-   * What grpc.health.v1 says (unless the main loop stalls or shutdown began): feeders, an
-   * upstream has a stream open; JetStream, connected to NATS with the consumers running.
-   */
-  serving: boolean;
-  /** The feeders file, when --feeders names one. */
-  feedersFile?: string;
-  upstreams: UpstreamStats[];
-  /** Events per node, by the HostName they carry. */
-  nodes: Record<string, NodeCounts>;
-  /** Batches handed to the fan-out. */
-  batches: number;
-  /** --feeders with --export: each node's export (by HostName; the relay's own under its --host). */
-  exports?: Record<string, ExportStats>;
-  /** --export: events of nodes past the exported-node limit, not exported. */
-  exportNodesOverLimit?: number;
-  /** --from: the NATS connection, the consumers, per-node sequences and replays. */
-  jetstream?: JetStreamSourceStats & { replays: ReplayStats };
-  /**
-   * What the relay did not get or could not pass on (not per client): upstream bytes that
-   * were not a message; Armorfeed-Seq numbers that never arrived from JetStream (--from).
-   */
-  dropped: { malformed_upstream: number; upstream_gap: number };
-}
 
 /** Which source the relay reads: exactly one of --from and --feeders. */
 function relaySource(config: FeederConfig): 'jetstream' | 'feeders' {
@@ -105,7 +73,7 @@ function subjectFilters(config: FeederConfig): string[] {
 
 export interface Relay {
   readonly config: FeederConfig;
-  readonly addresses: FeederAddresses;
+  readonly addresses: ServerAddresses;
   readonly log: DaemonLog;
   stats(): FeederStats;
   /** Replaces the list of upstreams (what a feeders file change does). */
@@ -119,7 +87,8 @@ export interface RelayOptions {
   echo?: boolean;
 }
 
-const noSlabStats = { slabs: 0, slabBytes: 0, inUse: 0, exhausted: 0, quarantined: 0 };
+/** The relay encodes nothing: it passes on the bytes it received (its batches are counted). */
+const noEncoders: EncoderStats = { batches: 0, inlineBatches: 0, encoderThreads: 0, encoderThreadsRunning: 0, encoderRestarts: 0, outputSlabs: { slabs: 0, slabBytes: 0, inUse: 0, exhausted: 0, quarantined: 0 } };
 
 export async function createRelay(partial: Partial<FeederConfig> = {}, options: RelayOptions = {}): Promise<Relay> {
   const config = validate({ ...defaultConfig(), ...partial });
@@ -201,19 +170,16 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
   };
 
   const mainLoop = new MainLoopMonitor();
-  const stats = (): FeederStats => {
-    const now = Date.now();
-    return {
-      uptimeSec: (now - started) / 1000,
-      ingest: {},
-      encoded: { alerts: hub.counters.alertsEncoded, logs: hub.counters.logsEncoded, batches: batcher.batches, inlineBatches: 0, encoderThreads: 0, encoderThreadsRunning: 0, encoderRestarts: 0, outputSlabs: noSlabStats },
-      messages: hub.counters.messagesPublished,
-      notices: hub.counters.notices,
-      dropped: { ring_full: 0, malformed_input: 0, throttled: 0, encode_error: 0, encoded_oversized: 0, output_backpressure: 0 },
-      clients: clientStats(hub, now),
+  const stats = (): FeederStats =>
+    assembleStats({
+      startedMs: started,
+      hub,
       mainLoop: mainLoop.stats(server?.mainLoopStalls() ?? 0),
-      ...(tls !== undefined ? { tls: tls.stats() } : {}),
-      ...(exports?.ownStats() !== undefined ? { export: exports.ownStats() } : {}),
+      ingest: {},
+      encoders: { ...noEncoders, batches: batcher.batches },
+      dropped: { encode_error: 0, encoded_oversized: 0, output_backpressure: 0 },
+      tls: tls?.stats(),
+      export: exports?.ownStats(),
       relay: {
         mode,
         serving,
@@ -225,8 +191,7 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
         ...(jetstream !== undefined && replays !== undefined ? { jetstream: { ...jetstream.stats(), replays: { ...replays.counts } } } : {}),
         dropped: { malformed_upstream: batcher.malformed, upstream_gap: jetstream?.sequences.gapsTotal ?? 0 },
       },
-    };
-  };
+    });
 
   const jetstream =
     mode === 'jetstream'

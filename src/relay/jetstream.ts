@@ -23,48 +23,11 @@ import { HEADER_NODE_ID, HEADER_SEQ, WakeableSleep } from '../export';
 import type { DaemonLog } from '../messages';
 import { nowMicros } from '../wire/time';
 import type { EventKind } from './scan';
-import { NodeSequences, type NodeRunStats } from './sequence';
+import type { ConsumerStats, JetStreamSourceStats, NatsState } from '../stats';
+import { NodeSequences } from './sequence';
 
 /** Where a consumer starts: after the stream's end at start-up (the shared feed), at a time, or at a stream sequence. */
 export type FeedStart = { at: 'time'; time: string } | { at: 'seq'; seq: number };
-
-export type ConsumerState = 'starting' | 'consuming' | 'stopped' | 'failed';
-
-export interface ConsumerStats {
-  filter: string;
-  state: ConsumerState;
-  /** Messages the consumer delivered to the relay. */
-  delivered: number;
-  /** num_pending at the last delivery: messages in the stream after it, on this filter. */
-  pending: number;
-  /** Deliveries marked redelivered (an ordered consumer is not acked: expected 0). */
-  redelivered: number;
-  /** Times the client library recreated the ordered consumer (reconnects, missed heartbeats). */
-  recreated: number;
-  lastStreamSeq: number;
-}
-
-export type NatsState = 'connecting' | 'connected' | 'disconnected' | 'closed';
-
-export interface JetStreamSourceStats {
-  servers: string[];
-  stream: string;
-  state: NatsState;
-  /** Whether the shared feed's consumers run and NATS is connected (health SERVING). */
-  serving: boolean;
-  connects: number;
-  disconnects: number;
-  lastError: string;
-  consumers: ConsumerStats[];
-  /** Per node run (Armorfeed-Node-Id): events, last Armorfeed-Seq and gaps per stream. */
-  nodes: Record<string, NodeRunStats>;
-  /** Per host (all its runs): Armorfeed-Seq numbers that never arrived. */
-  gaps: Record<string, Record<EventKind, number>>;
-  /** Events without the armorfeed headers (not from an armorfeed export): relayed, not tracked. */
-  unsequenced: number;
-  /** Events on a subject whose last token is not alerts, logs or messages: dropped. */
-  unknownSubject: number;
-}
 
 /** An event as a consumer delivered it. */
 export type JetStreamSink = (kind: EventKind, payload: Buffer, arrivedUs: number, msg: JsMsg) => void;

@@ -20,22 +20,11 @@ import { ReplayError } from '../errors';
 import { FanoutHub, type Subscriber } from '../fanout';
 import type { DaemonLog } from '../messages';
 import type { FeedRouter, OwnFeed } from '../server';
+import type { ReplayStats } from '../stats';
 import { filterMetadataKeys } from '../wire/proto';
 import { nowMicros } from '../wire/time';
 import { RelayBatcher } from './batcher';
 import { filterForKind, kindOfSubject, OrderedFeed, type FeedPacing, type FeedStart, type JetStreamSource } from './jetstream';
-
-export interface ReplayStats {
-  /** relayMaxReplays. */
-  limit: number;
-  active: number;
-  /** Replays started since the relay started. */
-  started: number;
-  /** Replays refused: over the limit, or JetStream not reachable. */
-  refused: number;
-  /** Replays that ended because their consumer could not be created. */
-  failed: number;
-}
 
 /** How often a replay whose client's queue is over half full looks again. */
 const ROOM_POLL_MS = 5;

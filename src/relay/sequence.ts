@@ -11,21 +11,12 @@
  * consumer started is not a gap. A number at or below the last one (which an ordered
  * consumer does not deliver) is counted `repeats` and passed on.
  */
+import type { NodeRunStats } from '../stats';
 import type { EventKind } from './scan';
 
 type PerStream = Record<EventKind, number>;
 
 const zero = (): PerStream => ({ alerts: 0, logs: 0, messages: 0 });
-
-export interface NodeRunStats {
-  /** The host part of the node id (the --host it was started with, as a subject token). */
-  host: string;
-  events: PerStream;
-  lastSeq: PerStream;
-  /** Sequence numbers that never arrived: the node or the stream lost them. */
-  gaps: PerStream;
-  repeats: number;
-}
 
 /** Node runs tracked one by one; past it the oldest run's row goes (its gaps stay in the per-host totals). */
 const MAX_RUNS = 10_000;

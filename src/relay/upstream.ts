@@ -24,35 +24,10 @@ import * as grpc from '@grpc/grpc-js';
 import { backoffDelay, type BackoffOptions } from '../client';
 import type { DaemonLog } from '../messages';
 import { UpstreamLinkLog, type LinkView } from './linkLog';
+import type { UpstreamStats, UpstreamStreamState, UpstreamStreamStats } from '../stats';
 import { feederTypes, filterMetadataKeys, rpcPath } from '../wire/proto';
 import { nowMicros } from '../wire/time';
 import type { EventKind } from './scan';
-
-export type UpstreamStreamState = 'connecting' | 'open' | 'backoff' | 'stopped';
-
-export interface UpstreamStreamStats {
-  state: UpstreamStreamState;
-  /** Events received on this stream (all of its connections). */
-  events: number;
-  /** Of those, events whose bytes were not a well-formed message (dropped as malformed_upstream). */
-  malformed: number;
-  /** Times the stream was opened again after it had been open. */
-  reconnects: number;
-  /** Attempts that did not get the stream open (HealthCheck failed or mismatched). */
-  failedAttempts: number;
-  /** Time the stream was not open since the upstream was added, in seconds (now included). */
-  disconnectedSec: number;
-  /** Why it last broke or failed to open ('' = never). */
-  lastError: string;
-}
-
-export interface UpstreamStats {
-  /** The address as configured (HOST:PORT): the upstream's id. */
-  id: string;
-  /** All three streams open. */
-  connected: boolean;
-  streams: Record<EventKind, UpstreamStreamStats>;
-}
 
 export interface UpstreamOptions {
   backoff: BackoffOptions;

@@ -4,9 +4,10 @@
  * embedded as JSON. Nothing is fetched when the file is opened.
  */
 import * as fs from 'node:fs';
-import type { ClientReport, LoadReport } from '../load/report-model';
-import type { TunePoint, TuneReport } from '../load/tune-model';
-import { fmtBytes, threadLine } from '../load/summary-table';
+import type { ClientReport, LoadReport } from '../load';
+import type { TunePoint, TuneReport } from '../tune';
+import { clientColumns, fmtBytes, fmtInt as int, tunePointColumns, type Column } from './columns';
+import { threadLine } from './text';
 import { browserScript } from './browser-script';
 import { colorFor, type ChartSeries, type ChartSpec } from './chart-spec';
 import { loadUplot } from './uplot-assets';
@@ -20,21 +21,28 @@ function scriptJson(v: unknown): string {
   return JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 }
 
-function int(n: number | null): string {
-  return n === null ? '?' : Math.round(n).toLocaleString('en-US');
-}
-
-function pct(n: number | null): string {
-  if (n === null) return '?';
-  return n === 0 ? '0' : n < 0.01 ? '&lt;0.01' : n.toFixed(2);
-}
-
 function table(header: string[], rows: string[][], className = ''): string {
   return (
     `<table class="${className}"><thead><tr>${header.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>` +
     rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('') +
     '</tbody></table>'
   );
+}
+
+/** A cell as the page shows it: its text escaped, marked as its column says. */
+function markup<Row>(column: Column<Row>, row: Row): string {
+  const text = esc(column.cell(row));
+  const mark = column.mark?.(row);
+  const title = column.title?.(row);
+  const attr = title !== undefined ? ` title="${esc(title)}"` : '';
+  if (mark === 'strong') return attr === '' ? `<b>${text}</b>` : `<b${attr}>${text}</b>`;
+  if (mark !== undefined || attr !== '') return `<span${mark !== undefined ? ` class="${mark}"` : ''}${attr}>${text}</span>`;
+  return text;
+}
+
+/** The columns' headings over one row per item, numbers right-aligned (class num). */
+function columnTable<Row>(columns: readonly Column<Row>[], rows: readonly Row[]): string {
+  return table(columns.map((c) => c.header), rows.map((r) => columns.map((c) => markup(c, r))), 'num');
 }
 
 function clientLabel(c: ClientReport): string {
@@ -188,24 +196,6 @@ function loadSections(r: LoadReport, group: string): string {
     const line = threadLine(t).slice(t.name.length + 2);
     settingsRows.push([`load thread: ${esc(t.name)}`, t.saturated ? `<span class="bad">${esc(line)}</span>` : esc(line)]);
   }
-  const clientRows = r.clients.map((c) => [
-    esc(c.name),
-    esc(c.behaviour === 'slow' ? `slow ${c.delayUs}us` : c.behaviour),
-    int(c.received),
-    int(c.expected),
-    `<b>${int(c.missing)}</b>`,
-    pct(c.missingPct),
-    c.server === null ? '-' : `<b>${int(c.server.attributed)}</b> (${int(c.server.dropped.client_queue_full)} / ${int(c.server.dropped.throttled)} / ${int(c.server.dropped.filtered)})`,
-    c.server === null ? '-' : c.server.agrees ? '<span class="ok">yes</span>' : '<span class="bad">NO</span>',
-    int(c.rateEps),
-    int(c.latencyFromUpdatedUs.p50),
-    int(c.latencyFromUpdatedUs.p99),
-    int(c.latencyFromUpdatedUs.p999),
-    int(c.latencyFromUpdatedUs.max),
-    c.latencyFromSendUs === null ? '-' : int(c.latencyFromSendUs.p99),
-    String(c.reconnects),
-    esc(c.missingRanges.slice(0, 3).map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ') + (c.missingRanges.length > 3 || c.missingRangesTruncated ? ', ...' : '')),
-  ]);
   const v = r.verdict;
   const verdict = (b: boolean | null): string => (b === null ? 'unknown' : b ? '<span class="ok">yes</span>' : '<span class="bad">NO</span>');
   return (
@@ -214,7 +204,7 @@ function loadSections(r: LoadReport, group: string): string {
     `<p>Loss accounted by the broker's own drop counters: ${verdict(v.lossAccounted)}. Fast clients lossless: ${verdict(v.fastClientsLossless)}` +
     `${v.clientLimited.length > 0 ? ` (not counting the client-limited ${esc(v.clientLimited.join(', '))})` : ''}.` +
     `${v.producerLimited ? ' <span class="bad">The producer was the limit of this run.</span>' : ''}</p>` +
-    table(['client', 'kind', 'received', 'expected', 'missing', 'miss %', 'broker drops (queue / throttled / filtered)', 'agree', 'ev/s', 'p50 us', 'p99 us', 'p99.9 us', 'max us', 'send p99 us', 'reconnects', 'first missing seqs'], clientRows, 'num') +
+    columnTable(clientColumns, r.clients) +
     `<h3>What limited each client</h3><ul class="limits">${r.clients
       .map((c) => `<li class="limit-${c.limitedBy}"><b>${esc(c.name)}</b> (${esc(clientLabel(c))}): ${esc(c.limit)}</li>`)
       .join('')}</ul>` +
@@ -280,28 +270,11 @@ function tuneSections(t: TuneReport): string {
   const recs =
     t.recommendations.map((r) => `<li class="${r.chosen !== null ? 'ok' : 'bad'}">${esc(r.text)}</li>`).join('') +
     (t.memory ?? []).map((m) => `<li>${esc(m.text)}</li>`).join('');
-  const rows = t.points.map((p) => [
-    int(p.rate) + (p.burst > 0 ? ` / ${p.burst}` : ''),
-    esc(p.consumers),
-    int(p.settings.queueSize),
-    p.settings.encoderThreads === null ? '-' : String(p.settings.encoderThreads),
-    p.settings.batchSize === null ? '-' : String(p.settings.batchSize),
-    p.settings.ringSize === null ? '-' : fmtBytes(p.settings.ringSize),
-    int(p.sent),
-    `<b>${pct(p.worstDropPct)}</b>`,
-    pct(p.fastDropPct),
-    int(p.worstP99Us),
-    int(p.fastP99Us),
-    fmtBytes(p.queueBytesPerClient),
-    p.brokerMaxRssBytes === null ? '?' : fmtBytes(p.brokerMaxRssBytes),
-    p.lossAccounted === null ? '?' : p.lossAccounted ? 'yes' : 'NO',
-    p.notMeasured !== null ? `<span class="bad" title="${esc(p.notMeasured)}">not measured</span>` : p.meetsTarget ? '<span class="ok">yes</span>' : 'no',
-  ]);
   return (
     `<section><h2>Recommendation (target: drops under ${t.targetDropPct}%)</h2><ul class="recs">${recs}</ul>` +
     `${t.probe !== undefined && t.probe !== null ? `<p>${esc(t.probe.note)}.</p>` : ''}</section>` +
     `<section><h2>Sweep</h2>` +
-    table(['rate / burst', 'consumers', 'queue', 'encoders', 'batch', 'ring', 'sent', 'worst drop %', 'fast drop %', 'worst p99 us', 'fast p99 us', 'queue bytes/client', 'broker max RSS', 'loss accounted', 'meets target'], rows, 'num') +
+    columnTable(tunePointColumns, t.points) +
     `</section><section><h2>Charts</h2><div id="charts-tune" class="charts"></div></section>`
   );
 }

@@ -6,7 +6,7 @@
  * event it was offered.
  */
 import type { FanoutHub, Subscriber } from '../fanout';
-import type { RunningServer } from './index';
+import type { RunningServer } from './running';
 
 /** How long streams ended at the deadline get to be read before their connections close. */
 export const POST_GRACE_MS = 500;

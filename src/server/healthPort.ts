@@ -6,7 +6,7 @@
  * thread writes into a SharedArrayBuffer, and nothing else crosses:
  *
  *   Int32 slots   written by   meaning
- *   0 SERVING     main         1 while every part works (feeder.ts refreshHealth), else 0
+ *   0 SERVING     main         1 while every part works (HealthWatch.refresh, feeder/health.ts), else 0
  *   1 MAIN_BEAT   main         +1 every MAIN_BEAT_MS from a main-thread timer
  *   2 STALLED     health       1 while the main thread has not beaten for stallMs
  *   3 STALLS      health       stalls seen so far

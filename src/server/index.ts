@@ -17,6 +17,7 @@ import { compileServerFilter } from '../wire/goRegexp';
 import { acceptedFilters, feederTypes, filterMetadataKeys, protoPath, rpcPath, type StreamKind } from '../wire/proto';
 import { framedSink, type WriteMode } from './framedWrite';
 import { HealthPort } from './healthPort';
+import type { RunningServer } from './running';
 import { runMainTestHook, TEST_HOOK_METADATA_KEY, testHooksEnabled } from '../testHooks';
 import type { SlabRefs } from '../encode';
 
@@ -53,25 +54,6 @@ const replayStatus: Record<ReplayErrorCode, grpc.status> = {
   ERR_REPLAY_LIMIT: grpc.status.RESOURCE_EXHAUSTED,
   ERR_REPLAY_UNAVAILABLE: grpc.status.UNAVAILABLE,
 };
-
-export interface RunningServer {
-  grpcAddress: string;
-  healthAddress: string | undefined;
-  /** Main-loop stalls the health port's thread saw (over mainLoopStallMs). */
-  mainLoopStalls(): number;
-  /** grpc.health.v1 status of feeder.LogService and of the server as a whole (""). */
-  setServing(serving: boolean): void;
-  /**
-   * Ends every open Watch* stream, after what was written to it: with OK, or, where
-   * `cutOff` gives a reason, with UNAVAILABLE and that reason.
-   */
-  endStreams(cutOff?: (sub: Subscriber) => string | undefined): void;
-  /**
-   * Closes the connections: first waits (within `timeoutMs`) for the streams endStreams
-   * ended to send their status, then closes gracefully, forcing at `timeoutMs`.
-   */
-  shutdown(timeoutMs: number): Promise<void>;
-}
 
 /** Upstream: ping every 1 s, close after 5 s without an ack, pings allowed without streams. */
 export const keepaliveOptions: grpc.ChannelOptions = {
@@ -329,5 +311,6 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
 }
 
 export { closeClients } from './closeClients';
+export type { RunningServer, ServerAddresses } from './running';
 export { MainLoopMonitor, type MainLoopStats } from './mainLoop';
 export { framedSink, FramedChunk, enableBatchedWrites, type WriteMode } from './framedWrite';

@@ -28,7 +28,7 @@ export async function awaitExit(child: ChildProcess, exited: Promise<number | nu
 export async function startWithBusyPort(key: 'gRPCHealthPort' | 'metricsPort'): Promise<{ outcome: Record<string, unknown>; exitedByItself: boolean; stderr: string }> {
   const script = `
     const net = require('node:net');
-    const { createFeeder } = require(${JSON.stringify(path.join(repoRoot, 'dist', 'src', 'feeder.js'))});
+    const { createFeeder } = require(${JSON.stringify(path.join(repoRoot, 'dist', 'src', 'feeder', 'index.js'))});
     const { ArmorfeedError } = require(${JSON.stringify(path.join(repoRoot, 'dist', 'src', 'errors.js'))});
     const blocker = net.createServer().listen(0, '127.0.0.1', () => {
       const port = blocker.address().port;

@@ -16,6 +16,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { FeederStats } from '../../src/feeder';
 import { repoRoot } from './repo';
@@ -83,6 +85,27 @@ export async function fetchStats(metrics: string, timeoutMs?: number): Promise<F
   const res = await fetch(`http://${metrics}/stats`, timeoutMs === undefined ? undefined : { signal: AbortSignal.timeout(timeoutMs) });
   assert.equal(res.status, 200);
   return (await res.json()) as FeederStats;
+}
+
+let statsDir: string | undefined;
+let statsFiles = 0;
+
+/**
+ * `--statsFile` on a fresh path: pass `args` to serve or relay, and `read()` the final
+ * stats once it has exited (the object /stats serves, as it was at the end of the drain).
+ * The files are removed when the test process exits.
+ */
+export function exitStatsFile(): { args: string[]; read(): FeederStats } {
+  if (statsDir === undefined) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-exit-stats-'));
+    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+    statsDir = dir;
+  }
+  const file = path.join(statsDir, `stats-${++statsFiles}.json`);
+  return {
+    args: ['--statsFile', file],
+    read: () => JSON.parse(fs.readFileSync(file, 'utf8')) as FeederStats,
+  };
 }
 
 /** Splits `HOST:PORT` (IPv6 hosts in brackets); undefined when `value` is not an address. */

@@ -6,14 +6,8 @@
  * client's drops under the target, with the memory per client and the latency it costs.
  */
 import * as os from 'node:os';
-import { startBroker, type BrokerFlags, type RunningBroker } from './broker-process';
-import { LoadFlagError } from './errors';
-import type { LoadOptions, StreamChoice } from './options';
-import { validateLoadOptions } from './options';
-import type { LoadReport } from './report-model';
-import { threadBusyText } from './limits';
-import { runLoad } from './run-load';
-import type { BrokerSettings, MemoryPerClient, MemoryRun, TunePoint, TuneProbe, TuneRecommendation, TuneReport } from './tune-model';
+import { LoadFlagError, runLoad, startBroker, threadBusyText, validateLoadOptions, type BrokerFlags, type LoadOptions, type LoadReport, type RunningBroker, type StreamChoice } from '../load';
+import type { BrokerSettings, MemoryPerClient, MemoryRun, TunePoint, TuneProbe, TuneRecommendation, TuneReport } from './model';
 
 export interface TuneOptions {
   queueSizes: number[];

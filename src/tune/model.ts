@@ -2,7 +2,7 @@
  * What a tune sweep found: one point per (settings, rate, consumers) run, and per
  * (rate, consumers) the recommendation drawn from those points.
  */
-import type { LoadReport } from './report-model';
+import type { LoadReport } from '../load';
 
 export interface BrokerSettings {
   queueSize: number;

@@ -1,45 +1,23 @@
 /**
- * The plain table printed at the end of a run: one row per client, then the
- * totals, the broker's own counters and CPU/RSS, and any notes or failures.
+ * The plain-text reports, printed on stdout: `armorfeed load`'s table at the end of a run
+ * (one row per client, then the totals, the broker's own counters and CPU/RSS, and any
+ * notes or failures) and the table behind `armorfeed tune`'s recommendation.
  */
-import type { ClientReport, LoadReport, ThreadReport } from './report-model';
-
-function fmtInt(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
-}
-
-function fmtOpt(n: number | null, f: (x: number) => string = fmtInt): string {
-  return n === null ? '?' : f(n);
-}
-
-function fmtPct(n: number | null): string {
-  if (n === null) return '?';
-  return n === 0 ? '0' : n < 0.01 ? '<0.01' : n.toFixed(2);
-}
-
-export function fmtBytes(n: number): string {
-  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
-  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
-  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
-  return `${n} B`;
-}
+import type { LoadReport, ThreadReport } from '../load';
+import type { TuneReport } from '../tune';
+import { clientColumns, fmtBytes, fmtInt, tunePointColumns, type Column } from './columns';
 
 /** Right-aligns every column but the first two. */
-export function formatTable(header: string[], rows: string[][]): string {
+function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]): string =>
     r.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
 
-function clientKind(c: ClientReport): string {
-  return c.behaviour === 'slow' ? `slow ${c.delayUs}us` : c.behaviour;
-}
-
-function serverDrops(c: ClientReport): string {
-  if (c.server === null) return '-';
-  const d = c.server.dropped;
-  return `${fmtInt(c.server.attributed)} (${fmtInt(d.client_queue_full)}/${fmtInt(d.throttled)}/${fmtInt(d.filtered)})`;
+/** The columns' headings over one line per row, each cell as its text. */
+function columnTable<Row>(columns: readonly Column<Row>[], rows: readonly Row[]): string {
+  return formatTable(columns.map((c) => c.header), rows.map((r) => columns.map((c) => c.cell(r))));
 }
 
 export function threadLine(t: ThreadReport): string {
@@ -69,27 +47,7 @@ export function formatSummary(r: LoadReport): string {
     );
   }
   out.push('');
-  const header = ['client', 'kind', 'received', 'expected', 'missing', 'miss%', 'srv drops (queue/thr/flt)', 'agree', 'ev/s', 'p50us', 'p90us', 'p99us', 'p99.9us', 'maxus', 'send-p99us', 'reconn', 'end'];
-  const rows = r.clients.map((c) => [
-    c.name,
-    clientKind(c),
-    fmtInt(c.received),
-    fmtOpt(c.expected),
-    fmtOpt(c.missing),
-    fmtPct(c.missingPct),
-    serverDrops(c),
-    c.server === null ? '-' : c.server.agrees ? 'yes' : 'NO',
-    fmtInt(c.rateEps),
-    fmtInt(c.latencyFromUpdatedUs.p50),
-    fmtInt(c.latencyFromUpdatedUs.p90),
-    fmtInt(c.latencyFromUpdatedUs.p99),
-    fmtInt(c.latencyFromUpdatedUs.p999),
-    fmtInt(c.latencyFromUpdatedUs.max),
-    c.latencyFromSendUs === null ? '-' : fmtInt(c.latencyFromSendUs.p99),
-    String(c.reconnects),
-    c.streams.map((st) => `${st.kind}:${st.end}`).join(','),
-  ]);
-  out.push(formatTable(header, rows));
+  out.push(columnTable(clientColumns, r.clients));
   out.push('');
   const a = r.aggregate;
   out.push(
@@ -118,5 +76,22 @@ export function formatSummary(r: LoadReport): string {
   );
   for (const n of v.notes) out.push(`note: ${n}`);
   for (const f of r.failures) out.push(`FAILURE: ${f}`);
+  return out.join('\n');
+}
+
+/** The table behind `armorfeed tune`'s recommendation, as printed on stdout. */
+export function formatTuneSummary(t: TuneReport): string {
+  const out = [
+    `armorfeed tune: ${t.points.length} points in ${t.wallSec.toFixed(1)}s, ${t.pointDurationSec}s each, target drops <= ${t.targetDropPct}% (worst client)`,
+    ...(t.probe !== undefined && t.probe !== null ? [t.probe.note] : []),
+    '',
+    columnTable(tunePointColumns, t.points),
+    '',
+    'recommendation:',
+    ...t.recommendations.map((r) => `  ${r.text}`),
+    ...(t.memory ?? []).map((m) => `  ${m.text}`),
+  ];
+  for (const p of t.points) if (p.notMeasured !== null) out.push(`not measured: queue ${p.settings.queueSize} rate ${p.rate}: ${p.notMeasured}`);
+  for (const p of t.points) for (const f of p.failures) out.push(`FAILURE: queue ${p.settings.queueSize} rate ${p.rate}: ${f}`);
   return out.join('\n');
 }

@@ -1,0 +1,78 @@
+/**
+ * The encode stage as the feeder sets it up, and where its batches go: each encoded
+ * batch to the log file (logPath), the fan-out and the export, side by side, and what
+ * the encoders dropped counted by reason (encode_error, encoded_oversized).
+ */
+import { Packr } from 'msgpackr';
+import { readNodeID, type FeederConfig } from '../config';
+import { EncodeStage, type EncodedBatch, type EncodeFailure } from '../encode';
+import type { NodeExport } from '../export';
+import type { FanoutHub } from '../fanout';
+import { warmUpEvents } from '../ingest';
+import type { LogPathOutput } from '../output';
+import { allocateRing, RingProducer } from '../ring';
+import { nowMicros } from '../wire/time';
+import type { FeederNotices } from './notices';
+
+export class BatchRouter {
+  /** Events the encoders dropped: records they could not decode or tasks that failed; events too large for a client. */
+  readonly dropped = { encode_error: 0, encoded_oversized: 0 };
+
+  constructor(
+    private readonly hub: FanoutHub,
+    private readonly output: LogPathOutput | undefined,
+    private readonly exporter: NodeExport | undefined,
+    private readonly notices: FeederNotices,
+  ) {}
+
+  batch(batch: EncodedBatch): void {
+    if (this.output !== undefined && batch.logLines !== '') this.output.write(batch.logLines, batch.alerts.count + batch.logs.count);
+    this.hub.publishBatch(batch);
+    this.exporter?.offerBatch(batch);
+    if (batch.failed > 0) {
+      this.dropped.encode_error += batch.failed;
+      this.notices.undecodable(batch);
+    }
+    if (batch.oversized > 0) {
+      this.dropped.encoded_oversized += batch.oversized;
+      this.notices.encodedOversized(batch);
+    }
+  }
+
+  failure(failure: EncodeFailure): void {
+    this.dropped.encode_error += failure.events;
+    this.notices.taskFailed(failure);
+  }
+}
+
+/** Starts the encoders and resolves once the main thread's encode path and the threads are warm. */
+export async function startEncodeStage(config: FeederConfig, router: BatchRouter, hub: FanoutHub, logLines: boolean): Promise<EncodeStage> {
+  const stage = new EncodeStage(
+    {
+      cluster: config.cluster,
+      host: config.host,
+      nodeID: readNodeID(config),
+      dropResourceFromProcessLogs: config.dropResourceFromProcessLogs,
+      throttling: config.alertThrottling,
+      logLines,
+    },
+    { threads: config.encoderThreads, maxBatchEvents: config.batchSize, maxBatchBytes: Math.max(config.maxEventBytes, 4 << 20), inlineMaxEvents: config.inlineMaxEvents, outputSlabs: config.outputSlabs },
+    (batch) => router.batch(batch),
+    (failure) => router.failure(failure),
+    () => hub.hasFilteredSubscribers(),
+  );
+  stage.warmUp(warmUpSample(config));
+  await stage.workersWarm();
+  return stage;
+}
+
+/** A ring holding one batch of synthetic events of every shape, for EncodeStage.warmUp. */
+function warmUpSample(config: FeederConfig): SharedArrayBuffer {
+  const packr = new Packr({ useRecords: false });
+  const now = nowMicros();
+  const events = warmUpEvents({ cluster: config.cluster, host: config.host, alertEvery: 3 }, now, (v) => packr.pack(v));
+  const ring = allocateRing(512 * 1024); // 512 sample records of ~700 bytes
+  const producer = new RingProducer(ring);
+  for (let i = 0; i < Math.min(512, config.batchSize); i++) producer.offer(events[i % events.length], now);
+  return ring;
+}
