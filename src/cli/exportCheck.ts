@@ -9,7 +9,6 @@
 import { Command, Option } from 'commander';
 import { defaultConfig, envName, loadConfig, optionSpecs, type FeederConfig } from '../config';
 import { ConfigError } from '../errors';
-import { exportCheck } from '../export';
 import { exitOnError } from './exit';
 
 const CHECK_KEYS = (key: string): boolean => key.startsWith('export') || key === 'cluster' || key === 'host';
@@ -36,6 +35,8 @@ export function registerExportCheck(program: Command): void {
       if (config.export === '') throw new ConfigError('export', 'needs the NATS servers to check: --export nats://HOST:PORT[,...] (or ARMORFEED_EXPORT)');
       const timeoutMs = Number(opts.timeout);
       if (!Number.isInteger(timeoutMs) || timeoutMs < 100) throw new ConfigError('timeout', `must be a whole number of ms, at least 100, got ${String(opts.timeout)}`);
+      // The NATS client is loaded by this command only.
+      const { exportCheck } = await import('../export');
       const r = await exportCheck(config, timeoutMs);
       const out = [
         `connected   ${r.server}`,

@@ -7,9 +7,10 @@
  */
 import { Command, Option } from 'commander';
 import { ConfigError } from '../errors';
-import { compileGoRegex, runLog, type LogFilter, type LogRunOptions, type OutputFormat } from '../client';
+import type { LogFilter, LogRunOptions, OutputFormat } from '../client';
+import { compileGoRegex } from '../wire/goRegexp';
 import type { FilterOptions } from '../client';
-import { certProviders, DEFAULT_TLS_CERT_PATH, loadClientTls, type CertProvider } from '../tls';
+import { certProviders, DEFAULT_TLS_CERT_PATH, type CertProvider } from '../tls/files';
 
 /** The regex filters keep their FilterOptions names; labels always holds an array here. */
 interface LogFlags extends Omit<FilterOptions, 'labels'> {
@@ -170,6 +171,8 @@ export function registerLog(program: Command): void {
     )
     .action(async (flags: LogFlags) => {
       const opts = logOptionsFromFlags(flags, process.env);
+      // The gRPC client is loaded by this command only.
+      const [{ runLog }, { loadClientTls }] = await Promise.all([import('../client'), import('../tls')]);
       if (flags.secure === true) opts.tls = await loadClientTls(flags.tlsCertPath ?? DEFAULT_TLS_CERT_PATH, flags.tlsCertProvider ?? 'self');
       await runLog(opts);
       // Ctrl-C, the limit, and a reader that went away (EPIPE) are all normal ends; failures

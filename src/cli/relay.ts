@@ -8,7 +8,6 @@
  */
 import type { Command } from 'commander';
 import type { FeederConfig } from '../config';
-import { createRelay } from '../relay';
 import { drainOnSignals, listeningLine, registerServerCommand, type ExitOptions } from './serverCommand';
 import { relaySummary } from './summary';
 
@@ -17,6 +16,8 @@ export function registerRelay(program: Command): void {
 }
 
 async function runRelay(config: FeederConfig, exit: ExitOptions): Promise<void> {
+  // Loaded here, not at the top: the other commands start without the relay's modules.
+  const { createRelay } = await import('../relay');
   const relay = await createRelay(config, { echo: true });
   drainOnSignals(() => relay.close(), 'stopping upstreams', config.gracePeriodMs, relaySummary, exit);
   process.stderr.write(listeningLine(relay.addresses));

@@ -4,8 +4,9 @@
  * namespace, logType, operation, container and pod are case-insensitive; source and
  * resource are case-sensitive; all are unanchored regular expressions.
  */
-import { ConfigError } from '../errors';
-import { compileGoRegexp, type Matcher } from '../wire/goRegexp';
+import { compileGoRegex, type Matcher } from '../wire/goRegexp';
+
+export { compileGoRegex };
 import type { GoFields, GoValue } from './gojson';
 
 export interface FilterOptions {
@@ -35,19 +36,6 @@ const regexFlags: ReadonlyArray<readonly [keyof FilterOptions, string, string, b
   ['source', 'Source', '--source', false],
   ['resource', 'Resource', '--resource', false],
 ];
-
-/**
- * Compiles a Go (RE2) pattern, as karmor does: inline flags such as `(?i)` anywhere,
- * matching in linear time (wire/goRegexp.ts). A bad pattern is a ConfigError naming the flag.
- */
-export function compileGoRegex(flagName: string, pattern: string, caseInsensitive: boolean): Matcher {
-  try {
-    return compileGoRegexp(pattern, caseInsensitive);
-  } catch (err) {
-    if (!(err instanceof SyntaxError)) throw err;
-    throw new ConfigError(flagName, `${JSON.stringify(pattern)} is not a valid Go regular expression (${err.message})`);
-  }
-}
 
 /** The compiled filter set; `matches` is called once per received Alert or Log. */
 export class EventFilter {

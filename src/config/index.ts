@@ -9,8 +9,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, ConfigFileError, UnknownConfigKeyError } from '../errors';
-import { certProviders, DEFAULT_TLS_CERT_PATH, type CertProvider } from '../tls';
-import { validateExportConfig, validateNatsAccess, type ExportConfig } from '../export';
+// The option rules of TLS and the export, not their runtime (grpc-js, the NATS client):
+// every command loads config, `armorfeed load` and `log` included.
+import { certProviders, DEFAULT_TLS_CERT_PATH, type CertProvider } from '../tls/files';
+import { validateExportConfig, validateNatsAccess, type ExportConfig } from '../export/options';
 
 export type SourceKind = 'synthetic' | 'socket' | 'tcp' | 'jsonl' | 'none';
 

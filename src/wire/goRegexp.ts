@@ -7,7 +7,7 @@
  * 16-character namespace, re2js microseconds.
  */
 import { RE2JS, RE2JSException } from 're2js';
-import { FilterInvalidError, FilterTooComplexError } from '../errors';
+import { ConfigError, FilterInvalidError, FilterTooComplexError } from '../errors';
 
 /** What matching needs of a compiled pattern: an unanchored search, as Go's MatchString. */
 export interface Matcher {
@@ -60,4 +60,17 @@ export function compileServerFilter(key: string, pattern: string): Matcher {
     throw new FilterTooComplexError(`${key}: the pattern compiles to ${size} instructions, over the limit of ${MAX_SERVER_PROGRAM_SIZE} (large counted repetitions such as {1000} are the usual cause); simplify it, or filter on the client side`);
   }
   return re;
+}
+
+/**
+ * Compiles a Go (RE2) pattern, as karmor does: inline flags such as `(?i)` anywhere,
+ * matching in linear time (wire/goRegexp.ts). A bad pattern is a ConfigError naming the flag.
+ */
+export function compileGoRegex(flagName: string, pattern: string, caseInsensitive: boolean): Matcher {
+  try {
+    return compileGoRegexp(pattern, caseInsensitive);
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    throw new ConfigError(flagName, `${JSON.stringify(pattern)} is not a valid Go regular expression (${err.message})`);
+  }
 }
