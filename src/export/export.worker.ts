@@ -34,32 +34,12 @@ const log: ExportLog = {
 const hosted = new Map<number, Hosted>();
 
 function publish(id: number, h: Hosted): void {
-  const s = h.exporter.stats();
-  h.cell.write({
-    received: h.received,
-    receivedBytes: h.receivedBytes,
-    offered: s.offered,
-    published: s.published,
-    retries: s.retries,
-    acked: s.acked,
-    duplicates: s.duplicates,
-    lateAcks: s.lateAcks,
-    ackTimeouts: s.ackTimeouts,
-    unavailable: s.unavailable,
-    export_buffer_full: s.dropped.export_buffer_full,
-    export_rejected: s.dropped.export_rejected,
-    export_timeout: s.dropped.export_timeout,
-    export_shutdown: s.dropped.export_shutdown,
-    bufferedEvents: s.buffered.events,
-    bufferedBytes: s.buffered.bytes,
-    inFlight: s.inFlight,
-    connects: s.connects,
-    disconnects: s.disconnects,
-  });
+  h.cell.write(h.exporter.counters(h.received, h.receivedBytes));
+  const s = h.exporter.status();
   const status = `${s.state}\n${s.server}\n${s.lastError}`;
   if (status !== h.status) {
     h.status = status;
-    post({ type: 'status', id, state: s.state, server: s.server, lastError: s.lastError });
+    post({ type: 'status', id, ...s });
   }
 }
 

@@ -34,6 +34,7 @@ import { WakeableSleep } from './pause';
 import { describeStream, ensureStream, isTransient, streamSettingsFor, type StreamSettings } from './stream';
 import { makeNodeId, subjectsFor, type ExportStreamKind } from './subjects';
 import { readUpdatedTime } from './updatedTime';
+import type { ExportCellValues } from './statsCell';
 
 export type ExportState = 'connecting' | 'checking' | 'ready' | 'disconnected' | 'failed' | 'closed';
 
@@ -198,16 +199,13 @@ export class Exporter {
     return undefined;
   }
 
-  stats(): ExportStats {
+  /** The counters, as the export thread writes them to its shared cell (statsCell.ts); `received*` are the thread's. */
+  counters(received: number, receivedBytes: number): ExportCellValues {
     const c = this.buffer.counts;
     const p = this.publisher.counts;
     return {
-      servers: this.settings.export,
-      stream: this.settings.exportStream,
-      subjectPrefix: this.settings.exportSubjectPrefix,
-      nodeId: this.nodeId,
-      state: this.state,
-      server: this.state === 'ready' || this.state === 'checking' ? (this.nc?.getServer() ?? '') : '',
+      received,
+      receivedBytes,
       offered: c.offered,
       published: p.published,
       retries: p.retries,
@@ -216,15 +214,18 @@ export class Exporter {
       lateAcks: p.lateAcks,
       ackTimeouts: p.ackTimeouts,
       unavailable: p.unavailable,
-      dropped: { ...c.dropped },
-      buffered: { events: this.buffer.events, bytes: this.buffer.bytes, maxEvents: this.buffer.maxEvents, maxBytes: this.buffer.maxBytes },
+      ...c.dropped,
+      bufferedEvents: this.buffer.events,
+      bufferedBytes: this.buffer.bytes,
       inFlight: this.publisher.inFlight,
-      window: this.settings.exportInFlight,
       connects: this.connects,
       disconnects: this.disconnects,
-      threadRestarts: 0,
-      lastError: this.lastError,
     };
+  }
+
+  /** The connection state, the server connected to ('' when none) and the last error. */
+  status(): { state: ExportState; server: string; lastError: string } {
+    return { state: this.state, server: this.state === 'ready' || this.state === 'checking' ? (this.nc?.getServer() ?? '') : '', lastError: this.lastError };
   }
 
   /** Resolves once every event offered so far is settled (acked or dropped), or at `deadline` (ms since the epoch). */
