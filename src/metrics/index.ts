@@ -29,31 +29,36 @@ export interface MetricsServer {
 
 type Labels = Record<string, string>;
 
-/** A counter whose value is read from the stats at scrape time. */
-function counterFrom(registry: Registry, name: string, help: string, labelNames: string[], read: (s: FeederStats) => [Labels, number][], stats: () => FeederStats): void {
-  new Counter({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [labels, v] of read(stats())) if (v > 0) this.inc(labels, v);
-    },
-  });
+type Read = (s: FeederStats) => [Labels, number][];
+
+/** A counter or gauge whose values are read from the stats at scrape time (a counter's zeros are left out). */
+function metricFrom(kind: 'counter' | 'gauge', registry: Registry, name: string, help: string, labelNames: string[], read: Read, stats: () => FeederStats): void {
+  const config = { name, help, labelNames, registers: [registry] };
+  if (kind === 'counter') {
+    new Counter({
+      ...config,
+      collect() {
+        this.reset();
+        for (const [labels, v] of read(stats())) if (v > 0) this.inc(labels, v);
+      },
+    });
+  } else {
+    new Gauge({
+      ...config,
+      collect() {
+        this.reset();
+        for (const [labels, v] of read(stats())) this.set(labels, v);
+      },
+    });
+  }
 }
 
-function gaugeFrom(registry: Registry, name: string, help: string, labelNames: string[], read: (s: FeederStats) => [Labels, number][], stats: () => FeederStats): void {
-  new Gauge({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [labels, v] of read(stats())) this.set(labels, v);
-    },
-  });
+function counterFrom(registry: Registry, name: string, help: string, labelNames: string[], read: Read, stats: () => FeederStats): void {
+  metricFrom('counter', registry, name, help, labelNames, read, stats);
+}
+
+function gaugeFrom(registry: Registry, name: string, help: string, labelNames: string[], read: Read, stats: () => FeederStats): void {
+  metricFrom('gauge', registry, name, help, labelNames, read, stats);
 }
 
 export function buildRegistry(stats: () => FeederStats): Registry {
