@@ -18,7 +18,7 @@
 import { ATTRS_PER_EVENT, type EncodedBatch, type EncodedStream } from '../encode';
 import { GRPC_FRAME_HEADER, writeFrameHeader } from '../wire/framing';
 import type { FanoutHub } from '../fanout';
-import { MAX_BATCH_EVENTS, type NodeEvents } from './eventBatch';
+import { MAX_BATCH_EVENTS, readEventBatch, type NodeEvents, type RelayEventBatch } from './eventBatch';
 import { FIELD_HOST, FIELD_NAMESPACE, FIELD_OPERATION, FIELD_TYPE, fieldString, newEventFields, scanEvent, type EventKind } from './scan';
 
 /** Events of one node and one stream gathered in this tick. */
@@ -116,6 +116,12 @@ export class RelayBatcher {
       this.nodes.set(node, c);
     }
     c[kind] += n;
+  }
+
+  /** A batch from the JetStream thread: each node's events published, the malformed counted. */
+  publishEvents(batch: RelayEventBatch): void {
+    this.malformed += batch.malformed;
+    for (const node of readEventBatch(batch)) this.publishNode(node, batch.strings, batch.attrsValid);
   }
 
   /**

@@ -60,6 +60,8 @@ export interface RelayEventBatch {
   nodeIds: string[];
   /** Messages whose bytes were not a well-formed event: dropped (malformed_upstream). */
   malformed: number;
+  /** Messages on a subject whose last token is not alerts, logs or messages: dropped. */
+  unknownSubject: number;
 }
 
 interface Sections {
@@ -108,13 +110,14 @@ export class EventBatchBuilder {
   private seqs: number[] = [];
   private nodeIds = new Map<string, number>();
   private malformed = 0;
+  private unknownSubject = 0;
 
   /** `attrsWanted` is asked at each batch's first event (see RelayEventBatch.attrsValid). */
   constructor(private readonly attrsWanted: () => boolean) {}
 
   /** Events and sequence entries held. */
   get size(): number {
-    return this.count + this.seqs.length + this.malformed;
+    return this.count + this.seqs.length + this.malformed + this.unknownSubject;
   }
 
   /** Whether the batch should be posted now rather than at the turn's end. */
@@ -144,6 +147,11 @@ export class EventBatchBuilder {
     this.count++;
     this.payloadBytes += payload.length;
     return true;
+  }
+
+  /** A message on a subject of no known kind (dropped, counted). */
+  addUnknownSubject(): void {
+    this.unknownSubject++;
   }
 
   /** One message's Armorfeed-Node-Id ('' when absent) and Armorfeed-Seq (NaN when absent), in arrival order. */
@@ -244,6 +252,7 @@ export class EventBatchBuilder {
       strings,
       nodeIds: [...this.nodeIds.keys()],
       malformed: this.malformed,
+      unknownSubject: this.unknownSubject,
     };
     this.nodes = new Map();
     this.count = 0;
@@ -253,6 +262,7 @@ export class EventBatchBuilder {
     this.seqs = [];
     this.nodeIds = new Map();
     this.malformed = 0;
+    this.unknownSubject = 0;
     return { batch, transfer: [buffer] };
   }
 }
