@@ -21,7 +21,7 @@
  * running (the main thread adds: or the thread is not running).
  */
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type ConsumeCallback, type ConsumerMessages, type FetchOptions, type JetStreamClient, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import { WakeableSleep } from '../export';
 import type { EventKind } from './scan';
 import type { NodeRunStats } from './sequence';
@@ -206,12 +206,17 @@ export class OrderedFeed {
         continue;
       }
       room = Math.min(room, PACED_MAX_MESSAGES);
-      const batch = await consumer.fetch({ max_messages: room, expires: PACED_EXPIRES_MS });
+      // A callback, not the iterator: no promise per message. fetch() takes one as consume()
+      // does (the same PullConsumerMessagesImpl), though its type does not say so
+      // (@nats-io/jetstream is pinned at 3.4.0).
+      const options: FetchOptions & ConsumeCallback = { max_messages: room, expires: PACED_EXPIRES_MS, callback: (msg) => {
+          if (!this.stopped) this.deliver(msg);
+        },
+      };
+      const batch = await consumer.fetch(options);
       this.messages = batch;
-      for await (const msg of batch) {
-        if (this.stopped) break;
-        this.deliver(msg);
-      }
+      const failed = await batch.closed();
+      if (failed instanceof Error && !this.stopped) throw failed;
       // The batch of what was gathered is posted at the end of the turn: only then does
       // room() count it as sent.
       await new Promise((resolve) => setImmediate(resolve));
