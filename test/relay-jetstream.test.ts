@@ -128,6 +128,10 @@ describe('relay - JetStream mode: two nodes, one nats-server, two relays', () =>
   });
 
   test('relay - each relay\'s client gets exactly the union of both nodes, and per-node counts in /stats agree', { timeout: 40_000 }, async () => {
+    // A client with a server-side filter on relay 0: while it is there the JetStream thread
+    // fills the batches' attributes, without which every event would pass it.
+    const filtered = openStreams(relays[0].addresses.grpc, [['WatchLogs', 'system', { 'x-armorfeed-operation': 'Process', 'x-armorfeed-client': 'only-process' }]]);
+    await waitUntil('the filtered stream is open', async () => (await fetchStats(relays[0].addresses.metrics)).clients.filter((c) => c.open).length === 3, 10_000);
     await Promise.all(nodes.map((n) => produce(n, BURST)));
     for (const c of clients) {
       const [alerts, logs] = c.watchers;
@@ -159,6 +163,10 @@ describe('relay - JetStream mode: two nodes, one nats-server, two relays', () =>
       assert.equal(js.consumers[0].redelivered, 0);
       assert.equal(await healthV1(r.addresses.health, 'feeder.LogService'), SERVING);
     }
+    const only = (await fetchStats(relays[0].addresses.metrics)).clients.find((c) => c.name === 'only-process');
+    assert.equal(filtered.watchers[0].messages.length, 0, 'no log of these is a Process log');
+    assert.equal(only?.dropped.filtered, ((BURST * 2) / 3) * NODES.length, 'each filtered on the relay, counted');
+    filtered.close();
   });
 
   test('relay - a replaying client gets the history from --since, then live events, with no gap or duplicate at the seam', { timeout: 40_000 }, async () => {
