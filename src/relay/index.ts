@@ -21,8 +21,9 @@
  * JetStream mode (`--from`, jetstream.ts) consumes what the nodes exported, with ordered
  * consumers of its own, counts holes in each node's sequence (upstream_gap), and serves
  * replays (replay.ts) on consumers of the replaying client's own. The NATS client runs on
- * a thread of its own (jetstream.worker.ts), which posts the events in batches, framed
- * and grouped per node, one buffer each (eventBatch.ts):
+ * a thread of its own (jetstream.worker.ts, with jetstream.ts), which posts the events in
+ * batches, framed and grouped per node, one buffer each (eventBatch.ts); the main
+ * thread's side is jetstreamThread.ts, and what crosses is in jetstreamProtocol.ts:
  *
  *   JetStream --ordered consumer per filter--> [JetStream thread] --event batches--> JetStreamThread --> RelayBatcher --> FanoutHub --> clients
  *   JetStream --ordered consumers per replaying client, paced by it--> [JetStream thread] --> RelayBatcher --> FanoutHub (its own) --> that client
