@@ -14,8 +14,12 @@
  * it was busy over 90% of the time is reported as client-limited. Goal (issue 13): the
  * relay delivers at least the baseline's rate, with 0 missing.
  *
+ * It also reads the relay's CPU per thread over the replay (/proc): the main thread's, the
+ * busiest other thread's (the JetStream thread, where the NATS client runs) and the rest's.
+ *
  *   npm run bench:relay-y1                       # 300,000 events
  *   node dist/bench/relay-y1.js --count 100000 --bin DIR
+ *   node dist/bench/relay-y1.js --cpu-prof DIR   # and a CPU profile of each relay thread in DIR
  *
  * Exit 0 when the run ran (the goal may be missed: that is the measurement), 1 when it
  * failed, 2 on bad arguments.
@@ -27,6 +31,7 @@ import { parseArgs } from 'node:util';
 import { BROKER_NODE_FLAGS } from '../src/cli/nodeFlags';
 import type { FeederStats } from '../src/feeder';
 import { FeederSession } from '../src/load/h2-grpc';
+import { readThreadCpuSeconds } from '../src/load/proc-sampler';
 import { feederTypes } from '../src/wire/proto';
 import { findPeersBin, onBenchExit, sleep, spawnTracked, stopChild, withTimeout, type TrackedChild } from './peers/children';
 import { producerCapMs, producerProblem, runProducer } from './peers/producer';
@@ -42,8 +47,8 @@ interface Server {
   metrics: string;
 }
 
-async function startArmorfeed(args: string[]): Promise<Server> {
-  const proc = spawnTracked(process.execPath, [...BROKER_NODE_FLAGS, main, ...args], repoRoot);
+async function startArmorfeed(args: string[], nodeFlags: string[] = []): Promise<Server> {
+  const proc = spawnTracked(process.execPath, [...BROKER_NODE_FLAGS, ...nodeFlags, main, ...args], repoRoot);
   const ready = new Promise<string>((resolve) => proc.onLine((l) => /^armorfeed: listening /.test(l.text) && resolve(l.text)));
   const line = await withTimeout(Promise.race([ready, proc.exited.then(() => '')]), 20_000);
   if (line === undefined || line === '') {
@@ -113,7 +118,7 @@ async function watch(grpc: string, expect: number, metadata: Record<string, stri
 }
 
 async function run(): Promise<number> {
-  const { values } = parseArgs({ options: { count: { type: 'string', default: '300000' }, bin: { type: 'string' } } });
+  const { values } = parseArgs({ options: { count: { type: 'string', default: '300000' }, bin: { type: 'string' }, 'cpu-prof': { type: 'string' } } });
   const count = Number(values.count);
   if (!Number.isInteger(count) || count < 1000 || count > 10_000_000) {
     process.stderr.write(`relay-y1 bench: --count must be an integer 1000-10000000, got ${values.count}\n`);
@@ -161,10 +166,17 @@ async function run(): Promise<number> {
     await stopChild(node.proc, 10_000);
 
     // The relay, replaying the stream from its start to one client.
-    const relay = await startArmorfeed(['relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '-1', '--metricsPort', '0', '--queueSize', '100000', '--from', natsUrl]);
+    const profDir = values['cpu-prof'];
+    const relay = await startArmorfeed(
+      ['relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '-1', '--metricsPort', '0', '--queueSize', '100000', '--from', natsUrl],
+      profDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profDir)] : [],
+    );
     children.push(relay.proc);
     await waitFor('the relay serving from JetStream', async () => (await stats(relay)).relay?.jetstream?.serving === true, 20_000);
+    const relayPid = relay.proc.child.pid ?? 0;
+    const cpuBefore = readThreadCpuSeconds(relayPid);
     const r = await watch(relay.grpc, count, { 'x-armorfeed-after-seq': '0' }, 5000, () => Promise.resolve());
+    const threadCpu = [...readThreadCpuSeconds(relayPid)].map(([tid, s]) => ({ tid, s: s - (cpuBefore.get(tid) ?? 0) }));
     const relayStats = await stats(relay);
     await stopChild(relay.proc, 10_000);
 
@@ -176,6 +188,14 @@ async function run(): Promise<number> {
     row('relay --from, replay from seq 0', r);
     const dropped = relayStats.clients.reduce((sum, c) => sum + c.dropped.client_queue_full, 0);
     log(`relay: client_queue_full ${dropped}`);
+    const mainCpu = threadCpu.find((t) => t.tid === relayPid)?.s ?? 0;
+    const others = threadCpu.filter((t) => t.tid !== relayPid).sort((a, b) => b.s - a.s);
+    const busiest = others[0]?.s ?? 0;
+    const rest = others.slice(1).reduce((sum, t) => sum + t.s, 0);
+    log(
+      `relay CPU over the replay: main thread ${mainCpu.toFixed(2)} s (${((mainCpu / Math.max(1, r.received)) * 1e6).toFixed(1)} us/event), busiest other thread (JetStream) ${busiest.toFixed(2)} s (${((busiest / Math.max(1, r.received)) * 1e6).toFixed(1)} us/event), the other threads ${rest.toFixed(2)} s`,
+    );
+    if (profDir !== undefined) log(`CPU profiles of the relay's threads: ${path.resolve(profDir)}`);
     const ratio = r.received / r.spanS / (b.received / b.spanS);
     log('');
     log(`Y1 relay / serve delivered ev/s: ${ratio.toFixed(2)}x (goal >= 1.0x with 0 missing): ${ratio >= 1 && r.received === count ? 'holds' : 'missed'}${r.busy >= CLIENT_LIMITED || b.busy >= CLIENT_LIMITED ? '; the client was the limit in at least one phase: the ratio is the client\'s' : ''}; load average at the end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);

@@ -8,6 +8,9 @@
  *   thread that encodes it spin;
  * - an exported Alert or Log holding the string TEST_HOOK_CRASH_EXPORT anywhere makes the export
  *   thread crash (an uncaught exception);
+ * - an event holding the string TEST_HOOK_CRASH_RELAY anywhere makes the relay's JetStream
+ *   thread crash before it posts the batch holding it; only the first such thread does (the
+ *   one started after it reads the same message again, and goes on);
  * - a Watch* call with request metadata `x-armorfeed-test-hook: stall-main:MS` blocks
  *   the main thread for MS milliseconds.
  * Without the variable these are ordinary input (a frame that is not a map is malformed).
@@ -21,6 +24,7 @@ export const TEST_HOOK_CRASH = 'armorfeed-test-hook:crash';
 export const TEST_HOOK_WEDGE = 'armorfeed-test-hook:wedge';
 export const TEST_HOOK_WEDGE_ENCODER = 'armorfeed-test-hook:wedge-encoder';
 export const TEST_HOOK_CRASH_EXPORT = 'armorfeed-test-hook:crash-export';
+export const TEST_HOOK_CRASH_RELAY = 'armorfeed-test-hook:crash-relay';
 
 const crash = pack(TEST_HOOK_CRASH);
 const wedge = pack(TEST_HOOK_WEDGE);
@@ -49,6 +53,18 @@ export function runExportTestHook(bytes: Uint8Array): void {
   setImmediate(() => {
     throw new Error(`${TEST_HOOK_CRASH_EXPORT} (ARMORFEED_TEST_HOOKS=1)`);
   });
+}
+
+/**
+ * With the hooks on, in the first relay JetStream thread (`generation` 0): when `bytes` hold
+ * TEST_HOOK_CRASH_RELAY, throws (outside any handler) and returns true: the batch is not posted.
+ */
+export function runRelayTestHook(bytes: Uint8Array, generation: number): boolean {
+  if (!testHooksEnabled || generation !== 0 || !Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(TEST_HOOK_CRASH_RELAY)) return false;
+  setImmediate(() => {
+    throw new Error(`${TEST_HOOK_CRASH_RELAY} (ARMORFEED_TEST_HOOKS=1)`);
+  });
+  return true;
 }
 
 export const TEST_HOOK_METADATA_KEY = 'x-armorfeed-test-hook';

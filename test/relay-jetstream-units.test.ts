@@ -1,6 +1,7 @@
 /**
  * relay --from, the parts that need no server: a replay filter narrowed to one stream's
- * subjects, the replay metadata, `armorfeed log --since`, and per-node sequence gaps.
+ * subjects, the replay metadata, `armorfeed log --since`, per-node sequence gaps, and the
+ * event batches the JetStream thread posts to the main thread.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,9 @@ import { ConfigError, ReplayError } from '../src/errors';
 import { filterForKind, parseReplayRequest } from '../src/relay';
 import { isSubjectFilter, kindOfSubject } from '../src/relay/jetstream';
 import { NodeSequences } from '../src/relay/sequence';
+import { EventBatchBuilder, forEachSequence, MAX_BATCH_EVENTS, readEventBatch } from '../src/relay/eventBatch';
+import { splitFrames } from '../src/wire/framing';
+import { feederTypes } from '../src/wire/proto';
 
 const md = (entries: Record<string, string>): grpc.Metadata => {
   const m = new grpc.Metadata();
@@ -78,5 +82,61 @@ describe('relay --from - units', () => {
     assert.equal(seq.runs.get('node-a@2-bbbb')?.gaps.logs, 0);
     assert.equal(seq.runs.get('node-a@2-bbbb')?.repeats, 1);
     assert.equal(seq.unsequenced, 2);
+  });
+
+  test('event batches - grouped per node and kind in arrival order, framed, with attrs and the sequence entries in arrival order', () => {
+    const t = feederTypes();
+    const log = (host: string, pid: number, ns = 'default'): Buffer => Buffer.from(t.Log.encode({ HostName: host, NamespaceName: ns, Operation: 'Process', Type: 'HostLog', PID: pid }).finish());
+    const alert = (host: string, pid: number): Buffer => Buffer.from(t.Alert.encode({ HostName: host, NamespaceName: 'kube-system', Operation: 'File', Type: 'MatchedPolicy', HostPID: pid }).finish());
+    let wanted = true;
+    const builder = new EventBatchBuilder(() => wanted);
+    const arrivals: [('alerts' | 'logs' | 'messages'), Buffer][] = [
+      ['logs', log('node-a', 1)], ['alerts', alert('node-b', 2)], ['logs', log('node-b', 3, 'prod')], ['logs', log('node-a', 4)],
+      ['messages', Buffer.from(t.Message.encode({ HostName: 'node-a', Message: 'hello' }).finish())], ['alerts', alert('node-a', 6)],
+    ];
+    arrivals.forEach(([kind, bytes], i) => {
+      assert.ok(builder.add(kind, bytes, 1000 + i));
+      builder.addSequence(i === 2 ? '' : 'node-x@1-aaaa', kind, i === 2 ? Number.NaN : i + 1);
+    });
+    assert.equal(builder.add('logs', Buffer.from([0xff, 0xff]), 0), false, 'a malformed event is refused');
+    wanted = false;
+    const taken = builder.take();
+    assert.ok(taken !== undefined);
+    const { batch } = taken;
+    assert.equal(builder.take(), undefined, 'the builder starts empty again');
+    assert.deepEqual(taken.transfer, [batch.buffer], 'one ArrayBuffer crosses');
+    assert.equal(batch.malformed, 1);
+    assert.equal(batch.attrsValid, true, 'attrs as wanted at the batch\'s first event');
+    const nodes = readEventBatch(batch);
+    assert.deepEqual(nodes.map((n) => n.node), ['node-a', 'node-b']);
+    const pids = (bytes: Uint8Array, kind: 'Log' | 'Alert'): number[] => [...splitFrames(bytes)].map((m) => {
+      const o = t[kind].decode(m) as unknown as { PID?: number; HostPID?: number };
+      return Number(kind === 'Log' ? o.PID : o.HostPID);
+    });
+    const [a, b] = nodes;
+    assert.deepEqual(pids(a.logs.bytes, 'Log'), [1, 4]);
+    assert.deepEqual(pids(a.alerts.bytes, 'Alert'), [6]);
+    assert.deepEqual(pids(b.alerts.bytes, 'Alert'), [2]);
+    assert.deepEqual(pids(b.logs.bytes, 'Log'), [3]);
+    assert.deepEqual([...a.logs.ingestedUs], [1000, 1003]);
+    assert.equal(a.logs.ends[a.logs.count - 1], a.logs.bytes.length, 'ends are from the stream\'s own start');
+    assert.equal(a.messages.payloads.length, 1);
+    assert.equal((t.Message.decode(a.messages.payloads[0]) as unknown as { Message: string }).Message, 'hello');
+    assert.deepEqual([...b.logs.attrs].map((k) => batch.strings[k]), ['prod', 'Process', 'HostLog']);
+    const seen: [string, string, number][] = [];
+    forEachSequence(batch, (id, kind, seq) => seen.push([id, kind, seq]));
+    assert.deepEqual(seen, arrivals.map(([kind], i) => [i === 2 ? '' : 'node-x@1-aaaa', kind, i === 2 ? Number.NaN : i + 1]));
+  });
+
+  test('event batches - a builder is full at MAX_BATCH_EVENTS events', () => {
+    const builder = new EventBatchBuilder(() => false);
+    const bytes = Buffer.from(feederTypes().Log.encode({ HostName: 'n', PID: 1 }).finish());
+    for (let i = 0; i < MAX_BATCH_EVENTS - 1; i++) builder.add('logs', bytes, 0);
+    assert.equal(builder.full, false);
+    builder.add('logs', bytes, 0);
+    assert.equal(builder.full, true);
+    const taken = builder.take();
+    assert.equal(taken?.batch.events, MAX_BATCH_EVENTS);
+    assert.equal(readEventBatch(taken.batch)[0].logs.count, MAX_BATCH_EVENTS);
   });
 });

@@ -21,6 +21,7 @@ import { seqLog } from './helpers/events';
 import { healthV1, watchHealth } from './helpers/health';
 import { freePorts, NatsServer } from './helpers/nats';
 import { armorfeedMain, fetchStats, startServe, type ServeProcess } from './helpers/serve';
+import { TEST_HOOK_CRASH_RELAY } from '../src/testHooks';
 import { connectTo, frameOf, write } from './helpers/tcp';
 import { delay, waitUntil, withTimeout } from './helpers/wait';
 
@@ -51,11 +52,11 @@ function startNode(name: string, socket: string, nats: string, extra: string[] =
   ]);
 }
 
-function startRelay(nats: string, extra: string[] = []): Promise<ServeProcess> {
+function startRelay(nats: string, extra: string[] = [], env?: NodeJS.ProcessEnv): Promise<ServeProcess> {
   return startServe([
     'relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '0', '--metricsPort', '0', '--from', nats, '--host', 'relay',
     '--queueSize', '20000', ...extra,
-  ]);
+  ], env !== undefined ? { env } : {});
 }
 
 /** Sends `count` numbered events to a node's socket, `perWrite` per write every 40 ms (200: about 5,000 ev/s). */
@@ -127,6 +128,10 @@ describe('relay - JetStream mode: two nodes, one nats-server, two relays', () =>
   });
 
   test('relay - each relay\'s client gets exactly the union of both nodes, and per-node counts in /stats agree', { timeout: 40_000 }, async () => {
+    // A client with a server-side filter on relay 0: while it is there the JetStream thread
+    // fills the batches' attributes, without which every event would pass it.
+    const filtered = openStreams(relays[0].addresses.grpc, [['WatchLogs', 'system', { 'x-armorfeed-operation': 'Process', 'x-armorfeed-client': 'only-process' }]]);
+    await waitUntil('the filtered stream is open', async () => (await fetchStats(relays[0].addresses.metrics)).clients.filter((c) => c.open).length === 3, 10_000);
     await Promise.all(nodes.map((n) => produce(n, BURST)));
     for (const c of clients) {
       const [alerts, logs] = c.watchers;
@@ -158,6 +163,10 @@ describe('relay - JetStream mode: two nodes, one nats-server, two relays', () =>
       assert.equal(js.consumers[0].redelivered, 0);
       assert.equal(await healthV1(r.addresses.health, 'feeder.LogService'), SERVING);
     }
+    const only = (await fetchStats(relays[0].addresses.metrics)).clients.find((c) => c.name === 'only-process');
+    assert.equal(filtered.watchers[0].messages.length, 0, 'no log of these is a Process log');
+    assert.equal(only?.dropped.filtered, ((BURST * 2) / 3) * NODES.length, 'each filtered on the relay, counted');
+    filtered.close();
   });
 
   test('relay - a replaying client gets the history from --since, then live events, with no gap or duplicate at the seam', { timeout: 40_000 }, async () => {
@@ -336,6 +345,60 @@ describe('relay - JetStream mode: two nodes, one nats-server, two relays', () =>
     } finally {
       await bridge?.stop('SIGTERM');
       await plain.stop('SIGTERM');
+    }
+  });
+
+  test('relay - a JetStream thread that dies is started again: NOT_SERVING meanwhile, counted, and its clients and replays get every event once, in order', { timeout: 40_000 }, async () => {
+    const relay = await startRelay(nats.url, [], { ...process.env, ARMORFEED_TEST_HOOKS: '1' });
+    const node = nodes[0];
+    const live = openStreams(relay.addresses.grpc, [['WatchLogs', 'system']]);
+    let replay: OpenStreams | undefined;
+    // The main gRPC port's grpc.health.v1 sends every change as it happens.
+    const health = watchHealth(relay.addresses.grpc, 'feeder.LogService');
+    try {
+      await waitUntil('the relay consumes the stream', () => relayIsServing(relay), 15_000);
+      await waitUntil('the live stream is open', async () => (await fetchStats(relay.addresses.metrics)).clients.filter((c) => c.open).length === 1, 10_000);
+      replay = openStreams(relay.addresses.grpc, [['WatchLogs', 'system', { 'x-armorfeed-since': startedAt }]]);
+      const from = node.next;
+      await produce(node, 300, false);
+      // The hook event crashes the first thread before it posts the batch holding it
+      // (src/testHooks.ts): the new thread reads it again, after the last event relayed.
+      const sock = await connectTo(node.socket);
+      await write(sock, frameOf({ ...event(node.name, node.next, false), resource: TEST_HOOK_CRASH_RELAY }));
+      sock.end();
+      node.next++;
+      await waitUntil('the thread started again', async () => (await fetchStats(relay.addresses.metrics)).relay?.jetstream?.thread.restarts === 1, 15_000);
+      await produce(node, 300, false);
+      // Every event from `from` on is a log; before it, a third were alerts (the bursts above).
+      const want = Array.from({ length: node.next - from }, (_, i) => from + i);
+      const [logs] = live.watchers;
+      await waitUntil('the live client got every log', () => (byNode(logs).get(node.name)?.length ?? 0) >= want.length, 20_000, () => `${byNode(logs).get(node.name)?.length ?? 0} of ${want.length}`);
+      const history = [...expected(1, from, false), ...want];
+      const [replayed] = replay.watchers;
+      await waitUntil('the replay got the history and the live logs', () => (byNode(replayed).get(node.name)?.length ?? 0) >= history.length, 20_000);
+      await delay(200);
+      assert.deepEqual(byNode(logs).get(node.name), want, 'live: each log once, in order, across the restart');
+      assert.deepEqual(byNode(replayed).get(node.name), history, 'replay: each log once, in order, across the restart');
+      const s = await fetchStats(relay.addresses.metrics);
+      const js = s.relay?.jetstream;
+      assert.deepEqual(js?.thread, { running: true, restarts: 1, failed: false });
+      assert.equal(js?.serving, true);
+      assert.equal(js?.replays.active, 1, 'the replay goes on');
+      assert.equal(s.relay?.dropped.upstream_gap, 0, 'no gap: the new thread resumed after the last event relayed');
+      const run = Object.values(js?.nodes ?? {}).find((r) => r.host === node.name);
+      assert.equal(run?.repeats, 0, 'nothing relayed twice');
+      assert.equal(run?.events.logs, want.length);
+      assert.equal(s.relay?.nodes[node.name]?.logs, want.length);
+      assert.match(relay.stderr(), /relay JetStream thread failed: .*starting it again/);
+      assert.ok(health.statuses.indexOf(NOT_SERVING, health.statuses.indexOf(SERVING)) > 0, `NOT_SERVING while the thread was down: ${JSON.stringify(health.statuses)}`);
+      assert.equal(health.statuses[health.statuses.length - 1], SERVING);
+      const text = await (await fetch(`http://${relay.addresses.metrics}/metrics`)).text();
+      assert.match(text, /armorfeed_relay_jetstream_thread_restarts_total 1\b/);
+    } finally {
+      health.close();
+      replay?.close();
+      live.close();
+      await relay.stop('SIGTERM');
     }
   });
 

@@ -54,8 +54,8 @@ export class ExportThread {
   }
 
   private spawn(): Worker {
-    // The export thread's young generation keeps V8's default (unlike the main thread's
-    // 2 MiB): its scavenges pause nothing the gRPC clients wait for.
+    // Its garbage collections (the process's 2 MiB semi-spaces apply to every thread) pause
+    // only this thread, nothing the gRPC clients wait for.
     const worker = new Worker(path.resolve(__dirname, 'export.worker.js'));
     worker.unref();
     worker.on('message', (msg: FromExportThread) => this.onMessage(msg));

@@ -158,6 +158,8 @@ export function buildRegistry(stats: () => FeederStats): Registry {
     (s.relay?.jetstream?.consumers ?? []).map((c) => [{ filter: c.filter }, c.delivered] as [Labels, number]), stats);
   counterFrom(r, 'armorfeed_relay_consumer_recreated_total', 'Times a relay\'s ordered consumer was recreated (reconnects, missed heartbeats), per subject filter', ['filter'], (s) =>
     (s.relay?.jetstream?.consumers ?? []).map((c) => [{ filter: c.filter }, c.recreated] as [Labels, number]), stats);
+  counterFrom(r, 'armorfeed_relay_jetstream_thread_restarts_total', 'Times relay --from\'s JetStream thread died and was started again (its consumers resume after the last event relayed)', [], (s) =>
+    s.relay?.jetstream === undefined ? [] : [[{}, s.relay.jetstream.thread.restarts]], stats);
   gaugeFrom(r, 'armorfeed_relay_replays_active', 'Clients replaying from JetStream on consumers of their own (x-armorfeed-since)', [], (s) =>
     s.relay?.jetstream === undefined ? [] : [[{}, s.relay.jetstream.replays.active]], stats);
   counterFrom(r, 'armorfeed_relay_replays_total', 'Replays by result: started, refused (over relayMaxReplays or NATS unreachable), failed (consumer not created)', ['result'], (s) =>

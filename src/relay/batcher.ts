@@ -19,6 +19,7 @@ import type { NodeCounts } from '../stats';
 import { ATTRS_PER_EVENT, type EncodedBatch, type EncodedStream } from '../encode';
 import { GRPC_FRAME_HEADER, writeFrameHeader } from '../wire/framing';
 import type { FanoutHub } from '../fanout';
+import { MAX_BATCH_EVENTS, readEventBatch, type NodeEvents, type RelayEventBatch } from './eventBatch';
 import { FIELD_HOST, FIELD_NAMESPACE, FIELD_OPERATION, FIELD_TYPE, fieldString, newEventFields, scanEvent, type EventKind } from './scan';
 
 /** Events of one node and one stream gathered in this tick. */
@@ -35,8 +36,6 @@ interface PendingNode {
   logs: PendingStream;
 }
 
-/** Most events in one batch: attribute indexes are 16-bit (3 distinct strings per event at worst). */
-const MAX_BATCH_EVENTS = 16_384;
 
 const emptyPending = (): PendingStream => ({ messages: [], arrivedUs: [], attrs: [], bytes: 0 });
 
@@ -103,14 +102,40 @@ export class RelayBatcher {
     return true;
   }
 
-  private count(node: string, kind: EventKind): void {
+  private count(node: string, kind: EventKind, n = 1): void {
     let c = this.nodes.get(node);
     if (c === undefined) {
       if (this.nodes.size >= MAX_NODES) node = OTHER_NODES;
       c = this.nodes.get(node) ?? { alerts: 0, logs: 0, messages: 0 };
       this.nodes.set(node, c);
     }
-    c[kind]++;
+    c[kind] += n;
+  }
+
+  /** A batch from the JetStream thread: each node's events published, the malformed counted. */
+  publishEvents(batch: RelayEventBatch): void {
+    this.malformed += batch.malformed;
+    for (const node of readEventBatch(batch)) this.publishNode(node, batch.strings, batch.attrsValid);
+  }
+
+  /**
+   * Events gathered and framed elsewhere (the JetStream thread, eventBatch.ts), one node's
+   * at a time: counted and published as add() and flush() would have, without a copy.
+   */
+  publishNode(events: NodeEvents, strings: string[], attrsValid: boolean): void {
+    const { node, alerts, logs, messages } = events;
+    if (messages.payloads.length > 0) {
+      this.count(node, 'messages', messages.payloads.length);
+      for (let i = 0; i < messages.payloads.length; i++) {
+        const message = messages.payloads[i];
+        this.hub.publishMessage(message, messages.arrivedUs[i], node);
+        this.observer?.message(message, node);
+      }
+    }
+    if (alerts.count === 0 && logs.count === 0) return;
+    if (alerts.count > 0) this.count(node, 'alerts', alerts.count);
+    if (logs.count > 0) this.count(node, 'logs', logs.count);
+    this.publish(node, { alerts, logs, throttleKeys: new Int32Array(alerts.count).fill(-1), strings, logLines: '', attrsValid, failed: 0, failure: '', oversized: 0, oversizedBytes: 0 });
   }
 
   /** Publishes everything gathered so far (the tick's end, and shutdown). */
@@ -140,6 +165,10 @@ export class RelayBatcher {
     };
     p.alerts = emptyPending();
     p.logs = emptyPending();
+    this.publish(node, batch);
+  }
+
+  private publish(node: string, batch: EncodedBatch): void {
     this.batches++;
     this.hub.publishBatch(batch, node);
     this.observer?.batch(batch, node);

@@ -20,10 +20,13 @@
  *
  * JetStream mode (`--from`, jetstream.ts) consumes what the nodes exported, with ordered
  * consumers of its own, counts holes in each node's sequence (upstream_gap), and serves
- * replays (replay.ts) on consumers of the replaying client's own:
+ * replays (replay.ts) on consumers of the replaying client's own. The NATS client runs on
+ * a thread of its own (jetstream.worker.ts, with jetstream.ts), which posts the events in
+ * batches, framed and grouped per node, one buffer each (eventBatch.ts); the main
+ * thread's side is jetstreamThread.ts, and what crosses is in jetstreamProtocol.ts:
  *
- *   JetStream --ordered consumer per filter--> JetStreamSource --> RelayBatcher --> FanoutHub --> clients
- *   JetStream --ordered consumers per replaying client, paced by it--> RelayBatcher --> FanoutHub (its own) --> that client
+ *   JetStream --ordered consumer per filter--> [JetStream thread] --event batches--> JetStreamThread --> RelayBatcher --> FanoutHub --> clients
+ *   JetStream --ordered consumers per replaying client, paced by it--> [JetStream thread] --> RelayBatcher --> FanoutHub (its own) --> that client
  *
  * Nothing is decoded and encoded again: an event leaves with the bytes it came with.
  */
@@ -31,7 +34,7 @@ import * as os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { defaultConfig, validate, type FeederConfig } from '../config';
 import { ArmorfeedError, ConfigError } from '../errors';
-import { connectionOptions, parseServers } from '../export';
+import { parseServers } from '../export';
 import { ClientDropReporter, FanoutHub } from '../fanout';
 import { DaemonLog } from '../messages';
 import { startMetrics, type MetricsServer } from '../metrics';
@@ -41,7 +44,8 @@ import { loadClientTls, ServerTls } from '../tls';
 import { RelayBatcher } from './batcher';
 import { FeedersFile, parseFeedersOption } from './feeders';
 import { Upstream } from './upstream';
-import { isSubjectFilter, JetStreamSource } from './jetstream';
+import { isSubjectFilter } from './jetstream';
+import { JetStreamThread } from './jetstreamThread';
 import { Replays } from './replay';
 import { RelayExports } from './export';
 
@@ -195,15 +199,10 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
 
   const jetstream =
     mode === 'jetstream'
-      ? new JetStreamSource(
-          { connection: connectionOptions(config, `armorfeed-relay@${os.hostname()}`, parseServers(config.from, 'from')), stream: config.exportStream, filters },
-          (kind, payload, us) => {
-            batcher.add(kind, payload, us);
-          },
-          log,
-          setServing,
-        )
+      ? new JetStreamThread({ nats: { ...config }, servers: parseServers(config.from, 'from'), name: `armorfeed-relay@${os.hostname()}`, stream: config.exportStream, filters: [...filters] }, batcher, log, setServing)
       : undefined;
+  // The thread fills the filter attributes only while a client of the shared feed filters on the server.
+  if (jetstream !== undefined) hub.onSubscribersChanged(() => jetstream.setAttrsWanted(hub.hasFilteredSubscribers()));
   const replays =
     jetstream !== undefined ? new Replays(jetstream, { limit: config.relayMaxReplays, filters, prefixTokens: config.exportSubjectPrefix.split('.').length, host: config.host }, log) : undefined;
   let metrics: MetricsServer | undefined;

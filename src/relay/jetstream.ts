@@ -1,36 +1,52 @@
 /**
- * relay --from: JetStream as the relay's source.
+ * relay --from: JetStream as the relay's source. The NATS client runs on the relay's
+ * JetStream thread (jetstream.worker.ts); this is its side: the connection, the shared
+ * feed's consumers and the replays' ordered feeds.
  *
  *   nodes --serve --export--> JetStream stream (KUBEARMOR, <prefix>.<cluster>.<node>.<kind>)
- *     --one ordered consumer per subject filter, per relay--> JetStreamSource
- *     --payloads as stored (no re-encoding)--> RelayBatcher --> FanoutHub --> clients
+ *     --one ordered consumer per subject filter, per relay--> JetStreamSource (thread)
+ *     --payloads as stored (no re-encoding), one event batch per turn--> main thread:
+ *     JetStreamThread --> RelayBatcher --> FanoutHub --> clients
  *
  * Each relay has consumers of its own (ephemeral, ordered: the client library recreates
  * one after a reconnect or missed heartbeats from the stream sequence after the last it
  * delivered), so several relays on one stream each get everything and serve their own
- * clients. The shared feed starts after the stream's last message at start-up: history
- * is for replaying clients only (replay.ts), each of which gets ordered consumers of its
- * own from its start point and stays on them, live included, so there is no seam between
+ * clients. The shared feed starts after the stream's last message at start-up (or, in a
+ * thread started again, after the last message the main thread got): history is for
+ * replaying clients only (replay.ts), each of which gets ordered consumers of its own
+ * from its start point and stays on them, live included, so there is no seam between
  * history and live to lose or repeat an event at.
  *
- * The shared feed tracks every node's Armorfeed-Seq (sequence.ts): a hole is counted as
- * upstream_gap. Health is NOT_SERVING while the relay is not connected to NATS or its
- * consumers are not running.
+ * Health is NOT_SERVING while the relay is not connected to NATS or its consumers are not
+ * running (the main thread adds: or the thread is not running).
  */
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
-import { HEADER_NODE_ID, HEADER_SEQ, WakeableSleep } from '../export';
-import type { DaemonLog } from '../messages';
-import { nowMicros } from '../wire/time';
+import { DeliverPolicy, jetstream, jetstreamManager, type ConsumeCallback, type ConsumerMessages, type FetchOptions, type JetStreamClient, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
+import { WakeableSleep } from '../export';
 import type { EventKind } from './scan';
-import type { ConsumerStats, JetStreamSourceStats, NatsState } from '../stats';
-import { NodeSequences } from './sequence';
+import type { ConsumerStats, NatsState } from '../stats';
 
 /** Where a consumer starts: after the stream's end at start-up (the shared feed), at a time, or at a stream sequence. */
 export type FeedStart = { at: 'time'; time: string } | { at: 'seq'; seq: number };
 
-/** An event as a consumer delivered it. */
-export type JetStreamSink = (kind: EventKind, payload: Buffer, arrivedUs: number, msg: JsMsg) => void;
+/** What the JetStream thread says of itself and its source, for the main thread's stats. */
+export interface SourceStatus {
+  state: NatsState;
+  serving: boolean;
+  connects: number;
+  disconnects: number;
+  lastError: string;
+  /** The shared feed's consumers: state and recreated (the rest comes with the events). */
+  consumers: Pick<ConsumerStats, 'filter' | 'state' | 'recreated'>[];
+  /** Where each shared consumer started (stream sequence), 0 before it did. */
+  starts: number[];
+}
+
+/** Where the thread's own lines go (posted to the main thread's daemon log). */
+export interface ThreadLog {
+  info(text: string): void;
+  warn(text: string): void;
+}
 
 const KINDS: Record<string, EventKind> = { alerts: 'alerts', logs: 'logs', messages: 'messages' };
 
@@ -105,8 +121,11 @@ export class OrderedFeed {
     private readonly start: FeedStart,
     private readonly onMessage: (msg: JsMsg) => void,
     private readonly pacing?: FeedPacing,
+    /** Counts to go on from (the same feed on a thread that died). */
+    seed?: ConsumerStats,
+    private readonly onRecreated?: () => void,
   ) {
-    this.counts = { filter, state: 'starting', delivered: 0, pending: 0, redelivered: 0, recreated: 0, lastStreamSeq: 0 };
+    this.counts = { ...(seed ?? { delivered: 0, pending: 0, redelivered: 0, recreated: 0, lastStreamSeq: 0 }), filter, state: 'starting' };
   }
 
   private deliver(msg: JsMsg): void {
@@ -144,14 +163,19 @@ export class OrderedFeed {
         continue;
       }
       room = Math.min(room, PACED_MAX_MESSAGES);
-      const batch = await consumer.fetch({ max_messages: room, expires: PACED_EXPIRES_MS });
+      // A callback, not the iterator: no promise per message. fetch() takes one as consume()
+      // does (the same PullConsumerMessagesImpl), though its type does not say so
+      // (@nats-io/jetstream is pinned at 3.4.0).
+      const options: FetchOptions & ConsumeCallback = { max_messages: room, expires: PACED_EXPIRES_MS, callback: (msg) => {
+          if (!this.stopped) this.deliver(msg);
+        },
+      };
+      const batch = await consumer.fetch(options);
       this.messages = batch;
-      for await (const msg of batch) {
-        if (this.stopped) break;
-        this.deliver(msg);
-      }
-      // The batcher hands what it gathered to the client's queue at the end of the turn:
-      // only then does room() count it.
+      const failed = await batch.closed();
+      if (failed instanceof Error && !this.stopped) throw failed;
+      // The batch of what was gathered is posted at the end of the turn: only then does
+      // room() count it as sent.
       await new Promise((resolve) => setImmediate(resolve));
     }
   }
@@ -176,7 +200,10 @@ export class OrderedFeed {
 
   private async watch(messages: ConsumerMessages): Promise<void> {
     for await (const s of messages.status()) {
-      if (s.type === 'ordered_consumer_recreated') this.counts.recreated++;
+      if (s.type === 'ordered_consumer_recreated') {
+        this.counts.recreated++;
+        this.onRecreated?.();
+      }
     }
   }
 
@@ -192,32 +219,44 @@ export interface JetStreamSourceSettings {
   stream: string;
   /** Subject filters of the shared feed (one ordered consumer each). */
   filters: readonly string[];
+  /**
+   * Per filter, where a thread started again resumes: the counts so far (its next message
+   * is lastStreamSeq + 1) and the sequence the first thread started at. Absent: from the
+   * message after the stream's last one.
+   */
+  resume?: { counts: ConsumerStats; start: number }[];
 }
 
 /** How long to wait before trying again when NATS or the stream is not there yet. */
 const RETRY_MS = 1000;
 
+/** The NATS connection and the shared feed, in the JetStream thread. */
 export class JetStreamSource {
   private nc: NatsConnection | undefined;
   private js: JetStreamClient | undefined;
   private state: NatsState = 'connecting';
   private closed = false;
   private feeds: OrderedFeed[] = [];
+  private starts: number[];
   private connects = 0;
   private disconnects = 0;
   private lastError = '';
   private servingNow = false;
   /** Retry waits, cut short by close(). */
   private readonly idle = new WakeableSleep();
-  readonly sequences = new NodeSequences();
-  unknownSubject = 0;
 
+  /**
+   * `onMessage`: each message of the shared feed, with the index of its filter.
+   * `onStatus`: called when status() changed.
+   */
   constructor(
     private readonly settings: JetStreamSourceSettings,
-    private readonly sink: JetStreamSink,
-    private readonly log: DaemonLog,
-    private readonly onServing: (serving: boolean) => void,
-  ) {}
+    private readonly onMessage: (filter: number, msg: JsMsg) => void,
+    private readonly log: ThreadLog,
+    private readonly onStatus: () => void,
+  ) {
+    this.starts = settings.filters.map((_, i) => settings.resume?.[i]?.start ?? 0);
+  }
 
   /** The connection's JetStream client while connected (replay consumers are made on it). */
   get client(): JetStreamClient | undefined {
@@ -228,15 +267,18 @@ export class JetStreamSource {
     return this.settings.stream;
   }
 
+  /** The shared feed's consumers' counts now (posted with the events they delivered). */
+  consumerCounts(): ConsumerStats[] {
+    return this.feeds.map((f) => ({ ...f.counts }));
+  }
+
   start(): void {
     void this.run();
   }
 
-  private setServing(): void {
-    const serving = this.state === 'connected' && this.feeds.length > 0 && this.feeds.every((f) => f.counts.state === 'consuming');
-    if (serving === this.servingNow) return;
-    this.servingNow = serving;
-    this.onServing(serving);
+  private changed(): void {
+    this.servingNow = this.state === 'connected' && this.feeds.length > 0 && this.feeds.every((f) => f.counts.state === 'consuming');
+    this.onStatus();
   }
 
   private async run(): Promise<void> {
@@ -253,11 +295,13 @@ export class JetStreamSource {
         this.js = jetstream(nc);
         this.connects++;
         this.state = 'connected';
+        this.changed();
         void this.watchStatus(nc);
       } catch (err) {
         this.noteError(err);
         if (!warned) this.log.warn(`relay: cannot connect to NATS at ${String(servers)}: ${this.lastError}; trying again every ${RETRY_MS} ms`);
         warned = true;
+        this.changed();
         await this.idle.sleep(RETRY_MS);
       }
     }
@@ -267,7 +311,7 @@ export class JetStreamSource {
         await this.openSharedFeed();
         this.lastError = '';
         this.log.info(`relay: consuming JetStream stream ${this.settings.stream} (${this.settings.filters.join(', ')}) from ${this.nc?.getServer() ?? ''}`);
-        this.setServing();
+        this.changed();
         return;
       } catch (err) {
         this.noteError(err);
@@ -275,34 +319,32 @@ export class JetStreamSource {
         this.feeds = [];
         if (!warned) this.log.warn(`relay: cannot consume JetStream stream ${this.settings.stream}: ${this.lastError}; trying again every ${RETRY_MS} ms`);
         warned = true;
+        this.changed();
         await this.idle.sleep(RETRY_MS);
       }
     }
   }
 
-  /** One ordered consumer per filter, from the message after the stream's last one now. */
+  /**
+   * One ordered consumer per filter: from the message after the stream's last one now,
+   * or, in a thread started again, after the last one the main thread got.
+   */
   private async openSharedFeed(): Promise<void> {
     const nc = this.nc;
     const js = this.js;
     if (nc === undefined || js === undefined) return;
-    const jsm = await jetstreamManager(nc);
-    const info = await jsm.streams.info(this.settings.stream);
-    const start: FeedStart = { at: 'seq', seq: info.state.last_seq + 1 };
-    const feeds = this.settings.filters.map((filter) => new OrderedFeed(js, this.settings.stream, filter, start, (msg) => this.onShared(msg)));
+    const resume = this.settings.resume;
+    if (this.starts.some((s, i) => s === 0 && (resume?.[i]?.counts.lastStreamSeq ?? 0) === 0)) {
+      const info = await (await jetstreamManager(nc)).streams.info(this.settings.stream);
+      this.starts = this.starts.map((s) => (s === 0 ? info.state.last_seq + 1 : s));
+    }
+    const feeds = this.settings.filters.map((filter, i) => {
+      const counts = resume?.[i]?.counts;
+      const from = counts !== undefined && counts.lastStreamSeq > 0 ? counts.lastStreamSeq + 1 : this.starts[i];
+      return new OrderedFeed(js, this.settings.stream, filter, { at: 'seq', seq: from }, (msg) => this.onMessage(i, msg), undefined, counts, () => this.changed());
+    });
     this.feeds = feeds;
     await Promise.all(feeds.map((f) => f.open()));
-  }
-
-  private onShared(msg: JsMsg): void {
-    const kind = kindOfSubject(msg.subject);
-    if (kind === undefined) {
-      this.unknownSubject++;
-      return;
-    }
-    const headers = msg.headers;
-    this.sequences.observe(headers?.get(HEADER_NODE_ID) ?? '', kind, Number(headers?.get(HEADER_SEQ) ?? ''));
-    const data = msg.data;
-    this.sink(kind, Buffer.from(data.buffer, data.byteOffset, data.byteLength), nowMicros(), msg);
   }
 
   private async watchStatus(nc: NatsConnection): Promise<void> {
@@ -318,8 +360,10 @@ export class JetStreamSource {
         this.log.info(`relay: reconnected to NATS ${s.server}`);
       } else if (s.type === 'error') {
         this.noteError(s.error);
+      } else {
+        continue;
       }
-      this.setServing();
+      this.changed();
     }
   }
 
@@ -327,22 +371,15 @@ export class JetStreamSource {
     this.lastError = err instanceof Error ? err.message : String(err);
   }
 
-
-  stats(): JetStreamSourceStats {
-    const seq = this.sequences;
+  status(): SourceStatus {
     return {
-      servers: typeof this.settings.connection.servers === 'string' ? [this.settings.connection.servers] : [...(this.settings.connection.servers ?? [])],
-      stream: this.settings.stream,
       state: this.state,
       serving: this.servingNow,
       connects: this.connects,
       disconnects: this.disconnects,
       lastError: this.lastError,
-      consumers: this.feeds.map((f) => ({ ...f.counts })),
-      nodes: Object.fromEntries([...seq.runs].map(([id, r]) => [id, { host: r.host, events: { ...r.events }, lastSeq: { ...r.lastSeq }, gaps: { ...r.gaps }, repeats: r.repeats }])),
-      gaps: Object.fromEntries([...seq.gapsByHost].map(([host, g]) => [host, { ...g }])),
-      unsequenced: seq.unsequenced,
-      unknownSubject: this.unknownSubject,
+      consumers: this.feeds.map((f) => ({ filter: f.counts.filter, state: f.counts.state, recreated: f.counts.recreated })),
+      starts: [...this.starts],
     };
   }
 
@@ -352,7 +389,7 @@ export class JetStreamSource {
     this.state = 'closed';
     this.idle.wake();
     for (const f of this.feeds) f.stop();
-    this.setServing();
+    this.changed();
     await this.nc?.close().catch(() => undefined);
   }
 }

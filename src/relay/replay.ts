@@ -6,28 +6,27 @@
  * a batcher and hub of its own (the same filters and per-node views apply); the relay's
  * shared hub only lists, drains and shuts the stream down with the others.
  *
- * A replay's consumers are paced by its client: each pull asks for at most the room left
- * in the client's queue, so a history far larger than the queue arrives at the client's
- * speed and none of it is dropped as client_queue_full (live events then follow at the
- * same pace; a client that stays slow falls behind in the stream instead of losing events).
+ * The consumers run on the relay's JetStream thread (jetstreamThread.ts), and are paced by
+ * the client: each pull asks for at most the room left in the client's queue (pacing
+ * slots, jetstreamProtocol.ts), so a history far larger than the queue arrives at the
+ * client's speed and none of it is dropped as client_queue_full (live events then follow
+ * at the same pace; a client that stays slow falls behind in the stream instead of losing
+ * events).
  *
  * Replays are bounded (relayMaxReplays): each costs a consumer on the NATS server and a
  * read of the stream from its start point.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { JsMsg } from '@nats-io/jetstream';
 import { ReplayError } from '../errors';
 import { FanoutHub, type Subscriber } from '../fanout';
 import type { DaemonLog } from '../messages';
 import type { FeedRouter, OwnFeed } from '../server';
 import type { ReplayStats } from '../stats';
 import { filterMetadataKeys } from '../wire/proto';
-import { nowMicros } from '../wire/time';
 import { RelayBatcher } from './batcher';
-import { filterForKind, kindOfSubject, OrderedFeed, type FeedPacing, type FeedStart, type JetStreamSource } from './jetstream';
+import { filterForKind, type FeedStart } from './jetstream';
+import type { JetStreamThread } from './jetstreamThread';
 
-/** How often a replay whose client's queue is over half full looks again. */
-const ROOM_POLL_MS = 5;
 
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i;
 
@@ -65,7 +64,7 @@ export class Replays {
   private readonly running = new Set<() => void>();
 
   constructor(
-    private readonly source: JetStreamSource,
+    private readonly source: JetStreamThread,
     private readonly settings: ReplaySettings,
     private readonly log: DaemonLog,
   ) {
@@ -81,61 +80,51 @@ export class Replays {
       counts.refused++;
       throw new ReplayError('ERR_REPLAY_LIMIT', `${counts.active} clients replay already (relayMaxReplays=${this.settings.limit}); try again later, or connect without ${filterMetadataKeys.since} for live events only`);
     }
-    const js = this.source.client;
-    if (js === undefined) {
+    if (!this.source.available) {
       counts.refused++;
       throw new ReplayError('ERR_REPLAY_UNAVAILABLE', 'the relay is not connected to NATS now; try again later');
     }
-    return this.open(sub, start, js, end);
+    return this.open(sub, start, end);
   };
 
-  private open(sub: Subscriber, start: FeedStart, js: NonNullable<JetStreamSource['client']>, end: (code: grpc.status, details: string) => void): OwnFeed {
+  private open(sub: Subscriber, start: FeedStart, end: (code: grpc.status, details: string) => void): OwnFeed {
     const kind = sub.info.stream;
     const hub = new FanoutHub({ enabled: false, maxAlertPerSec: 0, throttleSec: 0 }, this.settings.host);
     hub.add(sub);
     const batcher = new RelayBatcher(hub);
-    const onMessage = (msg: JsMsg): void => {
-      // A filter narrowed to the kind takes only its subjects; a filter that could not be
-      // narrowed may deliver the others, which are not this stream's.
-      if (kindOfSubject(msg.subject) !== kind) return;
-      const data = msg.data;
-      batcher.add(kind, Buffer.from(data.buffer, data.byteOffset, data.byteLength), nowMicros());
-    };
     const filters = this.settings.filters.map((f) => filterForKind(f, this.settings.prefixTokens, kind) ?? (f.endsWith(`.${kind}`) ? f : undefined)).filter((f): f is string => f !== undefined);
     let closed = false;
-    // Pulls sized to half the client's queue at most, shared by its feeds: a history larger
-    // than the queue is read as fast as the client takes it, never dropped for want of room.
-    const queue = sub.queue;
-    const share = Math.max(1, filters.length);
-    const pacing: FeedPacing = {
-      room: () => (queue.depth <= queue.capacity / 2 ? Math.floor((queue.capacity - queue.depth) / 2 / share) : 0),
-      waitForRoom: () => new Promise((resolve) => setTimeout(resolve, ROOM_POLL_MS)),
-      wanted: () => !closed && sub.open,
-    };
-    const feeds = filters.map((f) => new OrderedFeed(js, this.source.stream, f, start, onMessage, pacing));
     const counts = this.counts;
     counts.active++;
     counts.started++;
     const from = start.at === 'time' ? `since ${start.time}` : `after stream sequence ${start.seq - 1}`;
     this.log.info(`relay: replaying ${kind} ${from} for ${sub.info.name} (${sub.info.id}) on ${filters.join(', ') || 'no subject of this stream'}`);
-    Promise.all(feeds.map(async (f) => {
-      await f.open();
-      await f.pulled;
-    })).catch((err: unknown) => {
-      if (closed) return;
-      counts.failed++;
-      const why = err instanceof Error ? err.message : String(err);
-      this.log.warn(`relay: replay for ${sub.info.id} failed: ${why}`);
-      end(grpc.status.UNAVAILABLE, `ERR_REPLAY_UNAVAILABLE: cannot replay from JetStream stream ${this.source.stream}: ${why}`);
-    });
     const stop = (): void => {
       if (closed) return;
       closed = true;
       counts.active--;
       this.running.delete(stop);
-      for (const f of feeds) f.stop();
-      batcher.flush();
+      feed.stop();
     };
+    // Pulls sized to half the room in the client's queue at most, shared by its feeds: a
+    // history larger than the queue is read as fast as the client takes it, never dropped
+    // for want of room.
+    const queue = sub.queue;
+    const feed = this.source.openReplay(
+      { kind, filters, start, attrs: sub.hasFilter, capacity: queue.capacity, depth: () => queue.depth },
+      {
+        batch: (batch) => {
+          if (!closed) batcher.publishEvents(batch);
+        },
+        failed: (why) => {
+          if (closed) return;
+          stop();
+          counts.failed++;
+          this.log.warn(`relay: replay for ${sub.info.id} failed: ${why}`);
+          end(grpc.status.UNAVAILABLE, `ERR_REPLAY_UNAVAILABLE: cannot replay from JetStream stream ${this.source.stream}: ${why}`);
+        },
+      },
+    );
     this.running.add(stop);
     return { close: stop };
   }

@@ -103,6 +103,11 @@ export interface JetStreamSourceStats {
   unsequenced: number;
   /** Events on a subject whose last token is not alerts, logs or messages: dropped. */
   unknownSubject: number;
+  /**
+   * The thread the NATS client runs on (jetstream.worker.ts): whether one runs now, and how
+   * often one was started again after it died (at most 5 a minute, then none: failed).
+   */
+  thread: { running: boolean; restarts: number; failed: boolean };
 }
 
 export interface NodeRunStats {
