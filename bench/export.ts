@@ -16,6 +16,7 @@
  * one sample, and read the load average printed first.
  *
  * Flags: --events N (E1, default 150000), --seconds S (E2 run length, default 8),
+ * --export-nice N (serve's --exportThreadNice; default: serve's own, 10),
  * --bin DIR (Go peers; default $PEERS_BIN or ../shared/peers/build.sh path).
  */
 import * as fs from 'node:fs';
@@ -62,6 +63,7 @@ async function startServe(socket: string, exportTo: string): Promise<Serve> {
     '--max-semi-space-size=2', path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'serve',
     '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '-1', '--metricsPort', '0', '--source', 'socket', '--socket', socket,
     '--export', exportTo, '--exportInFlight', String(WINDOW), '--exportBufferEvents', '400000', '--exportBufferBytes', String(512 * 1024 * 1024),
+    ...(process.argv.includes('--export-nice') ? ['--exportThreadNice', flag('export-nice', '10')] : []),
   ];
   const proc = spawnTracked(process.execPath, args, repoRoot);
   const deadline = Date.now() + 20_000;

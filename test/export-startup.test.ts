@@ -136,3 +136,25 @@ test('export-check - publishes one event and reads it back; a coded error and a 
   assert.equal(none.code, 2);
   assert.match(none.stderr, /ERR_CONFIG_INVALID: export: needs the NATS servers/);
 });
+
+/** The nice value of each thread of process `pid` (field 19 of /proc/PID/task/TID/stat). */
+function threadNices(pid: number): number[] {
+  return fs.readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
+
+test('export - the export thread alone runs at --exportThreadNice (10 by default, 0 leaves it as is)', { timeout: 30_000, skip: process.platform !== 'linux' }, async (t) => {
+  const [port] = await freePorts(1);
+  for (const [extra, expected] of [[[], 10], [['--exportThreadNice', '3'], 3], [['--exportThreadNice', '0'], 0]] as const) {
+    const serve = await startServe(exportServeArgs(socketIn(t), `nats://127.0.0.1:${port}`, [...extra]));
+    t.after(() => serve.stop('SIGKILL', 5000));
+    await waitUntil('the export thread started', async () => (await fetchStats(serve.addresses.metrics)).export !== undefined, 10_000);
+    const nices = threadNices(serve.pid);
+    const lowered = nices.filter((n) => n !== 0);
+    assert.deepEqual(lowered, expected === 0 ? [] : [expected], `threads' nice values with ${JSON.stringify(extra)}: ${JSON.stringify(nices)}`);
+    assert.ok(nices.length - lowered.length >= 4, 'the main thread, ingest and encoders keep theirs');
+    await serve.stop('SIGTERM', 10_000);
+  }
+});

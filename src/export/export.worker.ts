@@ -5,6 +5,7 @@
  * runs between the main thread's gRPC writes. The main thread posts copies of the
  * events' bytes (thread.ts) and reads the counters from a shared cell (statsCell.ts).
  */
+import * as os from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { ArmorfeedError } from '../errors';
 import { runExportTestHook } from '../testHooks';
@@ -32,6 +33,23 @@ const log: ExportLog = {
   error: (text) => post({ type: 'log', level: 'error', text }),
 };
 const hosted = new Map<number, Hosted>();
+let niced = false;
+
+/**
+ * Lowers this thread's priority (on Linux setpriority(0) applies to the calling thread
+ * only): the export is background work, and on a busy machine a thread of equal weight
+ * beside nats-server took CPU from the fan-out when it needed it (measured on 2 cores at
+ * 20,000 events/s: the gRPC clients' p99 ~5-11 ms with 0 against ~3.5-5 ms with 10).
+ */
+function nice(value: number): void {
+  if (niced || value === 0) return;
+  niced = true;
+  try {
+    os.setPriority(value);
+  } catch (err) {
+    log.warn(`export: cannot lower the export thread's priority (exportThreadNice ${value}): ${(err as Error).message}`);
+  }
+}
 
 function publish(id: number, h: Hosted): void {
   h.cell.write(h.exporter.counters(h.received, h.receivedBytes));
@@ -50,6 +68,7 @@ const timer = setInterval(() => {
 port.on('message', (msg: ToExportThread) => {
   switch (msg.type) {
     case 'open': {
+      nice(msg.settings.exportThreadNice);
       const h: Hosted = { exporter: new Exporter(msg.settings, log, msg.nodeId), cell: new ExportStatsCell(msg.cell), received: 0, receivedBytes: 0, status: '' };
       hosted.set(msg.id, h);
       h.exporter.started(msg.waitMs).then(

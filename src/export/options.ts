@@ -32,6 +32,8 @@ export interface ExportConfig {
   exportAckTimeoutMs: number;
   /** PubAck timeouts on a live connection before an event is given up (export_timeout). */
   exportMaxAttempts: number;
+  /** The export thread's nice value (0-19): it yields the CPU to the broker's own work. */
+  exportThreadNice: number;
   /** NATS .creds file (user JWT + nkey seed). */
   exportCredsFile: string;
   /** File holding an nkey seed (SU...). */
