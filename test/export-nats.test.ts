@@ -295,3 +295,32 @@ describe('export to NATS JetStream', () => {
     for (let seq = 302; seq <= 600; seq++) assert.ok(seqs.has(seq), `log ${seq} (after the restart) stored`);
   });
 });
+
+describe('export thread restarts', () => {
+  test('export - past 5 restarts a minute the export thread is not started again: the export stays failed and every later event is counted export_rejected', { timeout: 90_000 }, async (t) => {
+    const nats = await NatsServer.start();
+    t.after(() => nats.stop());
+    const fed = await startFed(t, nats.url, [], { ...process.env, ARMORFEED_TEST_HOOKS: '1' });
+    const producer = new FrameProducer({ socket: fed.socket }, { reconnect: false });
+    t.after(() => producer.close());
+    let x: ExportStats | undefined;
+    let seq = 0;
+    for (let crash = 1; crash <= 6; crash++) {
+      producer.write(seqLog(++seq, { resource: TEST_HOOK_CRASH_EXPORT }));
+      await producer.room();
+      const restarts = Math.min(crash, 5);
+      const state = crash <= 5 ? 'ready' : 'failed';
+      await waitUntil(`crash ${crash}: ${restarts} restarts, ${state}`, async () => (x = await exportStats(fed)).threadRestarts === restarts && x.state === state, 20_000, () => JSON.stringify(x));
+    }
+    assert.match(fed.serve.stderr(), /the 6th time within a minute; not started again/);
+    for (let i = 0; i < 100; i++) producer.write(seqLog(++seq));
+    await producer.room();
+    await fed.watcher.waitFor(seq, 20_000);
+    await waitUntil('the later events counted', async () => {
+      x = await exportStats(fed);
+      return x.offered === x.acked + droppedTotal(x) && x.dropped.export_rejected >= 100;
+    }, 10_000, () => JSON.stringify(x));
+    assert.equal(x?.buffered.events, 0, JSON.stringify(x));
+    assert.equal(fed.serve.child.exitCode, null, 'serve still runs');
+  });
+});
