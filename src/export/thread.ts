@@ -40,6 +40,38 @@ const FLUSH_POLL_MS = 10;
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
 
+/** An offer's arrays, views of one ArrayBuffer: seqs (8-byte aligned first), starts, ends, then the bytes. */
+interface PackedOffer {
+  seqs: Float64Array;
+  starts: Uint32Array;
+  ends: Uint32Array;
+  bytes: Uint8Array;
+}
+
+function packOffer(count: number, byteLength: number): PackedOffer {
+  const buffer = new ArrayBuffer(16 * count + byteLength);
+  return {
+    seqs: new Float64Array(buffer, 0, count),
+    starts: new Uint32Array(buffer, 8 * count, count),
+    ends: new Uint32Array(buffer, 12 * count, count),
+    bytes: new Uint8Array(buffer, 16 * count, byteLength),
+  };
+}
+
+/** Scratch for offerStream's admission pass, grown as needed, reused (one main thread). */
+let keptIndexes = new Uint32Array(1024);
+let keptSeqs = new Float64Array(1024);
+
+function scratchIndexes(n: number): Uint32Array {
+  if (keptIndexes.length < n) keptIndexes = new Uint32Array(Math.max(n, 2 * keptIndexes.length));
+  return keptIndexes;
+}
+
+function scratchSeqs(n: number): Float64Array {
+  if (keptSeqs.length < n) keptSeqs = new Float64Array(Math.max(n, 2 * keptSeqs.length));
+  return keptSeqs;
+}
+
 export class ExportThread {
   private worker: Worker;
   private nextId = 1;
@@ -214,8 +246,11 @@ export class NodeExport {
       this.refused.export_buffer_full++;
       return;
     }
-    const bytes = encoded.slice();
-    this.send('messages', bytes, Uint32Array.of(0), Uint32Array.of(bytes.length), Float64Array.of(seq));
+    const offer = packOffer(1, encoded.length);
+    offer.bytes.set(encoded);
+    offer.ends[0] = encoded.length;
+    offer.seqs[0] = seq;
+    this.send('messages', offer);
   }
 
   private offerStream(kind: ExportStreamKind, s: EncodedStream): void {
@@ -228,9 +263,12 @@ export class NodeExport {
     const held = this.held(this.cell.read());
     let events = held.events;
     let bytes = held.bytes;
-    const starts = new Uint32Array(s.count);
-    const ends = new Uint32Array(s.count);
-    const seqs = new Float64Array(s.count);
+    // First which events are kept (indexes and sequence numbers in scratch arrays), then
+    // one buffer for all that is posted, sized exactly: one allocation and one transfer
+    // per batch and stream instead of four (the gRPC client's p99 at 20,000 ev/s with the
+    // export on: median 5.2 against 5.4 ms over alternating runs, within noise).
+    const keptAt = scratchIndexes(s.count);
+    const keptSeq = scratchSeqs(s.count);
     let kept = 0;
     for (let i = 0; i < s.count; i++) {
       const seq = ++this.nextSeq[kind];
@@ -242,26 +280,30 @@ export class NodeExport {
       }
       events++;
       bytes += end - start;
-      starts[kept] = start;
-      ends[kept] = end;
-      seqs[kept] = seq;
+      keptAt[kept] = i;
+      keptSeq[kept] = seq;
       kept++;
     }
     if (kept === 0) return;
-    // One copy per batch, from its first kept event to its last.
-    const from = starts[0];
-    const copy = s.bytes.slice(from, ends[kept - 1]);
-    for (let i = 0; i < kept; i++) {
-      starts[i] -= from;
-      ends[i] -= from;
+    // The bytes from the first kept event to the last: one copy (the encoders reuse their
+    // output slabs once the fan-out is done).
+    const startOf = (i: number): number => (i === 0 ? 0 : s.ends[i - 1]) + GRPC_FRAME_HEADER;
+    const from = startOf(keptAt[0]);
+    const to = s.ends[keptAt[kept - 1]];
+    const offer = packOffer(kept, to - from);
+    offer.bytes.set(s.bytes.subarray(from, to));
+    for (let k = 0; k < kept; k++) {
+      offer.starts[k] = startOf(keptAt[k]) - from;
+      offer.ends[k] = s.ends[keptAt[k]] - from;
+      offer.seqs[k] = keptSeq[k];
     }
-    this.send(kind, copy, starts.subarray(0, kept), ends.subarray(0, kept), seqs.subarray(0, kept));
+    this.send(kind, offer);
   }
 
-  private send(kind: ExportStreamKind, bytes: Uint8Array, starts: Uint32Array, ends: Uint32Array, seqs: Float64Array): void {
-    this.postedEvents += seqs.length;
-    this.postedBytes += bytes.length;
-    this.post({ type: 'offer', id: this.id, kind, bytes, starts, ends, seqs }, [bytes.buffer as ArrayBuffer, starts.buffer as ArrayBuffer, ends.buffer as ArrayBuffer, seqs.buffer as ArrayBuffer]);
+  private send(kind: ExportStreamKind, o: PackedOffer): void {
+    this.postedEvents += o.seqs.length;
+    this.postedBytes += o.bytes.length;
+    this.post({ type: 'offer', id: this.id, kind, bytes: o.bytes, starts: o.starts, ends: o.ends, seqs: o.seqs }, [o.bytes.buffer as ArrayBuffer]);
   }
 
   private hasRoom(events: number, bytes: number, size: number): boolean {
