@@ -23,7 +23,7 @@ import type { FeederStats } from '../src/feeder';
 import { LINK_LINE_BURST, LINK_LINE_REFILL_MS, type UpstreamStats } from '../src/relay';
 import { logServiceDefinition } from '../src/server';
 import { feederTypes } from '../src/wire/proto';
-import { connect, openStreams, type OpenStreams, type Watcher } from './helpers/client';
+import { connect, hostPidsByNode, openStreams, type OpenStreams } from './helpers/client';
 import { seqLog } from './helpers/events';
 import { HealthStatus, healthV1, watchHealth } from './helpers/health';
 import { armorfeedMain, fetchStats, freePort, startServe, type ServeProcess } from './helpers/serve';
@@ -70,18 +70,6 @@ async function produce(node: Node, count: number): Promise<{ from: number; to: n
   }
   node.next = from + count;
   return { from, to: node.next };
-}
-
-/** node -> sorted HostPIDs a watcher received. */
-function byNode(w: Watcher): Map<string, number[]> {
-  const out = new Map<string, number[]>();
-  for (const m of w.messages) {
-    const list = out.get(String(m.HostName)) ?? [];
-    list.push(Number(m.HostPID));
-    out.set(String(m.HostName), list);
-  }
-  for (const list of out.values()) list.sort((a, b) => a - b);
-  return out;
 }
 
 function expected(from: number, to: number, alerts: boolean): number[] {
@@ -145,11 +133,11 @@ describe('relay - feeders mode against three armorfeed serve nodes', () => {
       throw new Error(`${(err as Error).message}\n${await where()}`, { cause: err });
     }
     await delay(200);
-    const gotAlerts = byNode(alerts);
-    const gotLogs = byNode(logs);
+    const gotAlerts = hostPidsByNode(alerts);
+    const gotLogs = hostPidsByNode(logs);
     nodes.forEach((n, i) => {
-      assert.deepEqual(gotAlerts.get(n.name), expected(ranges[i].from, ranges[i].to, true), `${n.name} alerts`);
-      assert.deepEqual(gotLogs.get(n.name), expected(ranges[i].from, ranges[i].to, false), `${n.name} logs`);
+      assert.deepEqual(gotAlerts.get(n.name)?.sort((a, b) => a - b), expected(ranges[i].from, ranges[i].to, true), `${n.name} alerts`);
+      assert.deepEqual(gotLogs.get(n.name)?.sort((a, b) => a - b), expected(ranges[i].from, ranges[i].to, false), `${n.name} logs`);
     });
     assert.equal(alerts.messages.length + logs.messages.length, BURST * NODES.length, 'nothing twice, nothing else');
 
@@ -264,7 +252,7 @@ describe('relay - feeders mode against three armorfeed serve nodes', () => {
     b.next = 1_000_000;
     await waitUntil("node-b's three streams reopened", async () => upstream(await relayStats(), idOf(b))?.connected === true, 15_000);
     const after = await produce(b, 600);
-    await waitUntil('node-b events after the restart', () => (byNode(logs).get('node-b') ?? []).filter((s) => s >= after.from).length === 400, 10_000);
+    await waitUntil('node-b events after the restart', () => (hostPidsByNode(logs).get('node-b') ?? []).filter((s) => s >= after.from).length === 400, 10_000);
 
     const stats = await relayStats();
     const ub = upstream(stats, idOf(b));
@@ -280,7 +268,7 @@ describe('relay - feeders mode against three armorfeed serve nodes', () => {
     }
     // The other nodes' events sent while node-b was down all arrived.
     others.forEach((n, i) => {
-      const got = (byNode(alerts).get(n.name) ?? []).filter((s) => s >= during[i].from && s < during[i].to);
+      const got = (hostPidsByNode(alerts).get(n.name) ?? []).filter((s) => s >= during[i].from && s < during[i].to).sort((a, b) => a - b);
       assert.deepEqual(got, expected(during[i].from, during[i].to, true), `${n.name} alerts while node-b was down`);
     });
     assert.equal(await Promise.race([alerts.ended.then(() => 'ended'), delay(10).then(() => 'open')]), 'open', "the relay's client stream never ended");

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { FeederStats } from '../src/feeder';
 import type { NodeRunStats } from '../src/relay';
-import { openStreams, type OpenStreams, type Watcher } from './helpers/client';
+import { hostPidsByNode, openStreams, type OpenStreams } from './helpers/client';
 import { seqLog } from './helpers/events';
 import { healthV1, watchHealth } from './helpers/health';
 import { freePorts, NatsServer } from './helpers/nats';
@@ -75,17 +75,6 @@ async function produce(node: Node, count: number, alerts = true, perWrite = 200)
   node.next = from + count;
 }
 
-/** node -> HostPIDs a watcher received, in arrival order. */
-function byNode(w: Watcher): Map<string, number[]> {
-  const out = new Map<string, number[]>();
-  for (const m of w.messages) {
-    const list = out.get(String(m.HostName)) ?? [];
-    list.push(Number(m.HostPID));
-    out.set(String(m.HostName), list);
-  }
-  return out;
-}
-
 function expected(from: number, to: number, alerts: boolean): number[] {
   const out: number[] = [];
   for (let s = from; s < to; s++) if ((s % 3 === 0) === alerts) out.push(s);
@@ -138,8 +127,8 @@ describe('relay - JetStream mode: two nodes, one nats-server, two relays', () =>
       await alerts.waitFor((BURST / 3) * NODES.length, 20_000);
       await logs.waitFor(((BURST * 2) / 3) * NODES.length, 20_000);
       await delay(200);
-      const a = byNode(alerts);
-      const l = byNode(logs);
+      const a = hostPidsByNode(alerts);
+      const l = hostPidsByNode(logs);
       for (const n of nodes) {
         assert.deepEqual(a.get(n.name), expected(1, n.next, true), `${n.name}'s alerts, each once, in order`);
         assert.deepEqual(l.get(n.name), expected(1, n.next, false), `${n.name}'s logs, each once, in order`);
@@ -180,8 +169,8 @@ describe('relay - JetStream mode: two nodes, one nats-server, two relays', () =>
       await alerts.waitFor(total / 3, 20_000);
       await logs.waitFor((total * 2) / 3, 20_000);
       await delay(200);
-      const a = byNode(alerts);
-      const l = byNode(logs);
+      const a = hostPidsByNode(alerts);
+      const l = hostPidsByNode(logs);
       for (const n of nodes) {
         assert.deepEqual(a.get(n.name), expected(1, n.next, true), `${n.name}'s alerts: history then live, each once, in order`);
         assert.deepEqual(l.get(n.name), expected(1, n.next, false), `${n.name}'s logs: history then live, each once, in order`);
@@ -220,7 +209,7 @@ describe('relay - JetStream mode: two nodes, one nats-server, two relays', () =>
         const want = nodes.map((n) => n.next - 1).reduce((a, b) => a + b, 0);
         await logs.waitFor((want * 2) / 3, 20_000);
         await delay(200);
-        const l = byNode(logs);
+        const l = hostPidsByNode(logs);
         for (const n of nodes) assert.deepEqual(l.get(n.name), expected(1, n.next, false), `${n.name}'s logs, each once, in order`);
         const client = (await fetchStats(small.addresses.metrics)).clients.find((c) => c.open && c.stream === 'logs');
         assert.equal(client?.dropped.client_queue_full, 0, 'nothing dropped for want of room');
@@ -372,13 +361,13 @@ describe('relay - JetStream mode: two nodes, one nats-server, two relays', () =>
       // Every event from `from` on is a log; before it, a third were alerts (the bursts above).
       const want = Array.from({ length: node.next - from }, (_, i) => from + i);
       const [logs] = live.watchers;
-      await waitUntil('the live client got every log', () => (byNode(logs).get(node.name)?.length ?? 0) >= want.length, 20_000, () => `${byNode(logs).get(node.name)?.length ?? 0} of ${want.length}`);
+      await waitUntil('the live client got every log', () => (hostPidsByNode(logs).get(node.name)?.length ?? 0) >= want.length, 20_000, () => `${hostPidsByNode(logs).get(node.name)?.length ?? 0} of ${want.length}`);
       const history = [...expected(1, from, false), ...want];
       const [replayed] = replay.watchers;
-      await waitUntil('the replay got the history and the live logs', () => (byNode(replayed).get(node.name)?.length ?? 0) >= history.length, 20_000);
+      await waitUntil('the replay got the history and the live logs', () => (hostPidsByNode(replayed).get(node.name)?.length ?? 0) >= history.length, 20_000);
       await delay(200);
-      assert.deepEqual(byNode(logs).get(node.name), want, 'live: each log once, in order, across the restart');
-      assert.deepEqual(byNode(replayed).get(node.name), history, 'replay: each log once, in order, across the restart');
+      assert.deepEqual(hostPidsByNode(logs).get(node.name), want, 'live: each log once, in order, across the restart');
+      assert.deepEqual(hostPidsByNode(replayed).get(node.name), history, 'replay: each log once, in order, across the restart');
       const s = await fetchStats(relay.addresses.metrics);
       const js = s.relay?.jetstream;
       assert.deepEqual(js?.thread, { running: true, restarts: 1, failed: false });
@@ -407,7 +396,7 @@ describe('relay - JetStream mode: two nodes, one nats-server, two relays', () =>
     const health = watchHealth(relay.addresses.health, 'feeder.LogService');
     try {
       const [alerts, logs] = clients[0].watchers;
-      const counts = new Map(nodes.map((n) => [n.name, { alerts: byNode(alerts).get(n.name)?.length ?? 0, logs: byNode(logs).get(n.name)?.length ?? 0 }]));
+      const counts = new Map(nodes.map((n) => [n.name, { alerts: hostPidsByNode(alerts).get(n.name)?.length ?? 0, logs: hostPidsByNode(logs).get(n.name)?.length ?? 0 }]));
       const gapsBefore = (await fetchStats(relay.addresses.metrics)).relay?.dropped.upstream_gap;
       const from = nodes.map((n) => n.next);
       await nats.kill();
@@ -418,13 +407,13 @@ describe('relay - JetStream mode: two nodes, one nats-server, two relays', () =>
       await waitUntil('SERVING again', () => health.statuses[health.statuses.length - 1] === SERVING, 15_000);
       for (const [i, n] of nodes.entries()) {
         const c = counts.get(n.name) ?? { alerts: 0, logs: 0 };
-        await waitUntil(`${n.name}'s events after the restart`, () => (byNode(logs).get(n.name)?.length ?? 0) >= c.logs + 200 && (byNode(alerts).get(n.name)?.length ?? 0) >= c.alerts + 100, 20_000, async () => JSON.stringify({
-          got: { alerts: (byNode(alerts).get(n.name)?.length ?? 0) - c.alerts, logs: (byNode(logs).get(n.name)?.length ?? 0) - c.logs },
+        await waitUntil(`${n.name}'s events after the restart`, () => (hostPidsByNode(logs).get(n.name)?.length ?? 0) >= c.logs + 200 && (hostPidsByNode(alerts).get(n.name)?.length ?? 0) >= c.alerts + 100, 20_000, async () => JSON.stringify({
+          got: { alerts: (hostPidsByNode(alerts).get(n.name)?.length ?? 0) - c.alerts, logs: (hostPidsByNode(logs).get(n.name)?.length ?? 0) - c.logs },
           node: (await fetchStats(n.proc.addresses.metrics)).export,
           relay: (await fetchStats(relay.addresses.metrics)).relay?.jetstream,
         }));
-        assert.deepEqual(byNode(alerts).get(n.name)?.slice(c.alerts), expected(from[i], n.next, true), `${n.name}'s alerts across the restart`);
-        assert.deepEqual(byNode(logs).get(n.name)?.slice(c.logs), expected(from[i], n.next, false), `${n.name}'s logs across the restart`);
+        assert.deepEqual(hostPidsByNode(alerts).get(n.name)?.slice(c.alerts), expected(from[i], n.next, true), `${n.name}'s alerts across the restart`);
+        assert.deepEqual(hostPidsByNode(logs).get(n.name)?.slice(c.logs), expected(from[i], n.next, false), `${n.name}'s logs across the restart`);
       }
       assert.equal((await fetchStats(relay.addresses.metrics)).relay?.dropped.upstream_gap, gapsBefore, 'no new gap');
     } finally {

@@ -116,3 +116,14 @@ export function connect(address: string, credentials: grpc.ChannelCredentials = 
     close: () => client.close(),
   };
 }
+
+/** Node (HostName) -> the HostPIDs a watcher received from it, in arrival order (the relay tests number events by HostPID). */
+export function hostPidsByNode(w: Watcher): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const m of w.messages) {
+    const list = out.get(String(m.HostName)) ?? [];
+    list.push(Number(m.HostPID));
+    out.set(String(m.HostName), list);
+  }
+  return out;
+}
