@@ -17,13 +17,13 @@
 import type { FeederConfig, SourceKind } from '../config';
 import type { RingConsumer } from '../ring';
 import { IngestThread, type SourceEvents } from './thread';
-import { RestartWindow } from '../restarts';
 
 export type RestartReason = 'exited' | 'wedged';
 export const restartReasons: readonly RestartReason[] = ['exited', 'wedged'];
 
 const BASE_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 30_000;
+const MAX_RESTARTS_PER_MINUTE = 5;
 
 export interface SupervisorEvents extends SourceEvents {
   /** A restart is due in `delayMs` (after the thread went down for `reason`). */
@@ -42,7 +42,7 @@ export class SupervisedSource {
   private stopping = false;
   private downFor: RestartReason = 'exited';
   private restartTimer: NodeJS.Timeout | undefined;
-  private readonly restartTimes = new RestartWindow();
+  private readonly restartTimes: number[] = [];
   /** The address the source first listened on (a restart listens there again). */
   private listenedOn = '';
   private lastBeat = -1;
@@ -128,8 +128,10 @@ export class SupervisedSource {
 
   private scheduleRestart(reason: RestartReason): void {
     const now = Date.now();
+    while (this.restartTimes.length > 0 && this.restartTimes[0] <= now - 60_000) this.restartTimes.shift();
+    let delayMs = Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** this.restartTimes.length);
     // A crash loop restarts at most MAX_RESTARTS_PER_MINUTE times in any minute.
-    const delayMs = Math.max(Math.min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** this.restartTimes.recent(now)), this.restartTimes.waitMs(now));
+    if (this.restartTimes.length >= MAX_RESTARTS_PER_MINUTE) delayMs = Math.max(delayMs, this.restartTimes[0] + 60_000 - now);
     this.events.onRestartScheduled(this.name, reason, delayMs);
     this.restartTimer = setTimeout(() => void this.restart(reason), delayMs);
     this.restartTimer.unref();
@@ -139,7 +141,7 @@ export class SupervisedSource {
     if (this.stopping) return;
     // A thread that was terminated is gone by now; one that died is too, but make sure.
     await this.thread.terminate('replaced by a restart');
-    this.restartTimes.record(Date.now());
+    this.restartTimes.push(Date.now());
     this.restarts[reason]++;
     this.consumer.producerGone();
     // The same address: a TCP source that asked for port 0 keeps the port it was given.

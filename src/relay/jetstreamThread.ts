@@ -12,7 +12,7 @@
  * thread started again goes on from them. The consumers' counts come with the events they
  * delivered, so /stats never counts an event the fan-out has not seen.
  *
- * A thread that dies (a bug) is counted, logged, and started again (at most MAX_RESTARTS_PER_MINUTE a
+ * A thread that dies (a bug) is counted, logged, and started again (at most MAX_RESTARTS a
  * minute): health is NOT_SERVING until the new one serves. Nothing is lost or repeated:
  * the new thread's consumers start after the last stream sequence the main thread got
  * (the shared feed's and each replay's, which go on), so what the dead one held is read
@@ -22,7 +22,6 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { DaemonLog } from '../messages';
-import { MAX_RESTARTS_PER_MINUTE, RestartWindow } from '../restarts';
 import type { RelayBatcher } from './batcher';
 import { forEachSequence, type RelayEventBatch } from './eventBatch';
 import type { ConsumerStats, JetStreamSourceStats } from '../stats';
@@ -42,6 +41,9 @@ import {
 import type { EventKind } from './scan';
 import { NodeSequences } from './sequence';
 
+/** Restarts of a dead JetStream thread allowed within RESTART_WINDOW_MS. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
 
 /** Where a replay's events go, on the main thread. */
 export interface ReplaySink {
@@ -89,7 +91,7 @@ export class JetStreamThread {
   private stopped: string | undefined;
   private failed = false;
   private restarts = 0;
-  private readonly restartTimes = new RestartWindow();
+  private readonly restartTimes: number[] = [];
   private servingNow = false;
   private readonly replays = new Map<number, ReplayChannel>();
   private nextReplay = SHARED_TARGET + 1;
@@ -257,11 +259,12 @@ export class JetStreamThread {
     this.status = { ...this.status, state: 'connecting', serving: false, lastError: why, consumers: this.status.consumers.map((c) => ({ ...c, state: 'starting' })) };
     this.refreshServing();
     const now = Date.now();
-    if (!this.restartTimes.allows(now)) {
+    while (this.restartTimes.length > 0 && now - this.restartTimes[0] > RESTART_WINDOW_MS) this.restartTimes.shift();
+    if (this.restartTimes.length >= MAX_RESTARTS) {
       this.stopped = why;
       this.failed = true;
       this.status = { ...this.status, state: 'closed', consumers: this.status.consumers.map((c) => ({ ...c, state: 'failed' })) };
-      this.log.error(`relay: ${why}, the ${MAX_RESTARTS_PER_MINUTE + 1}th time within a minute; not started again: health stays NOT_SERVING and replays end`);
+      this.log.error(`relay: ${why}, the ${MAX_RESTARTS + 1}th time within a minute; not started again: health stays NOT_SERVING and replays end`);
       for (const [id, r] of [...this.replays]) {
         this.replays.delete(id);
         r.sink.failed(why);
@@ -269,7 +272,7 @@ export class JetStreamThread {
       this.stopRoomTimer();
       return;
     }
-    this.restartTimes.record(now);
+    this.restartTimes.push(now);
     this.restarts++;
     this.generation++;
     this.log.error(`relay: ${why}; starting it again (health NOT_SERVING until it serves; its consumers resume after the last event relayed, nothing lost)`);
