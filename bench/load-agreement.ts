@@ -1,12 +1,15 @@
 /**
  * Does `armorfeed load` measure what the Go loadclient measures, and at what cost? For
- * each scenario, the two tools take turns against the same kind of server fed by the same
- * producer, each on a fresh server, for several rounds (the order alternates, so drifting
- * background load hits both alike):
+ * each scenario, several rounds, each on a fresh server fed by the same producer:
  *
  *   gofeeder scenarios (RATExCLIENTS, rate 0 = unpaced): gofeeder --socket + the Go producer;
  *     A = armorfeed load, subscriber side only (--expect N)    B = $BIN/loadclient --expect N
- *   armorfeed scenarios (af:RATExCLIENTS): armorfeed serve (tcp ingest);
+ *     With one client each (the agreement checks), the two are subscribed side by side,
+ *     to the same server in the same run: both measure the same events, so a difference
+ *     is the tools', not the run's (unpaced runs differ from each other by more than 5%
+ *     on a shared machine). With more clients, or with `--apart`, they run in turns,
+ *     each on its own server (the order alternating).
+ *   armorfeed scenarios (af:RATExCLIENTS): armorfeed serve (tcp ingest), in turns;
  *     A = armorfeed load end to end (its own producer)         B = the Go producer + loadclient
  *
  * Per scenario it prints each round and the medians: delivered events/s (the mean of the
@@ -22,7 +25,7 @@
  * Exit 0 when every check holds, 1 when one does not, 2 on a bad flag or a failed run.
  *
  *   node dist/bench/load-agreement.js [--scenarios 50000x1,0x1,50000x4,af:200000x1]
- *        [--count 300000] [--rounds 3] [--streams both] [--bin DIR] [--json]
+ *        [--count 300000] [--rounds 3] [--streams both] [--apart] [--bin DIR] [--json]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -30,7 +33,7 @@ import * as path from 'node:path';
 import { findRepoRoot, freePort } from './devkit';
 import { formatMachine, machineInfo } from './machine';
 import { findPeersBin, ProcSampler, sleep, spawnTracked, stopChild, withTimeout, type TrackedChild } from './peers/children';
-import { loadClientProblem, runLoadClient } from './peers/loadclient';
+import { loadClientProblem, runLoadClient, type LoadClientRun } from './peers/loadclient';
 import { producerCapMs, runProducer, type ProducerOptions } from './peers/producer';
 import { startBroker } from '../src/load/broker-process';
 import type { LoadReport } from '../src/load/report-model';
@@ -52,6 +55,8 @@ interface Flags {
   streams: Streams;
   bin?: string;
   json: boolean;
+  /** Run the tools in turns in gofeeder scenarios too (the default is side by side). */
+  apart: boolean;
 }
 
 type Tool = 'armorfeed load' | 'loadclient';
@@ -87,7 +92,7 @@ function parseScenario(s: string): Scenario {
 }
 
 function parseFlags(argv: string[]): Flags {
-  const f: Flags = { scenarios: '50000x1,0x1,50000x4,af:200000x1'.split(',').map(parseScenario), count: 300_000, rounds: 3, streams: 'both', json: false };
+  const f: Flags = { scenarios: '50000x1,0x1,50000x4,af:200000x1'.split(',').map(parseScenario), count: 300_000, rounds: 3, streams: 'both', json: false, apart: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = (): string => {
@@ -101,6 +106,7 @@ function parseFlags(argv: string[]): Flags {
     else if (a === '--streams') f.streams = v() as Streams;
     else if (a === '--bin') f.bin = v();
     else if (a === '--json') f.json = true;
+    else if (a === '--apart') f.apart = true;
     else usage(`unknown flag ${a}`);
   }
   if (!(f.count > 0 && f.rounds >= 1 && f.rounds <= 15) || !['both', 'alerts', 'logs'].includes(f.streams)) usage('bad --count/--rounds/--streams');
@@ -109,7 +115,7 @@ function parseFlags(argv: string[]): Flags {
 }
 
 function usage(why: string): never {
-  process.stderr.write(`load-agreement: ${why}\nusage: node dist/bench/load-agreement.js [--scenarios 50000x1,0x1,50000x4,af:200000x1] [--count N] [--rounds R] [--streams both|alerts|logs] [--bin DIR] [--json]\n`);
+  process.stderr.write(`load-agreement: ${why}\nusage: node dist/bench/load-agreement.js [--scenarios 50000x1,0x1,50000x4,af:200000x1] [--count N] [--rounds R] [--streams both|alerts|logs] [--apart] [--bin DIR] [--json]\n`);
   process.exit(2);
 }
 
@@ -164,6 +170,23 @@ function sideOfReport(rep: LoadReport | undefined, cpuSec: number, why: string, 
   };
 }
 
+function sideOfLoadClient(r: LoadClientRun, producerEps: number): Side {
+  const rep = r.report;
+  const received = rep?.received ?? 0;
+  return {
+    tool: 'loadclient',
+    deliveredEps: rep === undefined ? 0 : rep.clients.reduce((n, c) => n + c.rateEps, 0) / Math.max(1, rep.clients.length),
+    received,
+    missing: rep?.missing ?? 0,
+    p50Us: rep?.latencyUs.p50 ?? 0,
+    p99Us: rep?.latencyUs.p99 ?? 0,
+    producerEps,
+    cpuSec: r.cpuSec,
+    cpuUsPerEvent: received > 0 ? (r.cpuSec * 1e6) / received : 0,
+    problem: loadClientProblem(r),
+  };
+}
+
 /** One side of one round on a fresh server. */
 async function runSide(tool: Tool, s: Scenario, f: Flags, bin: string, repo: string): Promise<Side> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'load-agreement-'));
@@ -197,21 +220,7 @@ async function runSide(tool: Tool, s: Scenario, f: Flags, bin: string, repo: str
       const run = runLoadClient(bin, dir, { addr: grpcAddr, clients: s.clients, expect: perClient, streams: f.streams, durationS, idleS: 2 });
       await sleep(1500);
       const p = await runProducer(bin, dir, producer, producerCapMs(producer, 60));
-      const r = await run;
-      const rep = r.report;
-      const received = rep?.received ?? 0;
-      return {
-        tool,
-        deliveredEps: rep === undefined ? 0 : rep.clients.reduce((n, c) => n + c.rateEps, 0) / Math.max(1, rep.clients.length),
-        received,
-        missing: rep?.missing ?? 0,
-        p50Us: rep?.latencyUs.p50 ?? 0,
-        p99Us: rep?.latencyUs.p99 ?? 0,
-        producerEps: p.report?.rateEps ?? 0,
-        cpuSec: r.cpuSec,
-        cpuUsPerEvent: received > 0 ? (r.cpuSec * 1e6) / received : 0,
-        problem: loadClientProblem(r),
-      };
+      return sideOfLoadClient(await run, p.report?.rateEps ?? 0);
     }
     const common = ['--addr', grpcAddr, '--clients', String(s.clients), '--streams', f.streams, '--idle', '2s'];
     if (s.server === 'armorfeed') {
@@ -226,6 +235,40 @@ async function runSide(tool: Tool, s: Scenario, f: Flags, bin: string, repo: str
     return sideOfReport(rep, cpuSec, why, p.report?.rateEps ?? 0);
   } finally {
     await stopServer();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The agreement scenarios (gofeeder, one client) run side by side; the others in turns:
+ * L2 weighs each tool's CPU with the other's out of the way, and four clients of each
+ * at once would overload two cores.
+ */
+function sideBySide(s: Scenario, f: Flags): boolean {
+  return s.server === 'gofeeder' && s.clients === 1 && !f.apart;
+}
+
+/** Both tools subscribed to one gofeeder in the same run, then the producer: one round of a gofeeder scenario. */
+async function runTogether(s: Scenario, f: Flags, bin: string, repo: string): Promise<{ a: Side; b: Side }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'load-agreement-'));
+  const perClient = perClientOf(f);
+  const durationS = (s.rate > 0 ? Math.ceil(f.count / s.rate) : 30) + 20;
+  const capMs = (durationS + 20) * 1000;
+  const socket = path.join(dir, 'ingest.sock');
+  const port = await freePort();
+  const gf = await startGofeeder(bin, dir, socket, port);
+  const grpcAddr = `127.0.0.1:${port}`;
+  try {
+    const lc = runLoadClient(bin, dir, { addr: grpcAddr, clients: s.clients, expect: perClient, streams: f.streams, durationS, idleS: 2 });
+    const af = runArmorfeedLoad(repo, dir, ['--addr', grpcAddr, '--clients', String(s.clients), '--streams', f.streams, '--idle', '2s', '--expect', String(perClient), '--duration', `${durationS}s`], capMs);
+    await sleep(2000);
+    const producer: ProducerOptions = { socket, rate: s.rate, count: f.count, alertEvery: 5, per: 1 };
+    const p = await runProducer(bin, dir, producer, producerCapMs(producer, 60));
+    const producerEps = p.report?.rateEps ?? 0;
+    const [r, { rep, cpuSec, why }] = await Promise.all([lc, af]);
+    return { a: sideOfReport(rep, cpuSec, why, producerEps), b: sideOfLoadClient(r, producerEps) };
+  } finally {
+    await stopChild(gf, 3000);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -291,7 +334,7 @@ async function main(): Promise<void> {
   const repo = findRepoRoot();
   const bin = findPeersBin(repo, f.bin);
   const machine = machineInfo(repo);
-  if (!f.json) process.stdout.write(`${formatMachine(machine)}\nload agreement: ${f.count.toLocaleString('en-US')} events per run, streams ${f.streams}, ${f.rounds} rounds per scenario, the tools alternating\n`);
+  if (!f.json) process.stdout.write(`${formatMachine(machine)}\nload agreement: ${f.count.toLocaleString('en-US')} events per run, streams ${f.streams}, ${f.rounds} rounds per scenario, ${f.apart ? 'the tools in turns' : 'the tools side by side (in the same run) with one gofeeder client each, in turns otherwise'}\n`);
   const results: ScenarioResult[] = [];
   let failed = false;
   for (const s of f.scenarios) {
@@ -299,11 +342,16 @@ async function main(): Promise<void> {
     if (!f.json) process.stdout.write(`\n${s.label}: ${server}, ${s.rate > 0 ? `${s.rate.toLocaleString('en-US')} ev/s` : 'unpaced'}, ${s.clients} client(s)\n`);
     const rounds: { a: Side; b: Side }[] = [];
     for (let r = 0; r < f.rounds; r++) {
-      const order: Tool[] = r % 2 === 0 ? ['armorfeed load', 'loadclient'] : ['loadclient', 'armorfeed load'];
-      const got = new Map<Tool, Side>();
-      for (const tool of order) got.set(tool, await runSide(tool, s, f, bin, repo));
-      const a = got.get('armorfeed load') as Side;
-      const b = got.get('loadclient') as Side;
+      let a: Side;
+      let b: Side;
+      if (sideBySide(s, f)) ({ a, b } = await runTogether(s, f, bin, repo));
+      else {
+        const order: Tool[] = r % 2 === 0 ? ['armorfeed load', 'loadclient'] : ['loadclient', 'armorfeed load'];
+        const got = new Map<Tool, Side>();
+        for (const tool of order) got.set(tool, await runSide(tool, s, f, bin, repo));
+        a = got.get('armorfeed load') as Side;
+        b = got.get('loadclient') as Side;
+      }
       if (a.problem !== undefined || b.problem !== undefined) failed = true;
       rounds.push({ a, b });
       if (!f.json) process.stdout.write(`${row(`round ${r + 1} armorfeed load`, a)}\n${row(`round ${r + 1} loadclient`, b)}  (load ${os.loadavg()[0].toFixed(1)})\n`);

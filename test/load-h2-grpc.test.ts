@@ -56,6 +56,27 @@ test('load grpc framing - a stopped split keeps the rest of the chunk, also when
   assert.equal(splitter.pendingBytes, 0);
 });
 
+test('load grpc framing - only the message a chunk boundary cuts is copied; the others are read in the chunk itself', () => {
+  const stream = Buffer.concat(messages([40, 50, 60, 70]).map((m) => frameMessage(m)));
+  const cut = 45 + 20; // inside the second message
+  const first = stream.subarray(0, cut);
+  const second = stream.subarray(cut);
+  const bufs: Buffer[] = [];
+  const splitter = new GrpcMessageSplitter((buf) => {
+    bufs.push(buf);
+    return true;
+  });
+  splitter.push(first);
+  splitter.push(second);
+  assert.equal(bufs.length, 4);
+  assert.equal(bufs[0], first);
+  assert.notEqual(bufs[1], first);
+  assert.notEqual(bufs[1], second);
+  assert.equal(bufs[1].length, 5 + 50, 'the joined buffer holds that one message');
+  assert.equal(bufs[2], second);
+  assert.equal(bufs[3], second);
+});
+
 test('load grpc framing - a compressed message or one over the size limit is a framing error', () => {
   const splitter = new GrpcMessageSplitter(() => true);
   const compressed = frameMessage(Buffer.from('x'));

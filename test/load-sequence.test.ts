@@ -52,6 +52,14 @@ test('load peek - reads the sequence number and UpdatedTime from protobuf Alert 
   const chunk = Buffer.concat([Buffer.from([1, 2, 3]), alertBytes, later]);
   assert.deepEqual(peekAlert(chunk, 3, 3 + alertBytes.length), { seq: 4242, updatedMicros: micros, bytes: alertBytes.length });
   assert.deepEqual(peekAlert(chunk, 3 + alertBytes.length, chunk.length), { seq: 4243, updatedMicros: micros + 1_000_001, bytes: later.length });
+  // The walk stops once it has both: bytes past HostPID are not read (here, a wire
+  // type protobuf does not have, which a full walk rejects).
+  const tailed = Buffer.concat([alertBytes, Buffer.from([(15 << 3) | 7])]);
+  assert.equal(makeEventPeeker('alert')(tailed).seq, 4242);
+  assert.throws(() => makeEventPeeker('alert')(Buffer.concat([Buffer.from(Alert.encode(Alert.fromObject({ UpdatedTime: updated })).finish()), Buffer.from([(15 << 3) | 7])])), /wire type 7/);
+  // Fields out of field order (HostPID first) are still both read.
+  const reordered = Buffer.concat([Buffer.from(Alert.encode(Alert.fromObject({ HostPID: 9 })).finish()), Buffer.from(Alert.encode(Alert.fromObject({ UpdatedTime: updated })).finish())]);
+  assert.deepEqual(makeEventPeeker('alert')(reordered), { seq: 9, updatedMicros: micros, bytes: reordered.length });
   // A time in another layout still parses (the slow path).
   const odd = Buffer.from(Log.encode(Log.fromObject({ UpdatedTime: '2025-10-09T08:53:20.5Z', HostPID: 1 })).finish());
   assert.equal(makeEventPeeker('log')(odd).updatedMicros, parseUpdatedTime('2025-10-09T08:53:20.5Z'));

@@ -52,11 +52,22 @@ export class GrpcMessageSplitter {
     if (this.rest === null) {
       this.rest = chunk;
       this.restStart = 0;
-    } else {
-      this.rest = Buffer.concat([this.rest.subarray(this.restStart), chunk]);
-      this.restStart = 0;
+      return this.stopped ? false : this.resume();
     }
-    return this.stopped ? false : this.resume();
+    const tail = this.rest.subarray(this.restStart);
+    // Not stopped, what is left is less than one message: the chunk's first bytes complete it.
+    const take = this.stopped ? -1 : bytesToComplete(tail, chunk);
+    this.restStart = 0;
+    if (take < 0) {
+      this.rest = Buffer.concat([tail, chunk]);
+      return this.stopped ? false : this.resume();
+    }
+    // Only the message the boundary cut is copied; the rest of the chunk is read in place.
+    this.rest = Buffer.concat([tail, chunk.subarray(0, take)]);
+    const goOn = this.resume(); // visits exactly that message, and leaves nothing of it
+    this.rest = take < chunk.length ? chunk : null;
+    this.restStart = take;
+    return goOn ? this.resume() : false;
   }
 
   /** Goes on after a stop. Returns false if the visitor stopped it again. */
@@ -86,3 +97,17 @@ export class GrpcMessageSplitter {
 
 /** One message with its 5-byte prefix, as a request body (wire/framing.ts). */
 export { frameMessage } from '../wire/framing';
+
+/**
+ * How many of `chunk`'s first bytes complete the message `tail` begins, or -1 when the
+ * chunk does not (or its prefix is not whole yet, or its length is over the limit:
+ * `resume` then reads and rejects it).
+ */
+function bytesToComplete(tail: Buffer, chunk: Buffer): number {
+  if (tail.length + chunk.length < prefixBytes) return -1;
+  const at = (i: number): number => (i < tail.length ? tail[i] : chunk[i - tail.length]);
+  const len = ((at(1) << 24) >>> 0) + (at(2) << 16) + (at(3) << 8) + at(4);
+  if (len > maxMessageBytes) return -1;
+  const need = prefixBytes + len - tail.length;
+  return need <= chunk.length ? need : -1;
+}

@@ -3,7 +3,8 @@
  * HostPID (field 9, our sequence number), UpdatedTime (field 2) and, as a
  * fallback for the sequence number, EventData["Seq"] (field 43 in Alert, 33 in Log).
  * A full protobufjs decode of every event would cost the client several times
- * more CPU, and the client shares the machine's cores with the broker it measures.
+ * more CPU, and the client shares the machine's cores with the broker it measures;
+ * so the walk stops as soon as it has both (as the Go loadclient's lazy mode does).
  */
 import { ArmorfeedError } from '../errors';
 import { parseUpdatedTime } from '../wire/time';
@@ -102,7 +103,12 @@ export function makeEventPeeker(kind: 'alert' | 'log'): EventPeeker {
       const wire = tag & 7;
       if (wire === 0) {
         const v = varint();
-        if (field === fieldHostPid) seq = v;
+        if (field === fieldHostPid) {
+          seq = v;
+          // Both are read (HostPID comes after UpdatedTime in field order): the rest of
+          // the event, most of its bytes, is not walked.
+          if (seq > 0 && seq < 2 ** 31 && !Number.isNaN(updatedMicros)) return { seq, updatedMicros, bytes: end - start };
+        }
       } else if (wire === 2) {
         const len = varint();
         const from = pos;
