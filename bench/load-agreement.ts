@@ -19,7 +19,9 @@
  *
  *   agreement (acceptance 4, gofeeder scenarios with one client): delivered within 5%,
  *              p99 within 20% or 1 ms
- *   L1 (af: scenario):  producer rate >= 200,000 ev/s and delivered within 5% of loadclient's
+ *   L1 (af: scenario):  producer rate >= 200,000 ev/s and delivered within 5% of loadclient's;
+ *                       beside it, the producer alone into a socket that discards (at the
+ *                       scenario's rate and unpaced), so a miss shows whose limit it was
  *   L2 (50000x4):       CPU per delivered event <= 1.5x loadclient's
  *
  * Exit 0 when every check holds, 1 when one does not, 2 on a bad flag or a failed run.
@@ -28,6 +30,7 @@
  *        [--count 300000] [--rounds 3] [--streams both] [--apart] [--bin DIR] [--json]
  */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { findRepoRoot, freePort } from './devkit';
@@ -74,6 +77,8 @@ interface Side {
   cpuSec: number;
   /** cpuSec per event its clients received, in µs. */
   cpuUsPerEvent: number;
+  /** armorfeed load's producer thread: event-loop utilization over the run (0..1); 0 when it had none. */
+  producerBusy: number;
   problem?: string;
 }
 
@@ -159,6 +164,7 @@ function sideOfReport(rep: LoadReport | undefined, cpuSec: number, why: string, 
     producerEps,
     cpuSec,
     cpuUsPerEvent: received > 0 ? (cpuSec * 1e6) / received : 0,
+    producerBusy: rep?.threads.find((t) => t.role === 'producer')?.meanElu ?? 0,
     problem:
       rep === undefined
         ? why
@@ -183,6 +189,7 @@ function sideOfLoadClient(r: LoadClientRun, producerEps: number): Side {
     producerEps,
     cpuSec: r.cpuSec,
     cpuUsPerEvent: received > 0 ? (r.cpuSec * 1e6) / received : 0,
+    producerBusy: 0,
     problem: loadClientProblem(r),
   };
 }
@@ -273,6 +280,39 @@ async function runTogether(s: Scenario, f: Flags, bin: string, repo: string): Pr
   }
 }
 
+interface ProducerCeiling {
+  /** Asked events/s, 0 = unpaced. */
+  rate: number;
+  sentEps: number;
+  busy: number;
+  problem?: string;
+}
+
+/**
+ * armorfeed load's producer into a TCP socket that reads and discards (no broker behind
+ * it to push back): the rate its one thread reaches by itself. Its subscriber (the tool
+ * needs one) watches a gofeeder nobody feeds; only the producer's figures are read.
+ */
+async function producerCeiling(rate: number, count: number, bin: string, repo: string): Promise<ProducerCeiling> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'load-agreement-'));
+  const sink = net.createServer((sock) => sock.on('data', () => undefined).on('error', () => undefined));
+  await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
+  const sinkPort = (sink.address() as net.AddressInfo).port;
+  const port = await freePort();
+  const gf = spawnTracked(path.join(bin, 'gofeeder'), ['--addr', `127.0.0.1:${port}`], dir);
+  try {
+    for (let i = 0; i < 200 && !gf.stderr().includes('listening'); i++) await sleep(25);
+    const durationS = (rate > 0 ? Math.ceil(count / rate) : 10) + 10;
+    const { rep, why } = await runArmorfeedLoad(repo, dir, ['--addr', `127.0.0.1:${port}`, '--clients', '1', '--ingest', `tcp://127.0.0.1:${sinkPort}`, '--rate', String(rate), '--count', String(count), '--duration', `${durationS}s`, '--idle', '1s', '--drain-timeout', '1s'], (durationS + 20) * 1000);
+    const busy = rep?.threads.find((t) => t.role === 'producer')?.meanElu ?? 0;
+    return { rate, sentEps: rep?.producer?.rateEps ?? 0, busy, ...(rep?.producer === undefined || rep.producer === null ? { problem: why } : {}) };
+  } finally {
+    await stopChild(gf, 3000);
+    await new Promise<void>((resolve) => sink.close(() => resolve()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const n = s.length;
@@ -288,11 +328,13 @@ interface ScenarioResult {
   p99DiffPct: number;
   cpuRatio: number;
   checks: { name: string; pass: boolean; text: string }[];
+  /** armorfeed scenarios: armorfeed load's producer alone, at the scenario's rate and unpaced. */
+  ceilings?: ProducerCeiling[];
 }
 
 function medianSide(sides: Side[]): Omit<Side, 'tool' | 'problem'> {
   const m = (k: keyof Omit<Side, 'tool' | 'problem'>): number => median(sides.map((x) => x[k]));
-  return { deliveredEps: m('deliveredEps'), received: m('received'), missing: m('missing'), p50Us: m('p50Us'), p99Us: m('p99Us'), producerEps: m('producerEps'), cpuSec: m('cpuSec'), cpuUsPerEvent: m('cpuUsPerEvent') };
+  return { deliveredEps: m('deliveredEps'), received: m('received'), missing: m('missing'), p50Us: m('p50Us'), p99Us: m('p99Us'), producerEps: m('producerEps'), cpuSec: m('cpuSec'), cpuUsPerEvent: m('cpuUsPerEvent'), producerBusy: m('producerBusy') };
 }
 
 function judge(s: Scenario, rounds: { a: Side; b: Side }[]): ScenarioResult {
@@ -311,7 +353,13 @@ function judge(s: Scenario, rounds: { a: Side; b: Side }[]): ScenarioResult {
     checks.push({ name: 'agreement: p99', pass: p99Ok, text: `p99 differs by ${Math.round(p99DiffUs).toLocaleString('en-US')}us = ${p99DiffPct.toFixed(1)}% (limit ${agreementP99Pct}% or 1 ms)` });
   }
   if (s.server === 'armorfeed' && s.clients === 1) {
-    checks.push({ name: 'L1: producer rate', pass: a.producerEps >= l1MinProducerEps, text: `armorfeed load's producer sent ${Math.round(a.producerEps).toLocaleString('en-US')} ev/s (target >= ${l1MinProducerEps.toLocaleString('en-US')}, asked ${s.rate.toLocaleString('en-US')})` });
+    checks.push({
+      name: 'L1: producer rate',
+      pass: a.producerEps >= l1MinProducerEps,
+      text:
+        `armorfeed load's producer sent ${Math.round(a.producerEps).toLocaleString('en-US')} ev/s (target >= ${l1MinProducerEps.toLocaleString('en-US')}, asked ${s.rate.toLocaleString('en-US')}); ` +
+        `its thread was busy ${Math.round(100 * a.producerBusy)}%, the Go producer sent ${Math.round(b.producerEps).toLocaleString('en-US')} ev/s to the same kind of server`,
+    });
     checks.push({ name: 'L1: delivered', pass: rateOk, text: rateText });
   }
   if (s.server === 'gofeeder' && s.rate === 50_000 && s.clients === 4) {
@@ -357,8 +405,16 @@ async function main(): Promise<void> {
       if (!f.json) process.stdout.write(`${row(`round ${r + 1} armorfeed load`, a)}\n${row(`round ${r + 1} loadclient`, b)}  (load ${os.loadavg()[0].toFixed(1)})\n`);
     }
     const res = judge(s, rounds);
+    if (s.server === 'armorfeed') {
+      // What the producer reaches with nothing pushing back, asked the same rate and unpaced.
+      res.ceilings = [await producerCeiling(s.rate, f.count * 2, bin, repo), await producerCeiling(0, f.count * 2, bin, repo)];
+      if (res.ceilings.some((c) => c.problem !== undefined)) failed = true;
+    }
     results.push(res);
     if (!f.json) {
+      for (const c of res.ceilings ?? []) {
+        process.stdout.write(`  producer alone (into a socket that discards, ${c.rate > 0 ? `asked ${c.rate.toLocaleString('en-US')} ev/s` : 'unpaced'}): ${Math.round(c.sentEps).toLocaleString('en-US')} ev/s, its thread busy ${Math.round(100 * c.busy)}%${c.problem !== undefined ? `  PROBLEM: ${c.problem}` : ''}\n`);
+      }
       process.stdout.write(`${row('median armorfeed load', res.median.a)}\n${row('median loadclient', res.median.b)}\n`);
       process.stdout.write(`  ratios: delivered ${(res.median.a.deliveredEps / Math.max(1, res.median.b.deliveredEps)).toFixed(3)}, p99 ${(res.median.a.p99Us / Math.max(1, res.median.b.p99Us)).toFixed(2)}, CPU per event ${res.cpuRatio.toFixed(2)}\n`);
       for (const c of res.checks) process.stdout.write(`  ${c.pass ? 'PASS' : 'FAIL'} ${c.name}: ${c.text}\n`);
