@@ -300,6 +300,18 @@ test('config - createFeeder checks the types a flag cannot get wrong: a number a
   }
 });
 
+test('config - createFeeder and createRelay reject a key no option has, as the CLI rejects an unknown flag', async () => {
+  const { createFeeder } = await import('../src/feeder');
+  const { createRelay } = await import('../src/relay');
+  const cli = thrown(() => loadConfig({ flags: { queueSizes: '5' } as never, env: {} }));
+  assert.equal(cli.code, 'ERR_CONFIG_UNKNOWN_KEY');
+  for (const made of [createFeeder({ ...apiBase, queueSizes: 5 } as never), createRelay({ ...apiBase, feeders: '127.0.0.1:1', queueSizes: 5 } as never)]) {
+    const err = await rejection(made);
+    assert.equal(err.code, 'ERR_CONFIG_UNKNOWN_KEY', err.message);
+    assert.match(err.message, /^queueSizes: unknown option; known options: .*queueSize/);
+  }
+});
+
 test('config - createRelay checks its object with the same table', async () => {
   const { createRelay } = await import('../src/relay');
   const err = await rejection(createRelay({ ...apiBase, feeders: '127.0.0.1:1', queueSize: -5 }));

@@ -540,6 +540,11 @@ function checkHostPort(key: string, value: string): void {
  */
 export function validate(config: FeederConfig): FeederConfig {
   const record = config as unknown as Record<string, unknown>;
+  // A key no option has (a typo in an object given to createFeeder) is an error, as an
+  // unknown flag or file key is, not a setting silently left at its default.
+  for (const k of Object.keys(record)) {
+    if (!specByKey.has(k)) throw new UnknownConfigKeyError(k, `unknown option; known options: ${optionSpecs.map((s) => s.key).join(', ')}`);
+  }
   for (const spec of optionSpecs) {
     const value = record[spec.key];
     if (value === undefined) throw new ConfigError(spec.key, 'is missing');
