@@ -10,7 +10,8 @@
  *   thread crash (an uncaught exception);
  * - an event holding the string TEST_HOOK_CRASH_RELAY anywhere makes the relay's JetStream
  *   thread crash before it posts the batch holding it; only the first such thread does (the
- *   one started after it reads the same message again, and goes on);
+ *   one started after it reads the same message again, and goes on); TEST_HOOK_POISON_RELAY
+ *   makes every one crash on it (a crash loop, which the restart limit ends);
  * - a Watch* call with request metadata `x-armorfeed-test-hook: stall-main:MS` blocks
  *   the main thread for MS milliseconds.
  * Without the variable these are ordinary input (a frame that is not a map is malformed).
@@ -25,6 +26,7 @@ export const TEST_HOOK_WEDGE = 'armorfeed-test-hook:wedge';
 export const TEST_HOOK_WEDGE_ENCODER = 'armorfeed-test-hook:wedge-encoder';
 export const TEST_HOOK_CRASH_EXPORT = 'armorfeed-test-hook:crash-export';
 export const TEST_HOOK_CRASH_RELAY = 'armorfeed-test-hook:crash-relay';
+export const TEST_HOOK_POISON_RELAY = 'armorfeed-test-hook:poison-relay';
 
 const crash = pack(TEST_HOOK_CRASH);
 const wedge = pack(TEST_HOOK_WEDGE);
@@ -56,11 +58,14 @@ export function runExportTestHook(bytes: Uint8Array): void {
 }
 
 /**
- * With the hooks on, in the first relay JetStream thread (`generation` 0): when `bytes` hold
- * TEST_HOOK_CRASH_RELAY, throws (outside any handler) and returns true: the batch is not posted.
+ * With the hooks on, in a relay JetStream thread: when `bytes` hold TEST_HOOK_POISON_RELAY,
+ * or TEST_HOOK_CRASH_RELAY in the first thread (`generation` 0), throws (outside any
+ * handler) and returns true: the batch is not posted.
  */
 export function runRelayTestHook(bytes: Uint8Array, generation: number): boolean {
-  if (!testHooksEnabled || generation !== 0 || !Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(TEST_HOOK_CRASH_RELAY)) return false;
+  if (!testHooksEnabled) return false;
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (!b.includes(TEST_HOOK_POISON_RELAY) && !(generation === 0 && b.includes(TEST_HOOK_CRASH_RELAY))) return false;
   setImmediate(() => {
     throw new Error(`${TEST_HOOK_CRASH_RELAY} (ARMORFEED_TEST_HOOKS=1)`);
   });
