@@ -43,6 +43,7 @@ import { assembleStats, type EncoderStats, type FeederStats } from '../stats';
 import { loadClientTls, ServerTls } from '../tls';
 import { RelayBatcher } from './batcher';
 import { FeedersFile, parseFeedersOption } from './feeders';
+import { warmUpFeedersPath } from './warmUp';
 import { Upstream } from './upstream';
 import { isSubjectFilter } from './jetstream';
 import { JetStreamThread } from './jetstreamThread';
@@ -55,6 +56,7 @@ export type { RelayStats, UpstreamStats, UpstreamStreamStats, UpstreamStreamStat
 export { LINK_LINE_BURST, LINK_LINE_REFILL_MS, type UpstreamLink } from './linkLog';
 export { parseReplayRequest } from './replay';
 export { filterForKind } from './jetstream';
+export { warmUpFeedersPath, WARM_UP_ROUNDS, WARM_UP_SAMPLE_EVENTS, type WarmUpResult } from './warmUp';
 
 /** Which source the relay reads: exactly one of --from and --feeders. */
 function relaySource(config: FeederConfig): 'jetstream' | 'feeders' {
@@ -236,6 +238,12 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
           (problem) => log.warn(`relay: ${problem}`),
         )
       : undefined;
+  if (mode === 'feeders') {
+    // Before the first node is dialled: its first events then run warm code (warmUp.ts).
+    const warm = await warmUpFeedersPath(config);
+    if (warm.gaveUp !== undefined) log.warn(`relay: warm-up stopped after ${warm.events} sample events in ${warm.ms} ms (${warm.gaveUp}); the first events may wait longer`);
+    else log.debug(`relay: warmed up the upstream path with ${warm.events} sample events in ${warm.ms} ms`);
+  }
   setFeeders(source.targets);
   file?.start();
   jetstream?.start();
