@@ -210,7 +210,7 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
   let metrics: MetricsServer | undefined;
   try {
     server = await startServer(
-      { bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, credentials: tls?.credentials, mainLoopStallMs: config.mainLoopStallMs, ...(replays !== undefined ? { route: replays.route } : {}) },
+      { bind: config.bind, port: config.gRPC, healthPort: config.gRPCHealthPort, queueSize: config.queueSize, credentials: tls?.credentials, mainLoopStallMs: config.mainLoopStallMs, serving, ...(replays !== undefined ? { route: replays.route } : {}) },
       hub,
       log,
     );

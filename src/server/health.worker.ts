@@ -10,7 +10,9 @@ import { HealthSlot, MAIN_BEAT_MS, type FromHealthWorker, type HealthWorkerData 
 const data = workerData as HealthWorkerData;
 const port = parentPort as NonNullable<typeof parentPort>;
 const slots = new Int32Array(data.state);
-const health = new HealthImplementation({ '': 'SERVING', 'feeder.LogService': 'SERVING' });
+// From the first answer on, what the main thread set before this thread started.
+let shown = Atomics.load(slots, HealthSlot.SERVING) === 1;
+const health = new HealthImplementation({ '': shown ? 'SERVING' : 'NOT_SERVING', 'feeder.LogService': shown ? 'SERVING' : 'NOT_SERVING' });
 const server = new grpc.Server();
 health.addToServer(server);
 
@@ -20,7 +22,6 @@ function post(msg: FromHealthWorker): void {
 
 let lastBeat = Atomics.load(slots, HealthSlot.MAIN_BEAT);
 let lastBeatChangeMs = performance.now();
-let shown = true;
 const check = setInterval(() => {
   const now = performance.now();
   const beat = Atomics.load(slots, HealthSlot.MAIN_BEAT);

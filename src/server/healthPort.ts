@@ -49,9 +49,9 @@ export class HealthPort {
   }
 
   /** Starts the thread and binds `address` (HOST:PORT); rejects with a ConfigError naming gRPCHealthPort. */
-  static start(address: string, stallMs: number): Promise<HealthPort> {
+  static start(address: string, stallMs: number, serving = true): Promise<HealthPort> {
     const state = new SharedArrayBuffer(HEALTH_SLOTS * 4);
-    Atomics.store(new Int32Array(state), HealthSlot.SERVING, 1);
+    Atomics.store(new Int32Array(state), HealthSlot.SERVING, serving ? 1 : 0);
     const workerData: HealthWorkerData = { state, address, stallMs };
     const worker = new Worker(path.resolve(__dirname, 'health.worker.js'), { workerData, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     return new Promise((resolve, reject) => {

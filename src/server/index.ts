@@ -35,6 +35,12 @@ export interface ServerOptions {
   mainLoopStallMs: number;
   /** Gives a Watch* stream a feed of its own instead of the hub's (relay --from: replay). */
   route?: FeedRouter;
+  /**
+   * grpc.health.v1 from the first answer on (default true). A relay starts NOT_SERVING: set
+   * here, not by setServing() after the start, or the health port's thread could answer
+   * SERVING in between (it reads the status on its own clock).
+   */
+  serving?: boolean;
 }
 
 /** A Watch* stream's own feed; closed when the stream ends. */
@@ -145,7 +151,8 @@ function hostPort(bind: string, port: number): string {
 export async function startServer(options: ServerOptions, hub: FanoutHub, log: DaemonLog): Promise<RunningServer> {
   const server = new grpc.Server({ ...keepaliveOptions });
   const open = new Map<grpc.ServerWritableStream<{ Filter: string }, Buffer>, Subscriber>();
-  const health = new HealthImplementation({ '': 'SERVING', 'feeder.LogService': 'SERVING' });
+  const initial = options.serving === false ? 'NOT_SERVING' : 'SERVING';
+  const health = new HealthImplementation({ '': initial, 'feeder.LogService': initial });
 
   const watch = (rpc: 'WatchAlerts' | 'WatchLogs' | 'WatchMessages') => (call: grpc.ServerWritableStream<{ Filter: string }, Buffer>) => {
     const filter = call.request.Filter ?? '';
@@ -238,7 +245,7 @@ export async function startServer(options: ServerOptions, hub: FanoutHub, log: D
   let healthAddress: string | undefined;
   if (options.healthPort >= 0) {
     try {
-      healthPort = await HealthPort.start(hostPort(options.bind, options.healthPort), options.mainLoopStallMs);
+      healthPort = await HealthPort.start(hostPort(options.bind, options.healthPort), options.mainLoopStallMs, options.serving !== false);
       healthAddress = hostPort(options.bind, healthPort.port);
     } catch (err) {
       server.forceShutdown();
