@@ -26,6 +26,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { ArmorfeedError } from '../errors';
 import { notShown, RateLimitedNotice } from '../messages';
+import { warmUpPublishPath } from './warmUp';
 import { ExportBuffer, type ExportDropReason, type ExportEntry } from './buffer';
 import { connectionOptions } from './connection';
 import type { ExportConfig } from './options';
@@ -299,6 +300,9 @@ export class Exporter {
       try {
         const jsm = await jetstreamManager(nc);
         const check = await ensureStream(jsm, this.stream);
+        if (this.closed) return;
+        // Before the first real event goes out: see warmUp.ts. Bounded; a failure only leaves it cold.
+        await warmUpPublishPath(nc, check.info.config.subjects ?? [], this.settings.exportInFlight).catch(() => undefined);
         if (this.closed) return;
         this.streamChecked = true;
         this.state = 'ready';

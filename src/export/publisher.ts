@@ -21,7 +21,7 @@
  * settles: its ack may still come, late, and then settles the event if nothing else has.
  * The buffer settles an event once, so a late ack and the retry's ack never both count.
  */
-import { createInbox, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { ExportBuffer, ExportEntry } from './buffer';
 import { Fifo } from './fifo';
 import { exportHeaders, type ExportStreamKind } from './subjects';
@@ -89,6 +89,7 @@ export class Publisher {
   /** Attempts that timed out or were cut off, whose event may still be settled by their late ack. */
   private readonly orphans = new Map<number, ExportEntry>();
   private subscribedOn: NatsConnection | undefined;
+  private replies: Subscription | undefined;
   private nc: NatsConnection | undefined;
   private pausedUntil = 0;
   private pauseMs = FIRST_PAUSE_MS;
@@ -119,7 +120,7 @@ export class Publisher {
     // connection closed for good (exporter.ts starts a new one) takes it along.
     if (this.subscribedOn !== nc) {
       this.subscribedOn = nc;
-      nc.subscribe(`${this.inbox}.*`, { callback: (err, msg) => { if (err === null) this.onReply(msg); } });
+      this.replies = nc.subscribe(`${this.inbox}.*`, { callback: (err, msg) => { if (err === null) this.onReply(msg); } });
     }
     this.pump();
   }
@@ -274,5 +275,6 @@ export class Publisher {
     this.orphans.clear();
     clearInterval(this.sweepTimer);
     clearTimeout(this.resumeTimer);
+    this.replies?.unsubscribe();
   }
 }
