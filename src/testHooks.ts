@@ -65,9 +65,10 @@ export function runExportTestHook(bytes: Uint8Array): void {
 export function runRelayTestHook(bytes: Uint8Array, generation: number): boolean {
   if (!testHooksEnabled) return false;
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (!b.includes(TEST_HOOK_POISON_RELAY) && !(generation === 0 && b.includes(TEST_HOOK_CRASH_RELAY))) return false;
+  const hook = b.includes(TEST_HOOK_POISON_RELAY) ? TEST_HOOK_POISON_RELAY : generation === 0 && b.includes(TEST_HOOK_CRASH_RELAY) ? TEST_HOOK_CRASH_RELAY : undefined;
+  if (hook === undefined) return false;
   setImmediate(() => {
-    throw new Error(`${TEST_HOOK_CRASH_RELAY} (ARMORFEED_TEST_HOOKS=1)`);
+    throw new Error(`${hook} (ARMORFEED_TEST_HOOKS=1)`);
   });
   return true;
 }

@@ -37,6 +37,11 @@ export interface ExportEntry {
   settled: boolean;
 }
 
+/** An event as taken: not sent yet, nothing settled. */
+export function newEntry(stream: ExportStreamKind, seq: number, payload: Uint8Array, updatedTime: string): ExportEntry {
+  return { stream, seq, payload, updatedTime, sends: 0, timeouts: 0, settled: false };
+}
+
 export interface ExportCounts {
   /** Events handed to the export: the left side of the identity. */
   offered: number;

@@ -27,7 +27,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { ArmorfeedError } from '../errors';
 import { notShown, RateLimitedNotice } from '../messages';
 import { warmUpPublishPath } from './warmUp';
-import { ExportBuffer, type ExportDropReason, type ExportEntry } from './buffer';
+import { ExportBuffer, newEntry, type ExportDropReason, type ExportEntry } from './buffer';
 import { connectionOptions } from './connection';
 import type { ExportConfig } from './options';
 import { Publisher } from './publisher';
@@ -360,10 +360,6 @@ export class Exporter {
     this.lastError = err instanceof Error ? err.message : String(err);
   }
 
-}
-
-function newEntry(stream: ExportStreamKind, seq: number, payload: Uint8Array, updatedTime: string): ExportEntry {
-  return { stream, seq, payload, updatedTime, sends: 0, timeouts: 0, settled: false };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -15,7 +15,7 @@
  * finish is given up; the export only starts cold then.
  */
 import { createInbox, type NatsConnection } from '@nats-io/transport-node';
-import { ExportBuffer, type ExportEntry } from './buffer';
+import { ExportBuffer, newEntry } from './buffer';
 import { Publisher } from './publisher';
 import { subjectCovers } from './stream';
 import type { ExportStreamKind } from './subjects';
@@ -57,7 +57,7 @@ export async function warmUpPublishPath(nc: NatsConnection, streamSubjects: read
     publisher.attach(nc);
     let sent = 0;
     while (sent < EXPORT_WARM_UP_EVENTS) {
-      for (let i = 0; i < ROUND; i++, sent++) buffer.take(sampleEntry(sent % 5 === 0 ? 'alerts' : 'logs', sent + 1, sample));
+      for (let i = 0; i < ROUND; i++, sent++) buffer.take(newEntry(sent % 5 === 0 ? 'alerts' : 'logs', sent + 1, sample, '2026-01-02T03:04:05.123456Z'));
       publisher.pump();
       while (buffer.counts.acked < sent) {
         if (performance.now() > deadline) return result(buffer.counts.acked, `only ${buffer.counts.acked} of ${EXPORT_WARM_UP_EVENTS} acked in ${DEADLINE_MS} ms`);
@@ -69,8 +69,4 @@ export async function warmUpPublishPath(nc: NatsConnection, streamSubjects: read
     publisher.abandon();
     responder.unsubscribe();
   }
-}
-
-function sampleEntry(stream: ExportStreamKind, seq: number, payload: Uint8Array): ExportEntry {
-  return { stream, seq, payload, updatedTime: '2026-01-02T03:04:05.123456Z', sends: 0, timeouts: 0, settled: false };
 }

@@ -3,15 +3,12 @@
  * batch to the log file (logPath), the fan-out and the export, side by side, and what
  * the encoders dropped counted by reason (encode_error, encoded_oversized).
  */
-import { Packr } from 'msgpackr';
 import { readNodeID, type FeederConfig } from '../config';
 import { EncodeStage, type EncodedBatch, type EncodeFailure } from '../encode';
 import type { NodeExport } from '../export';
 import type { FanoutHub } from '../fanout';
-import { warmUpEvents } from '../ingest';
+import { warmUpRing } from '../ingest';
 import type { LogPathOutput } from '../output';
-import { allocateRing, RingProducer } from '../ring';
-import { nowMicros } from '../wire/time';
 import type { FeederNotices } from './notices';
 
 export class BatchRouter {
@@ -61,18 +58,8 @@ export async function startEncodeStage(config: FeederConfig, router: BatchRouter
     (failure) => router.failure(failure),
     () => hub.hasFilteredSubscribers(),
   );
-  stage.warmUp(warmUpSample(config));
+  stage.warmUp(warmUpRing(config, config.batchSize));
   await stage.workersWarm();
   return stage;
 }
 
-/** A ring holding one batch of synthetic events of every shape, for EncodeStage.warmUp. */
-function warmUpSample(config: FeederConfig): SharedArrayBuffer {
-  const packr = new Packr({ useRecords: false });
-  const now = nowMicros();
-  const events = warmUpEvents({ cluster: config.cluster, host: config.host, alertEvery: 3 }, now, (v) => packr.pack(v));
-  const ring = allocateRing(512 * 1024); // 512 sample records of ~700 bytes
-  const producer = new RingProducer(ring);
-  for (let i = 0; i < Math.min(512, config.batchSize); i++) producer.offer(events[i % events.length], now);
-  return ring;
-}

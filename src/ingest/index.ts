@@ -8,6 +8,6 @@
 export { IngestThread, type SourceEvents } from './thread';
 export { restartReasons, SupervisedSource, type RestartReason, type SupervisorEvents } from './supervisor';
 export { encodeFrame, FrameReader, FRAME_HEADER_BYTES } from './frames';
-export { syntheticEvent, warmUpEvents } from './synthetic';
+export { syntheticEvent, warmUpEvents, warmUpRing, WARM_UP_RING_EVENTS } from './synthetic';
 export { Admission, type Admitted, type SourceReport } from './admission';
 export type { FromSource, ToSource, SourceWorkerData } from './protocol';

@@ -7,8 +7,10 @@
  * events.
  */
 import { createHash } from 'node:crypto';
+import { Packr } from 'msgpackr';
 import type { IngestEvent } from '../event';
-import { formatUpdatedTime } from '../wire/time';
+import { allocateRing, RingProducer } from '../ring';
+import { formatUpdatedTime, nowMicros } from '../wire/time';
 
 interface Workload {
   ns: string;
@@ -237,4 +239,22 @@ export function warmUpEvents(opts: SyntheticOptions, nowUs: number, pack: (value
     out.push(Uint8Array.from(pack(bare)));
   }
   return out;
+}
+
+/** Records a warm-up ring holds at most (512 sample records of ~700 bytes in 512 KiB). */
+export const WARM_UP_RING_EVENTS = 512;
+
+/**
+ * A ring of `count` (at most WARM_UP_RING_EVENTS) warmUpEvents records, the shapes in turn:
+ * one batch of sample input for a warm-up of the encode path (EncodeStage.warmUp, the
+ * relay's warm-up).
+ */
+export function warmUpRing(opts: Pick<SyntheticOptions, 'cluster' | 'host'>, count: number): SharedArrayBuffer {
+  const packr = new Packr({ useRecords: false });
+  const now = nowMicros();
+  const events = warmUpEvents({ ...opts, alertEvery: 3 }, now, (v) => packr.pack(v));
+  const ring = allocateRing(512 * 1024);
+  const producer = new RingProducer(ring);
+  for (let i = 0; i < Math.min(WARM_UP_RING_EVENTS, count); i++) producer.offer(events[i % events.length], now);
+  return ring;
 }

@@ -18,12 +18,9 @@ import * as grpc from '@grpc/grpc-js';
 import type { FeederConfig } from '../config';
 import { createSpanEncoder, warmUpTask } from '../encode';
 import { FanoutHub } from '../fanout';
-import { warmUpEvents } from '../ingest';
+import { warmUpRing } from '../ingest';
 import { DaemonLog } from '../messages';
-import { allocateRing, RingProducer } from '../ring';
 import { startServer } from '../server';
-import { nowMicros } from '../wire/time';
-import { Packr } from 'msgpackr';
 import { RelayBatcher } from './batcher';
 import { Upstream } from './upstream';
 
@@ -64,7 +61,9 @@ export async function warmUpFeedersPath(config: FeederConfig): Promise<WarmUpRes
   try {
     upstream.start();
     if (!(await until(() => nodeHub.count('alerts') >= 1 && nodeHub.count('logs') >= 1, deadline))) return result('the scratch node did not get the alerts and logs streams');
-    const batch = createSpanEncoder({ cluster: config.cluster, host: 'warm-up', nodeID: '', dropResourceFromProcessLogs: false, throttling: false, logLines: false })(sampleTask());
+    const sampleTask = warmUpTask(warmUpRing({ cluster: config.cluster, host: 'warm-up' }, WARM_UP_SAMPLE_EVENTS));
+    if (sampleTask === undefined) return result('the sample ring is empty');
+    const batch = createSpanEncoder({ cluster: config.cluster, host: 'warm-up', nodeID: '', dropResourceFromProcessLogs: false, throttling: false, logLines: false })(sampleTask);
     for (let round = 0; round < WARM_UP_ROUNDS; round++) {
       const want = received + batch.alerts.count + batch.logs.count;
       nodeHub.publishBatch(batch);
@@ -77,18 +76,6 @@ export async function warmUpFeedersPath(config: FeederConfig): Promise<WarmUpRes
   }
 }
 
-/** One encode task over WARM_UP_SAMPLE_EVENTS synthetic events of every shape (alerts and logs). */
-function sampleTask(): NonNullable<ReturnType<typeof warmUpTask>> {
-  const packr = new Packr({ useRecords: false });
-  const now = nowMicros();
-  const events = warmUpEvents({ cluster: 'warm-up', host: 'warm-up', alertEvery: 3 }, now, (v) => packr.pack(v));
-  const ring = allocateRing(512 * 1024);
-  const producer = new RingProducer(ring);
-  for (let i = 0; i < WARM_UP_SAMPLE_EVENTS; i++) producer.offer(events[i % events.length], now);
-  const task = warmUpTask(ring);
-  if (task === undefined) throw new Error('warm-up: the sample ring is empty');
-  return task;
-}
 
 /** Resolves true once `done()` holds, false at `deadline` (checked every millisecond). */
 async function until(done: () => boolean, deadline: number): Promise<boolean> {
