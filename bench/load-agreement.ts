@@ -128,9 +128,9 @@ function perClientOf(f: Flags): number {
   return f.streams === 'both' ? f.count : f.streams === 'alerts' ? Math.floor(f.count / 5) : f.count - Math.floor(f.count / 5);
 }
 
-/** gofeeder on a fresh socket and port; resolves once it listens. */
-async function startGofeeder(bin: string, cwd: string, socket: string, port: number): Promise<TrackedChild> {
-  const gf = spawnTracked(path.join(bin, 'gofeeder'), ['--addr', `127.0.0.1:${port}`, '--socket', socket], cwd);
+/** gofeeder on a fresh port (and ingest socket, if given); resolves once it listens. */
+async function startGofeeder(bin: string, cwd: string, socket: string | undefined, port: number): Promise<TrackedChild> {
+  const gf = spawnTracked(path.join(bin, 'gofeeder'), ['--addr', `127.0.0.1:${port}`, ...(socket !== undefined ? ['--socket', socket] : [])], cwd);
   for (let i = 0; i < 200 && !gf.stderr().includes('listening'); i++) await sleep(25);
   if (!gf.stderr().includes('listening')) throw new Error(`gofeeder did not start: ${gf.stderr().slice(-500)}`);
   return gf;
@@ -152,6 +152,11 @@ async function runArmorfeedLoad(repo: string, cwd: string, args: string[], capMs
   return { rep, cpuSec: sampler.last()?.cpuSec ?? 0, why: `armorfeed load printed no JSON (exit ${exit.code}): ${load.stderr().slice(-500)}` };
 }
 
+/** armorfeed load's producer thread's event-loop utilization (0..1); 0 without a producer. */
+function producerBusyOf(rep: LoadReport | undefined): number {
+  return rep?.threads.find((t) => t.role === 'producer')?.meanElu ?? 0;
+}
+
 function sideOfReport(rep: LoadReport | undefined, cpuSec: number, why: string, producerEps: number): Side {
   const received = rep?.aggregate.received ?? 0;
   return {
@@ -164,7 +169,7 @@ function sideOfReport(rep: LoadReport | undefined, cpuSec: number, why: string, 
     producerEps,
     cpuSec,
     cpuUsPerEvent: received > 0 ? (cpuSec * 1e6) / received : 0,
-    producerBusy: rep?.threads.find((t) => t.role === 'producer')?.meanElu ?? 0,
+    producerBusy: producerBusyOf(rep),
     problem:
       rep === undefined
         ? why
@@ -194,12 +199,17 @@ function sideOfLoadClient(r: LoadClientRun, producerEps: number): Side {
   };
 }
 
+/** A round's --duration for the tools (its events' time, or 30 s unpaced, plus 20 s) and the cap on waiting for them. */
+function roundLimits(s: Scenario, f: Flags): { durationS: number; capMs: number } {
+  const durationS = (s.rate > 0 ? Math.ceil(f.count / s.rate) : 30) + 20;
+  return { durationS, capMs: (durationS + 20) * 1000 };
+}
+
 /** One side of one round on a fresh server. */
 async function runSide(tool: Tool, s: Scenario, f: Flags, bin: string, repo: string): Promise<Side> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'load-agreement-'));
   const perClient = perClientOf(f);
-  const durationS = (s.rate > 0 ? Math.ceil(f.count / s.rate) : 30) + 20;
-  const capMs = (durationS + 20) * 1000;
+  const { durationS, capMs } = roundLimits(s, f);
   // The server: gofeeder reading the Go producer's frames, or armorfeed serve on tcp ingest.
   let stopServer: () => Promise<unknown>;
   let grpcAddr: string;
@@ -259,8 +269,7 @@ function sideBySide(s: Scenario, f: Flags): boolean {
 async function runTogether(s: Scenario, f: Flags, bin: string, repo: string): Promise<{ a: Side; b: Side }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'load-agreement-'));
   const perClient = perClientOf(f);
-  const durationS = (s.rate > 0 ? Math.ceil(f.count / s.rate) : 30) + 20;
-  const capMs = (durationS + 20) * 1000;
+  const { durationS, capMs } = roundLimits(s, f);
   const socket = path.join(dir, 'ingest.sock');
   const port = await freePort();
   const gf = await startGofeeder(bin, dir, socket, port);
@@ -299,13 +308,11 @@ async function producerCeiling(rate: number, count: number, bin: string, repo: s
   await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
   const sinkPort = (sink.address() as net.AddressInfo).port;
   const port = await freePort();
-  const gf = spawnTracked(path.join(bin, 'gofeeder'), ['--addr', `127.0.0.1:${port}`], dir);
+  const gf = await startGofeeder(bin, dir, undefined, port);
   try {
-    for (let i = 0; i < 200 && !gf.stderr().includes('listening'); i++) await sleep(25);
     const durationS = (rate > 0 ? Math.ceil(count / rate) : 10) + 10;
     const { rep, why } = await runArmorfeedLoad(repo, dir, ['--addr', `127.0.0.1:${port}`, '--clients', '1', '--ingest', `tcp://127.0.0.1:${sinkPort}`, '--rate', String(rate), '--count', String(count), '--duration', `${durationS}s`, '--idle', '1s', '--drain-timeout', '1s'], (durationS + 20) * 1000);
-    const busy = rep?.threads.find((t) => t.role === 'producer')?.meanElu ?? 0;
-    return { rate, sentEps: rep?.producer?.rateEps ?? 0, busy, ...(rep?.producer === undefined || rep.producer === null ? { problem: why } : {}) };
+    return { rate, sentEps: rep?.producer?.rateEps ?? 0, busy: producerBusyOf(rep), ...(rep?.producer === undefined || rep.producer === null ? { problem: why } : {}) };
   } finally {
     await stopChild(gf, 3000);
     await new Promise<void>((resolve) => sink.close(() => resolve()));
