@@ -8,9 +8,9 @@
  *     --payloads as stored (no re-encoding), one event batch per turn--> main thread:
  *     JetStreamThread --> RelayBatcher --> FanoutHub --> clients
  *
- * Each relay has consumers of its own (ephemeral, ordered: the client library recreates
- * one after a reconnect or missed heartbeats from the stream sequence after the last it
- * delivered), so several relays on one stream each get everything and serve their own
+ * Each relay has consumers of its own (ephemeral, ordered: OrderedFeed makes one again
+ * after a reconnect, missed heartbeats or a skipped delivery, from the stream sequence
+ * after the last it delivered), so several relays on one stream each get everything and serve their own
  * clients. The shared feed starts after the stream's last message at start-up (or, in a
  * thread started again, after the last message the main thread got): history is for
  * replaying clients only (replay.ts), each of which gets ordered consumers of its own
@@ -20,9 +20,10 @@
  * Health is NOT_SERVING while the relay is not connected to NATS or its consumers are not
  * running (the main thread adds: or the thread is not running).
  */
-import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, jetstreamManager, type ConsumeCallback, type ConsumerMessages, type FetchOptions, type JetStreamClient, type JsMsg, type OrderedConsumerOptions } from '@nats-io/jetstream';
+import { connect, createInbox, nanos, nuid, type Msg, type NatsConnection, type NodeConnectionOptions, type Subscription } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy, jetstreamManager, type ConsumerConfig, type JetStreamManager } from '@nats-io/jetstream';
 import { WakeableSleep } from '../export';
+import { readDelivery, type Delivery } from './natsMsg';
 import type { EventKind } from './scan';
 import type { ConsumerStats, NatsState } from '../stats';
 
@@ -89,37 +90,78 @@ export interface FeedPacing {
   wanted(): boolean;
 }
 
+/** How long to wait before trying again when NATS, the stream or a consumer is not there yet. */
+const RETRY_MS = 1000;
+
 /**
- * Lifetime of the shared feed's pull requests (the client's default is 30 s, with idle
- * heartbeats at half of it). A pull the server lost (it restarted) is noticed by missed
- * heartbeats and replaced: with 30 s the relay still stood still 20 s after a NATS restart
- * (test/relay-jetstream.test.ts, which then failed), with 5 s it resumes within a few
- * seconds, for one pull request every 5 s when idle.
+ * Lifetime of the shared feed's pull requests, with idle heartbeats at half of it. A pull
+ * the server lost (it restarted) is noticed by two missed heartbeats and the consumer made
+ * again; a reconnect remakes it at once.
  */
 const CONSUME_EXPIRES_MS = 5000;
+/** The shared feed asks for this many messages, and for more when half of them came. */
+const CONSUME_MAX_MESSAGES = 4096;
 
-/** Largest pull of a paced feed, and how long one waits for messages (live) before the next. */
+/**
+ * Largest pull of a paced feed, and how long one waits for messages (live) before the next.
+ * One pull is out at a time: asking for the next while one was still arriving (a second
+ * request waiting on the server) made nats-server spend 9.7-10.1 us per replayed event
+ * instead of 6.0-6.6 (bench:relay-y1), for no higher rate.
+ */
 const PACED_MAX_MESSAGES = 4096;
 const PACED_EXPIRES_MS = 1000;
 
+/** How long an unused consumer of ours outlives us on the server (as the client's ordered consumers). */
+const INACTIVE_THRESHOLD_MS = 5 * 60_000;
+
+/** The JetStream API a feed uses: its connection and a manager on it. */
+export interface JetStreamApi {
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+}
+
 /**
- * One ordered consumer on one subject filter. Unpaced (the shared feed): `consume` with a
- * callback, messages arrive on the connection's read loop without an iterator's promise
- * per message, and no client can hold the feed back. Paced (a replay): pulls of at most
- * the room left in its client's queue, so a history larger than the queue is read at the
- * client's speed instead of overflowing it (no client_queue_full from a replay).
+ * One ordered consumer on one subject filter, in the manner of the client library's
+ * ordered consumer (an ephemeral pull consumer, no acks, one replica, in memory, made
+ * again from the stream sequence after the last delivered whenever a delivery sequence
+ * skips, heartbeats are missed, the server says it is gone, or the connection comes back),
+ * but without a JsMsg per message: its messages are read as protocol bytes (natsMsg.ts),
+ * which halves the JetStream thread's CPU per event (bench/README.md, "Relay from
+ * JetStream").
+ *
+ * Unpaced (the shared feed): pulls of CONSUME_MAX_MESSAGES, the next asked for when half
+ * came, so no client can hold the feed back. Paced (a replay): one pull at a time of at
+ * most the room left in its client's queue, so a history larger than the queue is read at
+ * the client's speed instead of overflowing it (no client_queue_full from a replay).
  */
 export class OrderedFeed {
-  private messages: ConsumerMessages | undefined;
   private stopped = false;
   readonly counts: ConsumerStats;
+  private readonly prefix = `af_${nuid.next()}`;
+  private serial = 0;
+  private consumer = '';
+  private sub: Subscription | undefined;
+  /** Stream and delivery sequence of the last message delivered by the current consumer. */
+  private streamSeq = 0;
+  private deliverySeq = 0;
+  /** Messages asked for and neither delivered nor released by the server yet. */
+  private outstanding = 0;
+  private active = false;
+  private missed = 0;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private remaking = false;
+  private statusWatch: AsyncIterable<unknown> | undefined;
+  private readonly delivery: Delivery = { streamSeq: 0, deliverySeq: 0, delivered: 0, pending: 0 };
+  private readonly retry = new WakeableSleep();
+  private settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  private pumpScheduled = false;
 
   constructor(
-    private readonly js: JetStreamClient,
+    private readonly api: JetStreamApi,
     private readonly stream: string,
     readonly filter: string,
     private readonly start: FeedStart,
-    private readonly onMessage: (msg: JsMsg) => void,
+    private readonly onMessage: (msg: Msg) => void,
     private readonly pacing?: FeedPacing,
     /** Counts to go on from (the same feed on a thread that died). */
     seed?: ConsumerStats,
@@ -128,89 +170,210 @@ export class OrderedFeed {
     this.counts = { ...(seed ?? { delivered: 0, pending: 0, redelivered: 0, recreated: 0, lastStreamSeq: 0 }), filter, state: 'starting' };
   }
 
-  private deliver(msg: JsMsg): void {
-    const counts = this.counts;
-    counts.delivered++;
-    counts.pending = msg.info.pending;
-    counts.lastStreamSeq = msg.seq;
-    if (msg.redelivered) counts.redelivered++;
-    this.onMessage(msg);
-  }
-
-  /**
-   * Creates the consumer and starts consuming; throws what the server answered. A paced
-   * feed's pull loop runs on; it ends when the feed stops or its client goes away, and
-   * rejects `pulled` (see there) if a pull fails.
-   */
-  async open(): Promise<void> {
-    if (this.pacing !== undefined) {
-      const consumer = await this.js.consumers.get(this.stream, this.consumerOptions());
-      this.counts.state = 'consuming';
-      this.pulled = this.pull(consumer, this.pacing);
-      return;
-    }
-    await this.consumeAll();
-  }
-
-  /** A paced feed's pull loop: settles when it ends (rejects when a pull failed). */
+  /** A paced feed's pull loop: settles when it ends (rejects when the server refused a pull). */
   pulled: Promise<void> = Promise.resolve();
 
-  private async pull(consumer: Awaited<ReturnType<JetStreamClient['consumers']['get']>>, pacing: FeedPacing): Promise<void> {
-    while (!this.stopped && pacing.wanted()) {
-      let room = pacing.room();
-      if (room <= 0) {
-        await pacing.waitForRoom();
-        continue;
-      }
-      room = Math.min(room, PACED_MAX_MESSAGES);
-      // A callback, not the iterator: no promise per message. fetch() takes one as consume()
-      // does (the same PullConsumerMessagesImpl), though its type does not say so
-      // (@nats-io/jetstream is pinned at 3.4.0).
-      const options: FetchOptions & ConsumeCallback = { max_messages: room, expires: PACED_EXPIRES_MS, callback: (msg) => {
-          if (!this.stopped) this.deliver(msg);
-        },
-      };
-      const batch = await consumer.fetch(options);
-      this.messages = batch;
-      const failed = await batch.closed();
-      if (failed instanceof Error && !this.stopped) throw failed;
-      // The batch of what was gathered is posted at the end of the turn: only then does
-      // room() count it as sent.
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  }
-
-  private consumerOptions(): Partial<OrderedConsumerOptions> {
-    return this.start.at === 'time'
-      ? { filter_subjects: this.filter, deliver_policy: DeliverPolicy.StartTime, opt_start_time: this.start.time }
-      : { filter_subjects: this.filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, this.start.seq) };
-  }
-
-  private async consumeAll(): Promise<void> {
-    const consumer = await this.js.consumers.get(this.stream, this.consumerOptions());
+  /** Makes the consumer and starts pulling; throws what the server answered. */
+  async open(): Promise<void> {
+    await this.make();
     if (this.stopped) return;
-    this.messages = await consumer.consume({ max_messages: 4096, expires: CONSUME_EXPIRES_MS, callback: (msg) => this.deliver(msg) });
+    this.counts.state = 'consuming';
+    if (this.pacing !== undefined) this.pulled = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    const expires = this.pacing !== undefined ? PACED_EXPIRES_MS : CONSUME_EXPIRES_MS;
+    this.heartbeat = setInterval(() => this.checkHeartbeat(), expires / 2);
+    this.heartbeat.unref();
+    void this.watchConnection();
+    this.pump();
+  }
+
+  private consumerConfig(name: string): Partial<ConsumerConfig> {
+    const base: Partial<ConsumerConfig> = { name, filter_subject: this.filter, ack_policy: AckPolicy.None, max_deliver: 1, mem_storage: true, num_replicas: 1, inactive_threshold: nanos(INACTIVE_THRESHOLD_MS) };
+    if (this.streamSeq > 0) return { ...base, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.streamSeq + 1 };
+    return this.start.at === 'time'
+      ? { ...base, deliver_policy: DeliverPolicy.StartTime, opt_start_time: this.start.time }
+      : { ...base, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, this.start.seq) };
+  }
+
+  /** Makes a consumer (after the last message delivered, if any) and a subscription for its messages. */
+  private async make(): Promise<void> {
+    const name = `${this.prefix}_${++this.serial}`;
+    await this.api.jsm.consumers.add(this.stream, this.consumerConfig(name));
     if (this.stopped) {
-      void this.messages.close();
+      this.forget(name);
       return;
     }
-    this.counts.state = 'consuming';
-    void this.watch(this.messages);
+    this.sub?.unsubscribe();
+    const sub = this.api.nc.subscribe(createInbox(), {
+      callback: (err, msg) => {
+        if (sub === this.sub && err === null) this.onDelivery(msg);
+      },
+    });
+    this.sub = sub;
+    this.consumer = name;
+    this.deliverySeq = 0;
+    this.outstanding = 0;
+    this.missed = 0;
   }
 
-  private async watch(messages: ConsumerMessages): Promise<void> {
-    for await (const s of messages.status()) {
-      if (s.type === 'ordered_consumer_recreated') {
-        this.counts.recreated++;
-        this.onRecreated?.();
+  private forget(name: string): void {
+    if (name !== '' && !this.api.nc.isClosed()) this.api.jsm.consumers.delete(this.stream, name).catch(() => undefined);
+  }
+
+  private onDelivery(msg: Msg): void {
+    this.active = true;
+    const d = this.delivery;
+    if (!readDelivery(msg, d)) {
+      this.onStatus(msg);
+      return;
+    }
+    if (d.deliverySeq !== this.deliverySeq + 1) {
+      // A message the consumer sent was not received: make it again after the last one that was.
+      void this.remake();
+      return;
+    }
+    this.deliverySeq = d.deliverySeq;
+    this.streamSeq = d.streamSeq;
+    if (this.outstanding > 0) this.outstanding--;
+    const counts = this.counts;
+    counts.delivered++;
+    counts.pending = d.pending;
+    counts.lastStreamSeq = d.streamSeq;
+    if (d.delivered > 1) counts.redelivered++;
+    if (!this.stopped) this.onMessage(msg);
+    this.afterDelivery();
+  }
+
+  private afterDelivery(): void {
+    if (this.pacing === undefined) {
+      if (this.outstanding <= CONSUME_MAX_MESSAGES / 2) this.pump();
+    } else if (this.outstanding === 0) {
+      this.schedulePump();
+    }
+  }
+
+  /** A status on the pull's inbox: heartbeat, a pull that ended, or a consumer that is gone. */
+  private onStatus(msg: Msg): void {
+    const h = msg.headers;
+    const code = h?.code ?? 0;
+    if (code === 100) return;
+    if (code === 503 || (code === 409 && /deleted|leadership/i.test(h?.description ?? ''))) {
+      void this.remake();
+      return;
+    }
+    if (code === 400 && this.settle !== undefined) {
+      this.finish(new Error(`JetStream refused a pull on ${this.stream}: ${code} ${h?.description ?? ''}`));
+      return;
+    }
+    // 404, 408, 409 (and anything else): the request ended; what it did not deliver is released.
+    const left = Number(h?.get('Nats-Pending-Messages') ?? '');
+    this.outstanding = Number.isFinite(left) && left > 0 ? Math.max(0, this.outstanding - left) : 0;
+    this.afterDelivery();
+  }
+
+  /** The next pull, if one is due (see the class). */
+  private pump(): void {
+    if (this.stopped || this.remaking || this.consumer === '') return;
+    const pacing = this.pacing;
+    if (pacing === undefined) {
+      if (this.outstanding > CONSUME_MAX_MESSAGES / 2) return;
+      this.pull(CONSUME_MAX_MESSAGES - this.outstanding, CONSUME_EXPIRES_MS);
+      return;
+    }
+    if (this.outstanding > 0) return;
+    if (!pacing.wanted()) {
+      this.finish();
+      return;
+    }
+    const room = pacing.room();
+    if (room <= 0) {
+      void pacing.waitForRoom().then(() => this.pump());
+      return;
+    }
+    this.pull(Math.min(room, PACED_MAX_MESSAGES), PACED_EXPIRES_MS);
+  }
+
+  /** The next pull at the end of the turn: the batch gathered so far is posted first, and room() counts it. */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pull(batch: number, expiresMs: number): void {
+    const sub = this.sub;
+    if (sub === undefined || this.api.nc.isClosed()) return;
+    this.outstanding += batch;
+    const request = JSON.stringify({ batch, expires: nanos(expiresMs), idle_heartbeat: nanos(expiresMs / 2) });
+    try {
+      this.api.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${this.stream}.${this.consumer}`, request, { reply: sub.getSubject() });
+    } catch {
+      // The connection is closing or down: heartbeats missed (or the reconnect) make the consumer again.
+    }
+  }
+
+  /** Two heartbeat intervals with nothing on the inbox while a pull is out: the pull or the consumer is lost. */
+  private checkHeartbeat(): void {
+    if (this.active) {
+      this.active = false;
+      this.missed = 0;
+      return;
+    }
+    if (this.outstanding === 0 || this.remaking) return;
+    if (++this.missed >= 2) void this.remake();
+  }
+
+  private async watchConnection(): Promise<void> {
+    const watch = this.api.nc.status();
+    this.statusWatch = watch;
+    for await (const s of watch as AsyncIterable<{ type: string }>) {
+      if (this.stopped) break;
+      if (s.type === 'reconnect') void this.remake();
+    }
+  }
+
+  /** Makes the consumer again after the last message delivered (retrying until it can). */
+  private async remake(): Promise<void> {
+    if (this.remaking || this.stopped) return;
+    this.remaking = true;
+    this.counts.recreated++;
+    this.onRecreated?.();
+    this.forget(this.consumer);
+    this.consumer = '';
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+    while (!this.stopped) {
+      try {
+        await this.make();
+        break;
+      } catch {
+        await this.retry.sleep(RETRY_MS);
       }
     }
+    this.remaking = false;
+    this.pump();
+  }
+
+  private finish(err?: Error): void {
+    const settle = this.settle;
+    this.settle = undefined;
+    if (err !== undefined) settle?.reject(err);
+    else settle?.resolve();
   }
 
   stop(): void {
+    if (this.stopped) return;
     this.stopped = true;
     this.counts.state = 'stopped';
-    void this.messages?.close();
+    clearInterval(this.heartbeat);
+    this.retry.wake();
+    (this.statusWatch as { stop?: () => void } | undefined)?.stop?.();
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+    this.forget(this.consumer);
+    this.finish();
   }
 }
 
@@ -227,13 +390,10 @@ export interface JetStreamSourceSettings {
   resume?: { counts: ConsumerStats; start: number }[];
 }
 
-/** How long to wait before trying again when NATS or the stream is not there yet. */
-const RETRY_MS = 1000;
-
 /** The NATS connection and the shared feed, in the JetStream thread. */
 export class JetStreamSource {
   private nc: NatsConnection | undefined;
-  private js: JetStreamClient | undefined;
+  private api: JetStreamApi | undefined;
   private state: NatsState = 'connecting';
   private closed = false;
   private feeds: OrderedFeed[] = [];
@@ -251,16 +411,16 @@ export class JetStreamSource {
    */
   constructor(
     private readonly settings: JetStreamSourceSettings,
-    private readonly onMessage: (filter: number, msg: JsMsg) => void,
+    private readonly onMessage: (filter: number, msg: Msg) => void,
     private readonly log: ThreadLog,
     private readonly onStatus: () => void,
   ) {
     this.starts = settings.filters.map((_, i) => settings.resume?.[i]?.start ?? 0);
   }
 
-  /** The connection's JetStream client while connected (replay consumers are made on it). */
-  get client(): JetStreamClient | undefined {
-    return this.state === 'connected' ? this.js : undefined;
+  /** The connection and its JetStream manager while connected (replay consumers are made on it). */
+  get client(): JetStreamApi | undefined {
+    return this.state === 'connected' ? this.api : undefined;
   }
 
   get stream(): string {
@@ -291,8 +451,8 @@ export class JetStreamSource {
           await nc.close();
           return;
         }
+        this.api = { nc, jsm: await jetstreamManager(nc, { checkAPI: false }) };
         this.nc = nc;
-        this.js = jetstream(nc);
         this.connects++;
         this.state = 'connected';
         this.changed();
@@ -330,18 +490,17 @@ export class JetStreamSource {
    * or, in a thread started again, after the last one the main thread got.
    */
   private async openSharedFeed(): Promise<void> {
-    const nc = this.nc;
-    const js = this.js;
-    if (nc === undefined || js === undefined) return;
+    const api = this.api;
+    if (api === undefined) return;
     const resume = this.settings.resume;
     if (this.starts.some((s, i) => s === 0 && (resume?.[i]?.counts.lastStreamSeq ?? 0) === 0)) {
-      const info = await (await jetstreamManager(nc)).streams.info(this.settings.stream);
+      const info = await api.jsm.streams.info(this.settings.stream);
       this.starts = this.starts.map((s) => (s === 0 ? info.state.last_seq + 1 : s));
     }
     const feeds = this.settings.filters.map((filter, i) => {
       const counts = resume?.[i]?.counts;
       const from = counts !== undefined && counts.lastStreamSeq > 0 ? counts.lastStreamSeq + 1 : this.starts[i];
-      return new OrderedFeed(js, this.settings.stream, filter, { at: 'seq', seq: from }, (msg) => this.onMessage(i, msg), undefined, counts, () => this.changed());
+      return new OrderedFeed(api, this.settings.stream, filter, { at: 'seq', seq: from }, (msg) => this.onMessage(i, msg), undefined, counts, () => this.changed());
     });
     this.feeds = feeds;
     await Promise.all(feeds.map((f) => f.open()));

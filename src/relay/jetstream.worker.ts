@@ -13,12 +13,13 @@
  * their pacing slots (jetstreamProtocol.ts).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { JsMsg } from '@nats-io/jetstream';
+import type { Msg } from '@nats-io/transport-node';
 import { connectionOptions, HEADER_NODE_ID, HEADER_SEQ } from '../export';
+import { kindOfMsg, NumberHeader, RepeatedHeader } from './natsMsg';
 import { runRelayTestHook } from '../testHooks';
 import { nowMicros } from '../wire/time';
 import { EventBatchBuilder } from './eventBatch';
-import { JetStreamSource, kindOfSubject, OrderedFeed, type FeedPacing, type ThreadLog } from './jetstream';
+import { JetStreamSource, OrderedFeed, type FeedPacing, type ThreadLog } from './jetstream';
 import type { ConsumerStats } from '../stats';
 import { ControlSlot, REPLAY_ROOM_POLL_MS, replayRoom, SHARED_TARGET, type FromJetStreamThread, type JetStreamWorkerData, type ToJetStreamThread } from './jetstreamProtocol';
 
@@ -74,15 +75,17 @@ const shared: Target = {
   scheduled: false,
 };
 
-function onShared(_filter: number, msg: JsMsg): void {
-  const kind = kindOfSubject(msg.subject);
+const nodeIdHeader = new RepeatedHeader(HEADER_NODE_ID);
+const seqHeader = new NumberHeader(HEADER_SEQ);
+
+function onShared(_filter: number, msg: Msg): void {
+  const kind = kindOfMsg(msg);
   if (kind === undefined) {
     shared.builder.addUnknownSubject();
     gathered(shared);
     return;
   }
-  const headers = msg.headers;
-  shared.builder.addSequence(headers?.get(HEADER_NODE_ID) ?? '', kind, Number(headers?.get(HEADER_SEQ) ?? ''));
+  shared.builder.addSequence(nodeIdHeader.read(msg), kind, seqHeader.read(msg));
   shared.builder.add(kind, msg.data, nowMicros());
   gathered(shared);
 }
@@ -122,10 +125,10 @@ function openReplay(msg: Extract<ToJetStreamThread, { type: 'openReplay' }>): vo
     waitForRoom: () => new Promise((resolve) => setTimeout(resolve, REPLAY_ROOM_POLL_MS)),
     wanted: () => !replay.stopped,
   };
-  const onMessage = (m: JsMsg): void => {
+  const onMessage = (m: Msg): void => {
     // A filter narrowed to the kind takes only its subjects; a filter that could not be
     // narrowed may deliver the others, which are not this stream's.
-    if (replay.stopped || kindOfSubject(m.subject) !== msg.kind) return;
+    if (replay.stopped || kindOfMsg(m) !== msg.kind) return;
     if (replay.target.builder.add(msg.kind, m.data, nowMicros())) sent = (sent + 1) | 0;
     gathered(replay.target);
   };
