@@ -31,7 +31,7 @@ import { parseArgs } from 'node:util';
 import { BROKER_NODE_FLAGS } from '../src/cli/nodeFlags';
 import type { FeederStats } from '../src/feeder';
 import { FeederSession } from '../src/load/h2-grpc';
-import { readThreadCpuSeconds } from '../src/load/proc-sampler';
+import { readMachineCpu, readThreadCpuSeconds } from '../src/load/proc-sampler';
 import { feederTypes } from '../src/wire/proto';
 import { findPeersBin, onBenchExit, sleep, spawnTracked, stopChild, withTimeout, type TrackedChild } from './peers/children';
 import { producerCapMs, producerProblem, runProducer } from './peers/producer';
@@ -175,8 +175,13 @@ async function run(): Promise<number> {
     await waitFor('the relay serving from JetStream', async () => (await stats(relay)).relay?.jetstream?.serving === true, 20_000);
     const relayPid = relay.proc.child.pid ?? 0;
     const cpuBefore = readThreadCpuSeconds(relayPid);
+    const natsBefore = sumCpu(readThreadCpuSeconds(nats.pid));
+    const machineBefore = readMachineCpu();
     const r = await watch(relay.grpc, count, { 'x-armorfeed-after-seq': '0' }, 5000, () => Promise.resolve());
     const threadCpu = [...readThreadCpuSeconds(relayPid)].map(([tid, s]) => ({ tid, s: s - (cpuBefore.get(tid) ?? 0) }));
+    const natsCpu = sumCpu(readThreadCpuSeconds(nats.pid)) - natsBefore;
+    const machineAfter = readMachineCpu();
+    const machineBusy = machineBefore !== undefined && machineAfter !== undefined ? (machineAfter.busy - machineBefore.busy) / Math.max(1, machineAfter.total - machineBefore.total) : NaN;
     const relayStats = await stats(relay);
     await stopChild(relay.proc, 10_000);
 
@@ -195,6 +200,7 @@ async function run(): Promise<number> {
     log(
       `relay CPU over the replay: main thread ${mainCpu.toFixed(2)} s (${((mainCpu / Math.max(1, r.received)) * 1e6).toFixed(1)} us/event), busiest other thread (JetStream) ${busiest.toFixed(2)} s (${((busiest / Math.max(1, r.received)) * 1e6).toFixed(1)} us/event), the other threads ${rest.toFixed(2)} s`,
     );
+    log(`nats-server CPU over the replay: ${natsCpu.toFixed(2)} s (${((natsCpu / Math.max(1, r.received)) * 1e6).toFixed(1)} us/event); the machine was ${(machineBusy * 100).toFixed(0)}% busy (${os.cpus().length} cores)`);
     if (profDir !== undefined) log(`CPU profiles of the relay's threads: ${path.resolve(profDir)}`);
     const ratio = r.received / r.spanS / (b.received / b.spanS);
     log('');
@@ -208,6 +214,12 @@ async function run(): Promise<number> {
     fs.rmSync(dir, { recursive: true, force: true });
   }
   return status;
+}
+
+function sumCpu(threads: Map<number, number>): number {
+  let sum = 0;
+  for (const s of threads.values()) sum += s;
+  return sum;
 }
 
 void run().then((code) => process.exit(code));
