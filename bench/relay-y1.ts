@@ -30,7 +30,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BROKER_NODE_FLAGS } from '../src/cli/nodeFlags';
 import type { FeederStats } from '../src/feeder';
-import { FeederSession } from '../src/load/h2-grpc';
+import { FeederSession } from '../src/wire/h2-grpc';
 import { readMachineCpu, readThreadCpuSeconds } from '../src/load/proc-sampler';
 import { feederTypes } from '../src/wire/proto';
 import { findPeersBin, onBenchExit, sleep, spawnTracked, stopChild, withTimeout, type TrackedChild } from './peers/children';

@@ -44,8 +44,8 @@ export type ErrorCode =
   | 'ERR_REPLAY_UNAVAILABLE'
   | 'ERR_LOAD_BROKER_START'
   | 'ERR_LOAD_WIRE_FORMAT'
-  | 'ERR_LOAD_GRPC_FRAMING'
-  | 'ERR_LOAD_GRPC_CALL';
+  | 'ERR_GRPC_FRAMING'
+  | 'ERR_GRPC_CALL';
 
 export class ArmorfeedError extends Error {
   readonly code: ErrorCode;

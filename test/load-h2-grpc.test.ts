@@ -2,10 +2,10 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import fc from 'fast-check';
 import * as grpc from '@grpc/grpc-js';
-import { frameMessage, GrpcFramingError, GrpcMessageSplitter } from '../src/load/grpc-framing';
-import { FeederSession, GrpcCallError, type GrpcStatus } from '../src/load/h2-grpc';
+import { frameMessage, GrpcFramingError, GrpcMessageSplitter } from '../src/wire/grpc-framing';
+import { FeederSession, GrpcCallError, type GrpcStatus } from '../src/wire/h2-grpc';
 import { decodeReplyMessage, encodeNonceMessage, encodeRequestMessage, LoadClient } from '../src/load/load-client';
-import { grpcStatus } from '../src/load/h2-grpc';
+import { grpcStatus } from '../src/wire/h2-grpc';
 import { feederTypes, rpcPath } from '../src/wire/proto';
 import { formatUpdatedTime, nowMicros } from '../src/wire/time';
 

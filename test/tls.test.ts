@@ -210,6 +210,31 @@ describe('tls - self: the server signs its certificate at start from ca.crt + ca
     assert.equal(plain.stdout, '');
   });
 
+  test('tls - relay --feeders with tlsEnabled reads the node over mutual TLS (its client certificate signed from ca.key); with another CA it is refused and says why', { timeout: 60_000 }, async () => {
+    const relayStats = async (relay: ServeProcess): Promise<NonNullable<FeederStats['relay']>['upstreams'][number] | undefined> => (await fetchStats(relay.addresses.metrics)).relay?.upstreams[0];
+    const start = (dir: string, provider: string): Promise<ServeProcess> =>
+      startServe(['relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '-1', '--metricsPort', '0', '--feeders', server.addresses.grpc, '--tlsEnabled', '--tlsCertPath', dir, '--tlsCertProvider', provider]);
+    const trusted = await start(selfDir, 'self');
+    try {
+      await waitUntil('the relay reading alerts and logs over TLS', async () => {
+        const u = await relayStats(trusted);
+        return u !== undefined && u.connected && u.streams.alerts.events > 0 && u.streams.logs.events > 0;
+      }, 20_000, async () => JSON.stringify(await relayStats(trusted)));
+    } finally {
+      await trusted.stop('SIGTERM');
+    }
+    const stranger = await start(setB, 'external');
+    try {
+      await waitUntil('the relay refused by the node', async () => ((await relayStats(stranger))?.streams.alerts.failedAttempts ?? 0) > 0, 20_000, async () => JSON.stringify(await relayStats(stranger)));
+      const u = await relayStats(stranger);
+      assert.equal(u?.connected, false);
+      assert.equal(u?.streams.alerts.events, 0);
+      assert.match(u?.streams.alerts.lastError ?? '', /HealthCheck failed \(UNAVAILABLE: .+\)/);
+    } finally {
+      await stranger.stop('SIGTERM');
+    }
+  });
+
   test('tls - a new CA renamed over ca.crt and ca.key: the next connection gets a leaf from it, and a client certificate from the old CA is refused', { timeout: 90_000 }, async () => {
     const reloads = (await stats()).tls?.reloads ?? -1;
     renameOver(setB, selfDir, ['ca.key', 'ca.crt']);

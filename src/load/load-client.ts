@@ -23,7 +23,7 @@
 import { HealthMismatchError } from '../errors';
 import { filterMetadataKeys, rpcPath, type EventStreamKind } from '../wire/proto';
 import { formatHostPort, type HostPort } from './addresses';
-import { FeederSession, grpcStatus, statusName, type GrpcResponseReader, type GrpcStatus } from './h2-grpc';
+import { FeederSession, grpcStatus, statusName, type GrpcResponseReader, type GrpcStatus } from '../wire/h2-grpc';
 import { LatencyRecorder } from './latency';
 import { makeEventPeeker, type PeekedEvent } from './peek';
 import { epochMs, type SendTimes } from './send-times';

@@ -31,7 +31,6 @@
  * Nothing is decoded and encoded again: an event leaves with the bytes it came with.
  */
 import * as os from 'node:os';
-import * as grpc from '@grpc/grpc-js';
 import { defaultConfig, validate, type FeederConfig } from '../config';
 import { ArmorfeedError, ConfigError } from '../errors';
 import { parseServers } from '../export';
@@ -124,7 +123,6 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
   }
   // As upstream's relay: with TLS, mutual TLS towards the nodes too, from the same directory.
   const clientTls = config.tlsEnabled ? await loadClientTls(config.tlsCertPath, config.tlsCertProvider, 'tlsCertPath') : undefined;
-  const credentials = clientTls !== undefined ? grpc.credentials.createSsl(clientTls.rootCerts, clientTls.privateKey, clientTls.certChain) : grpc.credentials.createInsecure();
 
   const batcher = new RelayBatcher(
     hub,
@@ -152,7 +150,7 @@ export async function createRelay(partial: Partial<FeederConfig> = {}, options: 
   const upstreamOptions = {
     backoff: { initialMs: config.relayBackoffInitialMs, maxMs: config.relayBackoffMaxMs },
     healthTimeoutMs: config.relayHealthTimeoutMs,
-    credentials,
+    ...(clientTls !== undefined ? { tls: { ca: clientTls.rootCerts, cert: clientTls.certChain, key: clientTls.privateKey } } : {}),
     clientName: `armorfeed-relay@${os.hostname()}`,
     onLinkChange: refreshFeedersHealth,
   };

@@ -16,15 +16,18 @@
  * backoffDelay), and starts again from its first step once a stream has been healthy.
  * When a node comes back, the first of its streams to open calls back the others that
  * were waiting after a failed HealthCheck, so all three reopen together (retryNow).
- * Events are handed over as the protobuf bytes they arrived as (identity deserializer).
- * What the log says about it is per upstream, not per stream or attempt (linkLog.ts).
+ * Events are handed over as the protobuf bytes they arrived as, read in place from the
+ * HTTP/2 DATA chunks (wire/h2-grpc.ts, not the grpc-js client: its per-message Readable,
+ * filter promises and copies were a third of the relay's CPU at 3 x 20,000 ev/s, see
+ * bench/README.md "Relay (Y2)"). What the log says about it is per upstream, not per
+ * stream or attempt (linkLog.ts).
  */
 import { randomInt } from 'node:crypto';
-import * as grpc from '@grpc/grpc-js';
 import { backoffDelay, type BackoffOptions } from '../client';
 import type { DaemonLog } from '../messages';
 import { UpstreamLinkLog, type LinkView } from './linkLog';
 import type { UpstreamStats, UpstreamStreamState, UpstreamStreamStats } from '../stats';
+import { FeederSession, GrpcCallError, grpcStatus, statusName, type GrpcResponseReader, type GrpcStatus } from '../wire/h2-grpc';
 import { feederTypes, filterMetadataKeys, rpcPath } from '../wire/proto';
 import { nowMicros } from '../wire/time';
 import type { EventKind } from './scan';
@@ -32,7 +35,8 @@ import type { EventKind } from './scan';
 export interface UpstreamOptions {
   backoff: BackoffOptions;
   healthTimeoutMs: number;
-  credentials: grpc.ChannelCredentials;
+  /** Mutual TLS towards the nodes (as upstream's relay, from the relay's own TLS material); none: plain HTTP/2. */
+  tls?: { ca: Buffer; cert: Buffer; key: Buffer };
   /** x-armorfeed-client on every stream: how an armorfeed node names the relay in its stats. */
   clientName: string;
   /** Called when a stream opened or closed (the relay's health follows the upstreams' links). */
@@ -53,7 +57,8 @@ const KINDS: readonly EventKind[] = ['alerts', 'logs', 'messages'];
 /** A stream open this long (or that has carried an event) starts its next backoff from the first step. */
 const STABLE_MS = 10_000;
 
-const identity = (b: Buffer): Buffer => b;
+/** A node that vanishes without closing its connections (power loss, partition) is found by a PING it must answer. */
+const KEEPALIVE = { intervalMs: 301_000, timeoutMs: 20_000 };
 
 /** Bytes a node may send on the relay's connection ahead of its reading: ~160 ms at 3 x 20k events/s of 550 B. */
 export const RELAY_FLOW_CONTROL_WINDOW = 8 * 1024 * 1024;
@@ -73,7 +78,7 @@ class UpstreamStream {
   private eventsThisOpen = 0;
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
-  private call: grpc.ClientReadableStream<Buffer> | undefined;
+  private call: GrpcResponseReader | undefined;
   /** Bumped per attempt, so callbacks of an abandoned attempt are ignored. */
   private generation = 0;
   /** In backoff because an attempt failed (HealthCheck), not because an open stream broke. */
@@ -101,7 +106,25 @@ class UpstreamStream {
 
   private open(generation: number): void {
     const { path, filter } = streamRpc[this.kind];
-    const call = this.upstream.openStream(path, filter);
+    const kind = this.kind;
+    const upstream = this.upstream;
+    const call = upstream.openStream(
+      path,
+      filter,
+      (buf, start, end) => {
+        if (generation !== this.generation) return false;
+        this.events++;
+        this.eventsThisOpen++;
+        // Daemon messages may wait in client queues: their own copy, not a view that keeps the chunk.
+        const message = kind === 'messages' ? Buffer.from(buf.subarray(start, end)) : buf.subarray(start, end);
+        if (!upstream.sink(kind, message, nowMicros())) this.malformed++;
+        return true;
+      },
+      (status: GrpcStatus) => {
+        if (generation !== this.generation || this.state === 'stopped') return;
+        this.broken(status.code === grpcStatus.OK ? 'ended by the upstream (OK)' : `${statusName(status.code)}: ${status.details}`);
+      },
+    );
     this.call = call;
     this.state = 'open';
     this.openedAt = Date.now();
@@ -110,23 +133,9 @@ class UpstreamStream {
     this.downSince = 0;
     if (this.everOpen) this.reconnects++;
     this.everOpen = true;
-    this.upstream.linkLog.changed();
-    this.upstream.options.onLinkChange?.();
-    this.upstream.retryWaiting();
-    call.on('data', (message: Buffer) => {
-      if (generation !== this.generation) return;
-      this.events++;
-      this.eventsThisOpen++;
-      if (!this.upstream.sink(this.kind, message, nowMicros())) this.malformed++;
-    });
-    call.on('error', () => {
-      // 'status' decides; this listener only keeps 'error' from throwing.
-    });
-    call.on('status', (status: grpc.StatusObject) => {
-      if (generation !== this.generation || this.state === 'stopped') return;
-      const why = status.code === grpc.status.OK ? 'ended by the upstream (OK)' : `${grpc.status[status.code]}: ${status.details}`;
-      this.broken(why);
-    });
+    upstream.linkLog.changed();
+    upstream.options.onLinkChange?.();
+    upstream.retryWaiting();
   }
 
   private broken(reason: string): void {
@@ -191,9 +200,8 @@ class UpstreamStream {
 }
 
 export class Upstream {
-  private readonly client: grpc.Client;
+  private readonly session: FeederSession;
   private readonly streams: Record<EventKind, UpstreamStream>;
-  private readonly metadata = new grpc.Metadata();
   /** The log lines about this upstream's link: one per change, rate-limited. */
   readonly linkLog: UpstreamLinkLog;
   /** Set once a stream opened or an attempt failed: before that the link is 'connecting', not 'down'. */
@@ -205,23 +213,19 @@ export class Upstream {
     readonly sink: UpstreamSink,
     readonly log: DaemonLog,
   ) {
-    this.client = new grpc.Client(id, options.credentials, {
-      // The relay's own backoff decides when a stream is retried; the channel only has to
-      // be ready again soon after the node is.
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': Math.max(100, options.backoff.maxMs),
-      // A node that vanishes without closing its connections (power loss, partition) is
-      // found by a ping the node must answer. Upstream's server allows one ping per 5 min
-      // (grpc-go's MinTime default) and answers more with GOAWAY too_many_pings, so just over that.
-      'grpc.keepalive_time_ms': 301_000,
-      'grpc.keepalive_timeout_ms': 20_000,
+    this.session = new FeederSession(id, {
       // HTTP/2 flow control: with Node's 64 KiB window a node can send ~130 events before
       // the relay's next WINDOW_UPDATE, so a relay held off the CPU for a few ms stalls
       // every node's stream and their queues for it overflow (bench:relay: 2/3 of 3 x 20k ev/s
       // dropped at the nodes). grpc-go's clients grow theirs to 16 MiB (BDP estimation).
-      'grpc-node.flow_control_window': RELAY_FLOW_CONTROL_WINDOW,
+      windowBytes: RELAY_FLOW_CONTROL_WINDOW,
+      metadata: { [filterMetadataKeys.clientName]: options.clientName },
+      userAgent: 'armorfeed-relay',
+      // Upstream's server allows one ping per 5 min (grpc-go's MinTime default) and answers
+      // more with GOAWAY too_many_pings, so just over that.
+      keepalive: KEEPALIVE,
+      ...(options.tls !== undefined ? { tls: options.tls } : {}),
     });
-    this.metadata.set(filterMetadataKeys.clientName, options.clientName);
     this.streams = { alerts: new UpstreamStream(this, 'alerts'), logs: new UpstreamStream(this, 'logs'), messages: new UpstreamStream(this, 'messages') };
     this.linkLog = new UpstreamLinkLog(id, log, () => this.link());
   }
@@ -253,37 +257,36 @@ export class Upstream {
   stop(): void {
     for (const kind of KINDS) this.streams[kind].stop();
     this.linkLog.stop();
-    this.client.close();
+    this.session.close();
   }
 
   /** HealthCheck with a random int31 nonce; `done()` without a problem when it was echoed. */
   healthCheck(done: (problem?: string) => void): void {
     const t = feederTypes();
     const nonce = randomInt(1, 2 ** 31);
-    this.client.makeUnaryRequest<{ nonce: number }, { Retval?: number }>(
-      rpcPath.HealthCheck,
-      (req) => Buffer.from(t.NonceMessage.encode(t.NonceMessage.create(req)).finish()),
-      (buf) => t.ReplyMessage.toObject(t.ReplyMessage.decode(buf), { defaults: true }),
-      { nonce },
-      this.metadata.clone(),
-      { deadline: Date.now() + this.options.healthTimeoutMs },
-      (err, reply) => {
-        if (err !== null) done(`HealthCheck failed (${grpc.status[err.code]}: ${err.details})`);
-        else if ((reply?.Retval ?? 0) !== nonce) done(`HealthCheck returned ${reply?.Retval ?? 0} for nonce ${nonce}: not a KubeArmor feeder`);
+    this.session.unary(rpcPath.HealthCheck, t.NonceMessage.encode(t.NonceMessage.create({ nonce })).finish(), this.options.healthTimeoutMs).then(
+      (reply) => {
+        let retval: number;
+        try {
+          retval = (t.ReplyMessage.toObject(t.ReplyMessage.decode(reply), { defaults: true }) as { Retval?: number }).Retval ?? 0;
+        } catch (err) {
+          done(`HealthCheck answered with a message that is not a ReplyMessage (${(err as Error).message}): not a KubeArmor feeder`);
+          return;
+        }
+        if (retval !== nonce) done(`HealthCheck returned ${retval} for nonce ${nonce}: not a KubeArmor feeder`);
         else done();
+      },
+      (err: unknown) => {
+        const why = err instanceof GrpcCallError ? `${statusName(err.status.code)}: ${err.status.details}` : String(err);
+        done(`HealthCheck failed (${why})`);
       },
     );
   }
 
-  openStream(path: string, filter: string): grpc.ClientReadableStream<Buffer> {
+  /** A Watch* call: `visit` gets each message in place, `onEnd` the status once. */
+  openStream(path: string, filter: string, visit: (buf: Buffer, start: number, end: number) => boolean, onEnd: (status: GrpcStatus) => void): GrpcResponseReader {
     const t = feederTypes();
-    return this.client.makeServerStreamRequest<{ Filter: string }, Buffer>(
-      path,
-      (req) => Buffer.from(t.RequestMessage.encode(t.RequestMessage.create(req)).finish()),
-      identity,
-      { Filter: filter },
-      this.metadata.clone(),
-    );
+    return this.session.serverStream(path, t.RequestMessage.encode(t.RequestMessage.create({ Filter: filter })).finish(), visit, onEnd);
   }
 
   stats(): UpstreamStats {

@@ -14,7 +14,6 @@
  * its own, and it is bounded in events and time. A warm-up that cannot finish (no
  * loopback, a slow machine) is given up, not waited for: the relay is only cold then.
  */
-import * as grpc from '@grpc/grpc-js';
 import type { FeederConfig } from '../config';
 import { createSpanEncoder, warmUpTask } from '../encode';
 import { FanoutHub } from '../fanout';
@@ -50,7 +49,7 @@ export async function warmUpFeedersPath(config: FeederConfig): Promise<WarmUpRes
   const batcher = new RelayBatcher(new FanoutHub(noThrottle, 'warm-up'));
   const upstream = new Upstream(
     server.grpcAddress,
-    { backoff: { initialMs: 20, maxMs: 100 }, healthTimeoutMs: 1000, credentials: grpc.credentials.createInsecure(), clientName: 'armorfeed-relay-warm-up' },
+    { backoff: { initialMs: 20, maxMs: 100 }, healthTimeoutMs: 1000, clientName: 'armorfeed-relay-warm-up' },
     (kind, message, us) => {
       received++;
       return batcher.add(kind, message, us);

@@ -13,7 +13,7 @@
  * reading at an exact event, not at a chunk boundary.
  */
 import { ArmorfeedError } from '../errors';
-import { GRPC_FRAME_HEADER } from '../wire/framing';
+import { GRPC_FRAME_HEADER } from './framing';
 
 /** Return false to stop after this message; the split goes on at the next `resume`. */
 export type MessageVisitor = (buf: Buffer, start: number, end: number) => boolean;
@@ -21,7 +21,7 @@ export type MessageVisitor = (buf: Buffer, start: number, end: number) => boolea
 /** A frame this reader cannot take: compressed (we never ask for compression) or over the size limit. */
 export class GrpcFramingError extends ArmorfeedError {
   constructor(message: string) {
-    super('ERR_LOAD_GRPC_FRAMING', message);
+    super('ERR_GRPC_FRAMING', message);
   }
 }
 
@@ -78,7 +78,7 @@ export class GrpcMessageSplitter {
     let pos = this.restStart;
     const end = buf.length;
     while (end - pos >= prefixBytes) {
-      if (buf[pos] !== 0) throw new GrpcFramingError(`compressed message (flag ${buf[pos]}): the load client does not accept compression`);
+      if (buf[pos] !== 0) throw new GrpcFramingError(`compressed message (flag ${buf[pos]}): this reader asks for none and accepts none`);
       const len = buf.readUInt32BE(pos + 1);
       if (len > maxMessageBytes) throw new GrpcFramingError(`message of ${len} bytes is over the ${maxMessageBytes}-byte limit`);
       const start = pos + prefixBytes;
@@ -96,7 +96,7 @@ export class GrpcMessageSplitter {
 }
 
 /** One message with its 5-byte prefix, as a request body (wire/framing.ts). */
-export { frameMessage } from '../wire/framing';
+export { frameMessage } from './framing';
 
 /**
  * How many of `chunk`'s first bytes complete the message `tail` begins, or -1 when the

@@ -1,7 +1,8 @@
 /**
- * The load client's gRPC calls, made on node:http2 directly: one HTTP/2 session per
- * client (as one karmor process has one connection), a unary call for HealthCheck and
- * server-streaming calls for WatchAlerts/WatchLogs.
+ * gRPC calls to a feeder made on node:http2 directly, for the two readers of feeds whose
+ * cost per message matters: the load client (one HTTP/2 session per client, as one karmor
+ * process has one connection) and the relay's upstreams (one per node): a unary call for
+ * HealthCheck and server-streaming calls for the Watch* RPCs.
  *
  * Why not the grpc-js client: on its receive path every message goes through a
  * Readable stream of its own, an interceptor chain, a filter stack of promises and a
@@ -15,8 +16,9 @@
  * Flow control is node:http2's, as with grpc-js: a paused stream stops consuming, its
  * window closes and the broker's queue for this client fills.
  *
- * It implements what the load client needs and no more: no compression (none is
- * asked for), no retries, no name resolution beyond host:port, no TLS.
+ * It implements what those readers need and no more: no compression (none is asked
+ * for), no retries, no name resolution beyond host:port; TLS (mutual, as the relay's
+ * towards its nodes) and keepalive pings when asked for.
  */
 import * as http2 from 'node:http2';
 import { ArmorfeedError } from '../errors';
@@ -60,7 +62,7 @@ export class GrpcCallError extends ArmorfeedError {
     readonly rpc: string,
     readonly status: GrpcStatus,
   ) {
-    super('ERR_LOAD_GRPC_CALL', `${rpc}: ${statusName(status.code)}: ${status.details}`);
+    super('ERR_GRPC_CALL', `${rpc}: ${statusName(status.code)}: ${status.details}`);
   }
 }
 
@@ -170,6 +172,15 @@ export interface SessionOptions {
   windowBytes?: number;
   /** Extra request headers (gRPC metadata) sent on every call. */
   metadata?: Record<string, string>;
+  /** user-agent of every call (default armorfeed-load). */
+  userAgent?: string;
+  /** TLS (https): the CAs the server's certificate must chain to, and our certificate for mutual TLS. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  /**
+   * A PING every intervalMs; a session whose PING is not answered within timeoutMs is
+   * destroyed (its calls end UNAVAILABLE), as grpc's keepalive finds a peer that vanished.
+   */
+  keepalive?: { intervalMs: number; timeoutMs: number };
 }
 
 /** One HTTP/2 connection to a feeder; it reconnects on the next call once it was lost. */
@@ -185,16 +196,31 @@ export class FeederSession {
   /** The session, connecting first if there is none or it was closed. */
   private current(): http2.ClientHttp2Session {
     if (this.session !== undefined && !this.session.closed && !this.session.destroyed) return this.session;
-    const windowBytes = this.options.windowBytes;
-    const session = http2.connect(`http://${this.authority}`, {
+    const { windowBytes, tls, keepalive } = this.options;
+    const session = http2.connect(`${tls !== undefined ? 'https' : 'http'}://${this.authority}`, {
       ...(windowBytes !== undefined ? { settings: { initialWindowSize: windowBytes } } : {}),
       // As grpc-js: node:http2 misbehaves when it reaches this cap (in MB), so it is out of reach.
       maxSessionMemory: Number.MAX_SAFE_INTEGER,
+      ...(tls !== undefined ? { ca: tls.ca, cert: tls.cert, key: tls.key, ALPNProtocols: ['h2'] } : {}),
     });
     this.lastError = undefined;
     if (windowBytes !== undefined) session.once('remoteSettings', () => session.setLocalWindowSize(windowBytes));
     session.on('error', (err: Error) => (this.lastError = err.message));
+    let pinger: NodeJS.Timeout | undefined;
+    if (keepalive !== undefined) {
+      pinger = setInterval(() => {
+        const timer = setTimeout(() => session.destroy(new Error(`no answer to a keepalive PING within ${keepalive.timeoutMs} ms`)), keepalive.timeoutMs);
+        timer.unref();
+        try {
+          session.ping(() => clearTimeout(timer));
+        } catch {
+          clearTimeout(timer);
+        }
+      }, keepalive.intervalMs);
+      pinger.unref();
+    }
     session.on('close', () => {
+      clearInterval(pinger);
       if (this.session === session) this.session = undefined;
     });
     this.session = session;
@@ -207,7 +233,7 @@ export class FeederSession {
       ':path': path,
       'content-type': 'application/grpc',
       te: 'trailers',
-      'user-agent': 'armorfeed-load',
+      'user-agent': this.options.userAgent ?? 'armorfeed-load',
       ...this.options.metadata,
     });
   }
