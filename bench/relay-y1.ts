@@ -8,7 +8,7 @@
  *              for them from the stream's start (x-armorfeed-after-seq: 0: a replay, the
  *              only way a relay reads a stream faster than it is written)
  *
- * The client is the load tool's HTTP/2 reader (src/load/h2-grpc.ts) in this process,
+ * The client is the load tool's HTTP/2 reader (src/wire/h2-grpc.ts) in this process,
  * counting messages on WatchAlerts and WatchLogs without decoding them; delivered ev/s is
  * N over the time from its first event to its last. It samples its own CPU: a phase where
  * it was busy over 90% of the time is reported as client-limited. Goal (issue 13): the

@@ -11,6 +11,13 @@
  *
  *   npm run bench:relay                          # 20,000 ev/s per node for 10 s
  *   node dist/bench/relay.js --rate 20000 --seconds 5 --per 10 --relay-queue 16000
+ *   node dist/bench/relay.js --upstreams gofeeder   # the nodes are gofeeders (synthetic)
+ *
+ * With --upstreams gofeeder the three nodes are Go feeders generating their events (no
+ * producers, no ingest): a stand-in for nodes on machines of their own, as in a cluster,
+ * where the default puts three armorfeed nodes, their producers, the relay and the clients
+ * on this machine's cores together. Latency is then from the gofeeder's UpdatedTime (its
+ * generation) to the client.
  *
  * Prints the machine, the counts (producer sent, node encoded, relay received per
  * upstream, each client's received/missing), the latencies and the relay's CPU. Every
@@ -24,7 +31,9 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BROKER_NODE_FLAGS } from '../src/cli/nodeFlags';
 import type { FeederStats } from '../src/feeder';
+import { freePort } from './devkit';
 import { findPeersBin, onBenchExit, ProcSampler, sleep, spawnTracked, stopChild, withTimeout, type TrackedChild } from './peers/children';
+import { parseGofeederSummary } from './peers/servers';
 import { runLoadClient, type LoadClientRun } from './peers/loadclient';
 import { runProducer, producerCapMs, type ProducerRun } from './peers/producer';
 import { machineInfo, machineLines } from './peers/report';
@@ -41,7 +50,9 @@ interface Server {
   metrics: string;
 }
 
-function options(): { rate: number; seconds: number; per: number; clients: number; queue: number; bin?: string } {
+type Upstreams = 'armorfeed' | 'gofeeder';
+
+function options(): { rate: number; seconds: number; per: number; clients: number; queue: number; upstreams: Upstreams; bin?: string } {
   const { values } = parseArgs({
     options: {
       rate: { type: 'string', default: '20000' },
@@ -49,6 +60,7 @@ function options(): { rate: number; seconds: number; per: number; clients: numbe
       per: { type: 'string', default: '10' },
       clients: { type: 'string', default: '2' },
       'relay-queue': { type: 'string', default: '16000' },
+      upstreams: { type: 'string', default: 'armorfeed' },
       bin: { type: 'string' },
     },
   });
@@ -60,7 +72,12 @@ function options(): { rate: number; seconds: number; per: number; clients: numbe
     }
     return n;
   };
-  return { rate: int('rate', values.rate, 1, 1_000_000), seconds: int('seconds', values.seconds, 1, 600), per: int('per', values.per, 1, 1000), clients: int('clients', values.clients, 1, 16), queue: int('relay-queue', values['relay-queue'], 1, 10_000_000), bin: values.bin };
+  const upstreams = values.upstreams;
+  if (upstreams !== 'armorfeed' && upstreams !== 'gofeeder') {
+    process.stderr.write(`relay bench: --upstreams must be armorfeed or gofeeder, got ${upstreams}\n`);
+    process.exit(2);
+  }
+  return { upstreams, rate: int('rate', values.rate, 1, 1_000_000), seconds: int('seconds', values.seconds, 1, 600), per: int('per', values.per, 1, 1000), clients: int('clients', values.clients, 1, 16), queue: int('relay-queue', values['relay-queue'], 1, 10_000_000), bin: values.bin };
 }
 
 /** Starts `armorfeed ARGS` and waits (20 s at most) for its listening line. */
@@ -80,6 +97,19 @@ async function startArmorfeed(name: string, args: string[]): Promise<Server> {
   const grpc = new RegExp(token('grpc')).exec(line)?.[1] ?? '';
   const metrics = new RegExp(token('metrics')).exec(line)?.[1] ?? '';
   return { name, proc, grpc, metrics };
+}
+
+/**
+ * A gofeeder generating `count` events at `rate` once `streams` Watch* streams are open;
+ * resolves once it listens.
+ */
+async function startGofeeder(name: string, bin: string, rate: number, count: number, streams: number): Promise<Server> {
+  const port = await freePort();
+  const args = ['--addr', `127.0.0.1:${port}`, '--rate', String(rate), '--count', String(count), '--wait-clients', String(streams), '--start-after', '1s', '--queue', '100000'];
+  const proc = spawnTracked(path.join(bin, 'gofeeder'), args, repoRoot);
+  for (let i = 0; i < 400 && !proc.stderr().includes('listening'); i++) await sleep(25);
+  if (!proc.stderr().includes('listening')) throw new Error(`gofeeder ${name} did not start: ${proc.stderr().slice(-500)}`);
+  return { name, proc, grpc: `127.0.0.1:${port}`, metrics: '' };
 }
 
 async function stats(s: Server): Promise<FeederStats> {
@@ -108,10 +138,17 @@ async function run(): Promise<number> {
   const unregister = onBenchExit(cleanup);
   const log = (line: string): void => void process.stdout.write(`${line}\n`);
   for (const l of machineLines(machine)) log(l);
-  log(`Y2: 3 nodes x ${o.rate} ev/s x ${o.seconds} s (socket producers, --per ${o.per}) -> relay (--queueSize ${o.queue}) -> ${o.clients} loadclients; baseline: 1 loadclient on node-a directly`);
+  const gofeeders = o.upstreams === 'gofeeder';
+  const source = gofeeders ? 'gofeeders generating' : `armorfeed serve, socket producers --per ${o.per}`;
+  log(`Y2: 3 nodes x ${o.rate} ev/s x ${o.seconds} s (${source}) -> relay (--queueSize ${o.queue}) -> ${o.clients} loadclients; baseline: 1 loadclient on node-a directly`);
   let status = 0;
   try {
-    for (const name of NODES) {
+    for (const [i, name] of NODES.entries()) {
+      if (gofeeders) {
+        // The relay's three streams, and on node-a the baseline client's two.
+        servers.push(await startGofeeder(name, peersBin, o.rate, count, i === 0 ? 5 : 3));
+        continue;
+      }
       const socket = path.join(dir, `${name}.sock`);
       servers.push(await startArmorfeed(name, ['serve', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '-1', '--metricsPort', '0', '--host', name, '--source', 'socket', '--socket', socket]));
     }
@@ -123,27 +160,37 @@ async function run(): Promise<number> {
     const durationS = o.seconds + 30;
     const viaRelay = runLoadClient(peersBin, repoRoot, { addr: relay.grpc, clients: o.clients, expect: 3 * count, streams: 'both', durationS, idleS: 5 });
     const direct = runLoadClient(peersBin, repoRoot, { addr: nodes[0].grpc, clients: 1, expect: count, streams: 'both', durationS, idleS: 5 });
-    await waitFor("the loadclients' streams", async () => (await stats(relay)).clients.filter((c) => c.open).length >= 2 * o.clients && (await stats(nodes[0])).clients.filter((c) => c.open).length >= 5, 15_000);
+    await waitFor("the loadclients' streams", async () => (await stats(relay)).clients.filter((c) => c.open).length >= 2 * o.clients && (gofeeders || (await stats(nodes[0])).clients.filter((c) => c.open).length >= 5), 15_000);
 
     const sampler = new ProcSampler(relay.proc.pid, relay.proc.spawnedAt).start();
     const cpu0 = sampler.sample()?.cpuSec ?? 0;
     const t0 = performance.now();
-    const producers: ProducerRun[] = await Promise.all(
-      nodes.map((_, i) => {
-        const p = { socket: path.join(dir, `${NODES[i]}.sock`), rate: o.rate, count, alertEvery: 5, per: o.per };
-        return runProducer(peersBin, repoRoot, p, producerCapMs(p, 60));
-      }),
-    );
+    const producers: ProducerRun[] = gofeeders
+      ? []
+      : await Promise.all(
+          nodes.map((_, i) => {
+            const p = { socket: path.join(dir, `${NODES[i]}.sock`), rate: o.rate, count, alertEvery: 5, per: o.per };
+            return runProducer(peersBin, repoRoot, p, producerCapMs(p, 60));
+          }),
+        );
     const produceS = (performance.now() - t0) / 1000;
     const [lcRelay, lcDirect]: LoadClientRun[] = await Promise.all([viaRelay, direct]);
     const cpu1 = sampler.sample()?.cpuSec ?? cpu0;
+    const runS = (performance.now() - t0) / 1000;
     sampler.stop();
 
     const relayStats = await stats(relay);
     const sent = producers.map((p) => p.report?.sent ?? 0);
     log('');
-    log(`producers: sent ${sent.join(' / ')} in ${produceS.toFixed(1)} s (blocked ${producers.map((p) => `${p.report?.blockedMs ?? 0} ms`).join(' / ')})`);
-    for (const [i, n] of nodes.entries()) {
+    if (gofeeders) {
+      for (const n of nodes) {
+        await stopChild(n.proc, 10_000);
+        const rows = parseGofeederSummary(n.proc.stderr()).rows;
+        const up = relayStats.relay?.upstreams.find((u) => u.id === n.grpc);
+        log(`${n.name} (gofeeder): relay received ${(up?.streams.alerts.events ?? 0) + (up?.streams.logs.events ?? 0)} of ${count} (reconnects ${up === undefined ? 'n/a' : up.streams.alerts.reconnects + up.streams.logs.reconnects}); dropped at the node (all its streams): ${rows.reduce((sum, r) => sum + r.queueFull, 0)}`);
+      }
+    } else log(`producers: sent ${sent.join(' / ')} in ${produceS.toFixed(1)} s (blocked ${producers.map((p) => `${p.report?.blockedMs ?? 0} ms`).join(' / ')})`);
+    for (const [i, n] of (gofeeders ? [] : nodes).entries()) {
       const s = await stats(n);
       const up = relayStats.relay?.upstreams.find((u) => u.id === n.grpc);
       const relayClient = s.clients.filter((c) => c.name.startsWith('armorfeed-relay@'));
@@ -158,7 +205,8 @@ async function run(): Promise<number> {
     const relayCpu = cpu1 - cpu0;
     const relayP99 = Math.max(...relayStats.clients.filter((c) => c.stream !== 'messages').map((c) => c.latencyUs.p99));
     log(`relay's own p99 (arrival -> write to its clients): ${us(relayP99)}`);
-    log(`relay: CPU ${relayCpu.toFixed(1)} s over ${produceS.toFixed(1)} s (${((relayCpu / produceS) * 100).toFixed(0)}% of a core), max RSS ${(sampler.maxRssBytes() / 2 ** 20).toFixed(0)} MB, client_queue_full ${relayDrops}, batches ${relayStats.relay?.batches ?? 0}`);
+    const spanS = gofeeders ? runS : produceS;
+    log(`relay: CPU ${relayCpu.toFixed(1)} s over ${spanS.toFixed(1)} s (${((relayCpu / spanS) * 100).toFixed(0)}% of a core), max RSS ${(sampler.maxRssBytes() / 2 ** 20).toFixed(0)} MB, client_queue_full ${relayDrops}, batches ${relayStats.relay?.batches ?? 0}`);
     log('');
     log('                      received     missing   p50        p90        p99        p99.9      max');
     const row = (label: string, r: LoadClientRun): void => {

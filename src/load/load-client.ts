@@ -6,7 +6,7 @@
  *
  * It runs inside a worker thread (src/load/load.worker.ts) with a few other clients
  * at most, and reads without decoding events: the gRPC calls are made on node:http2
- * directly (./h2-grpc.ts says why not grpc-js), each message is found in place in the
+ * directly (../wire/h2-grpc.ts says why not grpc-js), each message is found in place in the
  * HTTP/2 chunk, and a top-level protobuf wire walk (./peek.ts) reads only the sequence
  * number (HostPID) and UpdatedTime, as the Go loadclient's lazy mode does. An event's
  * receive time is when the client reads it (as loadclient takes it after RecvMsg), in
