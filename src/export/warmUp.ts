@@ -15,7 +15,7 @@
  * finish is given up; the export only starts cold then.
  */
 import { createInbox, type NatsConnection } from '@nats-io/transport-node';
-import { ExportBuffer, newEntry } from './buffer';
+import { ExportBuffer, newEntry, type ExportEntry } from './buffer';
 import { Publisher } from './publisher';
 import { subjectCovers } from './stream';
 import type { ExportStreamKind } from './subjects';
@@ -49,7 +49,15 @@ export async function warmUpPublishPath(nc: NatsConnection, streamSubjects: read
       if (err === null) msg.respond(`{"stream":"warm-up","seq":${++seq}}`);
     },
   });
-  const buffer = new ExportBuffer(ROUND * 2, 64 << 20);
+  /** Settled once the round's events are acked, or at the deadline. */
+  let round: { want: number; acked: () => void } | undefined;
+  const buffer = new (class extends ExportBuffer {
+    override ack(entry: ExportEntry, duplicate: boolean): boolean {
+      const settled = super.ack(entry, duplicate);
+      if (round !== undefined && this.counts.acked >= round.want) round.acked();
+      return settled;
+    }
+  })(ROUND * 2, 64 << 20);
   const subjects: Record<ExportStreamKind, string> = { alerts: `${base}.alerts`, logs: `${base}.logs`, messages: `${base}.messages` };
   const publisher = new Publisher({ nodeId: `warm-up-${base}`, subjects, window, ackTimeoutMs: DEADLINE_MS, maxAttempts: 1 }, buffer, () => undefined);
   const deadline = started + DEADLINE_MS;
@@ -58,11 +66,21 @@ export async function warmUpPublishPath(nc: NatsConnection, streamSubjects: read
     let sent = 0;
     while (sent < EXPORT_WARM_UP_EVENTS) {
       for (let i = 0; i < ROUND; i++, sent++) buffer.take(newEntry(sent % 5 === 0 ? 'alerts' : 'logs', sent + 1, sample, '2026-01-02T03:04:05.123456Z'));
+      const want = sent;
+      const acked = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
+        round = {
+          want,
+          acked: () => {
+            clearTimeout(timer);
+            resolve(true);
+          },
+        };
+      });
       publisher.pump();
-      while (buffer.counts.acked < sent) {
-        if (performance.now() > deadline) return result(buffer.counts.acked, `only ${buffer.counts.acked} of ${EXPORT_WARM_UP_EVENTS} acked in ${DEADLINE_MS} ms`);
-        await new Promise((resolve) => setTimeout(resolve, 1));
-      }
+      const ok = await acked;
+      round = undefined;
+      if (!ok) return result(buffer.counts.acked, `only ${buffer.counts.acked} of ${EXPORT_WARM_UP_EVENTS} acked in ${DEADLINE_MS} ms`);
     }
     return result(buffer.counts.acked);
   } finally {

@@ -1,12 +1,12 @@
 /**
  * Warms up the feeders-mode relay's path before it dials its first node: sample events
  * go through a scratch node on loopback (a LogService server fed with an encoded sample
- * batch, the server's fan-out and writes) into a scratch Upstream (grpc-js client calls,
+ * batch, the server's fan-out and writes) into a scratch Upstream (its HTTP/2 reader,
  * upstream.ts, the relay's batcher and scan), the code every real event then runs.
  *
  * Cold, that code is interpreted: one gofeeder at 20,000 ev/s through a fresh relay had
  * p99 98-184 ms at the relay's client over the first 10 s (the first few hundred ms of
- * traffic queued behind 25-76 ms runs of grpc-js reads), where the same relay's second
+ * traffic queued behind 25-76 ms runs of upstream reads, then on grpc-js), where the same relay's second
  * run had 6 ms, and the direct client 2 ms. The ingest threads and encoders warm up the
  * same way (ingest/source.worker.ts, encode/pool.ts).
  *
@@ -46,12 +46,15 @@ export async function warmUpFeedersPath(config: FeederConfig): Promise<WarmUpRes
   const nodeHub = new FanoutHub(noThrottle, 'warm-up');
   const server = await startServer({ bind: '127.0.0.1', port: 0, healthPort: -1, queueSize: WARM_UP_SAMPLE_EVENTS * 4, mainLoopStallMs: config.mainLoopStallMs }, nodeHub, log);
   let received = 0;
+  /** The round being waited for: settled once `want` events came, or at the deadline. */
+  let round: { want: number; arrived: () => void } | undefined;
   const batcher = new RelayBatcher(new FanoutHub(noThrottle, 'warm-up'));
   const upstream = new Upstream(
     server.grpcAddress,
     { backoff: { initialMs: 20, maxMs: 100 }, healthTimeoutMs: 1000, clientName: 'armorfeed-relay-warm-up' },
     (kind, message, us) => {
       received++;
+      if (round !== undefined && received >= round.want) round.arrived();
       return batcher.add(kind, message, us);
     },
     log,
@@ -63,10 +66,22 @@ export async function warmUpFeedersPath(config: FeederConfig): Promise<WarmUpRes
     const sampleTask = warmUpTask(warmUpRing({ cluster: config.cluster, host: 'warm-up' }, WARM_UP_SAMPLE_EVENTS));
     if (sampleTask === undefined) return result('the sample ring is empty');
     const batch = createSpanEncoder({ cluster: config.cluster, host: 'warm-up', nodeID: '', dropResourceFromProcessLogs: false, throttling: false, logLines: false })(sampleTask);
-    for (let round = 0; round < WARM_UP_ROUNDS; round++) {
+    for (let i = 0; i < WARM_UP_ROUNDS; i++) {
       const want = received + batch.alerts.count + batch.logs.count;
+      const arrived = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
+        round = {
+          want,
+          arrived: () => {
+            clearTimeout(timer);
+            resolve(true);
+          },
+        };
+      });
       nodeHub.publishBatch(batch);
-      if (!(await until(() => received >= want, deadline))) return result(`round ${round + 1} of ${WARM_UP_ROUNDS} did not arrive in time`);
+      const ok = await arrived;
+      round = undefined;
+      if (!ok) return result(`round ${i + 1} of ${WARM_UP_ROUNDS} did not arrive in time`);
     }
     return result();
   } finally {
@@ -76,11 +91,14 @@ export async function warmUpFeedersPath(config: FeederConfig): Promise<WarmUpRes
 }
 
 
-/** Resolves true once `done()` holds, false at `deadline` (checked every millisecond). */
+/**
+ * Resolves true once `done()` holds, false at `deadline`: for the scratch node's side of
+ * the streams, which has no event of its own to wait on (checked every 5 ms, a few times).
+ */
 async function until(done: () => boolean, deadline: number): Promise<boolean> {
   while (!done()) {
     if (performance.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 1));
+    await new Promise((resolve) => setTimeout(resolve, 5));
   }
   return true;
 }
