@@ -27,6 +27,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { EncodedBatch, EncodedStream } from '../encode';
 import { ArmorfeedError } from '../errors';
+import { MAX_RESTARTS, RestartBudget } from '../restarts';
 import { GRPC_FRAME_HEADER } from '../wire/framing';
 import type { ExportDropReason } from './buffer';
 import { STARTUP_WAIT_MS, type ExportLog, type ExportSettings, type ExportState, type ExportStats } from './exporter';
@@ -36,9 +37,6 @@ import type { FromExportThread, ToExportThread } from './threadProtocol';
 
 /** Between two looks at whether everything offered has settled (flush). */
 const FLUSH_POLL_MS = 10;
-/** Restarts of a dead export thread allowed within RESTART_WINDOW_MS. */
-const MAX_RESTARTS = 5;
-const RESTART_WINDOW_MS = 60_000;
 
 /** An offer's arrays, views of one ArrayBuffer: seqs (8-byte aligned first), starts, ends, then the bytes. */
 interface PackedOffer {
@@ -79,7 +77,7 @@ export class ExportThread {
   /** Set when the thread is stopped for good: closed, or dead past the restart limit. */
   private stopped: string | undefined;
   private exited: Promise<void> = Promise.resolve();
-  private readonly restarts: number[] = [];
+  private readonly restarts = new RestartBudget();
 
   constructor(private readonly log: ExportLog) {
     this.worker = this.spawn();
@@ -150,9 +148,7 @@ export class ExportThread {
 
   private onDeath(worker: Worker, why: string): void {
     if (worker !== this.worker || this.stopped !== undefined) return;
-    const now = Date.now();
-    while (this.restarts.length > 0 && now - this.restarts[0] > RESTART_WINDOW_MS) this.restarts.shift();
-    const restart = this.restarts.length < MAX_RESTARTS;
+    const restart = this.restarts.take();
     let lost = 0;
     for (const e of this.exports.values()) lost += e.onThreadLost(why, restart);
     if (!restart) {
@@ -160,7 +156,6 @@ export class ExportThread {
       this.log.error(`export: ${why}, the ${MAX_RESTARTS + 1}th time within a minute; not started again: ${lost} events it held are dropped as export_rejected, and so is every later one`);
       return;
     }
-    this.restarts.push(now);
     this.worker = this.spawn();
     for (const e of this.exports.values()) this.post(e.openMessage());
     // Logged once the new thread takes offers: the log line is itself a daemon message to export.

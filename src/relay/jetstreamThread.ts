@@ -22,6 +22,7 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { DaemonLog } from '../messages';
+import { MAX_RESTARTS, RestartBudget } from '../restarts';
 import type { RelayBatcher } from './batcher';
 import { forEachSequence, type RelayEventBatch } from './eventBatch';
 import type { ConsumerStats, JetStreamSourceStats } from '../stats';
@@ -41,9 +42,6 @@ import {
 import type { EventKind } from './scan';
 import { NodeSequences } from './sequence';
 
-/** Restarts of a dead JetStream thread allowed within RESTART_WINDOW_MS. */
-const MAX_RESTARTS = 5;
-const RESTART_WINDOW_MS = 60_000;
 
 /** Where a replay's events go, on the main thread. */
 export interface ReplaySink {
@@ -91,7 +89,7 @@ export class JetStreamThread {
   private stopped: string | undefined;
   private failed = false;
   private restarts = 0;
-  private readonly restartTimes: number[] = [];
+  private readonly restartBudget = new RestartBudget();
   private servingNow = false;
   private readonly replays = new Map<number, ReplayChannel>();
   private nextReplay = SHARED_TARGET + 1;
@@ -258,9 +256,7 @@ export class JetStreamThread {
     }
     this.status = { ...this.status, state: 'connecting', serving: false, lastError: why, consumers: this.status.consumers.map((c) => ({ ...c, state: 'starting' })) };
     this.refreshServing();
-    const now = Date.now();
-    while (this.restartTimes.length > 0 && now - this.restartTimes[0] > RESTART_WINDOW_MS) this.restartTimes.shift();
-    if (this.restartTimes.length >= MAX_RESTARTS) {
+    if (!this.restartBudget.take()) {
       this.stopped = why;
       this.failed = true;
       this.status = { ...this.status, state: 'closed', consumers: this.status.consumers.map((c) => ({ ...c, state: 'failed' })) };
@@ -272,7 +268,6 @@ export class JetStreamThread {
       this.stopRoomTimer();
       return;
     }
-    this.restartTimes.push(now);
     this.restarts++;
     this.generation++;
     this.log.error(`relay: ${why}; starting it again (health NOT_SERVING until it serves; its consumers resume after the last event relayed, nothing lost)`);
