@@ -7,7 +7,8 @@
  *       gRPC client (Go loadclient) connected; against a minimal @nats-io publisher with
  *       the same message sizes, the same headers and the same in-flight window: js.publish
  *       (the client's own API), and the PublishAsync-style raw publish that armorfeed uses.
- *       Target: armorfeed >= 0.8x the minimal publisher.
+ *       Target: armorfeed >= 0.8x the minimal publisher. Each phase also prints how busy the
+ *       machine was and its CPU (every process, nats-server included) per acked event.
  *   E2  the gRPC client's p99 (Go loadclient) at 20,000 events/s through the socket source:
  *       export off, export on, and export on with nats-server stopped (SIGSTOP) for 3 s.
  *       Targets: on <= 1.2x off; stopped <= 2x off.
@@ -27,6 +28,7 @@ import { DiscardPolicy, jetstream, jetstreamManager, StorageType } from '@nats-i
 import type { FeederStats } from '../src/feeder';
 import { exportHeaders, makeNodeId } from '../src/export/subjects';
 import { feederTypes } from '../src/wire/proto';
+import { readMachineCpu } from '../src/load/proc-sampler';
 import { findRepoRoot, freePort } from './devkit';
 import { formatMachine, machineInfo } from './machine';
 import { findPeersBin, onBenchExit, sleep, spawnTracked, stopChild, type TrackedChild } from './peers/children';
@@ -98,6 +100,30 @@ function sampleLogs(n: number): Uint8Array[] {
   return out;
 }
 
+/** The whole machine's CPU (all cores, every process) in seconds, busy and in all, from /proc/stat. */
+interface MachineCpu {
+  busyS: number;
+  totalS: number;
+}
+
+function machineCpu(): MachineCpu | undefined {
+  const c = readMachineCpu();
+  return c === undefined ? undefined : { busyS: c.busy / 100, totalS: c.total / 100 };
+}
+
+/** Over a phase: how busy the machine was, and its CPU (every process: nats-server included) per acked event, in us. */
+interface PhaseCpu {
+  busy: number;
+  usPerEvent: number;
+}
+
+function phaseCpu(from: MachineCpu | undefined, to: MachineCpu | undefined, events: number): PhaseCpu | undefined {
+  if (from === undefined || to === undefined || to.totalS <= from.totalS || events <= 0) return undefined;
+  return { busy: (to.busyS - from.busyS) / (to.totalS - from.totalS), usPerEvent: ((to.busyS - from.busyS) / events) * 1e6 };
+}
+
+const cpuText = (c: PhaseCpu | undefined): string => (c === undefined ? '' : `  [machine ${(c.busy * 100).toFixed(0)}% busy, ${c.usPerEvent.toFixed(1)} us of CPU per acked event]`);
+
 async function freshStream(nc: NatsConnection, name: string, subject: string): Promise<void> {
   const jsm = await jetstreamManager(nc);
   await jsm.streams.delete(name).catch(() => undefined);
@@ -128,13 +154,14 @@ async function baselineJsPublish(nc: NatsConnection, payloads: Uint8Array[], n: 
 }
 
 /** PublishAsync as armorfeed does it: one reply inbox, acks matched by id, WINDOW at a time. */
-async function baselineRaw(nc: NatsConnection, payloads: Uint8Array[], n: number): Promise<number> {
+async function baselineRaw(nc: NatsConnection, payloads: Uint8Array[], n: number): Promise<{ perSec: number; cpu?: PhaseCpu }> {
   await freshStream(nc, 'BASE_RAW', 'baseraw.>');
   const inbox = createInbox();
   const nodeId = makeNodeId('bench-raw');
   let sent = 0;
   let acked = 0;
   const start = performance.now();
+  const cpu0 = machineCpu();
   await new Promise<void>((resolve) => {
     const pump = (): void => {
       while (sent - acked < WINDOW && sent < n) {
@@ -150,11 +177,14 @@ async function baselineRaw(nc: NatsConnection, payloads: Uint8Array[], n: number
     });
     pump();
   });
-  return n / ((performance.now() - start) / 1000);
+  const perSec = n / ((performance.now() - start) / 1000);
+  const cpu = phaseCpu(cpu0, machineCpu(), n);
+  return { perSec, ...(cpu !== undefined ? { cpu } : {}) };
 }
 
 interface ExportRun {
   ackedPerSec: number;
+  cpu?: PhaseCpu;
   client?: LoadClientRun;
   exportStats?: FeederStats['export'];
 }
@@ -167,15 +197,16 @@ async function armorfeedExport(peersBin: string, natsUrl: string, dir: string, n
     const client = runLoadClient(peersBin, repoRoot, { addr: serve.grpc, clients: 1, expect: n, streams: 'both', durationS: 120 });
     await sleep(500);
     const producer = runProducer(peersBin, repoRoot, { socket, rate: 0, count: n, alertEvery: 0, per: 64 }, 120_000);
-    let first: { t: number; acked: number } | undefined;
-    let last = { t: performance.now(), acked: 0 };
+    let first: { t: number; acked: number; cpu?: MachineCpu } | undefined;
+    let last: { t: number; acked: number; cpu?: MachineCpu } = { t: performance.now(), acked: 0 };
     const deadline = Date.now() + 180_000;
     for (;;) {
       const x = (await stats(serve.metrics)).export;
       const now = performance.now();
+      const cpu = machineCpu();
       const acked = x?.acked ?? 0;
-      if (first === undefined && acked > 0) first = { t: now, acked };
-      if (acked > last.acked) last = { t: now, acked };
+      if (first === undefined && acked > 0) first = { t: now, acked, cpu };
+      if (acked > last.acked) last = { t: now, acked, cpu };
       if ((x !== undefined && x.acked >= n) || Date.now() > deadline) break;
       await sleep(50);
     }
@@ -183,7 +214,8 @@ async function armorfeedExport(peersBin: string, natsUrl: string, dir: string, n
     const report = await client;
     const x = (await stats(serve.metrics)).export;
     const ackedPerSec = first !== undefined && last.t > first.t ? (last.acked - first.acked) / ((last.t - first.t) / 1000) : 0;
-    return { ackedPerSec, client: report, exportStats: x };
+    const cpu = first !== undefined ? phaseCpu(first.cpu, last.cpu, last.acked - first.acked) : undefined;
+    return { ackedPerSec, client: report, exportStats: x, ...(cpu !== undefined ? { cpu } : {}) };
   } finally {
     await stopChild(serve.proc, 10_000);
   }
@@ -247,13 +279,19 @@ async function main(): Promise<void> {
     process.stdout.write(`E1  acked events/s into JetStream, window ${WINDOW}, ${events} events of ~${avg.toFixed(0)} B (+ ~150 B of headers)\n`);
     const js = await baselineJsPublish(nc, payloads, events);
     process.stdout.write(`    minimal publisher, js.publish():            ${js.toFixed(0).padStart(7)} events/s\n`);
-    const raw = await baselineRaw(nc, payloads, events);
-    process.stdout.write(`    minimal publisher, raw PublishAsync style:  ${raw.toFixed(0).padStart(7)} events/s\n`);
+    const rawRun = await baselineRaw(nc, payloads, events);
+    const raw = rawRun.perSec;
+    process.stdout.write(`    minimal publisher, raw PublishAsync style:  ${raw.toFixed(0).padStart(7)} events/s${cpuText(rawRun.cpu)}\n`);
     await nc.close();
     const af = await armorfeedExport(peersBin, url, dir, events);
     const c = af.client?.report;
-    process.stdout.write(`    armorfeed serve --export (+1 gRPC client):  ${af.ackedPerSec.toFixed(0).padStart(7)} events/s  (client got ${c?.received ?? '?'} of ${events}; export acked ${af.exportStats?.acked ?? '?'}, dropped ${JSON.stringify(af.exportStats?.dropped ?? {})})\n`);
-    process.stdout.write(`    ratio armorfeed / js.publish: ${(af.ackedPerSec / js).toFixed(2)}x; / raw: ${(af.ackedPerSec / raw).toFixed(2)}x   (target >= 0.8x)\n\n`);
+    process.stdout.write(`    armorfeed serve --export (+1 gRPC client):  ${af.ackedPerSec.toFixed(0).padStart(7)} events/s  (client got ${c?.received ?? '?'} of ${events}; export acked ${af.exportStats?.acked ?? '?'}, dropped ${JSON.stringify(af.exportStats?.dropped ?? {})})${cpuText(af.cpu)}\n`);
+    process.stdout.write(`    ratio armorfeed / js.publish: ${(af.ackedPerSec / js).toFixed(2)}x; / raw: ${(af.ackedPerSec / raw).toFixed(2)}x   (target >= 0.8x)\n`);
+    if (rawRun.cpu !== undefined && af.cpu !== undefined && rawRun.cpu.busy > 0.8 && af.cpu.busy > 0.8) {
+      // Both phases used the whole machine: the rates are its cores over each one's CPU per event.
+      process.stdout.write(`    both phases used the machine's ${os.cpus().length} cores (nats-server on them too): armorfeed's path takes ${(af.cpu.usPerEvent / rawRun.cpu.usPerEvent).toFixed(2)}x the minimal publisher's CPU per acked event (ingest, encoding and the gRPC client besides the publish)\n`);
+    }
+    process.stdout.write('\n');
 
     process.stdout.write(`E2  gRPC client p99 at 20,000 events/s for ${seconds} s (Go producer -> socket -> armorfeed -> Go loadclient)\n`);
     const off = await clientLatency(peersBin, '', dir, seconds);
