@@ -155,6 +155,8 @@ export class OrderedFeed {
   private readonly retry = new WakeableSleep();
   private settle: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private pumpScheduled = false;
+  /** Set while pulls wait after an answer that says not now (onStatus). */
+  private holdTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly api: JetStreamApi,
@@ -267,12 +269,22 @@ export class OrderedFeed {
     // 404, 408, 409 (and anything else): the request ended; what it did not deliver is released.
     const left = Number(h?.get('Nats-Pending-Messages') ?? '');
     this.outstanding = Number.isFinite(left) && left > 0 ? Math.max(0, this.outstanding - left) : 0;
-    this.afterDelivery();
+    if (code === 404 || code === 408) {
+      this.afterDelivery();
+      return;
+    }
+    // Anything else (409 Exceeded MaxWaiting, 400 ...) would answer the next pull the same
+    // way: the next one waits RETRY_MS, not a round trip.
+    if (this.holdTimer !== undefined) return;
+    this.holdTimer = setTimeout(() => {
+      this.holdTimer = undefined;
+      this.pump();
+    }, RETRY_MS);
   }
 
   /** The next pull, if one is due (see the class). */
   private pump(): void {
-    if (this.stopped || this.remaking || this.consumer === '') return;
+    if (this.stopped || this.remaking || this.consumer === '' || this.holdTimer !== undefined) return;
     const pacing = this.pacing;
     if (pacing === undefined) {
       if (this.outstanding > CONSUME_MAX_MESSAGES / 2) return;
@@ -368,6 +380,7 @@ export class OrderedFeed {
     this.stopped = true;
     this.counts.state = 'stopped';
     clearInterval(this.heartbeat);
+    clearTimeout(this.holdTimer);
     this.retry.wake();
     (this.statusWatch as { stop?: () => void } | undefined)?.stop?.();
     this.sub?.unsubscribe();
