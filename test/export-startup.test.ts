@@ -10,10 +10,10 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { StorageType } from '@nats-io/jetstream';
 import { awaitExit, exitCodeOf } from './helpers/child';
 import { exportServeArgs, pacedSend, rawWatch } from './helpers/export';
-import { freePorts, NatsServer, natsClient, streamCounts } from './helpers/nats';
+import { freePorts, natsClient, natsForTest, NatsServer, streamCounts } from './helpers/nats';
 import { armorfeedMain, exitStatsFile, fetchStats, startServe } from './helpers/serve';
 import { waitUntil } from './helpers/wait';
 
@@ -88,11 +88,7 @@ test('export - SIGTERM with NATS down: what could not be flushed is counted expo
 });
 
 test('export - a stream without our subjects stops serve (exit 2, ERR_EXPORT_STREAM_MISMATCH); one with them is used as it is', { timeout: 60_000 }, async (t) => {
-  const nats = await NatsServer.start();
-  t.after(() => nats.stop());
-  const nc = await natsClient(nats.url);
-  t.after(() => nc.close());
-  const jsm = await jetstreamManager(nc);
+  const { nats, jsm } = await natsForTest(t);
   await jsm.streams.add({ name: 'KUBEARMOR', subjects: ['other.>'], storage: StorageType.Memory });
   await jsm.streams.add({ name: 'MINE', subjects: ['kubearmor.>'], storage: StorageType.Memory, max_age: 60e9 });
 

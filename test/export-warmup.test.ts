@@ -10,19 +10,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { StorageType } from '@nats-io/jetstream';
 import { EXPORT_WARM_UP_EVENTS, warmUpPublishPath } from '../src/export/warmUp';
 import { exportServeArgs, pacedSend } from './helpers/export';
-import { NatsServer, natsClient } from './helpers/nats';
+import { natsForTest } from './helpers/nats';
 import { fetchStats, startServe } from './helpers/serve';
 import { waitUntil } from './helpers/wait';
 
 test('export warm-up - every sample event is acked by its own responder, nothing is stored, and a second call in the thread is skipped', { timeout: 30_000 }, async (t) => {
-  const nats = await NatsServer.start();
-  t.after(() => nats.stop());
-  const nc = await natsClient(nats.url);
-  t.after(() => nc.close());
-  const jsm = await jetstreamManager(nc);
+  const { nc, jsm } = await natsForTest(t);
   await jsm.streams.add({ name: 'KUBEARMOR', subjects: ['kubearmor.>'], storage: StorageType.Memory });
   const first = await warmUpPublishPath(nc, ['kubearmor.>'], 256);
   assert.deepEqual([first.events, first.skipped], [EXPORT_WARM_UP_EVENTS, undefined], JSON.stringify(first));
@@ -31,11 +27,7 @@ test('export warm-up - every sample event is acked by its own responder, nothing
 });
 
 test('export warm-up - a stream whose subjects would take the warm-up\'s gets no warm-up message; the events after it are exported as ever', { timeout: 60_000 }, async (t) => {
-  const nats = await NatsServer.start();
-  t.after(() => nats.stop());
-  const nc = await natsClient(nats.url);
-  t.after(() => nc.close());
-  const jsm = await jetstreamManager(nc);
+  const { nats, jsm } = await natsForTest(t);
   await jsm.streams.add({ name: 'KUBEARMOR', subjects: ['kubearmor.>', '_ARMORFEED_WARMUP.>'], storage: StorageType.Memory });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'armorfeed-warm-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -10,7 +10,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import type { TestContext } from 'node:test';
 import { startProcess, type ServeProcess } from './serve';
 import { withTimeout } from './wait';
 
@@ -187,4 +188,13 @@ export async function readStream(nc: NatsConnection, stream: string, subject: st
     await messages.close();
   }
   return out;
+}
+
+/** A nats-server of its own for one test (`t`), with a client and a JetStream manager on it; all stopped after the test. */
+export async function natsForTest(t: TestContext): Promise<{ nats: NatsServer; nc: NatsConnection; jsm: JetStreamManager }> {
+  const nats = await NatsServer.start();
+  t.after(() => nats.stop());
+  const nc = await natsClient(nats.url);
+  t.after(() => nc.close());
+  return { nats, nc, jsm: await jetstreamManager(nc) };
 }
