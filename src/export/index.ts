@@ -14,7 +14,7 @@
  *   connection.ts  NATS connection options (credentials and TLS from files)
  *   options.ts     validation of the export* options
  *   check.ts       `armorfeed export-check`
- *   pause.ts       a retry wait that close() cuts short (also the JetStream relay's)
+ *   pause.ts       a retry wait that close() cuts short (also the JetStream relay's); a deadline-bounded signal (the warm-ups)
  */
 export { ExportThread, NodeExport } from './thread';
 export { STARTUP_WAIT_MS, type ExportLog, type ExportSettings, type ExportState, type ExportStats } from './exporter';
@@ -23,4 +23,4 @@ export { exportCheck, type ExportCheckReport } from './check';
 export { HEADER_MSG_ID, HEADER_NODE_ID, HEADER_SEQ, HEADER_UPDATED_TIME, subjectsFor, subjectToken, type ExportStreamKind } from './subjects';
 export { parseServers, validateExportConfig, validateNatsAccess, type ExportConfig } from './options';
 export { connectionOptions } from './connection';
-export { WakeableSleep } from './pause';
+export { deadlineSignal, WakeableSleep } from './pause';

@@ -22,3 +22,16 @@ export class WakeableSleep {
     this.waker?.();
   }
 }
+
+/** A wait that `fire()` ends with true, or `deadline` (performance.now() ms) with false: the warm-ups' rounds. */
+export function deadlineSignal(deadline: number): { settled: Promise<boolean>; fire: () => void } {
+  let fire: () => void = () => undefined;
+  const settled = new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
+    fire = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+  });
+  return { settled, fire };
+}

@@ -16,6 +16,7 @@
  */
 import { createInbox, type NatsConnection } from '@nats-io/transport-node';
 import { ExportBuffer, newEntry, type ExportEntry } from './buffer';
+import { deadlineSignal } from './pause';
 import { Publisher } from './publisher';
 import { subjectCovers } from './stream';
 import type { ExportStreamKind } from './subjects';
@@ -67,18 +68,10 @@ export async function warmUpPublishPath(nc: NatsConnection, streamSubjects: read
     while (sent < EXPORT_WARM_UP_EVENTS) {
       for (let i = 0; i < ROUND; i++, sent++) buffer.take(newEntry(sent % 5 === 0 ? 'alerts' : 'logs', sent + 1, sample, '2026-01-02T03:04:05.123456Z'));
       const want = sent;
-      const acked = new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
-        round = {
-          want,
-          acked: () => {
-            clearTimeout(timer);
-            resolve(true);
-          },
-        };
-      });
+      const acked = deadlineSignal(deadline);
+      round = { want, acked: acked.fire };
       publisher.pump();
-      const ok = await acked;
+      const ok = await acked.settled;
       round = undefined;
       if (!ok) return result(buffer.counts.acked, `only ${buffer.counts.acked} of ${EXPORT_WARM_UP_EVENTS} acked in ${DEADLINE_MS} ms`);
     }

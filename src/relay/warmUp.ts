@@ -17,6 +17,7 @@
 import type { FeederConfig } from '../config';
 import { createSpanEncoder, warmUpTask } from '../encode';
 import { FanoutHub } from '../fanout';
+import { deadlineSignal } from '../export';
 import { warmUpRing } from '../ingest';
 import { DaemonLog } from '../messages';
 import { startServer } from '../server';
@@ -68,18 +69,10 @@ export async function warmUpFeedersPath(config: FeederConfig): Promise<WarmUpRes
     const batch = createSpanEncoder({ cluster: config.cluster, host: 'warm-up', nodeID: '', dropResourceFromProcessLogs: false, throttling: false, logLines: false })(sampleTask);
     for (let i = 0; i < WARM_UP_ROUNDS; i++) {
       const want = received + batch.alerts.count + batch.logs.count;
-      const arrived = new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
-        round = {
-          want,
-          arrived: () => {
-            clearTimeout(timer);
-            resolve(true);
-          },
-        };
-      });
+      const arrived = deadlineSignal(deadline);
+      round = { want, arrived: arrived.fire };
       nodeHub.publishBatch(batch);
-      const ok = await arrived;
+      const ok = await arrived.settled;
       round = undefined;
       if (!ok) return result(`round ${i + 1} of ${WARM_UP_ROUNDS} did not arrive in time`);
     }
