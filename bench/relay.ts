@@ -1,7 +1,7 @@
 /**
  * Y2: `armorfeed relay` in feeders mode, end to end on this machine.
  *
- *   3 x (Go producer --rate R --> armorfeed serve --source socket --host node-X)
+ *   3 x (Go producer --rate R --> armorfeed serve --source socket --host node-X --encoderThreads 1)
  *        --> armorfeed relay --feeders node-a,node-b,node-c --> loadclient --clients 2
  *   baseline, same run, same load: loadclient --clients 1 straight on node-a
  *
@@ -150,7 +150,8 @@ async function run(): Promise<number> {
         continue;
       }
       const socket = path.join(dir, `${name}.sock`);
-      servers.push(await startArmorfeed(name, ['serve', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '-1', '--metricsPort', '0', '--host', name, '--source', 'socket', '--socket', socket]));
+      // Three nodes share this machine's cores (a node has its own in a cluster): one encoder each.
+      servers.push(await startArmorfeed(name, ['serve', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '-1', '--metricsPort', '0', '--host', name, '--source', 'socket', '--socket', socket, '--encoderThreads', '1']));
     }
     const nodes = [...servers];
     const relay = await startArmorfeed('relay', ['relay', '--bind', '127.0.0.1', '--gRPC', '0', '--gRPCHealthPort', '-1', '--metricsPort', '0', '--queueSize', String(o.queue), '--feeders', nodes.map((n) => n.grpc).join(',')]);
