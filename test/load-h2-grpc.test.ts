@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -228,5 +229,38 @@ test('load client - HealthCheck, then a stream that fails is counted and reopene
   } finally {
     failFirstCalls = 0;
     client.stop();
+  }
+});
+
+test('wire h2 - a peer that stops answering (SIGSTOP) is found by the keepalive PING: the open stream ends UNAVAILABLE, saying so', { timeout: 20_000 }, async () => {
+  // A bare HTTP/2 server in a child process that answers a call's headers and keeps it open.
+  const script = [
+    "const http2 = require('node:http2');",
+    "const server = http2.createServer();",
+    "server.on('stream', (s) => s.respond({ ':status': 200, 'content-type': 'application/grpc' }));",
+    "server.listen(0, '127.0.0.1', () => process.stdout.write(String(server.address().port) + '\\n'));",
+  ].join('\n');
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+      child.once('exit', (code) => reject(new Error(`the HTTP/2 peer exited (${code})`)));
+    });
+    const session = new FeederSession(`127.0.0.1:${port}`, { keepalive: { intervalMs: 200, timeoutMs: 400 } });
+    let messagesSeen = 0;
+    const ended = new Promise<GrpcStatus>((resolve) => session.serverStream(rpcPath.WatchLogs, encodeRequestMessage('system'), () => ++messagesSeen > 0, resolve));
+    // Answered PINGs first: the stream stays open.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const early = await Promise.race([ended, Promise.resolve(undefined)]);
+    assert.equal(early, undefined, 'the stream stays open while the peer answers its PINGs');
+    child.kill('SIGSTOP');
+    const status = await ended;
+    assert.equal(status.code, grpcStatus.UNAVAILABLE);
+    assert.match(status.details, /keepalive PING/);
+    assert.equal(messagesSeen, 0);
+    session.close();
+  } finally {
+    child.kill('SIGCONT');
+    child.kill('SIGKILL');
   }
 });
