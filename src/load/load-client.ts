@@ -78,54 +78,6 @@ const reconnectDelayMs = 200;
 export const fastClientWindowBytes = 4 << 20;
 const healthDeadlineMs = 5000;
 
-/*
- * The three small messages a load client sends or reads besides events, encoded by hand
- * (proto/kubearmor.proto: NonceMessage{int32 nonce = 1}, ReplyMessage{int32 Retval = 1},
- * RequestMessage{string Filter = 1}) so that a load worker does not load and parse the
- * .proto with protobufjs (~50 ms of CPU per thread). test/load-h2-grpc.test.ts checks them
- * against protobufjs.
- */
-
-function varintBytes(v: number): number[] {
-  const out: number[] = [];
-  // int32: a negative value is sign-extended to 10 bytes, as protobuf does.
-  let n = BigInt.asUintN(64, BigInt(v));
-  do {
-    const b = Number(n & 0x7fn);
-    n >>= 7n;
-    out.push(n > 0n ? b | 0x80 : b);
-  } while (n > 0n);
-  return out;
-}
-
-export function encodeNonceMessage(nonce: number): Uint8Array {
-  return Uint8Array.from([0x08, ...varintBytes(nonce)]);
-}
-
-export function encodeRequestMessage(filter: string): Uint8Array {
-  const text = Buffer.from(filter, 'utf8');
-  return Buffer.concat([Uint8Array.from([0x0a, ...varintBytes(text.length)]), text]);
-}
-
-/** Retval (field 1) of a ReplyMessage; 0 when absent, as proto3 reads it. */
-export function decodeReplyMessage(buf: Buffer): number {
-  let retval = 0;
-  let pos = 0;
-  while (pos < buf.length) {
-    const tag = buf[pos++];
-    let v = 0n;
-    for (let shift = 0n; ; shift += 7n) {
-      if (pos >= buf.length) throw new Error('truncated ReplyMessage');
-      const b = buf[pos++];
-      v |= BigInt(b & 0x7f) << shift;
-      if ((b & 0x80) === 0) break;
-    }
-    if (tag === 0x08) retval = Number(BigInt.asIntN(32, v));
-    else if ((tag & 7) !== 0) throw new Error(`unexpected field in ReplyMessage (tag ${tag})`);
-  }
-  return retval;
-}
-
 export class LoadClient {
   readonly tracker = new SequenceTracker();
   readonly latencyFromUpdated = new LatencyRecorder();
@@ -172,9 +124,7 @@ export class LoadClient {
 
   /** HealthCheck with a random nonce (as karmor does), then opens the streams. */
   async connect(): Promise<void> {
-    const nonce = 1 + Math.floor(Math.random() * 0x7ffffffe);
-    const reply = await this.session.unary(rpcPath.HealthCheck, encodeNonceMessage(nonce), healthDeadlineMs);
-    const retval = decodeReplyMessage(reply);
+    const { nonce, retval } = await this.session.healthCheck(healthDeadlineMs);
     if (retval !== nonce) throw new HealthMismatchError(nonce, retval);
     for (const s of this.streams) this.open(s);
   }
@@ -207,7 +157,7 @@ export class LoadClient {
     const path = s.kind === 'alerts' ? rpcPath.WatchAlerts : rpcPath.WatchLogs;
     const filter = s.kind === 'alerts' ? this.settings.alertFilter : this.settings.logFilter;
     s.end = 'open';
-    const call = this.session.serverStream(path, encodeRequestMessage(filter), this.reader(s), (st) => this.ended(s, st));
+    const call = this.session.watch(path, filter, this.reader(s), (st) => this.ended(s, st));
     this.calls.set(s.kind, call);
   }
 

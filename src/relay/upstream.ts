@@ -22,13 +22,12 @@
  * bench/README.md "Relay (Y2)"). What the log says about it is per upstream, not per
  * stream or attempt (linkLog.ts).
  */
-import { randomInt } from 'node:crypto';
 import { backoffDelay, type BackoffOptions } from '../client';
 import type { DaemonLog } from '../messages';
 import { UpstreamLinkLog, type LinkView } from './linkLog';
 import type { UpstreamStats, UpstreamStreamState, UpstreamStreamStats } from '../stats';
 import { FeederSession, GrpcCallError, grpcStatus, statusName, type GrpcResponseReader, type GrpcStatus } from '../wire/h2-grpc';
-import { feederTypes, filterMetadataKeys, rpcPath } from '../wire/proto';
+import { filterMetadataKeys, rpcPath } from '../wire/proto';
 import { nowMicros } from '../wire/time';
 import type { EventKind } from './scan';
 
@@ -262,31 +261,18 @@ export class Upstream {
 
   /** HealthCheck with a random int31 nonce; `done()` without a problem when it was echoed. */
   healthCheck(done: (problem?: string) => void): void {
-    const t = feederTypes();
-    const nonce = randomInt(1, 2 ** 31);
-    this.session.unary(rpcPath.HealthCheck, t.NonceMessage.encode(t.NonceMessage.create({ nonce })).finish(), this.options.healthTimeoutMs).then(
-      (reply) => {
-        let retval: number;
-        try {
-          retval = (t.ReplyMessage.toObject(t.ReplyMessage.decode(reply), { defaults: true }) as { Retval?: number }).Retval ?? 0;
-        } catch (err) {
-          done(`HealthCheck answered with a message that is not a ReplyMessage (${(err as Error).message}): not a KubeArmor feeder`);
-          return;
-        }
-        if (retval !== nonce) done(`HealthCheck returned ${retval} for nonce ${nonce}: not a KubeArmor feeder`);
-        else done();
-      },
+    this.session.healthCheck(this.options.healthTimeoutMs).then(
+      ({ nonce, retval }) => done(retval === nonce ? undefined : `HealthCheck returned ${retval} for nonce ${nonce}: not a KubeArmor feeder`),
       (err: unknown) => {
-        const why = err instanceof GrpcCallError ? `${statusName(err.status.code)}: ${err.status.details}` : String(err);
-        done(`HealthCheck failed (${why})`);
+        if (err instanceof GrpcCallError) done(`HealthCheck failed (${statusName(err.status.code)}: ${err.status.details})`);
+        else done(`HealthCheck answered with a message that is not a ReplyMessage (${(err as Error).message}): not a KubeArmor feeder`);
       },
     );
   }
 
   /** A Watch* call: `visit` gets each message in place, `onEnd` the status once. */
   openStream(path: string, filter: string, visit: (buf: Buffer, start: number, end: number) => boolean, onEnd: (status: GrpcStatus) => void): GrpcResponseReader {
-    const t = feederTypes();
-    return this.session.serverStream(path, t.RequestMessage.encode(t.RequestMessage.create({ Filter: filter })).finish(), visit, onEnd);
+    return this.session.watch(path, filter, visit, onEnd);
   }
 
   stats(): UpstreamStats {

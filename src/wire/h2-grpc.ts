@@ -20,9 +20,12 @@
  * for), no retries, no name resolution beyond host:port; TLS (mutual, as the relay's
  * towards its nodes) and keepalive pings when asked for.
  */
+import { randomInt } from 'node:crypto';
 import * as http2 from 'node:http2';
 import { ArmorfeedError } from '../errors';
+import { decodeReplyMessage, encodeNonceMessage, encodeRequestMessage } from './feederMessages';
 import { frameMessage, GrpcMessageSplitter, type MessageVisitor } from './grpc-framing';
+import { rpcPath } from './proto';
 
 /**
  * gRPC status codes (the spec's numbers, as grpc-js' `status`). Spelled out here so a
@@ -271,6 +274,22 @@ export class FeederSession {
     const reader = new GrpcResponseReader(stream, visit, onEnd, () => this.lastError);
     stream.end(frameMessage(request));
     return reader;
+  }
+
+  /**
+   * HealthCheck with a random int31 nonce, as karmor sends it: the nonce and the Retval the
+   * feeder answered (a KubeArmor feeder echoes it). Rejects with GrpcCallError when the call
+   * fails, with an Error when the answer is not a ReplyMessage.
+   */
+  async healthCheck(deadlineMs: number): Promise<{ nonce: number; retval: number }> {
+    const nonce = randomInt(1, 2 ** 31);
+    const reply = await this.unary(rpcPath.HealthCheck, encodeNonceMessage(nonce), deadlineMs);
+    return { nonce, retval: decodeReplyMessage(reply) };
+  }
+
+  /** A Watch* call (`path`) with its Filter; `visit` gets each event in place (see serverStream). */
+  watch(path: string, filter: string, visit: MessageVisitor, onEnd: (status: GrpcStatus) => void): GrpcResponseReader {
+    return this.serverStream(path, encodeRequestMessage(filter), visit, onEnd);
   }
 
   close(): void {
