@@ -97,6 +97,21 @@ test('load client - its hand-encoded HealthCheck and Watch requests are the byte
   for (const filter of ['', 'policy', 'system', 'ü'.repeat(100)]) {
     assert.deepEqual(Buffer.from(encodeRequestMessage(filter)), Buffer.from(RequestMessage.encode({ Filter: filter }).finish()), `filter ${filter.slice(0, 10)}`);
   }
+  // Unknown fields of every wire type are skipped, as protobufjs (a proto3 reader) skips them;
+  // what cannot be read is an error, not a Retval.
+  const withUnknown = Buffer.concat([
+    Buffer.from([0x12, 3, 0x61, 0x62, 0x63]), // field 2, length-delimited
+    Buffer.from(ReplyMessage.encode({ Retval: 4242 }).finish()),
+    Buffer.from([0x19, 1, 2, 3, 4, 5, 6, 7, 8]), // field 3, fixed64
+    Buffer.from([0xa5, 0x06, 9, 9, 9, 9]), // field 100, fixed32 (a two-byte tag)
+    Buffer.from([0xa0, 0x06, 0x96, 0x01]), // field 100, varint
+  ]);
+  assert.equal(decodeReplyMessage(withUnknown), 4242);
+  assert.equal((ReplyMessage.toObject(ReplyMessage.decode(withUnknown)) as { Retval?: number }).Retval, 4242);
+  assert.throws(() => decodeReplyMessage(Buffer.from([0x12, 9, 0x61])), /truncated/);
+  assert.throws(() => decodeReplyMessage(Buffer.from([0x08])), /truncated/);
+  assert.throws(() => decodeReplyMessage(Buffer.from([0x0b])), /wire type 3/);
+  assert.throws(() => decodeReplyMessage(Buffer.alloc(12, 0xff)), /truncated/);
   // The status table is grpc-js' own numbering.
   for (const [name, code] of Object.entries(grpcStatus)) assert.equal(code, grpc.status[name as keyof typeof grpc.status], name);
 });

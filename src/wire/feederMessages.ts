@@ -28,21 +28,31 @@ export function encodeRequestMessage(filter: string): Uint8Array {
   return Buffer.concat([Uint8Array.from([0x0a, ...varintBytes(text.length)]), text]);
 }
 
-/** Retval (field 1) of a ReplyMessage; 0 when absent, as proto3 reads it. */
+/** Retval (field 1) of a ReplyMessage; 0 when absent, as proto3 reads it. Other fields, of any wire type, are skipped as a proto3 reader skips unknown ones. */
 export function decodeReplyMessage(buf: Buffer): number {
   let retval = 0;
   let pos = 0;
-  while (pos < buf.length) {
-    const tag = buf[pos++];
+  const varint = (): bigint => {
     let v = 0n;
     for (let shift = 0n; ; shift += 7n) {
-      if (pos >= buf.length) throw new Error('truncated ReplyMessage');
+      if (pos >= buf.length || shift > 63n) throw new Error('truncated ReplyMessage');
       const b = buf[pos++];
       v |= BigInt(b & 0x7f) << shift;
-      if ((b & 0x80) === 0) break;
+      if ((b & 0x80) === 0) return v;
     }
-    if (tag === 0x08) retval = Number(BigInt.asIntN(32, v));
-    else if ((tag & 7) !== 0) throw new Error(`unexpected field in ReplyMessage (tag ${tag})`);
+  };
+  while (pos < buf.length) {
+    const tag = varint();
+    const wireType = Number(tag & 7n);
+    if (wireType === 0) {
+      const v = varint();
+      if (tag >> 3n === 1n) retval = Number(BigInt.asIntN(32, v));
+      continue;
+    }
+    const skip = wireType === 1 ? 8 : wireType === 5 ? 4 : wireType === 2 ? Number(varint()) : -1;
+    if (skip < 0) throw new Error(`unexpected wire type ${wireType} in ReplyMessage (tag ${tag})`);
+    if (pos + skip > buf.length) throw new Error('truncated ReplyMessage');
+    pos += skip;
   }
   return retval;
 }
