@@ -9,7 +9,8 @@ import * as grpc from '@grpc/grpc-js';
 import { parseSince } from '../src/cli/log';
 import { ConfigError, ReplayError } from '../src/errors';
 import { filterForKind, parseReplayRequest } from '../src/relay';
-import { isSubjectFilter, kindOfSubject } from '../src/relay/jetstream';
+import { isSubjectFilter } from '../src/relay/jetstream';
+import { kindOfSubject } from '../src/relay/natsMsg';
 import { NodeSequences } from '../src/relay/sequence';
 import { EventBatchBuilder, forEachSequence, MAX_BATCH_EVENTS, readEventBatch } from '../src/relay/eventBatch';
 import { splitFrames } from '../src/wire/framing';
@@ -41,6 +42,8 @@ describe('relay --from - units', () => {
     assert.ok(!isSubjectFilter('kubearmor.a*'));
     assert.equal(kindOfSubject('kubearmor.c1.n.alerts'), 'alerts');
     assert.equal(kindOfSubject('kubearmor.c1.n.other'), undefined);
+    // Not a kind, whatever an object's prototype has.
+    for (const token of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) assert.equal(kindOfSubject(`kubearmor.c1.n.${token}`), undefined, token);
   });
 
   test('parseReplayRequest - since (RFC 3339), after-seq, neither; refuses both and bad values', () => {

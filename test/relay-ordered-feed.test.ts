@@ -13,8 +13,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { kindOfSubject, OrderedFeed, type FeedPacing, type JetStreamApi } from '../src/relay/jetstream';
-import { kindOfMsg, NumberHeader, readDelivery, readsBytes, RepeatedHeader, type Delivery } from '../src/relay/natsMsg';
+import { OrderedFeed, type FeedPacing, type JetStreamApi } from '../src/relay/jetstream';
+import { kindOfMsg, kindOfSubject, NumberHeader, readDelivery, readsBytes, RepeatedHeader, type Delivery } from '../src/relay/natsMsg';
 import { natsClient, NatsServer } from './helpers/nats';
 import { waitUntil, withTimeout } from './helpers/wait';
 

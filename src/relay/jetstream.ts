@@ -49,13 +49,6 @@ export interface ThreadLog {
   warn(text: string): void;
 }
 
-const KINDS: Record<string, EventKind> = { alerts: 'alerts', logs: 'logs', messages: 'messages' };
-
-/** alerts, logs or messages: the last token of `<prefix>.<cluster>.<node>.<kind>`. */
-export function kindOfSubject(subject: string): EventKind | undefined {
-  return KINDS[subject.slice(subject.lastIndexOf('.') + 1)];
-}
-
 /**
  * The part of `filter` that holds events of `kind`, for a consumer of one client's stream
  * (subjects have `prefixTokens` + 3 tokens). Undefined when the filter holds none of them.

@@ -130,15 +130,22 @@ function readDeliveryString(reply: string, out: Delivery): boolean {
 }
 
 const KIND_BYTES: [EventKind, Uint8Array][] = (['alerts', 'logs', 'messages'] as const).map((k) => [k, Buffer.from(`.${k}`)]);
-const KINDS: Record<string, EventKind> = { alerts: 'alerts', logs: 'logs', messages: 'messages' };
+/** A token of one of the kinds (a Map: "constructor" or "__proto__" is no kind). */
+const KINDS = new Map<string, EventKind>([
+  ['alerts', 'alerts'],
+  ['logs', 'logs'],
+  ['messages', 'messages'],
+]);
 
-/** alerts, logs or messages: the last token of the subject (`<prefix>.<cluster>.<node>.<kind>`). */
+/** alerts, logs or messages: the last token of `<prefix>.<cluster>.<node>.<kind>`. */
+export function kindOfSubject(subject: string): EventKind | undefined {
+  return KINDS.get(subject.slice(subject.lastIndexOf('.') + 1));
+}
+
+/** kindOfSubject of the message's subject, read from its bytes. */
 export function kindOfMsg(msg: Msg): EventKind | undefined {
   const raw = rawOf(msg);
-  if (raw === undefined) {
-    const subject = msg.subject;
-    return KINDS[subject.slice(subject.lastIndexOf('.') + 1)];
-  }
+  if (raw === undefined) return kindOfSubject(msg.subject);
   const s = raw.subject;
   for (const [kind, bytes] of KIND_BYTES) {
     const at = s.length - bytes.length;
@@ -148,7 +155,7 @@ export function kindOfMsg(msg: Msg): EventKind | undefined {
     if (same) return kind;
   }
   // A subject of one token only ("alerts") has no dot before its kind.
-  return s.indexOf(0x2e) < 0 ? KINDS[Buffer.from(s.buffer, s.byteOffset, s.byteLength).toString('latin1')] : undefined;
+  return s.indexOf(0x2e) < 0 ? kindOfSubject(Buffer.from(s.buffer, s.byteOffset, s.byteLength).toString('latin1')) : undefined;
 }
 
 /** Where header `name`'s value is in the message's header block: [start, end), or undefined. */
