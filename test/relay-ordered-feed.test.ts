@@ -134,6 +134,38 @@ describe('relay --from - ordered feed and byte reads of JetStream messages', () 
     }
   });
 
+  test('a consumer deleted again right after it was made again is made again no sooner than a second later', async () => {
+    const seqs: number[] = [];
+    const remadeAt: number[] = [];
+    const feed = new OrderedFeed(api(), STREAM, 'ft.>', { at: 'seq', seq: N + 1 }, (m) => {
+      const d: Delivery = { streamSeq: 0, deliverySeq: 0, delivered: 0, pending: 0 };
+      assert.ok(readDelivery(m, d));
+      seqs.push(d.streamSeq);
+    }, undefined, undefined, () => remadeAt.push(performance.now()));
+    await feed.open();
+    const js = jetstream(nc);
+    const deleteOurs = async (): Promise<void> => {
+      for (const c of (await jsm.consumers.list(STREAM).next()).filter((c) => c.name.startsWith(feed.consumerPrefix))) await jsm.consumers.delete(STREAM, c.name);
+    };
+    try {
+      const first = (await js.publish('ft.c1.n7.logs', new Uint8Array([1]))).seq;
+      await waitUntil('the feed', () => seqs.includes(first), 10_000, () => JSON.stringify(seqs));
+      await deleteOurs();
+      const second = (await js.publish('ft.c1.n7.logs', new Uint8Array([2]))).seq;
+      await waitUntil('the feed', () => seqs.includes(second), 10_000, () => `recreated ${feed.counts.recreated}`);
+      await deleteOurs();
+      const third = (await js.publish('ft.c1.n7.logs', new Uint8Array([3]))).seq;
+      await waitUntil('the feed', () => seqs.includes(third), 10_000, () => `recreated ${feed.counts.recreated}`);
+      const thirdAt = performance.now();
+      assert.equal(feed.counts.recreated, 2);
+      assert.ok(thirdAt - remadeAt[0] >= 950, `the second remake came ${Math.round(thirdAt - remadeAt[0])} ms after the first`);
+      // Every message from its start to the last, once each, in order, across both remakes.
+      assert.deepEqual(seqs, Array.from({ length: third - N }, (_, i) => N + 1 + i));
+    } finally {
+      feed.stop();
+    }
+  });
+
   test('paced: never more than the room, from a time, then live messages', async () => {
     let room = 0;
     let sent = 0;

@@ -130,7 +130,8 @@ export interface JetStreamApi {
 export class OrderedFeed {
   private stopped = false;
   readonly counts: ConsumerStats;
-  private readonly prefix = `af_${nuid.next()}`;
+  /** Its consumers' names start with this (then _1, _2 ... as it makes them again). */
+  readonly consumerPrefix = `af_${nuid.next()}`;
   private serial = 0;
   private consumer = '';
   private sub: Subscription | undefined;
@@ -143,6 +144,8 @@ export class OrderedFeed {
   private missed = 0;
   private heartbeat: NodeJS.Timeout | undefined;
   private remaking = false;
+  /** When the consumer was last made again (performance.now()). */
+  private remadeAt = Number.NEGATIVE_INFINITY;
   private statusWatch: AsyncIterable<unknown> | undefined;
   private readonly delivery: Delivery = { streamSeq: 0, deliverySeq: 0, delivered: 0, pending: 0 };
   private readonly retry = new WakeableSleep();
@@ -191,7 +194,7 @@ export class OrderedFeed {
 
   /** Makes a consumer (after the last message delivered, if any) and a subscription for its messages. */
   private async make(): Promise<void> {
-    const name = `${this.prefix}_${++this.serial}`;
+    const name = `${this.consumerPrefix}_${++this.serial}`;
     await this.api.jsm.consumers.add(this.stream, this.consumerConfig(name));
     if (this.stopped) {
       this.forget(name);
@@ -339,7 +342,11 @@ export class OrderedFeed {
     }
   }
 
-  /** Makes the consumer again after the last message delivered (retrying until it can). */
+  /**
+   * Makes the consumer again after the last message delivered (retrying until it can), at
+   * most once a RETRY_MS: a server that takes each new consumer away again (deleted, a
+   * leader that keeps changing) costs a consumer a second, not one per round trip.
+   */
   private async remake(): Promise<void> {
     if (this.remaking || this.stopped) return;
     this.remaking = true;
@@ -349,6 +356,9 @@ export class OrderedFeed {
     this.consumer = '';
     this.sub?.unsubscribe();
     this.sub = undefined;
+    const wait = this.remadeAt + RETRY_MS - performance.now();
+    if (wait > 0) await this.retry.sleep(wait);
+    this.remadeAt = performance.now();
     while (!this.stopped) {
       try {
         await this.make();
