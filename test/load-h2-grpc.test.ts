@@ -248,23 +248,34 @@ test('load client - HealthCheck, then a stream that fails is counted and reopene
   }
 });
 
-test('wire h2 - a peer that stops answering (SIGSTOP) is found by the keepalive PING: the open stream ends UNAVAILABLE, saying so', { timeout: 20_000 }, async () => {
-  // A bare HTTP/2 server in a child process that answers a call's headers and keeps it open.
+test('wire h2 - a peer cannot push streams at the reader; one that stops answering (SIGSTOP) is found by the keepalive PING: the open stream ends UNAVAILABLE, saying so', { timeout: 20_000 }, async () => {
+  // A bare HTTP/2 server in a child process that answers a call's headers and keeps it
+  // open, and says whether it may push streams to the client.
   const script = [
     "const http2 = require('node:http2');",
     "const server = http2.createServer();",
-    "server.on('stream', (s) => s.respond({ ':status': 200, 'content-type': 'application/grpc' }));",
+    "server.on('stream', (s) => { process.stdout.write('pushAllowed=' + s.pushAllowed + '\\n'); s.respond({ ':status': 200, 'content-type': 'application/grpc' }); });",
     "server.listen(0, '127.0.0.1', () => process.stdout.write(String(server.address().port) + '\\n'));",
   ].join('\n');
   const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      child.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
-      child.once('exit', (code) => reject(new Error(`the HTTP/2 peer exited (${code})`)));
-    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const line = (n: number): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const look = (): void => {
+          const lines = out.split('\n');
+          if (lines.length > n + 1) resolve(lines[n]);
+          else if (child.exitCode !== null) reject(new Error(`the HTTP/2 peer exited (${child.exitCode})`));
+          else setTimeout(look, 10);
+        };
+        look();
+      });
+    const port = Number(await line(0));
     const session = new FeederSession(`127.0.0.1:${port}`, { keepalive: { intervalMs: 200, timeoutMs: 400 } });
     let messagesSeen = 0;
     const ended = new Promise<GrpcStatus>((resolve) => session.serverStream(rpcPath.WatchLogs, encodeRequestMessage('system'), () => ++messagesSeen > 0, resolve));
+    assert.equal(await line(1), 'pushAllowed=false', 'the reader refuses server push (SETTINGS_ENABLE_PUSH 0)');
     // Answered PINGs first: the stream stays open.
     await new Promise((resolve) => setTimeout(resolve, 700));
     const early = await Promise.race([ended, Promise.resolve(undefined)]);

@@ -201,7 +201,8 @@ export class FeederSession {
     if (this.session !== undefined && !this.session.closed && !this.session.destroyed) return this.session;
     const { windowBytes, tls, keepalive } = this.options;
     const session = http2.connect(`${tls !== undefined ? 'https' : 'http'}://${this.authority}`, {
-      ...(windowBytes !== undefined ? { settings: { initialWindowSize: windowBytes } } : {}),
+      // No server push: a feeder never pushes, and a peer's pushed streams would be held here.
+      settings: { enablePush: false, ...(windowBytes !== undefined ? { initialWindowSize: windowBytes } : {}) },
       // As grpc-js: node:http2 misbehaves when it reaches this cap (in MB), so it is out of reach.
       maxSessionMemory: Number.MAX_SAFE_INTEGER,
       ...(tls !== undefined ? { ca: tls.ca, cert: tls.cert, key: tls.key, ALPNProtocols: ['h2'] } : {}),
