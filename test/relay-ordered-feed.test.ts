@@ -11,7 +11,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { headers, MsgHdrsImpl, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { OrderedFeed, type FeedPacing, type JetStreamApi } from '../src/relay/jetstream';
 import { kindOfMsg, kindOfSubject, NumberHeader, readDelivery, readsBytes, RepeatedHeader, type Delivery } from '../src/relay/natsMsg';
@@ -88,6 +88,47 @@ describe('relay --from - ordered feed and byte reads of JetStream messages', () 
     }
     assert.equal(n, 500);
     await jsm.consumers.delete(STREAM, c.name);
+  });
+
+  test('byte reads of hostile headers and subjects: no partial key match, odd values, long blocks; the same as the client\'s own decode', () => {
+    /** A message shaped as nats-core's MsgImpl, and the same message with the client's own header decode. */
+    const pair = (subject: string, headerLines: string[], payload = 'x'): [Msg, Msg] => {
+      const block = Buffer.from(`NATS/1.0\r\n${headerLines.map((l) => `${l}\r\n`).join('')}\r\n`, 'utf8');
+      const rdata = Buffer.concat([block, Buffer.from(payload)]);
+      const raw = { _msg: { subject: Buffer.from(subject), reply: Buffer.from(''), hdr: block.length, size: rdata.length }, _rdata: rdata } as unknown as Msg;
+      const plain = { subject, reply: '', headers: MsgHdrsImpl.decode(block), data: rdata.subarray(block.length) } as unknown as Msg;
+      return [raw, plain];
+    };
+    const cases: { subject: string; lines: string[] }[] = [
+      { subject: 'k.c.n.logs', lines: ['Armorfeed-Seqx: 5', 'Armorfeed-Node-Idx: evil'] },
+      { subject: 'k.c.n.logs', lines: ['Armorfeed-Seq:   42  ', 'Armorfeed-Node-Id:  node-a '] },
+      { subject: 'k.c.n.alerts', lines: ['Armorfeed-Seq: 12a', 'Armorfeed-Node-Id: nöde-ü'] },
+      { subject: 'k.c.n.alerts', lines: [`Armorfeed-Seq: ${'9'.repeat(400)}`, 'Armorfeed-Node-Id: node-b'] },
+      { subject: 'k.c.n.messages', lines: [`X-Pad: ${'p'.repeat(100_000)}`, 'Armorfeed-Seq: 7', 'Armorfeed-Node-Id: node-a'] },
+      { subject: 'k.c.n.constructor', lines: ['Armorfeed-Seq: -3'] },
+      { subject: 'alerts', lines: [] },
+    ];
+    const seq = new NumberHeader('Armorfeed-Seq');
+    const nodeId = new RepeatedHeader('Armorfeed-Node-Id');
+    const plainSeq = new NumberHeader('Armorfeed-Seq');
+    const plainNodeId = new RepeatedHeader('Armorfeed-Node-Id');
+    for (const c of cases) {
+      const [raw, plain] = pair(c.subject, c.lines);
+      assert.ok(readsBytes(raw) && !readsBytes(plain));
+      const what = `${c.subject} ${c.lines.join(' | ').slice(0, 60)}`;
+      assert.equal(kindOfMsg(raw), kindOfMsg(plain), what);
+      assert.equal(nodeId.read(raw), plainNodeId.read(plain), what);
+      const a = seq.read(raw);
+      const b = plainSeq.read(plain);
+      // Absent or unreadable is no sequence either way (NaN here, 0 from the client's '' ): never a valid one.
+      if (Number.isSafeInteger(b) && b >= 1) assert.equal(a, b, what);
+      else assert.ok(!(Number.isSafeInteger(a) && a >= 1), `${what}: ${a}`);
+    }
+    assert.equal(kindOfMsg(pair('k.c.n.constructor', [])[0]), undefined);
+    assert.equal(kindOfMsg(pair('alerts', [])[0]), 'alerts');
+    // The cached node id is never served for other bytes of the same length.
+    assert.equal(nodeId.read(pair('k.c.n.logs', ['Armorfeed-Node-Id: node-a'])[0]), 'node-a');
+    assert.equal(nodeId.read(pair('k.c.n.logs', ['Armorfeed-Node-Id: node-b'])[0]), 'node-b');
   });
 
   test('readDelivery - both reply forms; anything else is not a delivery', () => {
