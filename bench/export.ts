@@ -28,9 +28,8 @@ import { DiscardPolicy, jetstream, jetstreamManager, StorageType } from '@nats-i
 import type { FeederStats } from '../src/feeder';
 import { exportHeaders, makeNodeId } from '../src/export/subjects';
 import { feederTypes } from '../src/wire/proto';
-import { readMachineCpu } from '../src/load/proc-sampler';
 import { findRepoRoot, freePort } from './devkit';
-import { formatMachine, machineInfo } from './machine';
+import { formatMachine, machineCpu, machineInfo, phaseCpu, type MachineCpu, type PhaseCpu } from './machine';
 import { findPeersBin, onBenchExit, sleep, spawnTracked, stopChild, type TrackedChild } from './peers/children';
 import { runLoadClient, type LoadClientRun } from './peers/loadclient';
 import { runProducer } from './peers/producer';
@@ -98,28 +97,6 @@ function sampleLogs(n: number): Uint8Array[] {
     }).finish());
   }
   return out;
-}
-
-/** The whole machine's CPU (all cores, every process) in seconds, busy and in all, from /proc/stat. */
-interface MachineCpu {
-  busyS: number;
-  totalS: number;
-}
-
-function machineCpu(): MachineCpu | undefined {
-  const c = readMachineCpu();
-  return c === undefined ? undefined : { busyS: c.busy / 100, totalS: c.total / 100 };
-}
-
-/** Over a phase: how busy the machine was, and its CPU (every process: nats-server included) per acked event, in us. */
-interface PhaseCpu {
-  busy: number;
-  usPerEvent: number;
-}
-
-function phaseCpu(from: MachineCpu | undefined, to: MachineCpu | undefined, events: number): PhaseCpu | undefined {
-  if (from === undefined || to === undefined || to.totalS <= from.totalS || events <= 0) return undefined;
-  return { busy: (to.busyS - from.busyS) / (to.totalS - from.totalS), usPerEvent: ((to.busyS - from.busyS) / events) * 1e6 };
 }
 
 const cpuText = (c: PhaseCpu | undefined): string => (c === undefined ? '' : `  [machine ${(c.busy * 100).toFixed(0)}% busy, ${c.usPerEvent.toFixed(1)} us of CPU per acked event]`);

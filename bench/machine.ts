@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { readMachineCpu } from '../src/load/proc-sampler';
 
 export const PACKAGES = ['@grpc/grpc-js', 'protobufjs', 'msgpackr', 'piscina', 'tinybench'] as const;
 
@@ -105,4 +106,26 @@ export function formatMachine(m: MachineInfo): string {
 /** A warning when other processes are using a good part of the CPUs. */
 export function busyWarning(load: number, cpus: number): string {
   return load > cpus / 2 ? ` -- WARNING: machine busy (load ${load} on ${cpus} CPUs), numbers are skewed` : '';
+}
+
+/** The whole machine's CPU (all cores, every process) in seconds, busy and in all, from /proc/stat. */
+export interface MachineCpu {
+  busyS: number;
+  totalS: number;
+}
+
+export function machineCpu(): MachineCpu | undefined {
+  const c = readMachineCpu();
+  return c === undefined ? undefined : { busyS: c.busy / 100, totalS: c.total / 100 };
+}
+
+/** Over a phase: how busy the machine was, and its CPU (every process) per event, in us. */
+export interface PhaseCpu {
+  busy: number;
+  usPerEvent: number;
+}
+
+export function phaseCpu(from: MachineCpu | undefined, to: MachineCpu | undefined, events: number): PhaseCpu | undefined {
+  if (from === undefined || to === undefined || to.totalS <= from.totalS || events <= 0) return undefined;
+  return { busy: (to.busyS - from.busyS) / (to.totalS - from.totalS), usPerEvent: ((to.busyS - from.busyS) / events) * 1e6 };
 }

@@ -31,7 +31,8 @@ import { parseArgs } from 'node:util';
 import { BROKER_NODE_FLAGS } from '../src/cli/nodeFlags';
 import type { FeederStats } from '../src/feeder';
 import { FeederSession } from '../src/wire/h2-grpc';
-import { readMachineCpu, readThreadCpuSeconds } from '../src/load/proc-sampler';
+import { readThreadCpuSeconds } from '../src/load/proc-sampler';
+import { machineCpu, phaseCpu } from './machine';
 import { feederTypes } from '../src/wire/proto';
 import { findPeersBin, onBenchExit, sleep, spawnTracked, stopChild, withTimeout, type TrackedChild } from './peers/children';
 import { producerCapMs, producerProblem, runProducer } from './peers/producer';
@@ -176,12 +177,11 @@ async function run(): Promise<number> {
     const relayPid = relay.proc.child.pid ?? 0;
     const cpuBefore = readThreadCpuSeconds(relayPid);
     const natsBefore = sumCpu(readThreadCpuSeconds(nats.pid));
-    const machineBefore = readMachineCpu();
+    const machineBefore = machineCpu();
     const r = await watch(relay.grpc, count, { 'x-armorfeed-after-seq': '0' }, 5000, () => Promise.resolve());
     const threadCpu = [...readThreadCpuSeconds(relayPid)].map(([tid, s]) => ({ tid, s: s - (cpuBefore.get(tid) ?? 0) }));
     const natsCpu = sumCpu(readThreadCpuSeconds(nats.pid)) - natsBefore;
-    const machineAfter = readMachineCpu();
-    const machineBusy = machineBefore !== undefined && machineAfter !== undefined ? (machineAfter.busy - machineBefore.busy) / Math.max(1, machineAfter.total - machineBefore.total) : NaN;
+    const machineBusy = phaseCpu(machineBefore, machineCpu(), r.received)?.busy ?? NaN;
     const relayStats = await stats(relay);
     await stopChild(relay.proc, 10_000);
 
