@@ -408,7 +408,7 @@ export interface JetStreamSourceSettings {
 
 /** The NATS connection and the shared feed, in the JetStream thread. */
 export class JetStreamSource {
-  private nc: NatsConnection | undefined;
+  /** The connection and its manager, once connected. */
   private api: JetStreamApi | undefined;
   private state: NatsState = 'connecting';
   private closed = false;
@@ -460,7 +460,7 @@ export class JetStreamSource {
   private async run(): Promise<void> {
     const servers = this.settings.connection.servers;
     let warned = false;
-    while (!this.closed && this.nc === undefined) {
+    while (!this.closed && this.api === undefined) {
       try {
         const nc = await connect(this.settings.connection);
         if (this.closed) {
@@ -468,7 +468,6 @@ export class JetStreamSource {
           return;
         }
         this.api = { nc, jsm: await jetstreamManager(nc, { checkAPI: false }) };
-        this.nc = nc;
         this.connects++;
         this.state = 'connected';
         this.changed();
@@ -486,7 +485,7 @@ export class JetStreamSource {
       try {
         await this.openSharedFeed();
         this.lastError = '';
-        this.log.info(`relay: consuming JetStream stream ${this.settings.stream} (${this.settings.filters.join(', ')}) from ${this.nc?.getServer() ?? ''}`);
+        this.log.info(`relay: consuming JetStream stream ${this.settings.stream} (${this.settings.filters.join(', ')}) from ${this.api?.nc.getServer() ?? ''}`);
         this.changed();
         return;
       } catch (err) {
@@ -565,6 +564,6 @@ export class JetStreamSource {
     this.idle.wake();
     for (const f of this.feeds) f.stop();
     this.changed();
-    await this.nc?.close().catch(() => undefined);
+    await this.api?.nc.close().catch(() => undefined);
   }
 }
